@@ -1,0 +1,1 @@
+//! A scripted [`super::Sys`] for unit tests (to be written).
