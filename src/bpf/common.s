@@ -1,0 +1,455 @@
+; Shared layouts, maps and macros of the conntrace probes.
+;
+; Register conventions in every program: r6 = the program's context, r7 = the socket,
+; r8 = the event being built (on the stack, or inside a `conns` entry), r9 = free per program.
+; Stack: the event at r10-128 .. r10-1 (a `conns` entry at r10-144 when one is built),
+; a map key at r10-152, macro scratch at r10-160 and r10-168.
+
+.license "GPL"
+
+; struct WireEvent (src/event.rs): 128 bytes.
+.equ EV_TS, 0
+.equ EV_SOCK, 8
+.equ EV_LATENCY, 16
+.equ EV_CGROUP, 24
+.equ EV_PID, 32
+.equ EV_TID, 36
+.equ EV_UID, 40
+.equ EV_NETNS, 44
+.equ EV_KIND, 48
+.equ EV_ERROR, 52
+.equ EV_COMM, 56
+.equ EV_LOCAL, 72              ; sockaddr_in / sockaddr_in6 (28 bytes)
+.equ EV_LOCAL_PORT, 74
+.equ EV_LOCAL_ADDR4, 76
+.equ EV_LOCAL_ADDR6, 80
+.equ EV_REMOTE, 100
+.equ EV_REMOTE_PORT, 102
+.equ EV_REMOTE_ADDR4, 104
+.equ EV_REMOTE_ADDR6, 108
+.equ EV_REMOTE_ADDR6_W1, 112   ; second and third 32-bit words of the remote IPv6 address
+.equ EV_REMOTE_ADDR6_W2, 116
+.equ EV_SIZE, 128
+
+.equ KIND_CONNECT, 1
+.equ KIND_ESTABLISHED, 2
+.equ KIND_FAILED, 3
+.equ KIND_ACCEPT, 4
+
+; struct FilterConfig (src/filter.rs): 16 bytes.
+.equ CFG_PID, 0
+.equ CFG_UID, 4
+.equ CFG_FAMILY, 8
+.equ CFG_PORT_FILTER, 12
+
+; A `conns` entry: one connect in flight, from SYN_SENT until both its records are out.
+.equ CONN_FLAGS, 0             ; CONNECT_EMITTED | OUTCOME_PENDING, set with atomic or
+.equ CONN_START, 8             ; ktime when the socket entered SYN_SENT
+.equ CONN_EV, 16               ; the outcome record, written by the state change
+.equ CONN_EV_ERROR, 68         ; CONN_EV + EV_ERROR
+.equ CONN_SIZE, 144
+.equ CONNECT_EMITTED, 1
+.equ OUTCOME_PENDING, 2
+
+; A `connecting` entry: a connect call between its entry and its return.
+.equ CALL_HANDLE, 0            ; the fd (tracepoints) or the struct sock pointer (kprobes)
+.equ CALL_ADDR, 8              ; the caller's sockaddr, 28 bytes (32 with padding)
+.equ CALL_SIZE, 40
+
+.equ AF_INET, 2
+.equ AF_INET6, 10
+.equ IPPROTO_TCP, 6
+.equ TCP_ESTABLISHED, 1
+.equ TCP_SYN_SENT, 2
+.equ TCP_CLOSE, 7
+.equ EINPROGRESS, 115
+.equ EALREADY, 114
+.equ EISCONN, 106
+.equ BPF_ANY, 0
+
+.map events, perf_event_array, 4, 4, 0          ; max_entries 0: the loader sets the CPU count
+.map config, array, 4, 16, 1
+.map ports, hash, 4, 4, 64
+.map connecting, hash, 8, 40, 10240
+.map conns, lru_hash, 8, 144, 65536
+
+; Zero the 144 bytes at r10-144 .. r10-1 (the verifier wants every byte we send initialised).
+.macro zero_stack
+    *(u64 *)(r10 - 144) = 0
+    *(u64 *)(r10 - 136) = 0
+    *(u64 *)(r10 - 128) = 0
+    *(u64 *)(r10 - 120) = 0
+    *(u64 *)(r10 - 112) = 0
+    *(u64 *)(r10 - 104) = 0
+    *(u64 *)(r10 - 96) = 0
+    *(u64 *)(r10 - 88) = 0
+    *(u64 *)(r10 - 80) = 0
+    *(u64 *)(r10 - 72) = 0
+    *(u64 *)(r10 - 64) = 0
+    *(u64 *)(r10 - 56) = 0
+    *(u64 *)(r10 - 48) = 0
+    *(u64 *)(r10 - 40) = 0
+    *(u64 *)(r10 - 32) = 0
+    *(u64 *)(r10 - 24) = 0
+    *(u64 *)(r10 - 16) = 0
+    *(u64 *)(r10 - 8) = 0
+.endm
+
+; Go to `skip` unless the current task passes the pid and uid filters.
+.macro filter_task skip
+    *(u32 *)(r10 - 160) = 0
+    r2 = r10
+    r2 += -160
+    r1 = map config ll
+    call bpf_map_lookup_elem
+    if r0 == 0 goto \skip
+    r1 = *(u32 *)(r0 + CFG_PID)
+    *(u32 *)(r10 - 160) = r1
+    r1 = *(u32 *)(r0 + CFG_UID)
+    *(u32 *)(r10 - 156) = r1
+    r1 = *(u32 *)(r10 - 160)
+    if r1 == 0 goto uid\@
+    call bpf_get_current_pid_tgid
+    r0 >>= 32
+    r1 = *(u32 *)(r10 - 160)
+    if r1 != r0 goto \skip
+uid\@:
+    r1 = *(u32 *)(r10 - 156)
+    if w1 == -1 goto done\@
+    call bpf_get_current_uid_gid
+    r1 = *(u32 *)(r10 - 156)
+    if w1 != w0 goto \skip
+done\@:
+.endm
+
+; Go to `skip` unless the event in `ev` passes the family and port filters; `port` is the
+; offset of the port to check (remote for connects, local for accepts).
+.macro filter_addr ev, port, skip
+    *(u32 *)(r10 - 160) = 0
+    r2 = r10
+    r2 += -160
+    r1 = map config ll
+    call bpf_map_lookup_elem
+    if r0 == 0 goto \skip
+    r1 = *(u32 *)(r0 + CFG_FAMILY)
+    if r1 == 0 goto port\@
+    ; IPv4-mapped IPv6 peers count as IPv4.
+    r2 = AF_INET
+    r3 = *(u16 *)(\ev + EV_REMOTE)
+    if r3 == AF_INET goto family\@
+    r3 = *(u32 *)(\ev + EV_REMOTE_ADDR6)
+    if r3 != 0 goto v6\@
+    r3 = *(u32 *)(\ev + EV_REMOTE_ADDR6_W1)
+    if r3 != 0 goto v6\@
+    r3 = *(u32 *)(\ev + EV_REMOTE_ADDR6_W2)
+    if w3 == -65536 goto family\@        ; 00 00 ff ff: ::ffff:a.b.c.d
+v6\@:
+    r2 = AF_INET6
+family\@:
+    if r1 != r2 goto \skip
+port\@:
+    r1 = *(u32 *)(r0 + CFG_PORT_FILTER)
+    if r1 == 0 goto done\@
+    r1 = *(u16 *)(\ev + \port)
+    r1 = be16 r1
+    *(u32 *)(r10 - 160) = r1
+    r2 = r10
+    r2 += -160
+    r1 = map ports ll
+    call bpf_map_lookup_elem
+    if r0 == 0 goto \skip
+done\@:
+.endm
+
+; pid, tid, uid, cgroup and comm of the current task into the event.
+.macro task_info ev
+    call bpf_get_current_pid_tgid
+    *(u32 *)(\ev + EV_TID) = r0
+    r0 >>= 32
+    *(u32 *)(\ev + EV_PID) = r0
+    call bpf_get_current_uid_gid
+    *(u32 *)(\ev + EV_UID) = r0
+    call bpf_get_current_cgroup_id
+    *(u64 *)(\ev + EV_CGROUP) = r0
+    r1 = \ev
+    r1 += EV_COMM
+    r2 = 16
+    call bpf_get_current_comm
+.endm
+
+; Go to `skip` unless `sk` is a TCP socket of family AF_INET or AF_INET6.
+.macro require_tcp sk, skip
+    *(u64 *)(r10 - 160) = 0
+    r1 = r10
+    r1 += -160
+    r2 = 2
+    r3 = \sk
+    r3 += offsetof(sock, sk_protocol)
+    call bpf_probe_read_kernel
+    r1 = *(u16 *)(r10 - 160)
+    if r1 != IPPROTO_TCP goto \skip
+    r1 = r10
+    r1 += -160
+    r2 = 2
+    r3 = \sk
+    r3 += offsetof(sock_common, skc_family)
+    call bpf_probe_read_kernel
+    r1 = *(u16 *)(r10 - 160)
+    if r1 == AF_INET goto done\@
+    if r1 != AF_INET6 goto \skip
+done\@:
+.endm
+
+; This host's end of `sk` as a sockaddr_in/sockaddr_in6 at ev + EV_LOCAL.
+.macro fill_local sk, ev
+    r1 = \ev
+    r1 += EV_LOCAL
+    r2 = 2
+    r3 = \sk
+    r3 += offsetof(sock_common, skc_family)
+    call bpf_probe_read_kernel
+    r1 = \ev
+    r1 += EV_LOCAL_PORT
+    r2 = 2
+    r3 = \sk
+    r3 += offsetof(sock_common, skc_num)
+    call bpf_probe_read_kernel
+    ; skc_num is in host order, sockaddr ports in network order.
+    r1 = *(u16 *)(\ev + EV_LOCAL_PORT)
+    r1 = be16 r1
+    *(u16 *)(\ev + EV_LOCAL_PORT) = r1
+    r1 = *(u16 *)(\ev + EV_LOCAL)
+    if r1 == AF_INET6 goto v6\@
+    r1 = \ev
+    r1 += EV_LOCAL_ADDR4
+    r2 = 4
+    r3 = \sk
+    r3 += offsetof(sock_common, skc_rcv_saddr)
+    call bpf_probe_read_kernel
+    goto done\@
+v6\@:
+    r1 = \ev
+    r1 += EV_LOCAL_ADDR6
+    r2 = 16
+    r3 = \sk
+    r3 += offsetof(sock_common, skc_v6_rcv_saddr)
+    call bpf_probe_read_kernel
+done\@:
+.endm
+
+; The peer's end of `sk` as a sockaddr_in/sockaddr_in6 at ev + EV_REMOTE.
+.macro fill_remote sk, ev
+    r1 = \ev
+    r1 += EV_REMOTE
+    r2 = 2
+    r3 = \sk
+    r3 += offsetof(sock_common, skc_family)
+    call bpf_probe_read_kernel
+    r1 = \ev
+    r1 += EV_REMOTE_PORT
+    r2 = 2
+    r3 = \sk
+    r3 += offsetof(sock_common, skc_dport)
+    call bpf_probe_read_kernel
+    r1 = *(u16 *)(\ev + EV_REMOTE)
+    if r1 == AF_INET6 goto v6\@
+    r1 = \ev
+    r1 += EV_REMOTE_ADDR4
+    r2 = 4
+    r3 = \sk
+    r3 += offsetof(sock_common, skc_daddr)
+    call bpf_probe_read_kernel
+    goto done\@
+v6\@:
+    r1 = \ev
+    r1 += EV_REMOTE_ADDR6
+    r2 = 16
+    r3 = \sk
+    r3 += offsetof(sock_common, skc_v6_daddr)
+    call bpf_probe_read_kernel
+done\@:
+.endm
+
+; The socket's network namespace inode (sk->__sk_common.skc_net.net->ns.inum) and its id.
+.macro sock_ids sk, ev
+    *(u64 *)(\ev + EV_SOCK) = \sk
+    r1 = r10
+    r1 += -168
+    r2 = 8
+    r3 = \sk
+    r3 += offsetof(sock_common, skc_net)
+    call bpf_probe_read_kernel
+    r3 = *(u64 *)(r10 - 168)
+    r3 += offsetof(net, ns.inum)
+    r1 = \ev
+    r1 += EV_NETNS
+    r2 = 4
+    call bpf_probe_read_kernel
+.endm
+
+; Send the 128-byte event at `ev` to this CPU's ring. `ctx` must not be r1-r5 other than r1.
+.macro emit ctx, ev
+    r4 = \ev
+    r1 = \ctx
+    r2 = map events ll
+    r3 = 0xffffffff ll
+    r5 = EV_SIZE
+    call bpf_perf_event_output
+.endm
+
+; Store the stack event's kind and timestamp (now).
+.macro stamp ev, kind
+    r1 = \kind
+    *(u8 *)(\ev + EV_KIND) = r1
+    call bpf_ktime_get_ns
+    *(u64 *)(\ev + EV_TS) = r0
+.endm
+
+; The socket behind file descriptor `fd` of the current task, into r7 (0 when there is none):
+; current->files->fdt->fd[fd]->private_data (a struct socket)->sk.
+.macro fd_to_sock fd, skip
+    r7 = \fd
+    call bpf_get_current_task
+    r3 = r0
+    r3 += offsetof(task_struct, files)
+    fd_read_ptr
+    r3 += offsetof(files_struct, fdt)
+    fd_read_ptr
+    ; fdt: check the fd against max_fds before indexing fd[].
+    r9 = r3
+    *(u64 *)(r10 - 168) = 0
+    r1 = r10
+    r1 += -168
+    r2 = 4
+    r3 += offsetof(fdtable, max_fds)
+    call bpf_probe_read_kernel
+    r1 = *(u32 *)(r10 - 168)
+    if r7 >= r1 goto \skip
+    r3 = r9
+    r3 += offsetof(fdtable, fd)
+    fd_read_ptr
+    r7 <<= 3
+    r3 += r7
+    fd_read_ptr
+    r3 += offsetof(file, private_data)
+    fd_read_ptr
+    r3 += offsetof(socket, sk)
+    fd_read_ptr
+    r7 = r3
+    if r7 == 0 goto \skip
+.endm
+
+; r3 = *(u64 *)r3, read with bpf_probe_read_kernel; 0 on a fault.
+.macro fd_read_ptr
+    *(u64 *)(r10 - 168) = 0
+    r1 = r10
+    r1 += -168
+    r2 = 8
+    call bpf_probe_read_kernel
+    r3 = *(u64 *)(r10 - 168)
+.endm
+
+; A connect call returned: r6 = ctx, r7 = sk, r9 = its return value (sign-extended), the
+; stack event zeroed with the caller's sockaddr at EV_REMOTE. Emits the `connect` record and,
+; when the handshake already ended, the outcome record waiting in the `conns` entry.
+.macro connect_done
+    require_tcp r7, out\@
+    r8 = r10
+    r8 += -128
+    *(u64 *)(r10 - 152) = r7
+    r2 = r10
+    r2 += -152
+    r1 = map conns ll
+    call bpf_map_lookup_elem
+    if r0 == 0 goto nosyn\@
+    ; An entry means the socket entered SYN_SENT. If it already closed with no socket error
+    ; and the call failed, the kernel gave up before sending the SYN (e.g. no free port).
+    r1 = *(u64 *)(r0 + CONN_FLAGS)
+    r1 &= OUTCOME_PENDING
+    if r1 == 0 goto syn\@
+    r1 = *(u32 *)(r0 + CONN_EV_ERROR)
+    if r1 != 0 goto syn\@
+    if r9 s>= 0 goto syn\@
+    if r9 == -EINPROGRESS goto syn\@
+    r2 = r10
+    r2 += -152
+    r1 = map conns ll
+    call bpf_map_delete_elem
+    goto sync\@
+syn\@:
+    *(u64 *)(r10 - 144) = r0
+    r1 = *(u64 *)(r0 + CONN_START)
+    *(u64 *)(r8 + EV_TS) = r1
+    r1 = KIND_CONNECT
+    *(u8 *)(r8 + EV_KIND) = r1
+    task_info r8
+    fill_local r7, r8
+    fill_remote r7, r8
+    sock_ids r7, r8
+    emit r6, r8
+    r0 = *(u64 *)(r10 - 144)
+    r1 = CONNECT_EMITTED
+    r1 = atomic_fetch_or((u64 *)(r0 + CONN_FLAGS), r1)
+    r1 &= OUTCOME_PENDING
+    if r1 == 0 goto out\@
+    ; The handshake ended before the call returned: its record waited for ours.
+    r7 = *(u64 *)(r10 - 144)
+    r7 += CONN_EV
+    emit r6, r7
+    r2 = r10
+    r2 += -152
+    r1 = map conns ll
+    call bpf_map_delete_elem
+    goto out\@
+nosyn\@:
+    ; No SYN was sent: a failed call is a connect record with its error; anything else
+    ; (filtered at SYN_SENT, or not a new attempt) is not ours to report.
+    if r9 s>= 0 goto out\@
+    if r9 == -EINPROGRESS goto out\@
+    if r9 == -EALREADY goto out\@
+    if r9 == -EISCONN goto out\@
+sync\@:
+    filter_addr r8, EV_REMOTE_PORT, out\@
+    r9 = -r9
+    *(u32 *)(r8 + EV_ERROR) = r9
+    stamp r8, KIND_CONNECT
+    task_info r8
+    fill_local r7, r8
+    sock_ids r7, r8
+    emit r6, r8
+out\@:
+.endm
+
+; An accepted socket in r7, in the accepting task: emit its `accept` record.
+.macro accept_done
+    require_tcp r7, out\@
+    r8 = r10
+    r8 += -128
+    fill_local r7, r8
+    fill_remote r7, r8
+    filter_addr r8, EV_LOCAL_PORT, out\@
+    stamp r8, KIND_ACCEPT
+    task_info r8
+    sock_ids r7, r8
+    emit r6, r8
+out\@:
+.endm
+
+; Copy the caller's sockaddr from the `connecting` entry in r0 to the stack event's EV_REMOTE
+; (r10-28, 4-byte aligned: the verifier wants aligned stack access).
+.macro copy_call_addr
+    r1 = *(u32 *)(r0 + 8)
+    *(u32 *)(r10 - 28) = r1
+    r1 = *(u32 *)(r0 + 12)
+    *(u32 *)(r10 - 24) = r1
+    r1 = *(u32 *)(r0 + 16)
+    *(u32 *)(r10 - 20) = r1
+    r1 = *(u32 *)(r0 + 20)
+    *(u32 *)(r10 - 16) = r1
+    r1 = *(u32 *)(r0 + 24)
+    *(u32 *)(r10 - 12) = r1
+    r1 = *(u32 *)(r0 + 28)
+    *(u32 *)(r10 - 8) = r1
+    r1 = *(u32 *)(r0 + 32)
+    *(u32 *)(r10 - 4) = r1
+.endm

@@ -1,0 +1,94 @@
+; sock/inet_sock_set_state: when a connect starts and how it ends, on both backends.
+;
+; CLOSE -> SYN_SENT runs in the connecting task: it creates the `conns` entry with the task's
+; identity and the start time. SYN_SENT -> ESTABLISHED or CLOSE (often in softirq) writes the
+; outcome record into the entry; whichever of it and the connect's return comes second sends it,
+; so the `connect` record always precedes its outcome (see connect_done).
+
+; struct trace_event_raw_inet_sock_set_state (stable since 4.16).
+.equ TP_SKADDR, 8
+.equ TP_OLDSTATE, 16
+.equ TP_NEWSTATE, 20
+.equ TP_PROTOCOL, 30
+
+.section tracepoint/sock/inet_sock_set_state
+    r6 = r1
+    r1 = *(u16 *)(r6 + TP_PROTOCOL)
+    if r1 != IPPROTO_TCP goto out
+    r7 = *(u64 *)(r6 + TP_SKADDR)
+    r1 = *(u32 *)(r6 + TP_OLDSTATE)
+    r2 = *(u32 *)(r6 + TP_NEWSTATE)
+    if r1 != TCP_CLOSE goto not_opening
+    if r2 == TCP_SYN_SENT goto syn_sent
+not_opening:
+    if r1 != TCP_SYN_SENT goto out
+    if r2 == TCP_ESTABLISHED goto outcome
+    if r2 == TCP_CLOSE goto outcome
+    goto out
+
+syn_sent:
+    filter_task out
+    zero_stack
+    r8 = r10
+    r8 += -128                              ; the entry's event (CONN_EV)
+    fill_remote r7, r8
+    filter_addr r8, EV_REMOTE_PORT, out
+    task_info r8
+    sock_ids r7, r8
+    call bpf_ktime_get_ns
+    *(u64 *)(r10 - 136) = r0                ; CONN_START
+    *(u64 *)(r10 - 152) = r7
+    r1 = map conns ll
+    r2 = r10
+    r2 += -152
+    r3 = r10
+    r3 += -144
+    r4 = BPF_ANY
+    call bpf_map_update_elem
+    goto out
+
+outcome:
+    *(u64 *)(r10 - 152) = r7
+    r1 = map conns ll
+    r2 = r10
+    r2 += -152
+    call bpf_map_lookup_elem
+    if r0 == 0 goto out
+    r9 = r0
+    r8 = r0
+    r8 += CONN_EV
+    r1 = *(u32 *)(r6 + TP_NEWSTATE)
+    if r1 == TCP_ESTABLISHED goto established
+    r1 = KIND_FAILED
+    *(u8 *)(r8 + EV_KIND) = r1
+    ; ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH ...: set before the state change.
+    r1 = r8
+    r1 += EV_ERROR
+    r2 = 4
+    r3 = r7
+    r3 += offsetof(sock, sk_err)
+    call bpf_probe_read_kernel
+    goto ended
+established:
+    r1 = KIND_ESTABLISHED
+    *(u8 *)(r8 + EV_KIND) = r1
+ended:
+    call bpf_ktime_get_ns
+    *(u64 *)(r8 + EV_TS) = r0
+    r1 = *(u64 *)(r9 + CONN_START)
+    r0 -= r1
+    *(u64 *)(r8 + EV_LATENCY) = r0
+    fill_local r7, r8
+    fill_remote r7, r8
+    r1 = OUTCOME_PENDING
+    r1 = atomic_fetch_or((u64 *)(r9 + CONN_FLAGS), r1)
+    r1 &= CONNECT_EMITTED
+    if r1 == 0 goto out
+    emit r6, r8
+    r1 = map conns ll
+    r2 = r10
+    r2 += -152
+    call bpf_map_delete_elem
+out:
+    r0 = 0
+    exit
