@@ -22,6 +22,11 @@ pub const ANY_UID: u32 = u32::MAX;
 
 impl Default for FilterConfig {
     fn default() -> Self {
-        FilterConfig { pid: 0, uid: ANY_UID, family: 0, port_filter: 0 }
+        FilterConfig {
+            pid: 0,
+            uid: ANY_UID,
+            family: 0,
+            port_filter: 0,
+        }
     }
 }

@@ -29,7 +29,12 @@ impl SysError {
 
     /// The errno of the calling thread, for the call that just failed.
     pub fn last(call: &'static str) -> Self {
-        SysError::new(call, io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        SysError::new(
+            call,
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        )
     }
 }
 
@@ -37,7 +42,13 @@ impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = io::Error::from_raw_os_error(self.errno);
         match crate::errno::name(self.errno) {
-            Some(name) => write!(f, "{} failed: {} ({})", self.call, strip_os_suffix(&text), name),
+            Some(name) => write!(
+                f,
+                "{} failed: {} ({})",
+                self.call,
+                strip_os_suffix(&text),
+                name
+            ),
             None => write!(f, "{} failed: {}", self.call, strip_os_suffix(&text)),
         }
     }
@@ -115,7 +126,13 @@ pub const PERF_ATTR_SIZE: u32 = std::mem::size_of::<PerfEventAttr>() as u32;
 /// [`fake::FakeSys`] (scripted, for tests).
 pub trait Sys {
     fn map_create(&self, req: &MapCreate<'_>) -> SysResult<OwnedFd>;
-    fn map_update(&self, map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> SysResult<()>;
+    fn map_update(
+        &self,
+        map: BorrowedFd<'_>,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> SysResult<()>;
     /// On failure the verifier's log, as far as it fits, is in `log`.
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd>;
     fn perf_event_open(
@@ -135,7 +152,12 @@ pub trait Sys {
     fn epoll_create(&self) -> SysResult<OwnedFd>;
     fn epoll_add(&self, epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> SysResult<()>;
     /// Waits up to `timeout_ms` (-1: forever); fills `tokens` with the ready fds' tokens.
-    fn epoll_wait(&self, epoll: BorrowedFd<'_>, tokens: &mut [u64], timeout_ms: i32) -> SysResult<usize>;
+    fn epoll_wait(
+        &self,
+        epoll: BorrowedFd<'_>,
+        tokens: &mut [u64],
+        timeout_ms: i32,
+    ) -> SysResult<usize>;
     fn mount(&self, source: &str, target: &Path, fstype: &str) -> SysResult<()>;
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Writes `data` to an existing file (tracefs control files), appending when asked.

@@ -54,16 +54,29 @@ struct ProgLoadAttr {
 fn object_name(name: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
     for (o, b) in out.iter_mut().zip(name.bytes().take(15)) {
-        *o = if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' { b } else { b'_' };
+        *o = if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' {
+            b
+        } else {
+            b'_'
+        };
     }
     out
 }
 
-fn bpf<T: bytemuck::Pod>(cmd: libc::c_long, attr: &mut T, call: &'static str) -> SysResult<libc::c_long> {
+fn bpf<T: bytemuck::Pod>(
+    cmd: libc::c_long,
+    attr: &mut T,
+    call: &'static str,
+) -> SysResult<libc::c_long> {
     // SAFETY: `attr` is a live, exclusively borrowed #[repr(C)] bpf_attr prefix of the size we
     // pass; the kernel reads and writes only within it. Pointers inside it are the caller's job.
     let ret = unsafe {
-        libc::syscall(libc::SYS_bpf, cmd, attr as *mut T as *mut libc::c_void, std::mem::size_of::<T>() as u32)
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T as *mut libc::c_void,
+            std::mem::size_of::<T>() as u32,
+        )
     };
     if ret < 0 {
         Err(SysError::last(call))
@@ -95,7 +108,13 @@ impl Sys for RealSys {
         bpf(BPF_MAP_CREATE, &mut attr, "bpf(BPF_MAP_CREATE)").map(owned)
     }
 
-    fn map_update(&self, map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> SysResult<()> {
+    fn map_update(
+        &self,
+        map: BorrowedFd<'_>,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> SysResult<()> {
         let mut attr = MapElemAttr {
             map_fd: map.as_raw_fd() as u32,
             key: key.as_ptr() as u64,
@@ -109,7 +128,8 @@ impl Sys for RealSys {
     }
 
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd> {
-        let license = CString::new(req.license).map_err(|_| SysError::new("bpf(BPF_PROG_LOAD)", libc::EINVAL))?;
+        let license = CString::new(req.license)
+            .map_err(|_| SysError::new("bpf(BPF_PROG_LOAD)", libc::EINVAL))?;
         if let Some(first) = log.first_mut() {
             *first = 0;
         }
@@ -128,13 +148,27 @@ impl Sys for RealSys {
         bpf(BPF_PROG_LOAD, &mut attr, "bpf(BPF_PROG_LOAD)").map(owned)
     }
 
-    fn perf_event_open(&self, attr: &PerfEventAttr, pid: i32, cpu: i32, group_fd: i32, flags: u64) -> SysResult<OwnedFd> {
+    fn perf_event_open(
+        &self,
+        attr: &PerfEventAttr,
+        pid: i32,
+        cpu: i32,
+        group_fd: i32,
+        flags: u64,
+    ) -> SysResult<OwnedFd> {
         let mut attr = *attr;
         attr.size = PERF_ATTR_SIZE;
         // SAFETY: `attr` is a complete perf_event_attr of the size it declares; config1 may
         // point at a NUL-terminated string the caller keeps alive across this call.
         let ret = unsafe {
-            libc::syscall(libc::SYS_perf_event_open, &attr as *const PerfEventAttr, pid, cpu, group_fd, flags)
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                &attr as *const PerfEventAttr,
+                pid,
+                cpu,
+                group_fd,
+                flags,
+            )
         };
         if ret < 0 {
             Err(SysError::last("perf_event_open"))
@@ -156,7 +190,14 @@ impl Sys for RealSys {
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>> {
         // SAFETY: a fresh mapping at an address the kernel picks; it aliases no Rust object.
         let ptr = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
         };
         if ptr == libc::MAP_FAILED {
             return Err(SysError::last("mmap"));
@@ -182,9 +223,19 @@ impl Sys for RealSys {
     }
 
     fn epoll_add(&self, epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> SysResult<()> {
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call.
-        let ret = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) };
+        let ret = unsafe {
+            libc::epoll_ctl(
+                epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut ev,
+            )
+        };
         if ret < 0 {
             Err(SysError::last("epoll_ctl"))
         } else {
@@ -192,12 +243,18 @@ impl Sys for RealSys {
         }
     }
 
-    fn epoll_wait(&self, epoll: BorrowedFd<'_>, tokens: &mut [u64], timeout_ms: i32) -> SysResult<usize> {
+    fn epoll_wait(
+        &self,
+        epoll: BorrowedFd<'_>,
+        tokens: &mut [u64],
+        timeout_ms: i32,
+    ) -> SysResult<usize> {
         const MAX: usize = 64;
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX];
         let cap = tokens.len().min(MAX) as i32;
         // SAFETY: `events` has room for `cap` entries.
-        let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), cap, timeout_ms) };
+        let n =
+            unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), cap, timeout_ms) };
         if n < 0 {
             return Err(SysError::last("epoll_wait"));
         }
@@ -214,7 +271,15 @@ impl Sys for RealSys {
         let target = CString::new(target.as_os_str().as_bytes()).map_err(bad)?;
         let fstype = CString::new(fstype).map_err(bad)?;
         // SAFETY: three NUL-terminated strings that outlive the call; no mount data.
-        let ret = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+        let ret = unsafe {
+            libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
         if ret < 0 {
             Err(SysError::last("mount"))
         } else {
@@ -227,7 +292,11 @@ impl Sys for RealSys {
     }
 
     fn write_file(&self, path: &Path, data: &[u8], append: bool) -> io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).append(append).truncate(!append).open(path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(path)?;
         f.write_all(data)
     }
 }
