@@ -25,9 +25,12 @@ pub(super) struct Sections {
 /// Validates the header and the string section and returns the two section ranges.
 pub(super) fn parse(bytes: &[u8]) -> Result<Sections, BtfError> {
     let field = |off: usize| u32_at(bytes, off).map(|v| v as usize);
-    let (Some(magic), Some(version), Some(hdr_len)) =
-        (u16_at(bytes, 0), bytes.get(2).copied(), field(4))
-    else {
+    let (Some(magic), Some(version), Some(hdr_len), true) = (
+        u16_at(bytes, 0),
+        bytes.get(2).copied(),
+        field(4),
+        bytes.len() >= HEADER_LEN,
+    ) else {
         return Err(BtfError::new(format!(
             "the BTF data is {} bytes long, too short for the {HEADER_LEN}-byte BTF header",
             bytes.len()

@@ -119,7 +119,7 @@ fn check_record(
 
     if matches!(
         kind,
-        PTR | TYPEDEF | VOLATILE | CONST | RESTRICT | FUNC | VAR | DECL_TAG | TYPE_TAG
+        PTR | TYPEDEF | VOLATILE | CONST | RESTRICT | FUNC | FUNC_PROTO | VAR | DECL_TAG | TYPE_TAG
     ) {
         refs.note(size_or_type, id);
     }
