@@ -37,6 +37,7 @@ pub(super) fn index_types(
         }
         let record = section.get(pos..).unwrap_or_default();
         let len = check_record(record, id as u32, strings_len, &mut refs)?;
+        // Fits: types.end was checked to fit in u32 above.
         starts.push((types.start + pos) as u32);
         pos += len;
     }

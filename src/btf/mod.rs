@@ -78,7 +78,8 @@ impl fmt::Display for BtfError {
 impl std::error::Error for BtfError {}
 
 impl Btf {
-    /// Parses and validates raw BTF (what `/sys/kernel/btf/vmlinux` holds).
+    /// Parses and validates raw BTF (what `/sys/kernel/btf/vmlinux` holds). A pure function
+    /// of its input (no I/O, no global state): the natural fuzz target, together with `field`.
     pub fn parse(bytes: Vec<u8>) -> Result<Btf, BtfError> {
         let sections = header::parse(&bytes)?;
         let starts = index::index_types(&bytes, sections.types.clone(), sections.strings.len())?;
