@@ -1,0 +1,34 @@
+//! Offsets for kernels without BTF: the `struct sock_common` fields that have kept their
+//! place since Linux 3.x. Callers must verify them at run time (see DESIGN.md); a test checks
+//! them against this machine's BTF.
+
+use super::Field;
+
+/// `(spec, offset, size)`. Everything before `skc_prot` (the first pointer) is independent
+/// of pointer width; the IPv6 addresses come after two pointers and `skc_net`, so their
+/// offsets hold on 64-bit kernels with network namespaces only.
+const SOCK_COMMON: &[(&str, u32, u32)] = &[
+    ("sock_common.skc_daddr", 0, 4),
+    ("sock_common.skc_rcv_saddr", 4, 4),
+    ("sock_common.skc_dport", 12, 2),
+    ("sock_common.skc_num", 14, 2),
+    ("sock_common.skc_family", 16, 2),
+    ("sock_common.skc_state", 18, 1),
+    #[cfg(target_pointer_width = "64")]
+    ("sock_common.skc_v6_daddr", 56, 16),
+    #[cfg(target_pointer_width = "64")]
+    ("sock_common.skc_v6_rcv_saddr", 72, 16),
+];
+
+/// The built-in offset of `spec` (e.g. "sock_common.skc_dport"), if there is one.
+pub fn builtin_field(spec: &str) -> Option<Field> {
+    SOCK_COMMON
+        .iter()
+        .find(|(name, _, _)| *name == spec)
+        .map(|&(_, offset, size)| Field { offset, size })
+}
+
+/// Every spec the built-in table knows.
+pub fn builtin_specs() -> impl Iterator<Item = &'static str> {
+    SOCK_COMMON.iter().map(|(name, _, _)| *name)
+}
