@@ -100,9 +100,54 @@ pub fn date_from_days(days: i64) -> Date {
 /// Appends `unix_ns` as RFC 3339 UTC with microseconds: `2026-11-28T02:30:00.123456Z`.
 /// Sub-microsecond digits are truncated (floor), so ordering is preserved.
 pub fn push_rfc3339_micros(out: &mut Vec<u8>, unix_ns: i64) {
+    let (secs, micros) = split_micros(unix_ns);
+    push_date_time(out, secs);
+    push_fraction(out, micros);
+}
+
+/// [`push_rfc3339_micros`] that remembers the date and time of the last second it formatted:
+/// events come in bursts within one second, and the calendar arithmetic is most of the cost.
+pub struct TimestampFormatter {
+    second: Option<i64>,
+    /// `YYYY-MM-DDTHH:MM:SS` of `second`; its capacity is reserved once, so refills do not
+    /// allocate.
+    date_time: Vec<u8>,
+}
+
+impl Default for TimestampFormatter {
+    fn default() -> Self {
+        TimestampFormatter {
+            second: None,
+            date_time: Vec::with_capacity(32),
+        }
+    }
+}
+
+impl TimestampFormatter {
+    pub fn push(&mut self, out: &mut Vec<u8>, unix_ns: i64) {
+        let (secs, micros) = split_micros(unix_ns);
+        if self.second != Some(secs) {
+            self.date_time.clear();
+            push_date_time(&mut self.date_time, secs);
+            self.second = Some(secs);
+        }
+        out.extend_from_slice(&self.date_time);
+        push_fraction(out, micros);
+    }
+}
+
+/// Whole seconds and the microseconds within them (floor division, also before 1970).
+fn split_micros(unix_ns: i64) -> (i64, u64) {
     let micros = unix_ns.div_euclid(1000);
-    let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000) as u64;
+    // rem_euclid is in 0..1_000_000, so the cast is lossless.
+    (
+        micros.div_euclid(1_000_000),
+        micros.rem_euclid(1_000_000) as u64,
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch.
+fn push_date_time(out: &mut Vec<u8>, secs: i64) {
     let days = secs.div_euclid(SECS_PER_DAY);
     let sec_of_day = secs.rem_euclid(SECS_PER_DAY) as u64;
     let date = date_from_days(days);
@@ -121,8 +166,12 @@ pub fn push_rfc3339_micros(out: &mut Vec<u8>, unix_ns: i64) {
     push_u64_zero_padded(out, sec_of_day / 60 % 60, 2);
     out.push(b':');
     push_u64_zero_padded(out, sec_of_day % 60, 2);
+}
+
+/// `.uuuuuuZ`
+fn push_fraction(out: &mut Vec<u8>, micros: u64) {
     out.push(b'.');
-    push_u64_zero_padded(out, frac, 6);
+    push_u64_zero_padded(out, micros, 6);
     out.push(b'Z');
 }
 
@@ -206,6 +255,30 @@ mod tests {
             "2000-02-29T00:00:00.000000Z"
         );
         assert_eq!(rfc3339(i64::MAX), "2262-04-11T23:47:16.854775Z");
+    }
+
+    #[test]
+    fn cached_formatter_agrees_with_the_plain_one() {
+        let mut cached = TimestampFormatter::default();
+        let base = 1_795_833_000 * NS_PER_SEC;
+        // Within a second, across seconds, back in time, and across a day boundary.
+        for ns in [
+            0,
+            1,
+            999_999_999,
+            NS_PER_SEC,
+            5,
+            -1,
+            base,
+            base + 7_000,
+            base - 1,
+            86_399 * NS_PER_SEC + 999_999_999,
+            86_400 * NS_PER_SEC,
+        ] {
+            let mut out = Vec::new();
+            cached.push(&mut out, ns);
+            assert_eq!(String::from_utf8(out).unwrap(), rfc3339(ns), "{ns}");
+        }
     }
 
     #[test]

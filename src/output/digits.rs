@@ -27,9 +27,11 @@ pub fn push_i64(out: &mut Vec<u8>, n: i64) {
 
 /// Appends `n` as exactly 16 lowercase hex digits.
 pub fn push_hex16(out: &mut Vec<u8>, n: u64) {
-    for shift in (0..16).rev() {
-        out.push(HEX[((n >> (shift * 4)) & 0xf) as usize]);
+    let mut digits = [0u8; 16];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = HEX[((n >> ((15 - i) * 4)) & 0xf) as usize];
     }
+    out.extend_from_slice(&digits);
 }
 
 /// Appends `n` in lowercase hex without leading zeros ("0" for zero).

@@ -7,6 +7,10 @@ use super::digits::HEX;
 /// Text mode: control characters (C0, DEL, C1) and bytes that are not UTF-8 become `\xNN`, a
 /// backslash becomes `\\`; everything else is copied.
 pub fn push_text_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    if is_plain(bytes) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     for_each_piece(bytes, |piece| match piece {
         Piece::Char('\\') => out.extend_from_slice(b"\\\\"),
         Piece::Char(c) if c.is_control() => {
@@ -25,6 +29,12 @@ pub fn push_text_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 /// `\xNN` (written `\\xNN` inside the literal). The output is always valid JSON.
 pub fn push_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
+    if is_plain(bytes) {
+        // The common case, a comm like "curl": nothing to escape.
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     for_each_piece(bytes, |piece| match piece {
         Piece::Char('"') => out.extend_from_slice(b"\\\""),
         Piece::Char('\\') => out.extend_from_slice(b"\\\\"),
@@ -50,6 +60,13 @@ pub fn push_json_plain(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
     out.push(b'"');
+}
+
+/// Printable ASCII other than `"` and `\`: safe as-is in both formats.
+fn is_plain(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
 }
 
 enum Piece {

@@ -1,16 +1,16 @@
 //! JSON lines: one object per record, keys in the documented order (DESIGN.md, "Events").
 
 use super::addr::push_ip;
-use super::clock::push_rfc3339_micros;
+use super::clock::TimestampFormatter;
 use super::digits::{push_hex16, push_u64};
 use super::error_name;
 use super::escape::{push_json_plain, push_json_string};
 use crate::event::Event;
 
 /// Appends one event line, newline included.
-pub fn push_event(out: &mut Vec<u8>, ev: &Event, unix_ns: i64) {
+pub fn push_event(out: &mut Vec<u8>, ev: &Event, ts: &mut TimestampFormatter, unix_ns: i64) {
     out.extend_from_slice(b"{\"ts\":\"");
-    push_rfc3339_micros(out, unix_ns);
+    ts.push(out, unix_ns);
     out.extend_from_slice(b"\",\"event\":");
     push_json_plain(out, ev.kind.name());
     out.extend_from_slice(b",\"pid\":");
@@ -55,9 +55,15 @@ pub fn push_event(out: &mut Vec<u8>, ev: &Event, unix_ns: i64) {
 }
 
 /// Appends a lost-records line: `{"ts":...,"event":"lost","cpu":1,"count":17}`.
-pub fn push_lost(out: &mut Vec<u8>, unix_ns: i64, cpu: u32, count: u64) {
+pub fn push_lost(
+    out: &mut Vec<u8>,
+    ts: &mut TimestampFormatter,
+    unix_ns: i64,
+    cpu: u32,
+    count: u64,
+) {
     out.extend_from_slice(b"{\"ts\":\"");
-    push_rfc3339_micros(out, unix_ns);
+    ts.push(out, unix_ns);
     out.extend_from_slice(b"\",\"event\":\"lost\",\"cpu\":");
     push_u64(out, cpu.into());
     out.extend_from_slice(b",\"count\":");

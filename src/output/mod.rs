@@ -36,6 +36,7 @@ pub struct Printer {
     clock: Clock,
     /// CLOCK_MONOTONIC of the first event, the zero of the TIME(s) column.
     first_ts_ns: Option<u64>,
+    timestamps: clock::TimestampFormatter,
 }
 
 impl Printer {
@@ -44,6 +45,7 @@ impl Printer {
             format,
             clock,
             first_ts_ns: None,
+            timestamps: Default::default(),
         }
     }
 
@@ -57,7 +59,10 @@ impl Printer {
     /// Appends one event's line.
     pub fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
         match self.format {
-            Format::Json => json::push_event(out, ev, self.clock.unix_ns(ev.ts_ns)),
+            Format::Json => {
+                let unix_ns = self.clock.unix_ns(ev.ts_ns);
+                json::push_event(out, ev, &mut self.timestamps, unix_ns)
+            }
             Format::Text { timestamps: false } => text::push_event(out, ev, None),
             Format::Text { timestamps: true } => {
                 let first = *self.first_ts_ns.get_or_insert(ev.ts_ns);
@@ -72,7 +77,13 @@ impl Printer {
     pub fn lost(&mut self, cpu: u32, count: u64, ts_ns: u64, out: &mut Vec<u8>) -> Stream {
         match self.format {
             Format::Json => {
-                json::push_lost(out, self.clock.unix_ns(ts_ns), cpu, count);
+                json::push_lost(
+                    out,
+                    &mut self.timestamps,
+                    self.clock.unix_ns(ts_ns),
+                    cpu,
+                    count,
+                );
                 Stream::Stdout
             }
             Format::Text { .. } => {
