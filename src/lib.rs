@@ -9,14 +9,18 @@
 //! calls. `trace` ties them together.
 
 pub mod attach;
+pub mod backend;
+pub mod check;
 pub mod btf;
 pub mod cli;
 pub mod errno;
 pub mod event;
+pub mod fields;
 pub mod filter;
 pub mod load;
 pub mod output;
 pub mod probe_object;
 pub mod ring;
+pub mod signals;
 pub mod sys;
 pub mod trace;

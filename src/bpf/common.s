@@ -62,9 +62,9 @@
 .equ TCP_ESTABLISHED, 1
 .equ TCP_SYN_SENT, 2
 .equ TCP_CLOSE, 7
-.equ EINPROGRESS, 115
-.equ EALREADY, 114
-.equ EISCONN, 106
+.equ NEG_EINPROGRESS, -115    ; connect() return values, negated errnos
+.equ NEG_EALREADY, -114
+.equ NEG_EISCONN, -106
 .equ BPF_ANY, 0
 
 .map events, perf_event_array, 4, 4, 0          ; max_entries 0: the loader sets the CPU count
@@ -370,7 +370,7 @@ done\@:
     r1 = *(u32 *)(r0 + CONN_EV_ERROR)
     if r1 != 0 goto syn\@
     if r9 s>= 0 goto syn\@
-    if r9 == -EINPROGRESS goto syn\@
+    if r9 == NEG_EINPROGRESS goto syn\@
     r2 = r10
     r2 += -152
     r1 = map conns ll
@@ -405,9 +405,9 @@ nosyn\@:
     ; No SYN was sent: a failed call is a connect record with its error; anything else
     ; (filtered at SYN_SENT, or not a new attempt) is not ours to report.
     if r9 s>= 0 goto out\@
-    if r9 == -EINPROGRESS goto out\@
-    if r9 == -EALREADY goto out\@
-    if r9 == -EISCONN goto out\@
+    if r9 == NEG_EINPROGRESS goto out\@
+    if r9 == NEG_EALREADY goto out\@
+    if r9 == NEG_EISCONN goto out\@
 sync\@:
     filter_addr r8, EV_REMOTE_PORT, out\@
     r9 = -r9

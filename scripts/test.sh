@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs conntrace's whole test suite on a fresh Debian machine, as root, installing what the
+# tests need first (apt packages, rust targets, nightly + cargo-fuzz). Downloads (kernel
+# packages) are cached outside the clone, in $CONNTRACE_CACHE (default /var/cache/conntrace).
+#
+#   sudo scripts/test.sh            # everything
+#   sudo scripts/test.sh --quick    # no VMs, no fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+export CONNTRACE_CACHE=${CONNTRACE_CACHE:-/var/cache/conntrace}
+export CONNTRACE_VM_CACHE=${CONNTRACE_VM_CACHE:-$CONNTRACE_CACHE/vm}
+export BPF_ASM_REQUIRE_LLVM=1
+mkdir -p "$CONNTRACE_CACHE"
+
+step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: run it as root: the tests load BPF programs and boot VMs" >&2
+    exit 1
+fi
+
+step "installing test dependencies"
+need=()
+for pkg in llvm-19 qemu-system-x86 qemu-system-arm cpio musl-tools bpftrace bpftool; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
+
+step "unit tests, assembler oracle, host integration tests"
+cargo test --workspace --release 2>&1
+
+step "static release binaries"
+cargo build --release --target x86_64-unknown-linux-musl --bin conntrace
+cargo build --release --target aarch64-unknown-linux-musl --bin conntrace
+for t in x86_64 aarch64; do
+    bin=target/$t-unknown-linux-musl/release/conntrace
+    file "$bin" 2>/dev/null | grep -q 'statically linked' || { echo "$bin is not static" >&2; exit 1; }
+    echo "$bin: $(stat -c %s "$bin") bytes, static"
+done
+
+if [ $quick = 1 ]; then
+    exit 0
+fi
+
+step "kprobe and tracepoint backends on distro kernels in VMs"
+cargo run -q -p vmtest --release -- --all
+
+step "fuzzing (bounded)"
+fuzz/run-all.sh "${CONNTRACE_FUZZ_SECONDS:-20}"

@@ -1,0 +1,89 @@
+//! Which probes a backend uses, where each is attached, and how `auto` picks a backend.
+
+use crate::attach::{self, KprobeSupport};
+use crate::cli::Backend as Choice;
+use crate::sys::Sys;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Kprobe,
+    Tracepoint,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Kprobe => "kprobe",
+            Backend::Tracepoint => "tracepoint",
+        }
+    }
+
+    /// The program sections this backend loads, each with the events it produces.
+    pub fn probes(self) -> &'static [Probe] {
+        match self {
+            Backend::Kprobe => KPROBE_PROBES,
+            Backend::Tracepoint => TRACEPOINT_PROBES,
+        }
+    }
+}
+
+/// What a probe is needed for: `-e accept` alone loads no connect probe, and the reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Connect,
+    Accept,
+}
+
+/// One program section and the tracepoints it is attached to (for kprobe sections, the
+/// section name says it all and `extra_tracepoints` is empty).
+#[derive(Debug)]
+pub struct Probe {
+    pub section: &'static str,
+    pub role: Role,
+    /// Further tracepoints ("category/name") that take the same program.
+    pub extra_tracepoints: &'static [&'static str],
+    /// A probe whose hook may be missing (IPv6 built as a module that is not loaded): its
+    /// failure to attach is a warning, not an error.
+    pub optional: bool,
+}
+
+const STATE: Probe = Probe {
+    section: "tracepoint/sock/inet_sock_set_state",
+    role: Role::Connect,
+    extra_tracepoints: &[],
+    optional: false,
+};
+
+static TRACEPOINT_PROBES: &[Probe] = &[
+    Probe { section: "tracepoint/syscalls/sys_enter_connect", role: Role::Connect, extra_tracepoints: &[], optional: false },
+    Probe { section: "tracepoint/syscalls/sys_exit_connect", role: Role::Connect, extra_tracepoints: &[], optional: false },
+    STATE,
+    Probe {
+        section: "tracepoint/syscalls/sys_exit_accept4",
+        role: Role::Accept,
+        extra_tracepoints: &["syscalls/sys_exit_accept"],
+        optional: false,
+    },
+];
+
+static KPROBE_PROBES: &[Probe] = &[
+    Probe { section: "kprobe/tcp_v4_connect", role: Role::Connect, extra_tracepoints: &[], optional: false },
+    Probe { section: "kretprobe/tcp_v4_connect", role: Role::Connect, extra_tracepoints: &[], optional: false },
+    Probe { section: "kprobe/tcp_v6_connect", role: Role::Connect, extra_tracepoints: &[], optional: true },
+    Probe { section: "kretprobe/tcp_v6_connect", role: Role::Connect, extra_tracepoints: &[], optional: true },
+    STATE,
+    Probe { section: "kretprobe/inet_csk_accept", role: Role::Accept, extra_tracepoints: &[], optional: false },
+];
+
+/// The backend to use, and a sentence saying why, for stderr.
+pub fn choose(sys: &dyn Sys, choice: Choice) -> Result<(Backend, KprobeSupport, String), String> {
+    let support = attach::kprobe_support(sys);
+    let has_kprobes = !matches!(support, KprobeSupport::None);
+    match choice {
+        Choice::Tracepoint => Ok((Backend::Tracepoint, support, "tracepoint backend (as asked)".into())),
+        Choice::Kprobe if has_kprobes => Ok((Backend::Kprobe, support, "kprobe backend (as asked)".into())),
+        Choice::Kprobe => Err("kernel has no kprobes (no kprobe PMU and no tracefs kprobe_events): use --backend tracepoint".into()),
+        Choice::Auto if has_kprobes => Ok((Backend::Kprobe, support, "kprobe backend (auto: the kernel has kprobes)".into())),
+        Choice::Auto => Ok((Backend::Tracepoint, support, "tracepoint backend (auto: the kernel has no kprobes)".into())),
+    }
+}

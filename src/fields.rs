@@ -1,0 +1,48 @@
+//! Where struct-field offsets come from: the kernel's BTF, or (without BTF) the built-in
+//! table of fields whose layout has been stable for a decade.
+
+use crate::btf::{self, Btf, BtfSource};
+use crate::cli;
+use crate::load::{FieldOffset, FieldResolver};
+
+pub enum FieldSource {
+    Btf(Btf),
+    /// No BTF: only the fields of `btf::builtin_field`.
+    Builtin,
+}
+
+impl FieldSource {
+    /// `--btf PATH`, `--btf none`, or the running kernel's BTF.
+    pub fn open(arg: &cli::BtfSource) -> Result<FieldSource, String> {
+        match arg {
+            cli::BtfSource::None => Ok(FieldSource::Builtin),
+            cli::BtfSource::Path(path) => btf::load(&BtfSource::Path(path.clone()))
+                .map(FieldSource::Btf)
+                .map_err(|e| format!("cannot use BTF from {}: {e}", path.display())),
+            cli::BtfSource::Kernel => btf::load(&BtfSource::Vmlinux).map(FieldSource::Btf).map_err(|e| {
+                format!("cannot read the kernel's BTF ({}): {e}; pass --btf PATH or --btf none", btf::VMLINUX_BTF)
+            }),
+        }
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            FieldSource::Btf(_) => "BTF",
+            FieldSource::Builtin => "the built-in sock_common layout (no BTF)",
+        }
+    }
+}
+
+impl FieldResolver for FieldSource {
+    fn field(&self, spec: &str) -> Result<FieldOffset, String> {
+        match self {
+            FieldSource::Btf(btf) => btf
+                .field(spec)
+                .map(|f| FieldOffset { offset: f.offset, size: f.size })
+                .map_err(|e| e.to_string()),
+            FieldSource::Builtin => btf::builtin_field(spec)
+                .map(|f| FieldOffset { offset: f.offset, size: f.size })
+                .ok_or_else(|| format!("{spec} is not in the built-in layout and there is no BTF to find it")),
+        }
+    }
+}
