@@ -25,7 +25,7 @@ pub fn build(root: &Path, arch: Arch) -> Result<GuestBinaries, String> {
     eprintln!("vmtest: building conntrace and ctvm-init for {target}");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
-        .args(["build", "--release", "--target", target, "-p", "conntrace", "--bin", "conntrace", "-p", "vmtest-init"])
+        .args(["build", "--release", "--target", target, "-p", "conntrace", "-p", "vmtest-init", "--bin", "conntrace", "--bin", "ctvm-init"])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
