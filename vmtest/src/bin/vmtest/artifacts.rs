@@ -7,11 +7,16 @@ use vmtest::plan::Arch;
 
 /// The workspace root (this crate lives in `<root>/vmtest`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 pub fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
 }
 
 pub struct GuestBinaries {
@@ -25,14 +30,43 @@ pub fn build(root: &Path, arch: Arch) -> Result<GuestBinaries, String> {
     eprintln!("vmtest: building conntrace and ctvm-init for {target}");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
-        .args(["build", "--release", "--target", target, "-p", "conntrace", "-p", "vmtest-init", "--bin", "conntrace", "--bin", "ctvm-init"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            target,
+            "-p",
+            "conntrace",
+            "-p",
+            "vmtest-init",
+            "--bin",
+            "conntrace",
+            "--bin",
+            "ctvm-init",
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
-        return Err(format!("cargo build for {target} failed ({status}); see its output above"));
+        return Err(format!(
+            "cargo build for {target} failed ({status}); see its output above"
+        ));
     }
     let dir = target_dir(root).join(target).join("release");
-    Ok(GuestBinaries { conntrace: dir.join("conntrace"), init: dir.join("ctvm-init") })
+    // A prebuilt conntrace (another branch's, or a stand-in) can be tested without rebuilding.
+    let conntrace = match std::env::var_os("CONNTRACE_VM_CONNTRACE") {
+        Some(path) => {
+            eprintln!(
+                "vmtest: using conntrace from CONNTRACE_VM_CONNTRACE={}",
+                PathBuf::from(&path).display()
+            );
+            PathBuf::from(path)
+        }
+        None => dir.join("conntrace"),
+    };
+    Ok(GuestBinaries {
+        conntrace,
+        init: dir.join("ctvm-init"),
+    })
 }
 
 /// Writes the initramfs: /init, /bin/conntrace, the mount points, and /dev/console so the
@@ -49,7 +83,8 @@ pub fn write_initramfs(bins: &GuestBinaries, out: &Path) -> Result<(), String> {
     w.file("init", 0o755, &init).map_err(err)?;
     w.file("bin/conntrace", 0o755, &conntrace).map_err(err)?;
     if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     std::fs::write(out, w.finish()).map_err(|e| format!("cannot write {}: {e}", out.display()))
 }

@@ -7,7 +7,9 @@ use vmtest::plan::{newest_package, Arch, VmSpec};
 
 /// The cache's root: $CONNTRACE_VM_CACHE, or /var/cache/conntrace-vm.
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("CONNTRACE_VM_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/cache/conntrace-vm"))
+    std::env::var_os("CONNTRACE_VM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/conntrace-vm"))
 }
 
 /// Returns the path of the vmlinuz for this VM, fetching it on a cache miss.
@@ -16,14 +18,23 @@ pub fn kernel(spec: &VmSpec, cache: &Path) -> Result<PathBuf, String> {
     let vmlinuz = dir.join("vmlinuz");
     if vmlinuz.is_file() {
         let package = std::fs::read_to_string(dir.join("package")).unwrap_or_default();
-        eprintln!("vmtest: {}: cached kernel {} ({})", spec.name(), vmlinuz.display(), package.trim());
+        eprintln!(
+            "vmtest: {}: cached kernel {} ({})",
+            spec.name(),
+            vmlinuz.display(),
+            package.trim()
+        );
         return Ok(vmlinuz);
     }
     if spec.arch == Arch::Aarch64 {
         ensure_foreign_arch("arm64")?;
     }
     let regex = spec.kernel.package_regex(spec.arch);
-    let package = match newest_package(&run("apt-cache", &["search", "--names-only", &regex], None)?) {
+    let package = match newest_package(&run(
+        "apt-cache",
+        &["search", "--names-only", &regex],
+        None,
+    )?) {
         Some(p) => p,
         None => {
             // The package lists may be missing or stale: refresh once and look again.
@@ -32,28 +43,53 @@ pub fn kernel(spec: &VmSpec, cache: &Path) -> Result<PathBuf, String> {
                 .ok_or_else(|| format!("no Debian package matches {regex}; check /etc/apt/sources.list has bookworm and bookworm-updates/backports"))?
         }
     };
-    eprintln!("vmtest: {}: fetching {package}:{}", spec.name(), spec.arch.debian());
+    eprintln!(
+        "vmtest: {}: fetching {package}:{}",
+        spec.name(),
+        spec.arch.debian()
+    );
     let work = cache.join(format!("tmp-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}; set CONNTRACE_VM_CACHE to a writable directory", work.display()))?;
+    std::fs::create_dir_all(&work).map_err(|e| {
+        format!(
+            "cannot create {}: {e}; set CONNTRACE_VM_CACHE to a writable directory",
+            work.display()
+        )
+    })?;
     let result = download_and_extract(&package, spec.arch, &work, &dir);
     let _ = std::fs::remove_dir_all(&work);
     result?;
-    std::fs::write(dir.join("package"), format!("{package}\n")).map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
+    std::fs::write(dir.join("package"), format!("{package}\n"))
+        .map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
     Ok(vmlinuz)
 }
 
 fn download_and_extract(package: &str, arch: Arch, work: &Path, dir: &Path) -> Result<(), String> {
-    run("apt-get", &["download", "-q", &format!("{package}:{}", arch.debian())], Some(work))?;
-    let deb = find_file(work, |n| n.ends_with(".deb")).ok_or_else(|| format!("apt-get download left no .deb for {package} in {}", work.display()))?;
+    run(
+        "apt-get",
+        &["download", "-q", &format!("{package}:{}", arch.debian())],
+        Some(work),
+    )?;
+    let deb = find_file(work, |n| n.ends_with(".deb")).ok_or_else(|| {
+        format!(
+            "apt-get download left no .deb for {package} in {}",
+            work.display()
+        )
+    })?;
     let tree = work.join("tree");
-    run("dpkg-deb", &["-x", &deb.to_string_lossy(), &tree.to_string_lossy()], None)?;
+    run(
+        "dpkg-deb",
+        &["-x", &deb.to_string_lossy(), &tree.to_string_lossy()],
+        None,
+    )?;
     let image = find_file(&tree.join("boot"), |n| n.starts_with("vmlinuz-"))
         .ok_or_else(|| format!("{package} has no boot/vmlinuz-*"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     // Copy then rename, so an interrupted run never leaves a truncated kernel as a cache hit.
     let partial = dir.join("vmlinuz.partial");
-    std::fs::copy(&image, &partial).map_err(|e| format!("cannot copy {} to the cache: {e}", image.display()))?;
-    std::fs::rename(&partial, dir.join("vmlinuz")).map_err(|e| format!("cannot rename {}: {e}", partial.display()))
+    std::fs::copy(&image, &partial)
+        .map_err(|e| format!("cannot copy {} to the cache: {e}", image.display()))?;
+    std::fs::rename(&partial, dir.join("vmlinuz"))
+        .map_err(|e| format!("cannot rename {}: {e}", partial.display()))
 }
 
 /// Foreign-architecture packages need dpkg to know the architecture, once per machine.
@@ -86,7 +122,9 @@ pub fn run(program: &str, args: &[&str], dir: Option<&Path>) -> Result<String, S
     if let Some(d) = dir {
         cmd.current_dir(d);
     }
-    let out = cmd.output().map_err(|e| format!("cannot run {program}: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "`{program} {}` failed ({}): {}",

@@ -13,8 +13,17 @@ use std::time::{Duration, Instant};
 use vmtest::plan::{self, VmSpec};
 use vmtest::{console, verdict};
 
-/// Per VM; the CI budget wants each boot well under two minutes.
+/// Per VM unless $CONNTRACE_VM_TIMEOUT (seconds) says otherwise; the CI budget wants each
+/// boot well under two minutes.
 const VM_LIMIT: Duration = Duration::from_secs(110);
+
+fn vm_limit() -> Duration {
+    std::env::var("CONNTRACE_VM_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(VM_LIMIT)
+}
 const TAIL_LINES: usize = 40;
 
 fn main() {
@@ -34,11 +43,17 @@ fn main() {
     let mut all_passed = true;
     for spec in &run_plan.vms {
         let started = Instant::now();
-        let result = prepare(spec, &root, &out_dir, &cache, &mut built).and_then(|(kernel, initrd)| {
-            let prepared = started.elapsed();
-            eprintln!("vmtest: {}: booting {} ({})", spec.name(), kernel.display(), spec.kernel_cmdline());
-            qemu::boot(spec, &kernel, &initrd, VM_LIMIT).map(|b| (prepared, b))
-        });
+        let result =
+            prepare(spec, &root, &out_dir, &cache, &mut built).and_then(|(kernel, initrd)| {
+                let prepared = started.elapsed();
+                eprintln!(
+                    "vmtest: {}: booting {} ({})",
+                    spec.name(),
+                    kernel.display(),
+                    spec.kernel_cmdline()
+                );
+                qemu::boot(spec, &kernel, &initrd, vm_limit()).map(|b| (prepared, b))
+            });
         match result {
             Ok((prepared, boot)) => {
                 let passed = report(spec, &boot, &out_dir);
@@ -47,7 +62,9 @@ fn main() {
                     "{:<20} {:>8.1}s {:>10} {:>8.1}s {:>8.1}s  {}",
                     spec.name(),
                     prepared.as_secs_f64(),
-                    boot.to_init.map(|d| format!("{:.1}s", d.as_secs_f64())).unwrap_or_else(|| "-".into()),
+                    boot.to_init
+                        .map(|d| format!("{:.1}s", d.as_secs_f64()))
+                        .unwrap_or_else(|| "-".into()),
                     boot.wall.as_secs_f64(),
                     started.elapsed().as_secs_f64(),
                     if passed { "PASS" } else { "FAIL" }
@@ -60,7 +77,10 @@ fn main() {
             }
         }
     }
-    eprintln!("\n{:<20} {:>9} {:>10} {:>9} {:>9}  verdict", "vm", "prepare", "to init", "qemu", "total");
+    eprintln!(
+        "\n{:<20} {:>9} {:>10} {:>9} {:>9}  verdict",
+        "vm", "prepare", "to init", "qemu", "total"
+    );
     for row in rows {
         eprintln!("{row}");
     }
@@ -80,7 +100,9 @@ fn prepare(
     if !built.contains_key(key) {
         built.insert(key, artifacts::build(root, spec.arch)?);
     }
-    let bins = built.get(key).ok_or("internal: binaries missing after build")?;
+    let bins = built
+        .get(key)
+        .ok_or("internal: binaries missing after build")?;
     let initrd = out_dir.join(format!("{}.cpio", spec.name()));
     artifacts::write_initramfs(bins, &initrd)?;
     Ok((kernel, initrd))
@@ -93,7 +115,13 @@ fn report(spec: &VmSpec, boot: &qemu::Boot, out_dir: &std::path::Path) -> bool {
     let parsed = console::parse(&boot.console);
     let mut v = verdict::verify(&parsed, &spec.backends, spec.ipv6);
     if boot.timed_out {
-        v.general.insert(0, format!("the VM did not finish within {}s and was killed", VM_LIMIT.as_secs()));
+        v.general.insert(
+            0,
+            format!(
+                "the VM did not finish within {}s and was killed",
+                vm_limit().as_secs()
+            ),
+        );
     }
     let init = parsed.init.as_deref().unwrap_or("never started");
     eprintln!(
@@ -112,7 +140,9 @@ fn report(spec: &VmSpec, boot: &qemu::Boot, out_dir: &std::path::Path) -> bool {
     eprintln!("vmtest: {}: FAIL\n{}", spec.name(), v.render());
     if parsed.init.is_none() || !parsed.done {
         let lines: Vec<&str> = boot.console.lines().collect();
-        let tail = lines.get(lines.len().saturating_sub(TAIL_LINES)..).unwrap_or_default();
+        let tail = lines
+            .get(lines.len().saturating_sub(TAIL_LINES)..)
+            .unwrap_or_default();
         eprintln!("  console tail:\n    {}", tail.join("\n    "));
     }
     false

@@ -34,9 +34,18 @@ pub fn boot(spec: &VmSpec, kernel: &Path, initrd: &Path, limit: Duration) -> Res
         .map_err(|e| format!("cannot start {qemu}: {e}"))?;
     let started = Instant::now();
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)]
-        .into_iter()
-        .flatten()
+    for pipe in [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
     {
         let tx = tx.clone();
         std::thread::spawn(move || forward(pipe, tx));
@@ -73,7 +82,13 @@ pub fn boot(spec: &VmSpec, kernel: &Path, initrd: &Path, limit: Duration) -> Res
     while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
         bytes.extend_from_slice(&chunk);
     }
-    Ok(Boot { console: String::from_utf8_lossy(&bytes).into_owned(), timed_out, qemu_exit, wall: started.elapsed(), to_init })
+    Ok(Boot {
+        console: String::from_utf8_lossy(&bytes).into_owned(),
+        timed_out,
+        qemu_exit,
+        wall: started.elapsed(),
+        to_init,
+    })
 }
 
 fn forward(mut pipe: impl Read, tx: mpsc::Sender<Vec<u8>>) {
