@@ -1,0 +1,67 @@
+//! Reading a child's pipe line by line with deadlines: a thread per pipe feeds a channel.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ExitStatus};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+pub struct Lines {
+    rx: Receiver<String>,
+    /// Every line received so far, in order.
+    pub seen: Vec<String>,
+}
+
+pub enum Next {
+    Line(String),
+    Eof,
+    Timeout,
+}
+
+impl Lines {
+    pub fn spawn(pipe: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line, waiting at most until `deadline`.
+    pub fn next_until(&mut self, deadline: Instant) -> Next {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(wait) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Next::Line(line)
+            }
+            Err(RecvTimeoutError::Timeout) => Next::Timeout,
+            Err(RecvTimeoutError::Disconnected) => Next::Eof,
+        }
+    }
+
+    /// Reads until the writer closes the pipe or `deadline` passes; returns all lines seen.
+    pub fn drain_until(mut self, deadline: Instant) -> Vec<String> {
+        while let Next::Line(_) = self.next_until(deadline) {}
+        self.seen
+    }
+}
+
+/// Waits for a child to exit, at most `limit`; None if it is still running.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => return None,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The /init of conntrace's test VMs. As PID 1 it sets the machine up, runs conntrace with
+//! each backend around a TCP scenario, prints everything on the console for the host, and
+//! powers off. Started again as `ct-server` / `ct-client` it plays a part in the scenario.
+
+mod kprobes;
+mod lines;
+mod plan;
+mod report;
+mod scenario;
+mod system;
+mod tracer;
+
+use report::say;
+
+/// Each backend gets its own ports, so records of one run cannot pass for another's.
+const FIRST_PORT: u16 = 4200;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let role = args.get(1).map(String::as_str);
+    let rest = args.get(2..).unwrap_or_default();
+    let result = match role {
+        Some(scenario::SERVER_COMM) => scenario::server_main(rest),
+        Some(scenario::CLIENT_COMM) => scenario::client_main(rest),
+        _ => {
+            pid1();
+            return;
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("{}: {e}", role.unwrap_or("?"));
+        std::process::exit(1);
+    }
+}
+
+fn pid1() {
+    for (src, dir, fs) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+    ] {
+        if let Err(e) = system::mount(src, dir, fs) {
+            say("NOTE", &format!("cannot mount {fs} on {dir}: {e}"));
+        }
+    }
+    let (release, machine) = system::uname();
+    say(
+        "INIT",
+        &format!(
+            "uptime={} kernel={release} arch={machine}",
+            system::uptime()
+        ),
+    );
+    // conntrace must cope without tracefs too (it mounts it itself), but the init needs it
+    // to list kprobe_events; a failure here is reported, not fatal.
+    if let Err(e) = system::mount("tracefs", kprobes::TRACEFS, "tracefs") {
+        say(
+            "NOTE",
+            &format!("cannot mount tracefs on {}: {e}", kprobes::TRACEFS),
+        );
+    }
+    if let Err(e) = system::loopback_up() {
+        say(
+            "NOTE",
+            &format!("cannot bring lo up: {e}; the scenario will fail"),
+        );
+    }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let plan = plan::from_cmdline(&cmdline);
+    say(
+        "NOTE",
+        &format!(
+            "plan: backends={} ipv6={}",
+            plan.backends.join(","),
+            u8::from(plan.ipv6)
+        ),
+    );
+    let netns = system::netns_inode().unwrap_or_else(|e| {
+        say("NOTE", &format!("cannot read the netns inode: {e}"));
+        0
+    });
+    for (i, backend) in plan.backends.iter().enumerate() {
+        let port = FIRST_PORT + 10 * i as u16;
+        tracer::run_backend(backend, port, plan.ipv6, netns);
+    }
+    tracer::run_check();
+    say("DONE", &format!("uptime={}", system::uptime()));
+    system::power_off();
+}

@@ -1,0 +1,265 @@
+//! Reads the serial console of a test VM: picks out the `CTVM ...` lines the init prints and
+//! groups them per backend. Everything else on the console (kernel messages) is kept only as
+//! context for error messages.
+//!
+//! The line vocabulary, shared with `vmtest/init` (src/report.rs there):
+//! ```text
+//! CTVM INIT <free text>                          init started (uptime, kernel, arch)
+//! CTVM NOTE <free text>                          something worth knowing, not a verdict
+//! CTVM KPROBE_EVENTS_BEFORE <backend> entry <text>   one per line of tracefs kprobe_events
+//! CTVM KPROBE_EVENTS_BEFORE <backend> end            listing complete
+//! CTVM KPROBE_EVENTS_BEFORE <backend> unavailable <why>
+//! CTVM KPROBE_EVENTS_AFTER  <backend> ...            same three forms, after conntrace exited
+//! CTVM ATTACHED <backend> <seconds>                  conntrace printed "conntrace: attached"
+//! CTVM ATTACH_FAILED <backend> <why>
+//! CTVM EVENT <backend> <json>                        one conntrace stdout line
+//! CTVM STDERR <backend> <text>                       one conntrace stderr line
+//! CTVM EXIT <backend> code=<n> | signal=<n> | hung
+//! CTVM EXPECT <backend> key=value ...                what the scenario did (pids, ports, ...)
+//! CTVM SCENARIO_ERROR <backend> <text>               the scenario itself went wrong
+//! CTVM CHECK_OUT <text>                              one line of `conntrace check`
+//! CTVM CHECK_EXIT code=<n> | signal=<n> | <why it did not run>
+//! CTVM DONE                                          init finished, powering off
+//! ```
+
+/// What the init said, per backend and overall.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Console {
+    pub init: Option<String>,
+    pub notes: Vec<String>,
+    pub backends: Vec<BackendRun>,
+    pub check_out: Vec<String>,
+    pub check_exit: Option<String>,
+    pub done: bool,
+    /// CTVM lines we could not make sense of, verbatim.
+    pub unparsed: Vec<String>,
+}
+
+/// One backend's run of conntrace and the scenario.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct BackendRun {
+    pub name: String,
+    /// `Some(Ok(seconds))` after ATTACHED, `Some(Err(why))` after ATTACH_FAILED.
+    pub attached: Option<Result<String, String>>,
+    pub events: Vec<String>,
+    pub stderr: Vec<String>,
+    pub exit: Option<String>,
+    pub expect: Vec<(String, String)>,
+    pub scenario_errors: Vec<String>,
+    pub kprobe_events_before: KprobeListing,
+    pub kprobe_events_after: KprobeListing,
+}
+
+/// A listing of tracefs `kprobe_events`, as reported line by line.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub enum KprobeListing {
+    /// No line about it arrived (the VM died first, or the init skipped it).
+    #[default]
+    Missing,
+    /// Entries arrived but no `end` yet.
+    Partial(Vec<String>),
+    Complete(Vec<String>),
+    Unavailable(String),
+}
+
+impl BackendRun {
+    /// The value of `key` in this backend's EXPECT line(s).
+    pub fn expect_value(&self, key: &str) -> Option<&str> {
+        self.expect
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Console {
+    pub fn backend(&self, name: &str) -> Option<&BackendRun> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+
+    fn backend_mut(&mut self, name: &str) -> &mut BackendRun {
+        if let Some(i) = self.backends.iter().position(|b| b.name == name) {
+            // The index was just found, so it is in bounds.
+            &mut self.backends[i]
+        } else {
+            self.backends.push(BackendRun {
+                name: name.to_string(),
+                ..BackendRun::default()
+            });
+            let last = self.backends.len() - 1;
+            &mut self.backends[last]
+        }
+    }
+}
+
+const PREFIX: &str = "CTVM ";
+
+/// Parses a whole console capture. Kernel messages may precede a CTVM tag on the same line
+/// (printk does not wait for our newline), so the tag is searched for, not required at col 0.
+pub fn parse(text: &str) -> Console {
+    let mut console = Console::default();
+    for raw in text.lines() {
+        let line = raw.trim_end_matches('\r');
+        if let Some(at) = line.find(PREFIX) {
+            let body = &line[at + PREFIX.len()..];
+            if !apply(&mut console, body) {
+                console.unparsed.push(line[at..].to_string());
+            }
+        }
+    }
+    console
+}
+
+/// Splits off the first space-separated word.
+fn word(text: &str) -> (&str, &str) {
+    match text.split_once(' ') {
+        Some((w, rest)) => (w, rest),
+        None => (text, ""),
+    }
+}
+
+/// Applies one CTVM line; false when it does not follow the vocabulary.
+fn apply(c: &mut Console, body: &str) -> bool {
+    let (tag, rest) = word(body);
+    match tag {
+        "INIT" => c.init = Some(rest.to_string()),
+        "NOTE" => c.notes.push(rest.to_string()),
+        "DONE" => c.done = true,
+        "CHECK_OUT" => c.check_out.push(rest.to_string()),
+        "CHECK_EXIT" => c.check_exit = Some(rest.to_string()),
+        "KPROBE_EVENTS_BEFORE" | "KPROBE_EVENTS_AFTER" => {
+            let (backend, rest) = word(rest);
+            let (kind, text) = word(rest);
+            let run = c.backend_mut(backend);
+            let listing = if tag == "KPROBE_EVENTS_BEFORE" {
+                &mut run.kprobe_events_before
+            } else {
+                &mut run.kprobe_events_after
+            };
+            return apply_listing(listing, kind, text);
+        }
+        "ATTACHED" | "ATTACH_FAILED" | "EVENT" | "STDERR" | "EXIT" | "EXPECT"
+        | "SCENARIO_ERROR" => {
+            let (backend, text) = word(rest);
+            if backend.is_empty() {
+                return false;
+            }
+            let run = c.backend_mut(backend);
+            let text = text.to_string();
+            match tag {
+                "ATTACHED" => run.attached = Some(Ok(text)),
+                "ATTACH_FAILED" => run.attached = Some(Err(text)),
+                "EVENT" => run.events.push(text),
+                "STDERR" => run.stderr.push(text),
+                "EXIT" => run.exit = Some(text),
+                "SCENARIO_ERROR" => run.scenario_errors.push(text),
+                _ => {
+                    for pair in text.split_whitespace() {
+                        let Some((k, v)) = pair.split_once('=') else {
+                            return false;
+                        };
+                        run.expect.push((k.to_string(), v.to_string()));
+                    }
+                }
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn apply_listing(listing: &mut KprobeListing, kind: &str, text: &str) -> bool {
+    let mut entries = match std::mem::take(listing) {
+        KprobeListing::Partial(e) => e,
+        _ => Vec::new(),
+    };
+    *listing = match kind {
+        "entry" => {
+            entries.push(text.to_string());
+            KprobeListing::Partial(entries)
+        }
+        "end" => KprobeListing::Complete(entries),
+        "unavailable" => KprobeListing::Unavailable(text.to_string()),
+        _ => return false,
+    };
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+[    0.000000] Linux version 6.1.0\r
+CTVM INIT uptime=1.92 kernel=6.1.0-28-cloud-amd64 arch=x86_64\r
+CTVM NOTE tracefs mounted at /sys/kernel/tracing\r
+CTVM KPROBE_EVENTS_BEFORE kprobe end\r
+CTVM ATTACHED kprobe 0.41\r
+CTVM EVENT kprobe {\"event\":\"connect\"}\r
+[    3.1] random: crng init done CTVM EVENT kprobe {\"event\":\"accept\"}\r
+CTVM STDERR kprobe conntrace: attached 5 probes\r
+CTVM EXIT kprobe code=0\r
+CTVM EXPECT kprobe port=4200 client_comm=ct-client\r
+CTVM KPROBE_EVENTS_AFTER kprobe entry p:kprobes/ct_1 tcp_v4_connect\r
+CTVM KPROBE_EVENTS_AFTER kprobe end\r
+CTVM ATTACH_FAILED tracepoint conntrace exited with code=1 before attaching\r
+CTVM KPROBE_EVENTS_AFTER tracepoint unavailable tracefs is not mounted\r
+CTVM CHECK_OUT BTF: yes\r
+CTVM CHECK_EXIT code=0\r
+CTVM BOGUS thing\r
+CTVM DONE\r
+";
+
+    #[test]
+    fn groups_lines_per_backend() {
+        let c = parse(SAMPLE);
+        assert_eq!(
+            c.init.as_deref(),
+            Some("uptime=1.92 kernel=6.1.0-28-cloud-amd64 arch=x86_64")
+        );
+        assert!(c.done);
+        assert_eq!(c.backends.len(), 2);
+        let k = c.backend("kprobe").unwrap();
+        assert_eq!(k.attached, Some(Ok("0.41".to_string())));
+        assert_eq!(
+            k.events,
+            vec!["{\"event\":\"connect\"}", "{\"event\":\"accept\"}"]
+        );
+        assert_eq!(k.stderr, vec!["conntrace: attached 5 probes"]);
+        assert_eq!(k.exit.as_deref(), Some("code=0"));
+        assert_eq!(k.expect_value("port"), Some("4200"));
+        assert_eq!(k.expect_value("client_comm"), Some("ct-client"));
+        assert_eq!(k.kprobe_events_before, KprobeListing::Complete(vec![]));
+        assert_eq!(
+            k.kprobe_events_after,
+            KprobeListing::Complete(vec!["p:kprobes/ct_1 tcp_v4_connect".into()])
+        );
+        let t = c.backend("tracepoint").unwrap();
+        assert!(matches!(&t.attached, Some(Err(why)) if why.contains("before attaching")));
+        assert_eq!(
+            t.kprobe_events_after,
+            KprobeListing::Unavailable("tracefs is not mounted".into())
+        );
+        assert_eq!(t.kprobe_events_before, KprobeListing::Missing);
+        assert_eq!(c.check_out, vec!["BTF: yes"]);
+        assert_eq!(c.check_exit.as_deref(), Some("code=0"));
+        assert_eq!(c.unparsed, vec!["CTVM BOGUS thing"]);
+    }
+
+    #[test]
+    fn a_cut_off_console_leaves_things_missing() {
+        let cut = &SAMPLE[..SAMPLE.find("CTVM KPROBE_EVENTS_AFTER kprobe end").unwrap()];
+        let c = parse(cut);
+        assert!(!c.done);
+        let k = c.backend("kprobe").unwrap();
+        assert!(matches!(k.kprobe_events_after, KprobeListing::Partial(ref e) if e.len() == 1));
+        assert!(c.backend("tracepoint").is_none());
+        assert_eq!(c.check_exit, None);
+    }
+
+    #[test]
+    fn malformed_lines_are_kept_as_unparsed() {
+        let c = parse("CTVM EXPECT kprobe novalue\nCTVM EVENT\nCTVM KPROBE_EVENTS_AFTER x weird\n");
+        assert_eq!(c.unparsed.len(), 3, "{:?}", c.unparsed);
+    }
+}

@@ -1,0 +1,323 @@
+//! What to boot: the runner's command line, the CI matrix, and each VM's kernel command line.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelSeries {
+    V6_1,
+    V6_12,
+}
+
+/// One VM boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    pub arch: Arch,
+    pub kernel: KernelSeries,
+    pub ipv6: bool,
+    pub backends: Vec<String>,
+}
+
+/// What the runner was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPlan {
+    pub vms: Vec<VmSpec>,
+}
+
+impl Arch {
+    /// Rust's target triple for the static binaries.
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
+            Arch::Aarch64 => "aarch64-unknown-linux-musl",
+        }
+    }
+
+    /// Debian's architecture name.
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+
+    pub fn qemu_binary(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Aarch64 => "qemu-system-aarch64",
+        }
+    }
+
+    /// Machine arguments; TCG only (KVM hangs on this host).
+    pub fn qemu_machine_args(self) -> &'static [&'static str] {
+        match self {
+            Arch::X86_64 => &["-accel", "tcg"],
+            Arch::Aarch64 => &["-M", "virt", "-cpu", "max", "-accel", "tcg"],
+        }
+    }
+
+    pub fn console(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "ttyS0",
+            Arch::Aarch64 => "ttyAMA0",
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        })
+    }
+}
+
+impl KernelSeries {
+    /// The `apt-cache search` regex for the unsigned cloud kernel images of this series.
+    pub fn package_regex(self, arch: Arch) -> String {
+        let version = match self {
+            KernelSeries::V6_1 => r"6\.1\.0-[0-9]+",
+            KernelSeries::V6_12 => r"6\.12\.[0-9]+\+deb[0-9]+",
+        };
+        format!("^linux-image-{version}-cloud-{}-unsigned$", arch.debian())
+    }
+}
+
+impl fmt::Display for KernelSeries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KernelSeries::V6_1 => "6.1",
+            KernelSeries::V6_12 => "6.12",
+        })
+    }
+}
+
+impl VmSpec {
+    /// A short name for logs and directories: `x86_64-6.1`, `x86_64-6.1-noipv6`.
+    pub fn name(&self) -> String {
+        format!(
+            "{}-{}{}",
+            self.arch,
+            self.kernel,
+            if self.ipv6 { "" } else { "-noipv6" }
+        )
+    }
+
+    /// The kernel command line: console, no reboot loops, quiet, and the init's plan.
+    pub fn kernel_cmdline(&self) -> String {
+        let mut line = format!(
+            "console={} panic=-1 quiet loglevel=4 ct.backends={} ct.ipv6={}",
+            self.arch.console(),
+            self.backends.join(","),
+            if self.ipv6 { 1 } else { 0 }
+        );
+        if !self.ipv6 {
+            line.push_str(" ipv6.disable=1");
+        }
+        line
+    }
+}
+
+pub const USAGE: &str = "usage: vmtest [--arch x86_64|aarch64] [--kernel 6.1|6.12] [--no-ipv6] \
+[--backends kprobe,tracepoint] | --all\n\
+  Boots Debian cloud kernels under qemu with conntrace in an initramfs and checks its events.\n\
+  --all boots the CI matrix: x86_64 6.1, x86_64 6.12, aarch64 6.1, x86_64 6.1 without IPv6.\n\
+  Kernels are cached in $CONNTRACE_VM_CACHE (default /var/cache/conntrace-vm).";
+
+const DEFAULT_BACKENDS: [&str; 2] = ["kprobe", "tracepoint"];
+
+/// Parses the runner's arguments (without argv[0]).
+pub fn parse_args(args: &[String]) -> Result<RunPlan, String> {
+    let mut arch = Arch::X86_64;
+    let mut kernel = KernelSeries::V6_1;
+    let mut ipv6 = true;
+    let mut backends: Vec<String> = DEFAULT_BACKENDS.iter().map(|s| s.to_string()).collect();
+    let mut all = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--arch" => {
+                arch = match value("--arch")?.as_str() {
+                    "x86_64" => Arch::X86_64,
+                    "aarch64" => Arch::Aarch64,
+                    other => {
+                        return Err(format!("unknown --arch {other:?}: use x86_64 or aarch64"))
+                    }
+                }
+            }
+            "--kernel" => {
+                kernel = match value("--kernel")?.as_str() {
+                    "6.1" => KernelSeries::V6_1,
+                    "6.12" => KernelSeries::V6_12,
+                    other => return Err(format!("unknown --kernel {other:?}: use 6.1 or 6.12")),
+                }
+            }
+            "--no-ipv6" => ipv6 = false,
+            "--backends" => {
+                let list = value("--backends")?;
+                backends = list
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if let Some(bad) = backends
+                    .iter()
+                    .find(|b| !DEFAULT_BACKENDS.contains(&b.as_str()))
+                {
+                    return Err(format!(
+                        "unknown backend {bad:?} in --backends: use kprobe and/or tracepoint"
+                    ));
+                }
+                if backends.is_empty() {
+                    return Err("--backends needs at least one of kprobe,tracepoint".into());
+                }
+            }
+            "--all" => all = true,
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if arch == Arch::Aarch64 && kernel == KernelSeries::V6_12 {
+        return Err("aarch64 is only set up with the 6.1 kernel: use --kernel 6.1".into());
+    }
+    let vms = if all {
+        let vm = |arch, kernel, ipv6| VmSpec {
+            arch,
+            kernel,
+            ipv6,
+            backends: backends.clone(),
+        };
+        vec![
+            vm(Arch::X86_64, KernelSeries::V6_1, true),
+            vm(Arch::X86_64, KernelSeries::V6_12, true),
+            vm(Arch::Aarch64, KernelSeries::V6_1, true),
+            vm(Arch::X86_64, KernelSeries::V6_1, false),
+        ]
+    } else {
+        vec![VmSpec {
+            arch,
+            kernel,
+            ipv6,
+            backends,
+        }]
+    };
+    Ok(RunPlan { vms })
+}
+
+/// Picks the newest package name from `apt-cache search --names-only` output
+/// ("name - description" per line), comparing the version parts numerically.
+pub fn newest_package(search_output: &str) -> Option<String> {
+    search_output
+        .lines()
+        .filter_map(|l| l.split(" - ").next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .max_by_key(|name| version_key(name))
+        .map(str::to_string)
+}
+
+/// The digit runs of a name as numbers: "linux-image-6.12.117+deb12-..." -> [6, 12, 117, 12].
+fn version_key(name: &str) -> Vec<u64> {
+    name.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(u64::MAX))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let plan = parse_args(&[]).unwrap();
+        assert_eq!(plan.vms.len(), 1);
+        assert_eq!(plan.vms[0].name(), "x86_64-6.1");
+        assert_eq!(plan.vms[0].backends, vec!["kprobe", "tracepoint"]);
+        let plan = parse_args(&args("--arch aarch64 --no-ipv6 --backends tracepoint")).unwrap();
+        let vm = &plan.vms[0];
+        assert_eq!(vm.name(), "aarch64-6.1-noipv6");
+        assert_eq!(
+            vm.kernel_cmdline(),
+            "console=ttyAMA0 panic=-1 quiet loglevel=4 ct.backends=tracepoint ct.ipv6=0 ipv6.disable=1"
+        );
+    }
+
+    #[test]
+    fn all_is_the_ci_matrix() {
+        let names: Vec<String> = parse_args(&args("--all"))
+            .unwrap()
+            .vms
+            .iter()
+            .map(VmSpec::name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "x86_64-6.1",
+                "x86_64-6.12",
+                "aarch64-6.1",
+                "x86_64-6.1-noipv6"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_arguments_say_what_to_use() {
+        for (a, needle) in [
+            ("--arch riscv", "use x86_64 or aarch64"),
+            ("--kernel 5.10", "use 6.1 or 6.12"),
+            ("--backends kprobe,uprobe", "unknown backend \"uprobe\""),
+            ("--backends ,", "at least one"),
+            ("--arch", "--arch needs a value"),
+            ("--frob", "unknown argument"),
+            ("--arch aarch64 --kernel 6.12", "only set up with the 6.1"),
+        ] {
+            let err = parse_args(&args(a)).unwrap_err();
+            assert!(err.contains(needle), "{a}: {err}");
+        }
+    }
+
+    #[test]
+    fn picks_the_newest_kernel_package() {
+        let out = "linux-image-6.1.0-9-cloud-amd64-unsigned - Linux 6.1 for x86-64 cloud\n\
+                   linux-image-6.1.0-56-cloud-amd64-unsigned - Linux 6.1 for x86-64 cloud\n\
+                   linux-image-6.1.0-47-cloud-amd64-unsigned - Linux 6.1 for x86-64 cloud\n";
+        assert_eq!(
+            newest_package(out).as_deref(),
+            Some("linux-image-6.1.0-56-cloud-amd64-unsigned")
+        );
+        let out = "linux-image-6.12.9+deb12-cloud-amd64-unsigned - x\nlinux-image-6.12.117+deb12-cloud-amd64-unsigned - x\n";
+        assert_eq!(
+            newest_package(out).as_deref(),
+            Some("linux-image-6.12.117+deb12-cloud-amd64-unsigned")
+        );
+        assert_eq!(newest_package(""), None);
+    }
+
+    #[test]
+    fn package_regexes_match_debian_names() {
+        assert_eq!(
+            KernelSeries::V6_1.package_regex(Arch::Aarch64),
+            r"^linux-image-6\.1\.0-[0-9]+-cloud-arm64-unsigned$"
+        );
+        assert!(KernelSeries::V6_12
+            .package_regex(Arch::X86_64)
+            .contains(r"6\.12\."));
+    }
+}
