@@ -257,7 +257,7 @@ fn expand_line(
             &origin,
             name_token.col,
             format!(
-                "macro `{name}` takes {} argument(s) ({}), but {} were given",
+                "macro `{name}` takes {} argument(s) ({}), got {}",
                 mac.params.len(),
                 mac.params.join(", "),
                 args.len()

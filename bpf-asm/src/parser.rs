@@ -482,7 +482,7 @@ impl<'a> Parser<'a> {
                     "lock" => self.lock(col)?,
                     _ => {
                         return Err(
-                            self.error_at(col, format!("unknown instruction or macro `{word}`"))
+                            self.error_at(col, format!("unknown instruction or macro `{word}`: instructions use llvm's pseudo-C syntax (e.g. `r1 = 2`), macros need a .macro definition"))
                         );
                     }
                 }
