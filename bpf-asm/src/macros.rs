@@ -5,6 +5,7 @@
 use crate::error::{Diagnostic, Origin};
 use crate::lexer::{comment_start, lex, Tok};
 use crate::Source;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 /// Expansions nested deeper than this are taken to be runaway recursion.
@@ -93,15 +94,16 @@ pub fn expand(sources: &[Source]) -> Result<Vec<Origin>, Vec<Diagnostic>> {
                     }
                     match header {
                         Ok((name, params)) => {
-                            if macros.contains_key(&name) {
-                                errors.push(Diagnostic::new(
+                            let file = source.name.to_string();
+                            match macros.entry(name) {
+                                Entry::Occupied(e) => errors.push(Diagnostic::new(
                                     &origin,
                                     column_of(text, start),
-                                    format!("macro `{name}` is defined twice"),
-                                ));
-                            } else {
-                                let file = source.name.to_string();
-                                macros.insert(name, Macro { params, body, file });
+                                    format!("macro `{}` is defined twice", e.key()),
+                                )),
+                                Entry::Vacant(e) => {
+                                    e.insert(Macro { params, body, file });
+                                }
                             }
                         }
                         Err(e) => errors.push(e),

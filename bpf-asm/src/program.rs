@@ -5,6 +5,7 @@
 use crate::error::{Diagnostic, Origin};
 use crate::insn::{Instruction, JumpOp, OpCode, Source};
 use crate::parser::{parse_line, Atom, Expr, ImmRange, PendingInsn, Stmt, Target};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 /// What `offsetof` writes into an `off` field until the loader patches it.
@@ -189,17 +190,16 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
                     }
                     c.license = Some(text);
                 }
-                Stmt::Equ(name, value, col) => {
-                    if c.constants.contains_key(&name) {
-                        errors.push(Diagnostic::new(
-                            origin,
-                            col,
-                            format!("constant `{name}` is defined twice"),
-                        ));
-                    } else {
-                        c.constants.insert(name, (value, origin.clone()));
+                Stmt::Equ(name, value, col) => match c.constants.entry(name) {
+                    Entry::Occupied(e) => errors.push(Diagnostic::new(
+                        origin,
+                        col,
+                        format!("constant `{}` is defined twice", e.key()),
+                    )),
+                    Entry::Vacant(e) => {
+                        e.insert((value, origin.clone()));
                     }
-                }
+                },
                 Stmt::Map { name, values, col } => {
                     if c.maps.iter().any(|m| m.0 == name) {
                         errors.push(Diagnostic::new(
