@@ -1,0 +1,114 @@
+//! Labels, macros, constants, comments and sections behave as README.md says.
+
+use bpf_asm::{Program, Source};
+
+fn parse(text: &str) -> Program {
+    bpf_asm::parse(&[Source { name: "t.s", text }]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn texts(program: &Program, section: usize) -> Vec<String> {
+    program.sections[section]
+        .insns
+        .iter()
+        .map(|i| i.instruction.to_string())
+        .collect()
+}
+
+#[test]
+fn labels_count_lddw_as_two_slots_and_accept_numeric_offsets() {
+    let p = parse(".section s\nstart: r1 = 1 ll\n if r1 > 2 goto end ; c\n goto +1 # c\n goto start // c\nend:\n exit\n");
+    assert_eq!(
+        texts(&p, 0),
+        [
+            "r1 = 0x1 ll",
+            "if r1 > 0x2 goto +0x2",
+            "goto +0x1",
+            "goto -0x5",
+            "exit"
+        ]
+    );
+}
+
+#[test]
+fn macros_substitute_parameters_and_unique_labels() {
+    let p = parse(
+        ".section s\n  skip_if_zero r1\n  skip_if_zero r2\n  exit\n\
+         .macro skip_if_zero reg\n  if \\reg == 0 goto done\\@\n  \\reg += 1\ndone\\@:\n.endm\n",
+    );
+    assert_eq!(
+        texts(&p, 0),
+        [
+            "if r1 == 0x0 goto +0x1",
+            "r1 += 0x1",
+            "if r2 == 0x0 goto +0x1",
+            "r2 += 0x1",
+            "exit"
+        ]
+    );
+}
+
+#[test]
+fn constants_maps_and_macros_are_global_to_the_unit_and_usable_before_definition() {
+    let a = Source {
+        name: "a.s",
+        text: ".section p\nr1 = *(u64 *)(r1 + PARM1)\nr2 = map m ll\ncall probe_read_kernel\n",
+    };
+    let b = Source {
+        name: "b.s",
+        text: ".equ PARM1, OTHER\n.equ OTHER, -112\n.map m, 9, 4, 8, 16\n",
+    };
+    let p = bpf_asm::parse(&[a, b]).unwrap();
+    assert_eq!(
+        texts(&p, 0),
+        ["r1 = *(u64 *)(r1 - 0x70)", "r2 = 0x0 ll", "call 0x71"]
+    );
+    assert_eq!(p.maps[0].map_type, 9);
+}
+
+#[test]
+fn reopening_a_section_appends_to_it() {
+    let p = parse(".section a\nr0 = 1\n.section b\nexit\n.section a\nexit\n");
+    assert_eq!(p.sections.len(), 2);
+    assert_eq!(texts(&p, 0), ["r0 = 0x1", "exit"]);
+}
+
+#[test]
+fn labels_do_not_cross_sections() {
+    let e = bpf_asm::parse(&[Source {
+        name: "t.s",
+        text: ".section a\nl: exit\n.section b\ngoto l\n",
+    }])
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("t.s:4:6: error: label `l` is in another section"),
+        "{e}"
+    );
+}
+
+#[test]
+fn recursive_macros_are_an_error_not_a_hang() {
+    let e = bpf_asm::parse(&[Source {
+        name: "t.s",
+        text: ".macro m\n m\n.endm\n.section s\nm\n",
+    }])
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("macro expansion nested more than 64 deep"),
+        "{e}"
+    );
+}
+
+#[test]
+fn constant_cycles_are_an_error() {
+    let e = bpf_asm::parse(&[Source {
+        name: "t.s",
+        text: ".equ A, B\n.equ B, A\n.section s\nr0 = A\n",
+    }])
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("is defined in terms of itself"),
+        "{e}"
+    );
+}
