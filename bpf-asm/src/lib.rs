@@ -1,1 +1,73 @@
-//! (to be written)
+//! bpf-asm: an assembler for BPF in llvm's pseudo-C syntax (the text `llvm-objdump -d` prints
+//! and `llvm-mc -triple bpf` accepts), writing relocatable ELF objects. See README.md for the
+//! syntax and the object format.
+//!
+//! The pipeline: `macros` expands text macros over all files of the unit, `parser` turns each
+//! line (tokens from `lexer`) into statements, `program` resolves constants, labels, maps and
+//! struct-field references in a second pass into the typed model of `insn`, and `elf` writes
+//! the object.
+
+pub mod elf;
+pub mod error;
+pub mod helpers;
+pub mod insn;
+mod lexer;
+mod macros;
+mod parser;
+pub mod program;
+
+pub use error::{Diagnostic, Error, Origin};
+pub use insn::Instruction;
+pub use program::{FieldKind, FieldRef, Insn, MapDef, Program, Section};
+
+/// One input file.
+#[derive(Clone, Copy, Debug)]
+pub struct Source<'a> {
+    /// Shown in error messages.
+    pub name: &'a str,
+    pub text: &'a str,
+}
+
+/// Parses and resolves one assembly unit (every file given at once) into the typed program.
+pub fn parse(sources: &[Source]) -> Result<Program, Error> {
+    let lines = macros::expand(sources)?;
+    Ok(program::build(&lines)?)
+}
+
+/// Assembles one unit into the bytes of an ELF object.
+pub fn assemble(sources: &[Source]) -> Result<Vec<u8>, Error> {
+    elf::write(&parse(sources)?)
+}
+
+/// The listing of `bpf-asm --dump`: per section, each instruction as llvm-objdump-19
+/// (`-d --mcpu=v4`) prints it, then its encoding as llvm-mc `-show-encoding` prints it, and any
+/// map or field reference.
+pub fn dump(program: &Program) -> String {
+    let mut out = String::new();
+    for section in &program.sections {
+        out.push_str(&format!("{}:\n", section.name));
+        let mut slot = 0;
+        for insn in &section.insns {
+            let bytes = insn.instruction.to_bytes();
+            let encoding: Vec<String> = bytes.iter().map(|b| format!("0x{b:02x}")).collect();
+            out.push_str(&format!(
+                "{slot:>6}:\t{}\t# encoding: [{}]",
+                insn.instruction,
+                encoding.join(",")
+            ));
+            if let Some(map) = &insn.map {
+                out.push_str(&format!(" map {map}"));
+            }
+            if let Some(field) = &insn.field {
+                let kind = match field.kind {
+                    FieldKind::Off => "off",
+                    FieldKind::Imm => "imm",
+                };
+                out.push_str(&format!(" field {kind} {} {:+}", field.name, field.addend));
+            }
+            out.push('\n');
+            slot += insn.instruction.slots();
+        }
+    }
+    out
+}

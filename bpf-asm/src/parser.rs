@@ -1,0 +1,1022 @@
+//! Parses one (macro-expanded) line into statements. Instructions come out with every field
+//! known at this point filled in, and the rest (constants, labels, maps, struct offsets) as
+//! unresolved references for the second pass in `resolve`.
+
+use crate::error::{Diagnostic, Origin};
+use crate::insn::{
+    AluOp, AtomicOp, Instruction, JumpOp, Mode, OpCode, Reg, Size, Source, ATOMIC_FETCH,
+};
+use crate::lexer::{lex, Tok, Token};
+use crate::macros::is_register_name;
+
+/// One term of an expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Atom {
+    Num(i128),
+    /// A `.equ` constant.
+    Const(String),
+    /// `offsetof(STRUCT, FIELD.PATH)`.
+    Offsetof {
+        strukt: String,
+        field: String,
+    },
+}
+
+/// A sum of signed atoms, e.g. `offsetof(sock_common, skc_v6_daddr) + 4` or `-SIZE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expr {
+    /// `(negated, atom, column)`.
+    pub terms: Vec<(bool, Atom, usize)>,
+    pub col: usize,
+}
+
+/// What range an immediate must fit once evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImmRange {
+    /// Sign-extended 32-bit: 64-bit ALU and jumps, stores, calls.
+    I32,
+    /// 32-bit operations take either spelling of 32 bits, as llvm does.
+    Bits32,
+    /// `lddw`.
+    Bits64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Relative(Expr),
+    Label(String, usize),
+}
+
+/// An instruction with its not-yet-resolved parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingInsn {
+    pub insn: Instruction,
+    pub imm: Option<(Expr, ImmRange, bool)>, // bool: offsetof allowed
+    pub off: Option<Expr>,
+    /// Jump target; for `gotol` it lands in `imm`.
+    pub target: Option<Target>,
+    pub map: Option<(String, usize)>,
+    pub col: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stmt {
+    Label(String, usize),
+    Insn(Box<PendingInsn>),
+    Section(String),
+    License(String),
+    Equ(String, Expr, usize),
+    /// `.map NAME, TYPE, KEY, VALUE, MAX [, FLAGS]`: TYPE is an expression or a type name.
+    Map {
+        name: String,
+        values: Vec<Expr>,
+        col: usize,
+    },
+}
+
+/// Map type names of `.map`, numbered as in `enum bpf_map_type`.
+pub const MAP_TYPES: &[(&str, i128)] = &[
+    ("hash", 1),
+    ("array", 2),
+    ("prog_array", 3),
+    ("perf_event_array", 4),
+    ("percpu_hash", 5),
+    ("percpu_array", 6),
+    ("lru_hash", 9),
+    ("lru_percpu_hash", 10),
+    ("ringbuf", 27),
+];
+
+type PResult<T> = Result<T, Diagnostic>;
+
+struct Parser<'a> {
+    origin: &'a Origin,
+    tokens: Vec<Token>,
+    pos: usize,
+    code_end: usize,
+}
+
+/// Parses one line into its statements (labels first, then at most one instruction or
+/// directive).
+pub fn parse_line(origin: &Origin) -> PResult<Vec<Stmt>> {
+    let line = lex(&origin.text);
+    let mut p = Parser {
+        origin,
+        tokens: line.tokens,
+        pos: 0,
+        code_end: line.code_end,
+    };
+    let mut out = Vec::new();
+    while let (Some(Tok::Ident(name)), Some(Tok::Punct(":"))) = (p.peek_tok(0), p.peek_tok(1)) {
+        let name = name.clone();
+        let col = p.col();
+        if is_register_name(&name) || name.starts_with('.') || KEYWORDS.contains(&name.as_str()) {
+            return Err(p.error_at(
+                col,
+                format!("`{name}` cannot be a label: it is a register, keyword or directive"),
+            ));
+        }
+        out.push(Stmt::Label(name, col));
+        p.pos += 2;
+    }
+    if p.at_end() {
+        return Ok(out);
+    }
+    out.push(p.statement()?);
+    p.expect_end()?;
+    Ok(out)
+}
+
+const KEYWORDS: &[&str] = &[
+    "if", "goto", "gotol", "call", "exit", "lock", "ll", "map", "offsetof",
+];
+
+fn size_of(name: &str) -> Option<(Size, bool)> {
+    Some(match name {
+        "u8" => (Size::B, false),
+        "u16" => (Size::H, false),
+        "u32" => (Size::W, false),
+        "u64" => (Size::DW, false),
+        "s8" => (Size::B, true),
+        "s16" => (Size::H, true),
+        "s32" => (Size::W, true),
+        _ => return None,
+    })
+}
+
+fn alu_op(punct: &str) -> Option<(AluOp, bool)> {
+    Some(match punct {
+        "+=" => (AluOp::Add, false),
+        "-=" => (AluOp::Sub, false),
+        "*=" => (AluOp::Mul, false),
+        "/=" => (AluOp::Div, false),
+        "%=" => (AluOp::Mod, false),
+        "|=" => (AluOp::Or, false),
+        "&=" => (AluOp::And, false),
+        "^=" => (AluOp::Xor, false),
+        "<<=" => (AluOp::Lsh, false),
+        ">>=" => (AluOp::Rsh, false),
+        "s>>=" => (AluOp::Arsh, false),
+        "s/=" => (AluOp::Div, true),
+        "s%=" => (AluOp::Mod, true),
+        _ => return None,
+    })
+}
+
+fn jump_op(punct: &str) -> Option<JumpOp> {
+    Some(match punct {
+        "==" => JumpOp::Jeq,
+        "!=" => JumpOp::Jne,
+        ">" => JumpOp::Jgt,
+        ">=" => JumpOp::Jge,
+        "<" => JumpOp::Jlt,
+        "<=" => JumpOp::Jle,
+        "s>" => JumpOp::Jsgt,
+        "s>=" => JumpOp::Jsge,
+        "s<" => JumpOp::Jslt,
+        "s<=" => JumpOp::Jsle,
+        "&" => JumpOp::Jset,
+        _ => return None,
+    })
+}
+
+/// A register operand: its number and whether it was spelled `wN`.
+#[derive(Clone, Copy)]
+struct RegOp {
+    reg: Reg,
+    w: bool,
+    col: usize,
+}
+
+fn blank(opcode: OpCode) -> Instruction {
+    Instruction {
+        opcode,
+        dst: Reg::R0,
+        src: Reg::R0,
+        off: 0,
+        imm: 0,
+    }
+}
+
+impl<'a> Parser<'a> {
+    fn peek_tok(&self, ahead: usize) -> Option<&Tok> {
+        self.tokens.get(self.pos + ahead).map(|t| &t.tok)
+    }
+    fn at_end(&self) -> bool {
+        self.pos >= self.tokens.len()
+    }
+    /// Column of the next token, or just past the code at the end of the line.
+    fn col(&self) -> usize {
+        match self.tokens.get(self.pos) {
+            Some(t) => t.col,
+            None => {
+                let code = self.origin.text.get(..self.code_end).unwrap_or("");
+                code.trim_end().chars().count() + 1
+            }
+        }
+    }
+    fn error_at(&self, col: usize, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(self.origin, col, message)
+    }
+    fn describe_next(&self) -> String {
+        match self.peek_tok(0) {
+            None => "the end of the line".to_string(),
+            Some(Tok::Ident(s)) => format!("`{s}`"),
+            Some(Tok::Num(n)) => format!("`{n}`"),
+            Some(Tok::BadNumber(s)) => format!("`{s}`"),
+            Some(Tok::Str(_)) | Some(Tok::UnterminatedStr) => "a string".to_string(),
+            Some(Tok::Punct(p)) => format!("`{p}`"),
+            Some(Tok::Other(c)) => format!("`{c}`"),
+        }
+    }
+    fn unexpected(&self, wanted: &str) -> Diagnostic {
+        let message = match self.peek_tok(0) {
+            Some(Tok::BadNumber(s)) => format!("`{s}` is not a number that fits in 64 bits"),
+            Some(Tok::UnterminatedStr) => "string has no closing `\"`".to_string(),
+            _ => format!("expected {wanted}, found {}", self.describe_next()),
+        };
+        self.error_at(self.col(), message)
+    }
+    fn eat(&mut self, punct: &str) -> bool {
+        if matches!(self.peek_tok(0), Some(Tok::Punct(p)) if *p == punct) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn expect(&mut self, punct: &str) -> PResult<()> {
+        if self.eat(punct) {
+            Ok(())
+        } else {
+            Err(self.unexpected(&format!("`{punct}`")))
+        }
+    }
+    fn eat_word(&mut self, word: &str) -> bool {
+        if matches!(self.peek_tok(0), Some(Tok::Ident(w)) if w == word) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn ident(&mut self, what: &str) -> PResult<(String, usize)> {
+        match self.peek_tok(0) {
+            Some(Tok::Ident(s)) => {
+                let s = s.clone();
+                let col = self.col();
+                self.pos += 1;
+                Ok((s, col))
+            }
+            _ => Err(self.unexpected(what)),
+        }
+    }
+    fn expect_end(&self) -> PResult<()> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            Err(self.error_at(
+                self.col(),
+                format!(
+                    "unexpected {} after the end of the statement",
+                    self.describe_next()
+                ),
+            ))
+        }
+    }
+
+    fn peek_is_reg(&self) -> bool {
+        matches!(self.peek_tok(0), Some(Tok::Ident(s)) if is_register_name(s))
+    }
+
+    fn reg(&mut self) -> PResult<RegOp> {
+        let col = self.col();
+        let Some(Tok::Ident(name)) = self.peek_tok(0) else {
+            return Err(self.unexpected("a register (r0 to r10)"));
+        };
+        if !is_register_name(name) {
+            return Err(self.unexpected("a register (r0 to r10)"));
+        }
+        let w = name.starts_with('w');
+        let reg = name[1..].parse::<u8>().ok().and_then(Reg::new);
+        let Some(reg) = reg else {
+            return Err(self.error_at(
+                col,
+                format!("bad register `{name}`: BPF has r0 to r10 (w0 to w10)"),
+            ));
+        };
+        self.pos += 1;
+        Ok(RegOp { reg, w, col })
+    }
+
+    fn check_writable(&self, r: RegOp) -> PResult<()> {
+        if r.reg == Reg::R10 {
+            Err(self.error_at(r.col, "r10 is the read-only frame pointer and cannot be written; use it only as a base address"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn same_width(&self, a: RegOp, b: RegOp) -> PResult<()> {
+        if a.w == b.w {
+            Ok(())
+        } else {
+            Err(self.error_at(
+                b.col,
+                "cannot mix 64-bit rN and 32-bit wN registers in one instruction",
+            ))
+        }
+    }
+
+    fn same_reg(&self, a: RegOp, b: RegOp, what: &str) -> PResult<()> {
+        self.same_width(a, b)?;
+        if a.reg == b.reg {
+            Ok(())
+        } else {
+            Err(self.error_at(
+                b.col,
+                format!("{what} must use the same register on both sides"),
+            ))
+        }
+    }
+
+    /// `[+|-] atom ((+|-) atom)*`.
+    fn expr(&mut self) -> PResult<Expr> {
+        let col = self.col();
+        let mut terms = Vec::new();
+        let mut negated = if self.eat("-") {
+            true
+        } else {
+            self.eat("+");
+            false
+        };
+        loop {
+            let atom_col = self.col();
+            let atom = match self.peek_tok(0) {
+                Some(Tok::Num(n)) => {
+                    let n = i128::from(*n);
+                    self.pos += 1;
+                    Atom::Num(n)
+                }
+                Some(Tok::Ident(w)) if w == "offsetof" => {
+                    self.pos += 1;
+                    self.offsetof()?
+                }
+                Some(Tok::Ident(w)) if !is_register_name(w) && !KEYWORDS.contains(&w.as_str()) => {
+                    let w = w.clone();
+                    self.pos += 1;
+                    Atom::Const(w)
+                }
+                _ => return Err(self.unexpected("a number, a constant or offsetof(...)")),
+            };
+            terms.push((negated, atom, atom_col));
+            if self.eat("+") {
+                negated = false;
+            } else if self.eat("-") {
+                negated = true;
+            } else {
+                return Ok(Expr { terms, col });
+            }
+        }
+    }
+
+    fn offsetof(&mut self) -> PResult<Atom> {
+        let bad = |p: &Self| {
+            p.error_at(
+                p.col(),
+                "bad offsetof: write offsetof(STRUCT, FIELD) or offsetof(STRUCT, FIELD.SUBFIELD)",
+            )
+        };
+        if !self.eat("(") {
+            return Err(bad(self));
+        }
+        let Some(Tok::Ident(strukt)) = self.peek_tok(0).cloned() else {
+            return Err(bad(self));
+        };
+        self.pos += 1;
+        if strukt.contains('.') || !self.eat(",") {
+            return Err(bad(self));
+        }
+        let Some(Tok::Ident(field)) = self.peek_tok(0).cloned() else {
+            return Err(bad(self));
+        };
+        if field.starts_with('.') || field.ends_with('.') || field.contains("..") {
+            return Err(bad(self));
+        }
+        self.pos += 1;
+        if !self.eat(")") {
+            return Err(bad(self));
+        }
+        Ok(Atom::Offsetof { strukt, field })
+    }
+
+    /// `(rN)`, `(rN + expr)`, `(rN - expr)`, the opening parenthesis already taken.
+    fn memory_tail(&mut self) -> PResult<(RegOp, Option<Expr>)> {
+        let base = self.reg()?;
+        if base.w {
+            return Err(self.error_at(base.col, "a memory base must be a 64-bit register rN"));
+        }
+        let off = if matches!(self.peek_tok(0), Some(Tok::Punct("+" | "-"))) {
+            Some(self.expr()?)
+        } else {
+            None
+        };
+        self.expect(")")?;
+        Ok((base, off))
+    }
+
+    /// `*(SIZE *)(rN + off)`, the `*` already taken.
+    fn deref(&mut self) -> PResult<(Size, bool, RegOp, Option<Expr>)> {
+        self.expect("(")?;
+        let (name, col) = self.ident("a size (u8, u16, u32, u64)")?;
+        let Some((size, signed)) = size_of(&name) else {
+            return Err(self.error_at(
+                col,
+                format!("`{name}` is not a size: use u8, u16, u32 or u64"),
+            ));
+        };
+        self.expect("*")?;
+        self.expect(")")?;
+        self.expect("(")?;
+        let (base, off) = self.memory_tail()?;
+        Ok((size, signed, base, off))
+    }
+
+    fn target(&mut self) -> PResult<Target> {
+        match self.peek_tok(0) {
+            Some(Tok::Punct("+" | "-")) => Ok(Target::Relative(self.expr()?)),
+            Some(Tok::Ident(name)) if !is_register_name(name) => {
+                let name = name.clone();
+                let col = self.col();
+                self.pos += 1;
+                Ok(Target::Label(name, col))
+            }
+            _ => Err(self.unexpected("a label or a relative offset like +3")),
+        }
+    }
+
+    fn statement(&mut self) -> PResult<Stmt> {
+        let col = self.col();
+        let first = self.peek_tok(0).cloned();
+        let insn = match first {
+            Some(Tok::Ident(word)) if word.starts_with('.') => return self.directive(&word),
+            Some(Tok::Ident(word)) if is_register_name(&word) => self.register_statement()?,
+            Some(Tok::Ident(word)) => {
+                self.pos += 1;
+                match word.as_str() {
+                    "exit" => pending(blank(OpCode::jump(false, JumpOp::Exit, Source::Imm)), col),
+                    "call" => self.call(col)?,
+                    "goto" => {
+                        let mut p =
+                            pending(blank(OpCode::jump(false, JumpOp::Ja, Source::Imm)), col);
+                        p.target = Some(self.target()?);
+                        p
+                    }
+                    "gotol" => {
+                        let mut p =
+                            pending(blank(OpCode::jump(true, JumpOp::Ja, Source::Imm)), col);
+                        p.target = Some(self.target()?);
+                        p
+                    }
+                    "if" => self.conditional(col)?,
+                    "lock" => self.lock(col)?,
+                    _ => {
+                        return Err(
+                            self.error_at(col, format!("unknown instruction or macro `{word}`: instructions use llvm's pseudo-C syntax (e.g. `r1 = 2`), macros need a .macro definition"))
+                        );
+                    }
+                }
+            }
+            Some(Tok::Punct("*")) => {
+                self.pos += 1;
+                self.store(col)?
+            }
+            _ => return Err(self.unexpected("an instruction, a label or a directive")),
+        };
+        Ok(Stmt::Insn(Box::new(insn)))
+    }
+
+    fn call(&mut self, col: usize) -> PResult<PendingInsn> {
+        let mut p = pending(blank(OpCode::jump(false, JumpOp::Call, Source::Imm)), col);
+        match self.peek_tok(0).cloned() {
+            Some(Tok::Ident(name)) if !is_register_name(&name) => {
+                let name_col = self.col();
+                self.pos += 1;
+                let Some(id) = crate::helpers::helper_id(&name) else {
+                    return Err(self.error_at(name_col, format!("unknown helper `{name}`: use a name from include/uapi/linux/bpf.h (e.g. bpf_probe_read_kernel) or a number")));
+                };
+                p.insn.imm = i64::from(id);
+            }
+            _ => p.imm = Some((self.expr()?, ImmRange::I32, false)),
+        }
+        Ok(p)
+    }
+
+    fn conditional(&mut self, col: usize) -> PResult<PendingInsn> {
+        let dst = self.reg()?;
+        let op_col = self.col();
+        let op = match self.peek_tok(0) {
+            Some(Tok::Punct(p)) => jump_op(p),
+            _ => None,
+        };
+        let Some(op) = op else {
+            return Err(self.error_at(
+                op_col,
+                format!(
+                    "expected a comparison (== != > >= < <= s> s>= s< s<= &), found {}",
+                    self.describe_next()
+                ),
+            ));
+        };
+        self.pos += 1;
+        let mut p = if self.peek_is_reg() {
+            let src = self.reg()?;
+            self.same_width(dst, src)?;
+            let mut p = pending(blank(OpCode::jump(dst.w, op, Source::Reg)), col);
+            p.insn.src = src.reg;
+            p
+        } else {
+            let range = if dst.w {
+                ImmRange::Bits32
+            } else {
+                ImmRange::I32
+            };
+            let mut p = pending(blank(OpCode::jump(dst.w, op, Source::Imm)), col);
+            p.imm = Some((self.expr()?, range, false));
+            p
+        };
+        p.insn.dst = dst.reg;
+        if !self.eat_word("goto") {
+            return Err(self.unexpected("`goto`"));
+        }
+        p.target = Some(self.target()?);
+        Ok(p)
+    }
+
+    /// `lock *(SIZE *)(rN + off) OP= rM`.
+    fn lock(&mut self, col: usize) -> PResult<PendingInsn> {
+        self.expect("*")?;
+        let (size, signed, base, off) = self.deref()?;
+        let op_col = self.col();
+        let op = match self.peek_tok(0) {
+            Some(Tok::Punct("+=")) => AtomicOp::Add,
+            Some(Tok::Punct("|=")) => AtomicOp::Or,
+            Some(Tok::Punct("&=")) => AtomicOp::And,
+            Some(Tok::Punct("^=")) => AtomicOp::Xor,
+            _ => {
+                return Err(self.error_at(
+                    op_col,
+                    format!(
+                        "expected an atomic operation (+= |= &= ^=), found {}",
+                        self.describe_next()
+                    ),
+                ))
+            }
+        };
+        self.pos += 1;
+        let src = self.reg()?;
+        self.atomic(col, size, signed, base, off, src, op as i32)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn atomic(
+        &self,
+        col: usize,
+        size: Size,
+        signed: bool,
+        base: RegOp,
+        off: Option<Expr>,
+        src: RegOp,
+        imm: i32,
+    ) -> PResult<PendingInsn> {
+        let wants_w = match (size, signed) {
+            (Size::DW, false) => false,
+            (Size::W, false) => true,
+            _ => return Err(self.error_at(col, "atomic operations work on u32 or u64 only")),
+        };
+        if src.w != wants_w {
+            let r = if wants_w { "w" } else { "r" };
+            return Err(self.error_at(
+                src.col,
+                format!("this atomic operation takes a {r}N register"),
+            ));
+        }
+        let mut p = pending(blank(OpCode::atomic(size)), col);
+        p.insn.dst = base.reg;
+        p.insn.src = src.reg;
+        p.insn.imm = i64::from(imm);
+        p.off = off;
+        Ok(p)
+    }
+
+    /// `*(SIZE *)(rN + off) = rM | imm`, the leading `*` already taken.
+    fn store(&mut self, col: usize) -> PResult<PendingInsn> {
+        let (size, signed, base, off) = self.deref()?;
+        if signed {
+            return Err(self.error_at(col, "stores take an unsigned size (u8, u16, u32, u64)"));
+        }
+        self.expect("=")?;
+        let mut p = if self.peek_is_reg() {
+            let src = self.reg()?;
+            if src.w && size == Size::DW {
+                return Err(self.error_at(src.col, "a u64 store takes a 64-bit register rN"));
+            }
+            let mut p = pending(blank(OpCode::store(Source::Reg, size)), col);
+            p.insn.src = src.reg;
+            p
+        } else {
+            let mut p = pending(blank(OpCode::store(Source::Imm, size)), col);
+            p.imm = Some((self.expr()?, ImmRange::I32, false));
+            p
+        };
+        p.insn.dst = base.reg;
+        p.off = off;
+        Ok(p)
+    }
+
+    fn register_statement(&mut self) -> PResult<PendingInsn> {
+        let col = self.col();
+        let dst = self.reg()?;
+        let op_col = self.col();
+        let punct = match self.peek_tok(0) {
+            Some(Tok::Punct(p)) => *p,
+            _ => return Err(self.unexpected("`=` or an operator like `+=`")),
+        };
+        self.pos += 1;
+        self.check_writable(dst)?;
+        if punct == "=" {
+            return self.assignment(col, dst);
+        }
+        let Some((op, signed)) = alu_op(punct) else {
+            return Err(self.error_at(op_col, format!("`{punct}` is not an assignment operator")));
+        };
+        self.alu(col, dst, op, signed)
+    }
+
+    fn alu(&mut self, col: usize, dst: RegOp, op: AluOp, signed: bool) -> PResult<PendingInsn> {
+        let wide = !dst.w;
+        let mut p = if self.peek_is_reg() {
+            let src = self.reg()?;
+            self.same_width(dst, src)?;
+            let mut p = pending(blank(OpCode::alu(wide, op, Source::Reg)), col);
+            p.insn.src = src.reg;
+            p
+        } else {
+            let range = if wide {
+                ImmRange::I32
+            } else {
+                ImmRange::Bits32
+            };
+            let mut p = pending(blank(OpCode::alu(wide, op, Source::Imm)), col);
+            p.imm = Some((self.expr()?, range, true));
+            p
+        };
+        p.insn.dst = dst.reg;
+        // ISA v4 signed division and modulo are the plain opcodes with off = 1.
+        p.insn.off = i16::from(signed);
+        Ok(p)
+    }
+
+    /// Everything of the form `rN = ...`.
+    fn assignment(&mut self, col: usize, dst: RegOp) -> PResult<PendingInsn> {
+        let wide = !dst.w;
+        let next = self.peek_tok(0).cloned();
+        match next {
+            Some(Tok::Ident(ref w)) if is_register_name(w) => {
+                let src = self.reg()?;
+                self.same_width(dst, src)?;
+                let mut p = pending(blank(OpCode::alu(wide, AluOp::Mov, Source::Reg)), col);
+                p.insn.dst = dst.reg;
+                p.insn.src = src.reg;
+                Ok(p)
+            }
+            Some(Tok::Punct("-")) if matches!(self.peek_tok(1), Some(Tok::Ident(w)) if is_register_name(w)) =>
+            {
+                self.pos += 1;
+                let src = self.reg()?;
+                self.same_reg(dst, src, "negation")?;
+                let mut p = pending(blank(OpCode::alu(wide, AluOp::Neg, Source::Imm)), col);
+                p.insn.dst = dst.reg;
+                Ok(p)
+            }
+            Some(Tok::Punct("*")) => {
+                self.pos += 1;
+                let (size, signed, base, off) = self.deref()?;
+                if size == Size::DW && (dst.w || signed) {
+                    return Err(self.error_at(dst.col, "a u64 load writes a 64-bit register rN"));
+                }
+                if signed && dst.w {
+                    return Err(
+                        self.error_at(dst.col, "a sign-extending load writes a 64-bit register rN")
+                    );
+                }
+                let mode = if signed { Mode::MemSx } else { Mode::Mem };
+                let mut p = pending(blank(OpCode::load(mode, size)), col);
+                p.insn.dst = dst.reg;
+                p.insn.src = base.reg;
+                p.off = off;
+                Ok(p)
+            }
+            Some(Tok::Punct("(")) => {
+                // `rN = (s8)rM`: ISA v4 sign-extending move.
+                self.pos += 1;
+                let (name, name_col) = self.ident("s8, s16 or s32")?;
+                let bits = match (name.as_str(), wide) {
+                    ("s8", _) => 8,
+                    ("s16", _) => 16,
+                    ("s32", true) => 32,
+                    _ => {
+                        return Err(self.error_at(
+                            name_col,
+                            "a sign-extending move takes (s8), (s16) or, for rN, (s32)",
+                        ))
+                    }
+                };
+                self.expect(")")?;
+                let src = self.reg()?;
+                self.same_width(dst, src)?;
+                let mut p = pending(blank(OpCode::alu(wide, AluOp::Mov, Source::Reg)), col);
+                p.insn.dst = dst.reg;
+                p.insn.src = src.reg;
+                p.insn.off = bits;
+                Ok(p)
+            }
+            Some(Tok::Ident(ref w))
+                if w == "map" && matches!(self.peek_tok(1), Some(Tok::Ident(_))) =>
+            {
+                self.pos += 1;
+                let (name, name_col) = self.ident("a map name")?;
+                if !self.eat_word("ll") {
+                    return Err(self.unexpected("`ll` (a map address is a 64-bit load)"));
+                }
+                if dst.w {
+                    return Err(
+                        self.error_at(dst.col, "a map address goes into a 64-bit register rN")
+                    );
+                }
+                let mut p = pending(blank(OpCode::load_imm64()), col);
+                p.insn.dst = dst.reg;
+                p.map = Some((name, name_col));
+                Ok(p)
+            }
+            Some(Tok::Ident(ref w)) if endian(w).is_some() => {
+                let (kind, bits) = endian(w).unwrap_or((Endian::Le, 16));
+                let word_col = self.col();
+                self.pos += 1;
+                let src = self.reg()?;
+                self.same_reg(dst, src, "a byte swap")?;
+                if dst.w {
+                    return Err(self.error_at(dst.col, "byte swaps are written on rN registers"));
+                }
+                let opcode = match kind {
+                    Endian::Be => OpCode::alu(false, AluOp::End, Source::Reg),
+                    Endian::Le => OpCode::alu(false, AluOp::End, Source::Imm),
+                    Endian::Swap => OpCode::alu(true, AluOp::End, Source::Imm),
+                };
+                let _ = word_col;
+                let mut p = pending(blank(opcode), col);
+                p.insn.dst = dst.reg;
+                p.insn.imm = bits;
+                Ok(p)
+            }
+            Some(Tok::Ident(ref w)) if w.starts_with("atomic_fetch_") => {
+                let op = match w.as_str() {
+                    "atomic_fetch_add" => AtomicOp::Add,
+                    "atomic_fetch_or" => AtomicOp::Or,
+                    "atomic_fetch_and" => AtomicOp::And,
+                    "atomic_fetch_xor" => AtomicOp::Xor,
+                    _ => return Err(self.error_at(self.col(), format!("unknown atomic operation `{w}`: use atomic_fetch_add, _or, _and or _xor"))),
+                };
+                self.pos += 1;
+                self.expect("(")?;
+                self.expect("(")?;
+                let (name, name_col) = self.ident("a size (u32 or u64)")?;
+                let Some((size, signed)) = size_of(&name) else {
+                    return Err(
+                        self.error_at(name_col, format!("`{name}` is not a size: use u32 or u64"))
+                    );
+                };
+                self.expect("*")?;
+                self.expect(")")?;
+                self.expect("(")?;
+                let (base, off) = self.memory_tail()?;
+                self.expect(",")?;
+                let src = self.reg()?;
+                self.expect(")")?;
+                self.same_reg(dst, src, "atomic_fetch")?;
+                self.atomic(col, size, signed, base, off, src, op as i32 | ATOMIC_FETCH)
+            }
+            Some(Tok::Ident(ref w))
+                if matches!(
+                    w.as_str(),
+                    "xchg_64" | "xchg32_32" | "cmpxchg_64" | "cmpxchg32_32"
+                ) =>
+            {
+                let w = w.clone();
+                self.pos += 1;
+                let size = if w.ends_with("_64") {
+                    Size::DW
+                } else {
+                    Size::W
+                };
+                self.expect("(")?;
+                let (base, off) = self.memory_tail_unparenthesized()?;
+                self.expect(",")?;
+                let mut src = self.reg()?;
+                let op = if w.starts_with("cmpxchg") {
+                    if src.reg != Reg::R0 || dst.reg != Reg::R0 {
+                        return Err(self.error_at(src.col, "cmpxchg compares with and returns r0: write r0 = cmpxchg_64(rN + off, r0, rM)"));
+                    }
+                    self.same_width(dst, src)?;
+                    self.expect(",")?;
+                    src = self.reg()?;
+                    AtomicOp::Cmpxchg
+                } else {
+                    self.same_reg(dst, src, "xchg")?;
+                    AtomicOp::Xchg
+                };
+                self.expect(")")?;
+                self.atomic(col, size, false, base, off, src, op as i32 | ATOMIC_FETCH)
+            }
+            _ => {
+                let value = self.expr()?;
+                if self.eat_word("ll") {
+                    if dst.w {
+                        return Err(self.error_at(
+                            dst.col,
+                            "a 64-bit constant (ll) goes into a 64-bit register rN",
+                        ));
+                    }
+                    let mut p = pending(blank(OpCode::load_imm64()), col);
+                    p.insn.dst = dst.reg;
+                    p.imm = Some((value, ImmRange::Bits64, false));
+                    return Ok(p);
+                }
+                let range = if wide {
+                    ImmRange::I32
+                } else {
+                    ImmRange::Bits32
+                };
+                let mut p = pending(blank(OpCode::alu(wide, AluOp::Mov, Source::Imm)), col);
+                p.insn.dst = dst.reg;
+                p.imm = Some((value, range, true));
+                Ok(p)
+            }
+        }
+    }
+
+    /// `rN + off` (xchg/cmpxchg spell the address without its own parentheses).
+    fn memory_tail_unparenthesized(&mut self) -> PResult<(RegOp, Option<Expr>)> {
+        let base = self.reg()?;
+        if base.w {
+            return Err(self.error_at(base.col, "a memory base must be a 64-bit register rN"));
+        }
+        let off = if matches!(self.peek_tok(0), Some(Tok::Punct("+" | "-"))) {
+            Some(self.expr()?)
+        } else {
+            None
+        };
+        Ok((base, off))
+    }
+
+    fn directive(&mut self, word: &str) -> PResult<Stmt> {
+        let col = self.col();
+        self.pos += 1;
+        match word {
+            ".section" => {
+                let from = self
+                    .tokens
+                    .get(self.pos.saturating_sub(1))
+                    .map_or(0, |t| t.end);
+                let name = self
+                    .origin
+                    .text
+                    .get(from..self.code_end)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let valid = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_graphic() && c != '"' && c != ',');
+                if !valid {
+                    return Err(self.error_at(
+                        col,
+                        ".section needs a name, like .section kprobe/tcp_v4_connect",
+                    ));
+                }
+                let reserved = matches!(
+                    name.as_str(),
+                    "maps" | "license" | ".conntrace.fields" | ".symtab" | ".strtab" | ".shstrtab"
+                ) || name.starts_with(".rel");
+                if reserved {
+                    return Err(self.error_at(col, format!("`{name}` is a section the assembler writes itself: give the program another name")));
+                }
+                self.pos = self.tokens.len();
+                Ok(Stmt::Section(name))
+            }
+            ".license" => match self.peek_tok(0).cloned() {
+                Some(Tok::Str(s)) if !s.contains('\0') => {
+                    self.pos += 1;
+                    Ok(Stmt::License(s))
+                }
+                _ => Err(self.unexpected("a quoted license string, like \"GPL\"")),
+            },
+            ".equ" | ".set" => {
+                let (name, name_col) = self.ident("a constant name")?;
+                if is_register_name(&name)
+                    || KEYWORDS.contains(&name.as_str())
+                    || name.starts_with('.')
+                {
+                    return Err(self.error_at(name_col, format!("`{name}` cannot name a constant")));
+                }
+                self.expect(",")?;
+                let value = self.expr()?;
+                if value
+                    .terms
+                    .iter()
+                    .any(|(_, a, _)| matches!(a, Atom::Offsetof { .. }))
+                {
+                    return Err(self.error_at(value.col, "bad offsetof: a .equ constant cannot hold offsetof(...), which is only known at load time"));
+                }
+                if value.terms.len() != 1 {
+                    return Err(self.error_at(
+                        value.col,
+                        "a .equ value is a number or another constant, like 8, -8 or OTHER",
+                    ));
+                }
+                Ok(Stmt::Equ(name, value, name_col))
+            }
+            ".map" => {
+                let (name, _) = self.ident("a map name")?;
+                let mut values = Vec::new();
+                while self.eat(",") {
+                    let type_name = match self.peek_tok(0) {
+                        Some(Tok::Ident(w)) if values.is_empty() => {
+                            MAP_TYPES.iter().find(|(n, _)| n == w).map(|(_, v)| *v)
+                        }
+                        _ => None,
+                    };
+                    if let Some(v) = type_name {
+                        let c = self.col();
+                        self.pos += 1;
+                        values.push(Expr {
+                            terms: vec![(false, Atom::Num(v), c)],
+                            col: c,
+                        });
+                    } else {
+                        values.push(self.expr()?);
+                    }
+                }
+                if !(4..=5).contains(&values.len()) {
+                    return Err(self.error_at(
+                        col,
+                        ".map takes NAME, TYPE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES [, FLAGS]",
+                    ));
+                }
+                Ok(Stmt::Map { name, values, col })
+            }
+            ".endm" | ".endmacro" => Err(self.error_at(col, ".endm without a .macro")),
+            _ => Err(self.error_at(
+                col,
+                format!("unknown directive `{word}`: use .section, .license, .equ, .map or .macro"),
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Endian {
+    Be,
+    Le,
+    Swap,
+}
+
+fn endian(word: &str) -> Option<(Endian, i64)> {
+    let (kind, bits) = if let Some(b) = word.strip_prefix("bswap") {
+        (Endian::Swap, b)
+    } else if let Some(b) = word.strip_prefix("be") {
+        (Endian::Be, b)
+    } else if let Some(b) = word.strip_prefix("le") {
+        (Endian::Le, b)
+    } else {
+        return None;
+    };
+    match bits {
+        "16" => Some((kind, 16)),
+        "32" => Some((kind, 32)),
+        "64" => Some((kind, 64)),
+        _ => None,
+    }
+}
+
+fn pending(insn: Instruction, col: usize) -> PendingInsn {
+    PendingInsn {
+        insn,
+        imm: None,
+        off: None,
+        target: None,
+        map: None,
+        col,
+    }
+}

@@ -1,0 +1,501 @@
+//! The assembled program model, and the second pass that builds it: statements are collected
+//! per section (labels as slot numbers, `lddw` counting two), then constants, labels, maps and
+//! struct-field references are resolved and every field range-checked.
+
+use crate::error::{Diagnostic, Origin};
+use crate::insn::{Instruction, JumpOp, OpCode, Source};
+use crate::parser::{parse_line, Atom, Expr, ImmRange, PendingInsn, Stmt, Target};
+use std::collections::HashMap;
+
+/// What `offsetof` writes into an `off` field until the loader patches it.
+pub const OFF_PLACEHOLDER: i16 = 0x7bad;
+/// What `offsetof` writes into an `imm` field until the loader patches it.
+pub const IMM_PLACEHOLDER: i32 = 0x7badf00d;
+
+/// Stop collecting after this many errors: later ones are mostly echoes of the first.
+const MAX_ERRORS: usize = 50;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    /// The instruction's 16-bit `off`.
+    Off = 1,
+    /// The instruction's 32-bit `imm`.
+    Imm = 2,
+}
+
+/// A struct-field offset the loader fills in from the kernel's BTF.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldRef {
+    pub kind: FieldKind,
+    /// `STRUCT.FIELD.PATH`.
+    pub name: String,
+    pub addend: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Insn {
+    pub instruction: Instruction,
+    /// For `rN = map NAME ll`: the map whose address the loader puts into `imm`.
+    pub map: Option<String>,
+    pub field: Option<FieldRef>,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    pub name: String,
+    pub insns: Vec<Insn>,
+}
+
+impl Section {
+    /// The section's bytes: every instruction encoded, in order.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for insn in &self.insns {
+            insn.instruction.encode(&mut out);
+        }
+        out
+    }
+}
+
+/// `struct bpf_map_def`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDef {
+    pub name: String,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Program {
+    pub sections: Vec<Section>,
+    pub maps: Vec<MapDef>,
+    pub license: Option<String>,
+}
+
+struct Pending {
+    section: usize,
+    slot: usize,
+    insn: PendingInsn,
+    origin: Origin,
+}
+
+struct Collected {
+    sections: Vec<String>,
+    /// `(section, label) -> slot`.
+    labels: HashMap<(usize, String), usize>,
+    constants: HashMap<String, (Expr, Origin)>,
+    maps: Vec<(String, Vec<Expr>, Origin, usize)>,
+    license: Option<String>,
+    insns: Vec<Pending>,
+}
+
+/// Builds the program from macro-expanded lines.
+pub fn build(lines: &[Origin]) -> Result<Program, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let collected = collect(lines, &mut errors);
+    if errors.len() >= MAX_ERRORS {
+        return Err(errors);
+    }
+    let program = resolve(&collected, &mut errors);
+    if errors.is_empty() {
+        Ok(program)
+    } else {
+        Err(errors)
+    }
+}
+
+fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
+    let mut c = Collected {
+        sections: Vec::new(),
+        labels: HashMap::new(),
+        constants: HashMap::new(),
+        maps: Vec::new(),
+        license: None,
+        insns: Vec::new(),
+    };
+    let mut slots: Vec<usize> = Vec::new();
+    let mut current: Option<usize> = None;
+    for origin in lines {
+        if errors.len() >= MAX_ERRORS {
+            break;
+        }
+        let statements = match parse_line(origin) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        for stmt in statements {
+            let outside = |col: usize| {
+                Diagnostic::new(
+                    origin,
+                    col,
+                    "instructions and labels must follow a .section directive (e.g. .section kprobe/tcp_v4_connect)",
+                )
+            };
+            match stmt {
+                Stmt::Section(name) => {
+                    let index = c
+                        .sections
+                        .iter()
+                        .position(|s| *s == name)
+                        .unwrap_or_else(|| {
+                            c.sections.push(name);
+                            slots.push(0);
+                            c.sections.len() - 1
+                        });
+                    current = Some(index);
+                }
+                Stmt::Label(name, col) => {
+                    let Some(section) = current else {
+                        errors.push(outside(col));
+                        continue;
+                    };
+                    let slot = slots.get(section).copied().unwrap_or(0);
+                    if c.labels.insert((section, name.clone()), slot).is_some() {
+                        errors.push(Diagnostic::new(
+                            origin,
+                            col,
+                            format!("label `{name}` is defined twice in this section"),
+                        ));
+                    }
+                }
+                Stmt::Insn(insn) => {
+                    let Some(section) = current else {
+                        errors.push(outside(insn.col));
+                        continue;
+                    };
+                    let Some(slot) = slots.get_mut(section) else {
+                        continue;
+                    };
+                    let at = *slot;
+                    *slot += insn.insn.slots();
+                    c.insns.push(Pending {
+                        section,
+                        slot: at,
+                        insn: *insn,
+                        origin: origin.clone(),
+                    });
+                }
+                Stmt::License(text) => {
+                    if c.license.is_some() {
+                        errors.push(Diagnostic::new(origin, 1, ".license is given twice"));
+                    }
+                    c.license = Some(text);
+                }
+                Stmt::Equ(name, value, col) => {
+                    if c.constants.contains_key(&name) {
+                        errors.push(Diagnostic::new(
+                            origin,
+                            col,
+                            format!("constant `{name}` is defined twice"),
+                        ));
+                    } else {
+                        c.constants.insert(name, (value, origin.clone()));
+                    }
+                }
+                Stmt::Map { name, values, col } => {
+                    if c.maps.iter().any(|m| m.0 == name) {
+                        errors.push(Diagnostic::new(
+                            origin,
+                            col,
+                            format!("map `{name}` is defined twice"),
+                        ));
+                    } else {
+                        c.maps.push((name, values, origin.clone(), col));
+                    }
+                }
+            }
+        }
+    }
+    c
+}
+
+/// An evaluated expression: its constant part and at most one field reference.
+struct Value {
+    constant: i128,
+    field: Option<String>,
+}
+
+fn eval(c: &Collected, expr: &Expr, origin: &Origin, depth: usize) -> Result<Value, Diagnostic> {
+    let mut constant: i128 = 0;
+    let mut field = None;
+    for (negated, atom, col) in &expr.terms {
+        let term = match atom {
+            Atom::Num(n) => *n,
+            Atom::Const(name) => {
+                let Some((inner, inner_origin)) = c.constants.get(name) else {
+                    return Err(Diagnostic::new(
+                        origin,
+                        *col,
+                        format!("unknown constant `{name}`: define it with .equ {name}, VALUE"),
+                    ));
+                };
+                if depth > 32 {
+                    return Err(Diagnostic::new(
+                        origin,
+                        *col,
+                        format!("constant `{name}` is defined in terms of itself"),
+                    ));
+                }
+                eval(c, inner, inner_origin, depth + 1)?.constant
+            }
+            Atom::Offsetof {
+                strukt,
+                field: path,
+            } => {
+                if *negated || field.is_some() {
+                    return Err(Diagnostic::new(
+                        origin,
+                        *col,
+                        "bad offsetof: it may appear once per operand, added (not subtracted)",
+                    ));
+                }
+                field = Some(format!("{strukt}.{path}"));
+                0
+            }
+        };
+        // Terms are at most 2^64 and there are fewer than 2^60 of them: i128 cannot overflow.
+        constant = if *negated {
+            constant - term
+        } else {
+            constant + term
+        };
+        if constant.unsigned_abs() > u128::from(u64::MAX) * 4 {
+            return Err(Diagnostic::new(
+                origin,
+                *col,
+                "value is far out of any instruction field's range",
+            ));
+        }
+    }
+    Ok(Value { constant, field })
+}
+
+fn out_of_range(origin: &Origin, col: usize, what: &str, value: i128, range: &str) -> Diagnostic {
+    Diagnostic::new(
+        origin,
+        col,
+        format!("{what} {value} is out of range: it must fit {range}"),
+    )
+}
+
+fn resolve(c: &Collected, errors: &mut Vec<Diagnostic>) -> Program {
+    let mut program = Program {
+        sections: c
+            .sections
+            .iter()
+            .map(|name| Section {
+                name: name.clone(),
+                insns: Vec::new(),
+            })
+            .collect(),
+        maps: Vec::new(),
+        license: c.license.clone(),
+    };
+
+    for (name, values, origin, col) in &c.maps {
+        let mut fields = [0u32; 5];
+        for (i, expr) in values.iter().enumerate() {
+            match eval(c, expr, origin, 0) {
+                Ok(v) => match u32::try_from(v.constant) {
+                    Ok(n) => {
+                        if let Some(slot) = fields.get_mut(i) {
+                            *slot = n;
+                        }
+                    }
+                    Err(_) => errors.push(out_of_range(
+                        origin,
+                        expr.col,
+                        "map parameter",
+                        v.constant,
+                        "in u32",
+                    )),
+                },
+                Err(e) => errors.push(e),
+            }
+        }
+        let _ = col;
+        let [map_type, key_size, value_size, max_entries, flags] = fields;
+        program.maps.push(MapDef {
+            name: name.clone(),
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            flags,
+        });
+    }
+
+    for pending in &c.insns {
+        if errors.len() >= MAX_ERRORS {
+            break;
+        }
+        match resolve_insn(c, pending) {
+            Ok(insn) => {
+                if let Some(section) = program.sections.get_mut(pending.section) {
+                    section.insns.push(insn);
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    program
+}
+
+fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
+    let origin = &pending.origin;
+    let p = &pending.insn;
+    let mut insn = p.insn;
+    let mut field = None;
+
+    if let Some((expr, range, field_allowed)) = &p.imm {
+        let v = eval(c, expr, origin, 0)?;
+        if let Some(name) = v.field {
+            if !field_allowed {
+                return Err(Diagnostic::new(origin, expr.col, "bad offsetof: it may only be a memory offset or the immediate of an ALU instruction"));
+            }
+            let addend = i32::try_from(v.constant).map_err(|_| {
+                out_of_range(origin, expr.col, "offsetof addend", v.constant, "in i32")
+            })?;
+            insn.imm = i64::from(IMM_PLACEHOLDER);
+            field = Some(FieldRef {
+                kind: FieldKind::Imm,
+                name,
+                addend,
+            });
+        } else {
+            insn.imm = match range {
+                ImmRange::I32 => i32::try_from(v.constant).map(i64::from).map_err(|_| {
+                    out_of_range(
+                        origin,
+                        expr.col,
+                        "immediate",
+                        v.constant,
+                        "in i32 (-2147483648 to 2147483647)",
+                    )
+                })?,
+                ImmRange::Bits32 => {
+                    if v.constant < i128::from(i32::MIN) || v.constant > i128::from(u32::MAX) {
+                        return Err(out_of_range(
+                            origin,
+                            expr.col,
+                            "immediate",
+                            v.constant,
+                            "in 32 bits (-2147483648 to 4294967295)",
+                        ));
+                    }
+                    i64::from(v.constant as u32 as i32)
+                }
+                ImmRange::Bits64 => {
+                    if v.constant < i128::from(i64::MIN) || v.constant > i128::from(u64::MAX) {
+                        return Err(out_of_range(
+                            origin,
+                            expr.col,
+                            "constant",
+                            v.constant,
+                            "in 64 bits",
+                        ));
+                    }
+                    v.constant as u64 as i64
+                }
+            };
+        }
+    }
+
+    if let Some(expr) = &p.off {
+        let v = eval(c, expr, origin, 0)?;
+        if let Some(name) = v.field {
+            if field.is_some() {
+                return Err(Diagnostic::new(
+                    origin,
+                    expr.col,
+                    "bad offsetof: one instruction can take only one offsetof",
+                ));
+            }
+            let addend = i32::try_from(v.constant).map_err(|_| {
+                out_of_range(origin, expr.col, "offsetof addend", v.constant, "in i32")
+            })?;
+            insn.off = OFF_PLACEHOLDER;
+            field = Some(FieldRef {
+                kind: FieldKind::Off,
+                name,
+                addend,
+            });
+        } else {
+            insn.off = i16::try_from(v.constant).map_err(|_| {
+                out_of_range(
+                    origin,
+                    expr.col,
+                    "offset",
+                    v.constant,
+                    "in i16 (-32768 to 32767)",
+                )
+            })?;
+        }
+    }
+
+    if let Some(target) = &p.target {
+        let long = insn.opcode == OpCode::jump(true, JumpOp::Ja, Source::Imm);
+        let (distance, col) = match target {
+            Target::Relative(expr) => {
+                let v = eval(c, expr, origin, 0)?;
+                if v.field.is_some() {
+                    return Err(Diagnostic::new(
+                        origin,
+                        expr.col,
+                        "bad offsetof: a jump offset cannot be a struct offset",
+                    ));
+                }
+                (v.constant, expr.col)
+            }
+            Target::Label(name, col) => {
+                let Some(slot) = c.labels.get(&(pending.section, name.clone())) else {
+                    let elsewhere = c.labels.keys().any(|(_, n)| n == name);
+                    let why = if elsewhere {
+                        format!("label `{name}` is in another section: jumps cannot leave their section")
+                    } else {
+                        format!("undefined label `{name}`")
+                    };
+                    return Err(Diagnostic::new(origin, *col, why));
+                };
+                // Offsets count from the slot after the jump.
+                (*slot as i128 - pending.slot as i128 - 1, *col)
+            }
+        };
+        if long {
+            insn.imm = i32::try_from(distance)
+                .map(i64::from)
+                .map_err(|_| out_of_range(origin, col, "jump offset", distance, "in i32"))?;
+        } else {
+            insn.off = i16::try_from(distance).map_err(|_| {
+                out_of_range(
+                    origin,
+                    col,
+                    "jump offset",
+                    distance,
+                    "in i16 (-32768 to 32767 instructions)",
+                )
+            })?;
+        }
+    }
+
+    if let Some((name, col)) = &p.map {
+        if !c.maps.iter().any(|m| m.0 == *name) {
+            return Err(Diagnostic::new(origin, *col, format!("unknown map `{name}`: define it with .map {name}, TYPE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES")));
+        }
+    }
+
+    Ok(Insn {
+        instruction: insn,
+        map: p.map.as_ref().map(|(n, _)| n.clone()),
+        field,
+        origin: origin.clone(),
+    })
+}

@@ -1,0 +1,176 @@
+//! The exact message of each class of error: position, text, source line, caret.
+
+fn error_of(text: &str) -> String {
+    match bpf_asm::assemble(&[bpf_asm::Source { name: "t.s", text }]) {
+        Ok(_) => panic!("assembled without error:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn check(text: &str, expected: &str) {
+    assert_eq!(error_of(text), expected, "for input:\n{text}");
+}
+
+#[test]
+fn unknown_mnemonic() {
+    check(
+        ".section s\n  mov r1, 2\n",
+        "t.s:2:3: error: unknown instruction or macro `mov`: instructions use llvm's pseudo-C syntax (e.g. `r1 = 2`), macros need a .macro definition\n  mov r1, 2\n  ^",
+    );
+}
+
+#[test]
+fn syntax_error() {
+    check(
+        ".section s\nr1 = *(u64 *)(r2 + 8\n",
+        "t.s:2:21: error: expected `)`, found the end of the line\nr1 = *(u64 *)(r2 + 8\n                    ^",
+    );
+}
+
+#[test]
+fn bad_register() {
+    check(
+        ".section s\nr1 += r11\n",
+        "t.s:2:7: error: bad register `r11`: BPF has r0 to r10 (w0 to w10)\nr1 += r11\n      ^",
+    );
+}
+
+#[test]
+fn mixed_register_widths() {
+    check(
+        ".section s\nw1 += r2\n",
+        "t.s:2:7: error: cannot mix 64-bit rN and 32-bit wN registers in one instruction\nw1 += r2\n      ^",
+    );
+}
+
+#[test]
+fn write_to_r10() {
+    let message = "error: r10 is the read-only frame pointer and cannot be written; use it only as a base address";
+    check(
+        ".section s\nr10 = 1\n",
+        &format!("t.s:2:1: {message}\nr10 = 1\n^"),
+    );
+    check(
+        ".section s\nr10 = *(u64 *)(r1 + 0)\n",
+        &format!("t.s:2:1: {message}\nr10 = *(u64 *)(r1 + 0)\n^"),
+    );
+    // r10 as the base of loads and stores is fine.
+    bpf_asm::assemble(&[bpf_asm::Source {
+        name: "t.s",
+        text: ".section s\nr1 = *(u64 *)(r10 - 8)\n*(u64 *)(r10 - 8) = r1\n",
+    }])
+    .unwrap();
+}
+
+#[test]
+fn immediate_out_of_range() {
+    check(
+        ".section s\nr1 = 0x100000000\n",
+        "t.s:2:6: error: immediate 4294967296 is out of range: it must fit in i32 (-2147483648 to 2147483647)\nr1 = 0x100000000\n     ^",
+    );
+}
+
+#[test]
+fn offset_out_of_range() {
+    check(
+        ".section s\nr1 = *(u64 *)(r2 + 40000)\n",
+        "t.s:2:18: error: offset 40000 is out of range: it must fit in i16 (-32768 to 32767)\nr1 = *(u64 *)(r2 + 40000)\n                 ^",
+    );
+}
+
+#[test]
+fn jump_out_of_range() {
+    check(
+        ".section s\nif r1 == 0 goto +32768\n",
+        "t.s:2:17: error: jump offset 32768 is out of range: it must fit in i16 (-32768 to 32767 instructions)\nif r1 == 0 goto +32768\n                ^",
+    );
+}
+
+#[test]
+fn undefined_label() {
+    check(
+        ".section s\ngoto nowhere\n",
+        "t.s:2:6: error: undefined label `nowhere`\ngoto nowhere\n     ^",
+    );
+}
+
+#[test]
+fn duplicate_label() {
+    check(
+        ".section s\nhere:\nhere: exit\n",
+        "t.s:3:1: error: label `here` is defined twice in this section\nhere: exit\n^",
+    );
+}
+
+#[test]
+fn unknown_helper() {
+    check(
+        ".section s\ncall bpf_make_coffee\n",
+        "t.s:2:6: error: unknown helper `bpf_make_coffee`: use a name from include/uapi/linux/bpf.h (e.g. bpf_probe_read_kernel) or a number\ncall bpf_make_coffee\n     ^",
+    );
+}
+
+#[test]
+fn unknown_map() {
+    check(
+        ".section s\nr1 = map events ll\n",
+        "t.s:2:10: error: unknown map `events`: define it with .map events, TYPE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES\nr1 = map events ll\n         ^",
+    );
+}
+
+#[test]
+fn bad_offsetof() {
+    check(
+        ".section s\nr1 = *(u16 *)(r1 - offsetof(sock_common, skc_family))\n",
+        "t.s:2:20: error: bad offsetof: it may appear once per operand, added (not subtracted)\nr1 = *(u16 *)(r1 - offsetof(sock_common, skc_family))\n                   ^",
+    );
+    check(
+        ".section s\nr1 = offsetof(sock_common)\n",
+        "t.s:2:26: error: bad offsetof: write offsetof(STRUCT, FIELD) or offsetof(STRUCT, FIELD.SUBFIELD)\nr1 = offsetof(sock_common)\n                         ^",
+    );
+}
+
+#[test]
+fn unknown_constant() {
+    check(
+        ".section s\nr1 = SIZE\n",
+        "t.s:2:6: error: unknown constant `SIZE`: define it with .equ SIZE, VALUE\nr1 = SIZE\n     ^",
+    );
+}
+
+#[test]
+fn unknown_macro() {
+    check(
+        ".section s\nsave_regs r1, r2\n",
+        "t.s:2:1: error: unknown instruction or macro `save_regs`: instructions use llvm's pseudo-C syntax (e.g. `r1 = 2`), macros need a .macro definition\nsave_regs r1, r2\n^",
+    );
+}
+
+#[test]
+fn macro_wrong_argument_count() {
+    check(
+        ".macro save reg, off\n  *(u64 *)(r10 + \\off) = \\reg\n.endm\n.section s\nsave r1\n",
+        "t.s:5:1: error: macro `save` takes 2 argument(s) (reg, off), got 1\nsave r1\n^",
+    );
+}
+
+#[test]
+fn error_inside_a_macro_names_the_expansion() {
+    check(
+        ".macro clear reg\n  \\reg = 0\n.endm\n.section s\nclear r10\n",
+        "t.s:2:3: error: r10 is the read-only frame pointer and cannot be written; use it only as a base address\n  r10 = 0\n  ^\nt.s:5: note: in expansion of macro `clear`",
+    );
+}
+
+#[test]
+fn several_errors_are_all_reported() {
+    let message = error_of(".section s\nr11 = 1\nexit\ncall nope\n");
+    assert!(
+        message.starts_with("t.s:2:1: error: bad register `r11`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("\nt.s:4:6: error: unknown helper `nope`"),
+        "{message}"
+    );
+}

@@ -1,0 +1,5 @@
+.macro m a
+ m \a
+.endm
+.section x
+m 1
