@@ -437,3 +437,50 @@ fn update_map_checks_sizes() {
         .to_string()
         .contains("BPF_MAP_UPDATE_ELEM"));
 }
+
+/// End to end on bpf-asm's own output: every placeholder it wrote is replaced.
+#[test]
+fn patches_a_bpf_asm_object() {
+    let obj = parse(include_bytes!("../probe_object/testdata/bpf-asm-fixture.o")).unwrap();
+    let resolver = Fields(HashMap::from([
+        (
+            "sock_common.skc_dport",
+            FieldOffset {
+                offset: 12,
+                size: 2,
+            },
+        ),
+        (
+            "sock_common.skc_v6_daddr",
+            FieldOffset {
+                offset: 56,
+                size: 16,
+            },
+        ),
+        (
+            "sock_common.skc_v6_rcv_saddr",
+            FieldOffset {
+                offset: 72,
+                size: 16,
+            },
+        ),
+    ]));
+    let sys = FakeSys::new();
+    load(&sys, &obj, &resolver, &opts()).unwrap();
+    let fds = map_fds(&sys.calls());
+    let loads = prog_loads(&sys.calls());
+    let insns = &loads[0].2;
+    assert_eq!(
+        (
+            insn::off(insns[1]),
+            insn::off(insns[2]),
+            insn::imm(insns[4])
+        ),
+        (12, 60, 72)
+    );
+    assert_eq!(
+        (insn::src_reg(insns[5]), insn::imm(insns[5])),
+        (1, fds["filter"])
+    );
+    assert_eq!(insn::imm(loads[1].2[0]), fds["events"]);
+}

@@ -380,3 +380,42 @@ fn reads_objects_at_any_alignment() {
         parse(&good().build()).unwrap()
     );
 }
+
+/// An object written by our own bpf-asm (`bpf-asm bpf-asm-fixture.s -o bpf-asm-fixture.o`),
+/// field relocations included: the reader and the writer agree on the README format.
+#[test]
+fn reads_a_bpf_asm_object() {
+    let obj = parse(include_bytes!("testdata/bpf-asm-fixture.o")).unwrap();
+    assert_eq!(obj.license, "GPL");
+    let names: Vec<&str> = obj.maps.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["events", "filter"]);
+    assert_eq!((obj.maps[0].map_type, obj.maps[0].max_entries), (4, 0));
+    assert_eq!(
+        (
+            obj.maps[1].map_type,
+            obj.maps[1].key_size,
+            obj.maps[1].value_size
+        ),
+        (1, 8, 16)
+    );
+    let kp = obj.program("kprobe/tcp_v4_connect").unwrap();
+    assert_eq!(kp.insns.len(), 9);
+    assert_eq!(kp.map_relocs, vec![(5, 1)]);
+    let got: Vec<(usize, FieldRelocKind, i32, &str)> = kp
+        .field_relocs
+        .iter()
+        .map(|f| (f.insn_index, f.kind, f.addend, f.name.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, FieldRelocKind::Off, 0, "sock_common.skc_dport"),
+            (2, FieldRelocKind::Off, 4, "sock_common.skc_v6_daddr"),
+            (4, FieldRelocKind::Imm, 0, "sock_common.skc_v6_rcv_saddr"),
+        ]
+    );
+    assert_eq!(kp.field_relocs[0].placeholder, 0x7bad);
+    assert_eq!(kp.field_relocs[2].placeholder, 0x7badf00d);
+    let tp = obj.program("tracepoint/syscalls/sys_exit_connect").unwrap();
+    assert_eq!(tp.map_relocs, vec![(0, 0)]);
+}
