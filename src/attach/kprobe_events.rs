@@ -1,0 +1,161 @@
+//! Kprobes the old way (before the kprobe PMU): a line in tracefs `kprobe_events` creates a
+//! trace event, which is then opened like a tracepoint. The entry outlives us unless removed,
+//! so every entry is named after our pid and removed when its Attachment drops;
+//! [`remove_stale`] cleans up after a conntrace that crashed.
+
+use super::AttachError;
+use crate::sys::Sys;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const PREFIX: &str = "conntrace_";
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// One entry we created in kprobe_events.
+#[derive(Debug)]
+pub struct KprobeEvent {
+    control: PathBuf,
+    name: String,
+}
+
+impl KprobeEvent {
+    /// Appends `p:conntrace_<pid>_<n> FUNCTION` (`r:` for a return probe); returns the entry
+    /// and the trace event id the kernel gave it.
+    pub fn create<'s>(
+        sys: &'s dyn Sys,
+        tracefs: &Path,
+        function: &str,
+        retprobe: bool,
+    ) -> Result<(Removal<'s>, u64), AttachError> {
+        let name = format!(
+            "{PREFIX}{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let control = tracefs.join("kprobe_events");
+        let line = format!("{}:{name} {function}\n", if retprobe { 'r' } else { 'p' });
+        sys.write_file(&control, line.as_bytes(), true)
+            .map_err(|e| AttachError::Kprobe {
+                function: function.to_string(),
+                message: format!(
+                "writing `{}` to {} failed ({e}): the function does not exist or cannot be probed",
+                line.trim_end(),
+                control.display()
+            ),
+            })?;
+        let id_path = tracefs.join("events/kprobes").join(&name).join("id");
+        let removal = Removal {
+            sys,
+            event: KprobeEvent { control, name },
+        };
+        // On error `removal` drops here and takes the entry out again.
+        let id = super::read_id(sys, &id_path).map_err(|message| AttachError::Kprobe {
+            function: function.to_string(),
+            message,
+        })?;
+        Ok((removal, id))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Writes `-:NAME`. The kernel refuses (EBUSY) while a perf event on it is open.
+    fn remove(&mut self, sys: &dyn Sys) -> Result<(), AttachError> {
+        if self.name.is_empty() {
+            return Ok(());
+        }
+        let line = format!("-:{}\n", self.name);
+        let result = sys.write_file(&self.control, line.as_bytes(), true);
+        let name = std::mem::take(&mut self.name);
+        result.map_err(|e| {
+            AttachError::Cleanup(format!(
+                "removing kprobe event {name} from {} failed: {e}",
+                self.control.display()
+            ))
+        })
+    }
+}
+
+/// An entry that is removed when this drops (or earlier, by `remove_now`). An Attachment
+/// closes its perf fd before it lets this go.
+pub struct Removal<'s> {
+    pub sys: &'s dyn Sys,
+    pub event: KprobeEvent,
+}
+
+impl Removal<'_> {
+    pub fn remove_now(&mut self) -> Result<(), AttachError> {
+        self.event.remove(self.sys)
+    }
+}
+
+impl Drop for Removal<'_> {
+    fn drop(&mut self) {
+        let _ = self.event.remove(self.sys);
+    }
+}
+
+/// Removes `conntrace_<pid>_<n>` entries whose pid is no longer running; returns their names.
+/// Without /proc nothing can be judged, so nothing is removed.
+pub fn remove_stale(sys: &dyn Sys, tracefs: &Path) -> Result<Vec<String>, AttachError> {
+    let control = tracefs.join("kprobe_events");
+    let listing = match sys.read_file(&control) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => return Ok(Vec::new()), // no kprobe_events: nothing of ours can be there
+    };
+    if sys.read_file(Path::new("/proc/self/stat")).is_err() {
+        return Ok(Vec::new());
+    }
+    let own = std::process::id();
+    let mut removed = Vec::new();
+    for (group_and_name, pid) in listing.lines().filter_map(parse_entry) {
+        if pid == own
+            || sys
+                .read_file(Path::new(&format!("/proc/{pid}/stat")))
+                .is_ok()
+        {
+            continue;
+        }
+        let line = format!("-:{group_and_name}\n");
+        sys.write_file(&control, line.as_bytes(), true)
+            .map_err(|e| {
+                AttachError::Cleanup(format!(
+                    "removing stale kprobe event {group_and_name} of exited pid {pid} failed: {e}"
+                ))
+            })?;
+        removed.push(group_and_name.to_string());
+    }
+    Ok(removed)
+}
+
+/// "p:kprobes/conntrace_123_4 tcp_v4_connect" -> ("kprobes/conntrace_123_4", 123).
+fn parse_entry(line: &str) -> Option<(&str, u32)> {
+    let first = line.split_whitespace().next()?;
+    let (_, group_and_name) = first.split_once(':')?;
+    let name = group_and_name.rsplit('/').next()?;
+    let (pid, n) = name.strip_prefix(PREFIX)?.split_once('_')?;
+    n.parse::<u32>().ok()?;
+    Some((group_and_name, pid.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_entry;
+
+    #[test]
+    fn parses_listing_lines() {
+        assert_eq!(
+            parse_entry("p:kprobes/conntrace_123_4 tcp_v4_connect"),
+            Some(("kprobes/conntrace_123_4", 123))
+        );
+        assert_eq!(
+            parse_entry("r16:kprobes/conntrace_9_0 inet_csk_accept"),
+            Some(("kprobes/conntrace_9_0", 9))
+        );
+        assert_eq!(parse_entry("p:kprobes/other_1_2 f"), None);
+        assert_eq!(parse_entry("p:kprobes/conntrace_x_2 f"), None);
+        assert_eq!(parse_entry("p:kprobes/conntrace_1 f"), None);
+        assert_eq!(parse_entry(""), None);
+    }
+}
