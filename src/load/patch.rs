@@ -14,8 +14,11 @@ pub fn map_fd(
     insn_index: usize,
     fd: i32,
 ) -> Result<(), String> {
-    let at = format!("{}+{}", program.section, insn_index * 8);
-    let second_is_empty = insns.get(insn_index + 1).is_some_and(|&i| i == 0);
+    let at = format!("{}+{}", program.section, insn_index.saturating_mul(8));
+    let second_is_empty = insn_index
+        .checked_add(1)
+        .and_then(|i| insns.get(i))
+        .is_some_and(|&i| i == 0);
     let Some(slot) = insns.get_mut(insn_index) else {
         return Err(format!(
             "map relocation at {at} is past the end of the program"
@@ -45,7 +48,7 @@ pub fn field(
     reloc: &FieldReloc,
     resolver: &dyn FieldResolver,
 ) -> Result<(), String> {
-    let at = format!("{}+{}", program.section, reloc.insn_index * 8);
+    let at = format!("{}+{}", program.section, reloc.insn_index.saturating_mul(8));
     let Some(slot) = insns.get_mut(reloc.insn_index) else {
         return Err(format!(
             "field relocation for {} at {at} is past the end of the program",
@@ -109,8 +112,8 @@ fn check_access_size(
     if !starts_inside || field.size == 0 {
         return Ok(());
     }
-    let end = reloc.addend as u32 + size;
-    if end > field.size {
+    let end = u64::from(reloc.addend as u32) + u64::from(size);
+    if end > u64::from(field.size) {
         let place = if reloc.addend == 0 {
             String::new()
         } else {

@@ -45,7 +45,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<RawFieldReloc>, String> {
     let records_len = (count as usize)
         .checked_mul(RECORD_LEN)
         .ok_or_else(|| format!(".conntrace.fields claims {count} records, too many"))?;
-    let strings_start = HEADER_LEN + records_len;
+    let strings_start = HEADER_LEN.saturating_add(records_len);
     let needed = strings_start.checked_add(strings_len as usize);
     let strings = match needed.and_then(|end| bytes.get(strings_start..end)) {
         Some(s) => s,
