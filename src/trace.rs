@@ -12,7 +12,8 @@ use crate::fields::FieldSource;
 use crate::filter::{FilterConfig, ANY_UID};
 use crate::load::{self, LoadOptions, Loaded, ProgramFilter};
 use crate::output::{Clock, Printer, Stream};
-use crate::probe_object;
+use crate::probe_object::{self, ProgramKind};
+use std::os::fd::AsFd;
 use crate::ring::{self, PerfRings, Record, Wakeup};
 use crate::signals;
 use crate::sys::{RealSys, Sys};
@@ -119,14 +120,18 @@ fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, Strin
     let mut attachments = Vec::new();
     for probe in &probes {
         let program = loaded.program(probe.section).ok_or_else(|| format!("program {} was not loaded", probe.section))?;
-        match attach::attach(sys, program, &kprobes) {
+        let attached = match &program.kind {
+            ProgramKind::Tracepoint { category, name } => attach::attach_tracepoint(sys, program.fd.as_fd(), category, name),
+            _ => kprobes.method().and_then(|method| attach::attach(sys, program, method)),
+        };
+        match attached {
             Ok(a) => attachments.push(a),
             Err(e) if probe.optional => eprintln!("conntrace: warning: {e}; continuing without {}", probe.section),
             Err(e) => return Err(e.to_string()),
         }
         for tracepoint in probe.extra_tracepoints {
             let (category, name) = tracepoint.split_once('/').unwrap_or(("", tracepoint));
-            attachments.push(attach::attach_tracepoint(sys, program, category, name).map_err(|e| e.to_string())?);
+            attachments.push(attach::attach_tracepoint(sys, program.fd.as_fd(), category, name).map_err(|e| e.to_string())?);
         }
     }
     Ok(Session { attachments, rings, _loaded: loaded, backend, why })

@@ -383,9 +383,19 @@ syn\@:
     r1 = KIND_CONNECT
     *(u8 *)(r8 + EV_KIND) = r1
     task_info r8
+    sock_ids r7, r8
+    r0 = *(u64 *)(r10 - 144)
+    r1 = *(u64 *)(r0 + CONN_FLAGS)
+    r1 &= OUTCOME_PENDING
+    if r1 != 0 goto ended\@
     fill_local r7, r8
     fill_remote r7, r8
-    sock_ids r7, r8
+    goto send\@
+ended\@:
+    ; The handshake already failed or succeeded: a failed socket has had its ports and
+    ; addresses cleared by now, so take them from the outcome record.
+    copy_entry_addrs
+send\@:
     emit r6, r8
     r0 = *(u64 *)(r10 - 144)
     r1 = CONNECT_EMITTED
@@ -451,5 +461,38 @@ out\@:
     r1 = *(u32 *)(r0 + 28)
     *(u32 *)(r10 - 8) = r1
     r1 = *(u32 *)(r0 + 32)
+    *(u32 *)(r10 - 4) = r1
+.endm
+
+; Copy the local and remote sockaddrs of the `conns` entry in r0 (its outcome record) to
+; the stack event (r10-56 .. r10-1).
+.macro copy_entry_addrs
+    r1 = *(u32 *)(r0 + 88)
+    *(u32 *)(r10 - 56) = r1
+    r1 = *(u32 *)(r0 + 92)
+    *(u32 *)(r10 - 52) = r1
+    r1 = *(u32 *)(r0 + 96)
+    *(u32 *)(r10 - 48) = r1
+    r1 = *(u32 *)(r0 + 100)
+    *(u32 *)(r10 - 44) = r1
+    r1 = *(u32 *)(r0 + 104)
+    *(u32 *)(r10 - 40) = r1
+    r1 = *(u32 *)(r0 + 108)
+    *(u32 *)(r10 - 36) = r1
+    r1 = *(u32 *)(r0 + 112)
+    *(u32 *)(r10 - 32) = r1
+    r1 = *(u32 *)(r0 + 116)
+    *(u32 *)(r10 - 28) = r1
+    r1 = *(u32 *)(r0 + 120)
+    *(u32 *)(r10 - 24) = r1
+    r1 = *(u32 *)(r0 + 124)
+    *(u32 *)(r10 - 20) = r1
+    r1 = *(u32 *)(r0 + 128)
+    *(u32 *)(r10 - 16) = r1
+    r1 = *(u32 *)(r0 + 132)
+    *(u32 *)(r10 - 12) = r1
+    r1 = *(u32 *)(r0 + 136)
+    *(u32 *)(r10 - 8) = r1
+    r1 = *(u32 *)(r0 + 140)
     *(u32 *)(r10 - 4) = r1
 .endm

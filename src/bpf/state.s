@@ -9,7 +9,52 @@
 .equ TP_SKADDR, 8
 .equ TP_OLDSTATE, 16
 .equ TP_NEWSTATE, 20
+.equ TP_SPORT, 24               ; host order
+.equ TP_DPORT, 26               ; host order
+.equ TP_FAMILY, 28
 .equ TP_PROTOCOL, 30
+.equ TP_SADDR, 32
+.equ TP_DADDR, 36
+.equ TP_SADDR_V6, 40
+.equ TP_DADDR_V6, 56
+
+; The outcome's addresses from the tracepoint's own copy, taken before the state change
+; clears the socket's port (a refused socket has lport 0 by the time anyone reads it).
+.macro fill_from_tracepoint
+    r1 = *(u16 *)(r6 + TP_FAMILY)
+    *(u16 *)(r8 + EV_LOCAL) = r1
+    *(u16 *)(r8 + EV_REMOTE) = r1
+    r2 = *(u16 *)(r6 + TP_SPORT)
+    r2 = be16 r2
+    *(u16 *)(r8 + EV_LOCAL_PORT) = r2
+    r2 = *(u16 *)(r6 + TP_DPORT)
+    r2 = be16 r2
+    *(u16 *)(r8 + EV_REMOTE_PORT) = r2
+    if r1 == AF_INET6 goto v6\@
+    r2 = *(u32 *)(r6 + TP_SADDR)
+    *(u32 *)(r8 + EV_LOCAL_ADDR4) = r2
+    r2 = *(u32 *)(r6 + TP_DADDR)
+    *(u32 *)(r8 + EV_REMOTE_ADDR4) = r2
+    goto done\@
+v6\@:
+    r2 = *(u32 *)(r6 + 40)
+    *(u32 *)(r8 + 80) = r2
+    r2 = *(u32 *)(r6 + 44)
+    *(u32 *)(r8 + 84) = r2
+    r2 = *(u32 *)(r6 + 48)
+    *(u32 *)(r8 + 88) = r2
+    r2 = *(u32 *)(r6 + 52)
+    *(u32 *)(r8 + 92) = r2
+    r2 = *(u32 *)(r6 + 56)
+    *(u32 *)(r8 + 108) = r2
+    r2 = *(u32 *)(r6 + 60)
+    *(u32 *)(r8 + 112) = r2
+    r2 = *(u32 *)(r6 + 64)
+    *(u32 *)(r8 + 116) = r2
+    r2 = *(u32 *)(r6 + 68)
+    *(u32 *)(r8 + 120) = r2
+done\@:
+.endm
 
 .section tracepoint/sock/inet_sock_set_state
     r6 = r1
@@ -78,8 +123,7 @@ ended:
     r1 = *(u64 *)(r9 + CONN_START)
     r0 -= r1
     *(u64 *)(r8 + EV_LATENCY) = r0
-    fill_local r7, r8
-    fill_remote r7, r8
+    fill_from_tracepoint
     r1 = OUTCOME_PENDING
     r1 = atomic_fetch_or((u64 *)(r9 + CONN_FLAGS), r1)
     r1 &= CONNECT_EMITTED

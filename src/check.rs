@@ -1,0 +1,182 @@
+//! `conntrace check`: what this kernel offers and what conntrace will use, for a person at a
+//! rescue shell. Every line is a probe of the real thing (a map created, the programs loaded
+//! by the verifier), not a guess from version numbers.
+
+use std::path::Path;
+
+use crate::attach::{self, KprobeSupport};
+use crate::backend::{self, Backend};
+use crate::cli::{self, CheckOptions};
+use crate::fields::FieldSource;
+use crate::load::{self, FieldResolver, LoadOptions, ProgramFilter};
+use crate::probe_object::{self, ProbeObject};
+use crate::ring;
+use crate::sys::{MapCreate, Sys};
+use crate::trace::PROBES;
+
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+/// Prints the report; returns 0 when tracing will work, 1 when not.
+pub fn run(sys: &dyn Sys, opts: &CheckOptions) -> i32 {
+    let report = check(sys, opts);
+    print!("{}", report.text);
+    match &report.problem {
+        None => {
+            println!("result: tracing will work ({} backend)", report.backend.map_or("?", Backend::name));
+            0
+        }
+        Some(why) => {
+            println!("result: tracing will NOT work: {why}");
+            1
+        }
+    }
+}
+
+struct Report {
+    text: String,
+    backend: Option<Backend>,
+    /// The first thing that stops tracing, if any.
+    problem: Option<String>,
+}
+
+impl Report {
+    fn line(&mut self, what: &str, value: impl AsRef<str>) {
+        self.text.push_str(&format!("{what:<14} {}\n", value.as_ref()));
+    }
+
+    fn fail(&mut self, why: String) {
+        if self.problem.is_none() {
+            self.problem = Some(why);
+        }
+    }
+}
+
+fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
+    let mut r = Report { text: String::new(), backend: None, problem: None };
+    r.line("kernel", kernel_release());
+
+    match sys.map_create(&MapCreate {
+        name: "ct_check",
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        flags: 0,
+    }) {
+        Ok(_) => r.line("bpf()", "allowed"),
+        Err(e) => {
+            r.line("bpf()", format!("refused: {e}"));
+            r.fail(format!("bpf() is refused ({e}): needs root or CAP_BPF+CAP_PERFMON"));
+        }
+    }
+
+    match ring::online_cpus(sys) {
+        Ok(cpus) => r.line("perf rings", format!("one per online CPU: {} CPUs", cpus.len())),
+        Err(e) => {
+            r.line("perf rings", format!("unknown: {e}"));
+            r.fail(e.to_string());
+        }
+    }
+
+    let support = attach::kprobe_support(sys);
+    r.line(
+        "kprobes",
+        match support {
+            KprobeSupport::Pmu { perf_type, .. } => format!("kprobe PMU (perf type {perf_type})"),
+            KprobeSupport::TracefsOnly => "tracefs kprobe_events".to_string(),
+            KprobeSupport::None => "none (no kprobe PMU, no kprobe_events)".to_string(),
+        },
+    );
+
+    for tp in ["sock/inet_sock_set_state", "syscalls/sys_enter_connect", "syscalls/sys_exit_connect", "syscalls/sys_exit_accept4", "syscalls/sys_exit_accept"] {
+        let (category, name) = tp.split_once('/').unwrap_or(("", tp));
+        let state = match attach::tracefs_root(sys) {
+            Ok(root) if sys.read_file(&root.join("events").join(category).join(name).join("id")).is_ok() => "present",
+            Ok(_) => "missing",
+            Err(_) => "unknown (no tracefs)",
+        };
+        r.line("tracepoint", format!("{tp}: {state}"));
+    }
+
+    let ipv6 = Path::new("/proc/sys/net/ipv6").exists();
+    r.line("IPv6", if ipv6 { "enabled" } else { "disabled (IPv4 only)" });
+
+    let fields = match FieldSource::open(&opts.btf) {
+        Ok(f) => f,
+        Err(e) => {
+            r.line("BTF", format!("unusable: {e}"));
+            r.fail(e);
+            return r;
+        }
+    };
+    r.line("field offsets", format!("from {}", btf_origin(&opts.btf, &fields)));
+    let object = match probe_object::parse(PROBES) {
+        Ok(o) => o,
+        Err(e) => {
+            r.fail(format!("embedded probe object: {e}"));
+            return r;
+        }
+    };
+    for spec in field_specs(&object) {
+        match fields.field(&spec) {
+            Ok(f) => r.line("", format!("{spec:<32} offset {:>5}  size {}", f.offset, f.size)),
+            Err(e) => r.line("", format!("{spec:<32} unavailable: {e}")),
+        }
+    }
+
+    let (backend, why) = match backend::choose(sys, cli::Backend::Auto) {
+        Ok((b, _, why)) => (b, why),
+        Err(e) => {
+            r.fail(e);
+            return r;
+        }
+    };
+    r.backend = Some(backend);
+    r.line("backend", format!("auto picks the {why}"));
+
+    // The verifier is the final word: load (not attach) every program the backend needs.
+    let nr_cpus = ring::online_cpus(sys).ok().and_then(|c| c.iter().max().map(|m| m + 1)).unwrap_or(1);
+    let sections = backend.probes().iter().map(|p| p.section.to_string()).collect();
+    let load_opts = LoadOptions { nr_cpus, kern_version: load::kernel_version_code(), programs: ProgramFilter::Only(sections) };
+    match load::load(sys, &object, &fields, &load_opts) {
+        Ok(loaded) => r.line("programs", format!("{} loaded and verified", loaded.programs.len())),
+        Err(e) => {
+            r.line("programs", "rejected");
+            r.fail(e.to_string());
+        }
+    }
+    r
+}
+
+fn btf_origin(arg: &cli::BtfSource, fields: &FieldSource) -> String {
+    match (arg, fields) {
+        (_, FieldSource::Builtin) => fields.describe().to_string(),
+        (cli::BtfSource::Path(p), _) => format!("BTF in {}", p.display()),
+        _ => format!("BTF in {}", crate::btf::VMLINUX_BTF),
+    }
+}
+
+/// Every distinct "struct.field" the probes use, in order of first use.
+fn field_specs(object: &ProbeObject) -> Vec<String> {
+    let mut specs: Vec<String> = Vec::new();
+    for reloc in object.programs.iter().flat_map(|p| &p.field_relocs) {
+        if !specs.contains(&reloc.name) {
+            specs.push(reloc.name.clone());
+        }
+    }
+    specs
+}
+
+fn kernel_release() -> String {
+    // SAFETY: a zeroed utsname is a valid output buffer for uname(2).
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `uts` is a live, writable utsname.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return "unknown".to_string();
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    format!("{} ({})", field(&uts.release), field(&uts.machine))
+}
