@@ -74,10 +74,16 @@ fn main() {
         name: "arch.s",
         text: &arch_text,
     }];
-    sources.extend(texts.iter().map(|(name, text)| bpf_asm::Source { name, text }));
+    sources.extend(
+        texts
+            .iter()
+            .map(|(name, text)| bpf_asm::Source { name, text }),
+    );
     let object = match bpf_asm::assemble(&sources) {
         Ok(object) => object,
-        Err(e) => fail(&format!("{e}\nerror: the BPF programs in src/bpf do not assemble (see above)")),
+        Err(e) => fail(&format!(
+            "{e}\nerror: the BPF programs in src/bpf do not assemble (see above)"
+        )),
     };
     let out = PathBuf::from(out_dir).join("probes.o");
     if let Err(e) = std::fs::write(&out, object) {
