@@ -55,8 +55,18 @@ const STATE: Probe = Probe {
 };
 
 static TRACEPOINT_PROBES: &[Probe] = &[
-    Probe { section: "tracepoint/syscalls/sys_enter_connect", role: Role::Connect, extra_tracepoints: &[], optional: false },
-    Probe { section: "tracepoint/syscalls/sys_exit_connect", role: Role::Connect, extra_tracepoints: &[], optional: false },
+    Probe {
+        section: "tracepoint/syscalls/sys_enter_connect",
+        role: Role::Connect,
+        extra_tracepoints: &[],
+        optional: false,
+    },
+    Probe {
+        section: "tracepoint/syscalls/sys_exit_connect",
+        role: Role::Connect,
+        extra_tracepoints: &[],
+        optional: false,
+    },
     STATE,
     Probe {
         section: "tracepoint/syscalls/sys_exit_accept4",
@@ -67,12 +77,37 @@ static TRACEPOINT_PROBES: &[Probe] = &[
 ];
 
 static KPROBE_PROBES: &[Probe] = &[
-    Probe { section: "kprobe/tcp_v4_connect", role: Role::Connect, extra_tracepoints: &[], optional: false },
-    Probe { section: "kretprobe/tcp_v4_connect", role: Role::Connect, extra_tracepoints: &[], optional: false },
-    Probe { section: "kprobe/tcp_v6_connect", role: Role::Connect, extra_tracepoints: &[], optional: true },
-    Probe { section: "kretprobe/tcp_v6_connect", role: Role::Connect, extra_tracepoints: &[], optional: true },
+    Probe {
+        section: "kprobe/tcp_v4_connect",
+        role: Role::Connect,
+        extra_tracepoints: &[],
+        optional: false,
+    },
+    Probe {
+        section: "kretprobe/tcp_v4_connect",
+        role: Role::Connect,
+        extra_tracepoints: &[],
+        optional: false,
+    },
+    Probe {
+        section: "kprobe/tcp_v6_connect",
+        role: Role::Connect,
+        extra_tracepoints: &[],
+        optional: true,
+    },
+    Probe {
+        section: "kretprobe/tcp_v6_connect",
+        role: Role::Connect,
+        extra_tracepoints: &[],
+        optional: true,
+    },
     STATE,
-    Probe { section: "kretprobe/inet_csk_accept", role: Role::Accept, extra_tracepoints: &[], optional: false },
+    Probe {
+        section: "kretprobe/inet_csk_accept",
+        role: Role::Accept,
+        extra_tracepoints: &[],
+        optional: false,
+    },
 ];
 
 /// The backend to use, and a sentence saying why, for stderr.

@@ -22,7 +22,10 @@ pub fn run(sys: &dyn Sys, opts: &CheckOptions) -> i32 {
     print!("{}", report.text);
     match &report.problem {
         None => {
-            println!("result: tracing will work ({} backend)", report.backend.map_or("?", Backend::name));
+            println!(
+                "result: tracing will work ({} backend)",
+                report.backend.map_or("?", Backend::name)
+            );
             0
         }
         Some(why) => {
@@ -41,7 +44,8 @@ struct Report {
 
 impl Report {
     fn line(&mut self, what: &str, value: impl AsRef<str>) {
-        self.text.push_str(&format!("{what:<14} {}\n", value.as_ref()));
+        self.text
+            .push_str(&format!("{what:<14} {}\n", value.as_ref()));
     }
 
     fn fail(&mut self, why: String) {
@@ -52,7 +56,11 @@ impl Report {
 }
 
 fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
-    let mut r = Report { text: String::new(), backend: None, problem: None };
+    let mut r = Report {
+        text: String::new(),
+        backend: None,
+        problem: None,
+    };
     r.line("kernel", kernel_release());
 
     match sys.map_create(&MapCreate {
@@ -66,12 +74,17 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         Ok(_) => r.line("bpf()", "allowed"),
         Err(e) => {
             r.line("bpf()", format!("refused: {e}"));
-            r.fail(format!("bpf() is refused ({e}): needs root or CAP_BPF+CAP_PERFMON"));
+            r.fail(format!(
+                "bpf() is refused ({e}): needs root or CAP_BPF+CAP_PERFMON"
+            ));
         }
     }
 
     match ring::online_cpus(sys) {
-        Ok(cpus) => r.line("perf rings", format!("one per online CPU: {} CPUs", cpus.len())),
+        Ok(cpus) => r.line(
+            "perf rings",
+            format!("one per online CPU: {} CPUs", cpus.len()),
+        ),
         Err(e) => {
             r.line("perf rings", format!("unknown: {e}"));
             r.fail(e.to_string());
@@ -88,10 +101,22 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         },
     );
 
-    for tp in ["sock/inet_sock_set_state", "syscalls/sys_enter_connect", "syscalls/sys_exit_connect", "syscalls/sys_exit_accept4", "syscalls/sys_exit_accept"] {
+    for tp in [
+        "sock/inet_sock_set_state",
+        "syscalls/sys_enter_connect",
+        "syscalls/sys_exit_connect",
+        "syscalls/sys_exit_accept4",
+        "syscalls/sys_exit_accept",
+    ] {
         let (category, name) = tp.split_once('/').unwrap_or(("", tp));
         let state = match attach::tracefs_root(sys) {
-            Ok(root) if sys.read_file(&root.join("events").join(category).join(name).join("id")).is_ok() => "present",
+            Ok(root)
+                if sys
+                    .read_file(&root.join("events").join(category).join(name).join("id"))
+                    .is_ok() =>
+            {
+                "present"
+            }
             Ok(_) => "missing",
             Err(_) => "unknown (no tracefs)",
         };
@@ -99,7 +124,14 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     }
 
     let ipv6 = Path::new("/proc/sys/net/ipv6").exists();
-    r.line("IPv6", if ipv6 { "enabled" } else { "disabled (IPv4 only)" });
+    r.line(
+        "IPv6",
+        if ipv6 {
+            "enabled"
+        } else {
+            "disabled (IPv4 only)"
+        },
+    );
 
     let fields = match FieldSource::open(&opts.btf) {
         Ok(f) => f,
@@ -109,7 +141,10 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
             return r;
         }
     };
-    r.line("field offsets", format!("from {}", btf_origin(&opts.btf, &fields)));
+    r.line(
+        "field offsets",
+        format!("from {}", btf_origin(&opts.btf, &fields)),
+    );
     let object = match probe_object::parse(PROBES) {
         Ok(o) => o,
         Err(e) => {
@@ -119,7 +154,10 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     };
     for spec in field_specs(&object) {
         match fields.field(&spec) {
-            Ok(f) => r.line("", format!("{spec:<32} offset {:>5}  size {}", f.offset, f.size)),
+            Ok(f) => r.line(
+                "",
+                format!("{spec:<32} offset {:>5}  size {}", f.offset, f.size),
+            ),
             Err(e) => r.line("", format!("{spec:<32} unavailable: {e}")),
         }
     }
@@ -135,11 +173,25 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     r.line("backend", format!("auto picks the {why}"));
 
     // The verifier is the final word: load (not attach) every program the backend needs.
-    let nr_cpus = ring::online_cpus(sys).ok().and_then(|c| c.iter().max().map(|m| m + 1)).unwrap_or(1);
-    let sections = backend.probes().iter().map(|p| p.section.to_string()).collect();
-    let load_opts = LoadOptions { nr_cpus, kern_version: load::kernel_version_code(), programs: ProgramFilter::Only(sections) };
+    let nr_cpus = ring::online_cpus(sys)
+        .ok()
+        .and_then(|c| c.iter().max().map(|m| m + 1))
+        .unwrap_or(1);
+    let sections = backend
+        .probes()
+        .iter()
+        .map(|p| p.section.to_string())
+        .collect();
+    let load_opts = LoadOptions {
+        nr_cpus,
+        kern_version: load::kernel_version_code(),
+        programs: ProgramFilter::Only(sections),
+    };
     match load::load(sys, &object, &fields, &load_opts) {
-        Ok(loaded) => r.line("programs", format!("{} loaded and verified", loaded.programs.len())),
+        Ok(loaded) => r.line(
+            "programs",
+            format!("{} loaded and verified", loaded.programs.len()),
+        ),
         Err(e) => {
             r.line("programs", "rejected");
             r.fail(e.to_string());
@@ -175,7 +227,11 @@ fn kernel_release() -> String {
         return "unknown".to_string();
     }
     let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     format!("{} ({})", field(&uts.release), field(&uts.machine))

@@ -19,9 +19,14 @@ impl FieldSource {
             cli::BtfSource::Path(path) => btf::load(&BtfSource::Path(path.clone()))
                 .map(FieldSource::Btf)
                 .map_err(|e| format!("cannot use BTF from {}: {e}", path.display())),
-            cli::BtfSource::Kernel => btf::load(&BtfSource::Vmlinux).map(FieldSource::Btf).map_err(|e| {
-                format!("cannot read the kernel's BTF ({}): {e}; pass --btf PATH or --btf none", btf::VMLINUX_BTF)
-            }),
+            cli::BtfSource::Kernel => btf::load(&BtfSource::Vmlinux)
+                .map(FieldSource::Btf)
+                .map_err(|e| {
+                    format!(
+                        "cannot read the kernel's BTF ({}): {e}; pass --btf PATH or --btf none",
+                        btf::VMLINUX_BTF
+                    )
+                }),
         }
     }
 
@@ -38,11 +43,19 @@ impl FieldResolver for FieldSource {
         match self {
             FieldSource::Btf(btf) => btf
                 .field(spec)
-                .map(|f| FieldOffset { offset: f.offset, size: f.size })
+                .map(|f| FieldOffset {
+                    offset: f.offset,
+                    size: f.size,
+                })
                 .map_err(|e| e.to_string()),
             FieldSource::Builtin => btf::builtin_field(spec)
-                .map(|f| FieldOffset { offset: f.offset, size: f.size })
-                .ok_or_else(|| format!("{spec} is not in the built-in layout and there is no BTF to find it")),
+                .map(|f| FieldOffset {
+                    offset: f.offset,
+                    size: f.size,
+                })
+                .ok_or_else(|| {
+                    format!("{spec} is not in the built-in layout and there is no BTF to find it")
+                }),
         }
     }
 }

@@ -10,8 +10,8 @@
 
 pub mod attach;
 pub mod backend;
-pub mod check;
 pub mod btf;
+pub mod check;
 pub mod cli;
 pub mod errno;
 pub mod event;

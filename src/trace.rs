@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::time::Instant;
 
 use crate::attach::{self, Attachment};
-use crate::backend::{self, Backend, Role};
+use crate::backend::{self, Role};
 use crate::cli::{self, Command, FamilyFilter, TraceOptions};
 use crate::event::{self, Kind, SockIds};
 use crate::fields::FieldSource;
@@ -13,10 +13,10 @@ use crate::filter::{FilterConfig, ANY_UID};
 use crate::load::{self, LoadOptions, Loaded, ProgramFilter};
 use crate::output::{Clock, Printer, Stream};
 use crate::probe_object::{self, ProgramKind};
-use std::os::fd::AsFd;
 use crate::ring::{self, PerfRings, Record, Wakeup};
 use crate::signals;
 use crate::sys::{RealSys, Sys};
+use std::os::fd::AsFd;
 
 /// The probe object build.rs assembled from src/bpf/*.s.
 pub static PROBES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probes.o"));
@@ -65,7 +65,6 @@ struct Session<'s> {
     attachments: Vec<Attachment<'s>>,
     rings: PerfRings<'s>,
     _loaded: Loaded,
-    backend: Backend,
     /// Why this backend, for the "attached" line.
     why: String,
 }
@@ -93,7 +92,9 @@ fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, Strin
     let fields = FieldSource::open(&opts.btf)?;
     let object = probe_object::parse(PROBES).map_err(|e| format!("embedded probe object: {e}"))?;
 
-    let wants_connect = [Kind::Connect, Kind::Established, Kind::Failed].iter().any(|&k| opts.wants(k, true) || opts.wants(k, false));
+    let wants_connect = [Kind::Connect, Kind::Established, Kind::Failed]
+        .iter()
+        .any(|&k| opts.wants(k, true) || opts.wants(k, false));
     let wants_accept = opts.wants(Kind::Accept, false);
     let probes: Vec<_> = backend
         .probes()
@@ -114,27 +115,47 @@ fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, Strin
     let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
     configure_filters(sys, &loaded, opts)?;
 
-    let events = loaded.map_fd("events").ok_or("probe object has no events map")?;
-    let rings = PerfRings::open(sys, events, &cpus, opts.pages as usize, Wakeup::EveryRecord).map_err(|e| e.to_string())?;
+    let events = loaded
+        .map_fd("events")
+        .ok_or("probe object has no events map")?;
+    let rings = PerfRings::open(sys, events, &cpus, opts.pages as usize, Wakeup::EveryRecord)
+        .map_err(|e| e.to_string())?;
 
     let mut attachments = Vec::new();
     for probe in &probes {
-        let program = loaded.program(probe.section).ok_or_else(|| format!("program {} was not loaded", probe.section))?;
+        let program = loaded
+            .program(probe.section)
+            .ok_or_else(|| format!("program {} was not loaded", probe.section))?;
         let attached = match &program.kind {
-            ProgramKind::Tracepoint { category, name } => attach::attach_tracepoint(sys, program.fd.as_fd(), category, name),
-            _ => kprobes.method().and_then(|method| attach::attach(sys, program, method)),
+            ProgramKind::Tracepoint { category, name } => {
+                attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+            }
+            _ => kprobes
+                .method()
+                .and_then(|method| attach::attach(sys, program, method)),
         };
         match attached {
             Ok(a) => attachments.push(a),
-            Err(e) if probe.optional => eprintln!("conntrace: warning: {e}; continuing without {}", probe.section),
+            Err(e) if probe.optional => eprintln!(
+                "conntrace: warning: {e}; continuing without {}",
+                probe.section
+            ),
             Err(e) => return Err(e.to_string()),
         }
         for tracepoint in probe.extra_tracepoints {
             let (category, name) = tracepoint.split_once('/').unwrap_or(("", tracepoint));
-            attachments.push(attach::attach_tracepoint(sys, program.fd.as_fd(), category, name).map_err(|e| e.to_string())?);
+            attachments.push(
+                attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+                    .map_err(|e| e.to_string())?,
+            );
         }
     }
-    Ok(Session { attachments, rings, _loaded: loaded, backend, why })
+    Ok(Session {
+        attachments,
+        rings,
+        _loaded: loaded,
+        why,
+    })
 }
 
 /// Writes the in-kernel filters into the `config` and `ports` maps.
@@ -149,13 +170,27 @@ fn configure_filters(sys: &dyn Sys, loaded: &Loaded, opts: &TraceOptions) -> Res
         },
         port_filter: u32::from(!opts.ports.is_empty()),
     };
-    let map = |name| loaded.map_fd(name).ok_or_else(|| format!("probe object has no {name} map"));
+    let map = |name| {
+        loaded
+            .map_fd(name)
+            .ok_or_else(|| format!("probe object has no {name} map"))
+    };
     let fail = |what: &str, e: crate::sys::SysError| format!("cannot set the {what} filter: {e}");
-    sys.map_update(map("config")?, &0u32.to_ne_bytes(), bytemuck::bytes_of(&config), 0)
-        .map_err(|e| fail("pid/uid/family", e))?;
+    sys.map_update(
+        map("config")?,
+        &0u32.to_ne_bytes(),
+        bytemuck::bytes_of(&config),
+        0,
+    )
+    .map_err(|e| fail("pid/uid/family", e))?;
     for &port in &opts.ports {
-        sys.map_update(map("ports")?, &u32::from(port).to_ne_bytes(), &1u32.to_ne_bytes(), 0)
-            .map_err(|e| fail("port", e))?;
+        sys.map_update(
+            map("ports")?,
+            &u32::from(port).to_ne_bytes(),
+            &1u32.to_ne_bytes(),
+            0,
+        )
+        .map_err(|e| fail("port", e))?;
     }
     Ok(())
 }
@@ -188,7 +223,7 @@ fn read_events(mut session: Session<'_>, opts: &TraceOptions) -> Result<Totals, 
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     stop = Some(Stop::Duration);
-                    break;
+                    continue;
                 }
                 left.as_millis().clamp(1, i32::MAX as u128) as i32
             }
