@@ -64,7 +64,7 @@ struct Totals {
 struct Session<'s> {
     attachments: Vec<Attachment<'s>>,
     rings: PerfRings<'s>,
-    _loaded: Loaded,
+    loaded: Loaded,
     /// Why this backend, for the "attached" line.
     why: String,
 }
@@ -77,7 +77,7 @@ fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
         session.attachments.len(),
         session.why
     );
-    let totals = read_events(session, opts)?;
+    let totals = read_events(sys, session, opts)?;
     let mut summary = format!("conntrace: {} events, {} lost", totals.events, totals.lost);
     if totals.malformed > 0 {
         summary.push_str(&format!(", {} malformed records skipped", totals.malformed));
@@ -153,7 +153,7 @@ fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, Strin
     Ok(Session {
         attachments,
         rings,
-        _loaded: loaded,
+        loaded,
         why,
     })
 }
@@ -205,18 +205,66 @@ enum Stop {
     ClosedOutput,
 }
 
-fn read_events(mut session: Session<'_>, opts: &TraceOptions) -> Result<Totals, String> {
+/// Turns ring records into output, counting as it goes.
+struct Reader<'o> {
+    opts: &'o TraceOptions,
+    printer: Printer,
+    ids: SockIds,
+    totals: Totals,
+    /// The batch of output not yet written to stdout.
+    out: Vec<u8>,
+    limit: u64,
+}
+
+impl Reader<'_> {
+    fn on_record(&mut self, record: Record<'_>) {
+        match record {
+            Record::Sample { data, .. } => match event::decode_bytes(data, &self.ids) {
+                Ok(ev) if self.totals.events < self.limit && self.opts.wants(ev.kind, ev.error.is_some()) => {
+                    self.printer.event(&ev, &mut self.out);
+                    self.totals.events += 1;
+                }
+                Ok(_) => {}
+                Err(_) => self.totals.malformed += 1,
+            },
+            Record::Lost { cpu, count } => self.lost(cpu, count),
+        }
+    }
+
+    /// JSON: a `lost` record in the output; text: a line on stderr, at once.
+    fn lost(&mut self, cpu: u32, count: u64) {
+        self.totals.lost += count;
+        let now = Clock::monotonic_now_ns().unwrap_or(0);
+        let mut line = Vec::new();
+        match self.printer.lost(cpu, count, now, &mut line) {
+            Stream::Stdout => self.out.extend_from_slice(&line),
+            Stream::Stderr => {
+                let _ = io::stderr().write_all(&line);
+            }
+        }
+    }
+
+    fn reached_limit(&self) -> bool {
+        self.totals.events >= self.limit
+    }
+}
+
+fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> Result<Totals, String> {
     let clock = Clock::now().map_err(|e| format!("cannot read the clocks: {e}"))?;
-    let mut printer = Printer::new(opts.format(), clock);
-    let ids = SockIds::new();
+    let mut reader = Reader {
+        opts,
+        printer: Printer::new(opts.format(), clock),
+        ids: SockIds::new(),
+        totals: Totals::default(),
+        out: Vec::with_capacity(256 * 1024),
+        limit: opts.max_events.unwrap_or(u64::MAX),
+    };
     let deadline = opts.duration.map(|d| Instant::now() + d);
-    let mut totals = Totals::default();
-    let mut out: Vec<u8> = Vec::with_capacity(256 * 1024);
     let stdout = io::stdout();
     let mut stdout = stdout.lock();
 
-    printer.header(&mut out);
-    let mut stop = flush(&mut stdout, &mut out)?;
+    reader.printer.header(&mut reader.out);
+    let mut stop = flush(&mut stdout, &mut reader.out)?;
     while stop.is_none() {
         let timeout_ms = match deadline {
             Some(d) => {
@@ -229,37 +277,51 @@ fn read_events(mut session: Session<'_>, opts: &TraceOptions) -> Result<Totals, 
             }
             None => -1,
         };
-        let mut lost_lines = Vec::new();
-        let limit = opts.max_events.unwrap_or(u64::MAX);
-        session
-            .rings
-            .poll(timeout_ms, |record| match record {
-                Record::Sample { data, .. } => match event::decode_bytes(data, &ids) {
-                    Ok(ev) if totals.events < limit && opts.wants(ev.kind, ev.error.is_some()) => {
-                        printer.event(&ev, &mut out);
-                        totals.events += 1;
-                    }
-                    Ok(_) => {}
-                    Err(_) => totals.malformed += 1,
-                },
-                Record::Lost { cpu, count } => {
-                    totals.lost += count;
-                    let now = Clock::monotonic_now_ns().unwrap_or(0);
-                    if printer.lost(cpu, count, now, &mut lost_lines) == Stream::Stdout {
-                        out.append(&mut lost_lines);
-                    }
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        if !lost_lines.is_empty() {
-            let _ = io::stderr().write_all(&lost_lines);
-        }
-        stop = flush(&mut stdout, &mut out)?
+        session.rings.poll(timeout_ms, |r| reader.on_record(r)).map_err(|e| e.to_string())?;
+        stop = flush(&mut stdout, &mut reader.out)?
             .or_else(|| signals::stop_requested().map(|_| Stop::Signal))
-            .or_else(|| (totals.events >= limit).then_some(Stop::MaxEvents));
+            .or_else(|| reader.reached_limit().then_some(Stop::MaxEvents));
     }
-    totals.malformed += session.rings.malformed();
-    Ok(totals)
+
+    // Detach, so nothing new arrives, then take what the rings still hold: on a signal or at
+    // the end of -d, every event that happened before is printed or counted as lost.
+    session.attachments.clear();
+    if stop != Some(Stop::ClosedOutput) {
+        session.rings.drain(|r| reader.on_record(r));
+    }
+    reader.totals.malformed += session.rings.malformed();
+
+    // The kernel writes a LOST record only once a ring has room again; the in-kernel drop
+    // counter is exact, so report what the records did not.
+    let reported: Vec<(u32, u64)> = session.rings.per_cpu().map(|c| (c.cpu, c.lost)).collect();
+    for (cpu, dropped) in dropped_per_cpu(sys, &session.loaded)? {
+        let seen = reported.iter().find(|(c, _)| *c == cpu).map_or(0, |(_, n)| *n);
+        if dropped > seen {
+            reader.lost(cpu, dropped - seen);
+        }
+    }
+    if stop != Some(Stop::ClosedOutput) {
+        flush(&mut stdout, &mut reader.out)?;
+    }
+    Ok(reader.totals)
+}
+
+/// The `drops` per-CPU counter: every record a probe could not write, by CPU.
+fn dropped_per_cpu(sys: &dyn Sys, loaded: &Loaded) -> Result<Vec<(u32, u64)>, String> {
+    let map = loaded.map_fd("drops").ok_or("probe object has no drops map")?;
+    let possible = ring::possible_cpus(sys).map_err(|e| e.to_string())?;
+    let slots = possible.iter().max().map_or(1, |&m| m as usize + 1);
+    let mut values = vec![0u8; slots * 8];
+    sys.map_lookup(map, &0u32.to_ne_bytes(), &mut values)
+        .map_err(|e| format!("cannot read the drop counters: {e}"))?;
+    Ok(values
+        .chunks_exact(8)
+        .enumerate()
+        .filter_map(|(cpu, v)| {
+            let n = u64::from_ne_bytes(v.try_into().ok()?);
+            (n > 0).then_some((cpu as u32, n))
+        })
+        .collect())
 }
 
 /// Writes what the batch produced, at once: a pipe sees each event without waiting for more.

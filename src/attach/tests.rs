@@ -116,6 +116,9 @@ impl Sys for Kernel {
     ) -> SysResult<()> {
         self.fake.map_update(map, key, value, flags)
     }
+    fn map_lookup(&self, map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> SysResult<()> {
+        self.fake.map_lookup(map, key, value)
+    }
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd> {
         self.fake.prog_load(req, log)
     }

@@ -72,6 +72,7 @@
 .map ports, hash, 4, 4, 64
 .map connecting, hash, 8, 40, 10240
 .map conns, lru_hash, 8, 144, 65536
+.map drops, percpu_array, 4, 8, 1              ; records perf_event_output could not write, per CPU
 
 ; Zero the 144 bytes at r10-144 .. r10-1 (the verifier wants every byte we send initialised).
 .macro zero_stack
@@ -208,16 +209,14 @@ done\@:
     r3 = \sk
     r3 += offsetof(sock_common, skc_family)
     call bpf_probe_read_kernel
+    ; inet_sport, not skc_num: a socket reset before accept() returns has had skc_num
+    ; cleared with its port binding, while inet_sport keeps the port (network order).
     r1 = \ev
     r1 += EV_LOCAL_PORT
     r2 = 2
     r3 = \sk
-    r3 += offsetof(sock_common, skc_num)
+    r3 += offsetof(inet_sock, inet_sport)
     call bpf_probe_read_kernel
-    ; skc_num is in host order, sockaddr ports in network order.
-    r1 = *(u16 *)(\ev + EV_LOCAL_PORT)
-    r1 = be16 r1
-    *(u16 *)(\ev + EV_LOCAL_PORT) = r1
     r1 = *(u16 *)(\ev + EV_LOCAL)
     if r1 == AF_INET6 goto v6\@
     r1 = \ev
@@ -295,6 +294,18 @@ done\@:
     r3 = 0xffffffff ll
     r5 = EV_SIZE
     call bpf_perf_event_output
+    if r0 == 0 goto sent\@
+    ; A full ring (or a CPU without one): count it here, exactly. The ring's own LOST records
+    ; are only written once it has room again.
+    *(u32 *)(r10 - 160) = 0
+    r2 = r10
+    r2 += -160
+    r1 = map drops ll
+    call bpf_map_lookup_elem
+    if r0 == 0 goto sent\@
+    r1 = 1
+    lock *(u64 *)(r0 + 0) += r1
+sent\@:
 .endm
 
 ; Store the stack event's kind and timestamp (now).

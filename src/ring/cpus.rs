@@ -5,13 +5,22 @@ use crate::sys::Sys;
 use std::path::Path;
 
 pub const ONLINE_CPUS_PATH: &str = "/sys/devices/system/cpu/online";
+pub const POSSIBLE_CPUS_PATH: &str = "/sys/devices/system/cpu/possible";
 
 /// Far above any real NR_CPUS (8192 today); keeps a corrupt "0-4000000000" from allocating.
 const MAX_CPUS: u32 = 1 << 16;
 
 /// The online CPUs, ascending, read from sysfs through `sys`.
 pub fn online_cpus(sys: &dyn Sys) -> Result<Vec<u32>, RingError> {
-    let path = Path::new(ONLINE_CPUS_PATH);
+    read_cpu_list(sys, Path::new(ONLINE_CPUS_PATH))
+}
+
+/// The CPUs that may ever come online: per-CPU map values have one slot for each.
+pub fn possible_cpus(sys: &dyn Sys) -> Result<Vec<u32>, RingError> {
+    read_cpu_list(sys, Path::new(POSSIBLE_CPUS_PATH))
+}
+
+fn read_cpu_list(sys: &dyn Sys, path: &Path) -> Result<Vec<u32>, RingError> {
     let text = sys
         .read_file(path)
         .map_err(|err| RingError::CpuListUnreadable {

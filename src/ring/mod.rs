@@ -10,7 +10,7 @@ mod mapped;
 mod record;
 mod rings;
 
-pub use cpus::{online_cpus, parse_cpu_list, ONLINE_CPUS_PATH};
+pub use cpus::{online_cpus, parse_cpu_list, possible_cpus, ONLINE_CPUS_PATH, POSSIBLE_CPUS_PATH};
 pub use error::RingError;
 pub use record::{
     parse_header, parse_record, Header, Record, RecordError, PERF_RECORD_LOST, PERF_RECORD_SAMPLE,

@@ -44,6 +44,10 @@ pub enum Call {
         value: Vec<u8>,
         flags: u64,
     },
+    MapLookup {
+        map: RawFd,
+        key: Vec<u8>,
+    },
     ProgLoad {
         name: String,
         prog_type: u32,
@@ -103,9 +107,10 @@ pub enum Call {
 }
 
 /// The names `fail_next`/`fail_nth`/`fail_always` accept: one per `Sys` method.
-const CALL_NAMES: [&str; 13] = [
+const CALL_NAMES: [&str; 14] = [
     "map_create",
     "map_update",
+    "map_lookup",
     "prog_load",
     "perf_event_open",
     "ioctl",
@@ -136,6 +141,8 @@ struct Script {
     verifier_log: Option<Vec<u8>>,
     files: HashMap<PathBuf, Vec<u8>>,
     epoll_results: VecDeque<Vec<u64>>,
+    /// Values the next map_lookup calls copy out, in order (zeros when none is left).
+    lookup_values: VecDeque<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -218,6 +225,15 @@ impl FakeSys {
             .script
             .epoll_results
             .push_back(tokens.to_vec());
+    }
+
+    /// The next `map_lookup` copies out this value (then zeros once the queue is empty).
+    pub fn script_map_lookup(&self, value: &[u8]) {
+        self.state
+            .borrow_mut()
+            .script
+            .lookup_values
+            .push_back(value.to_vec());
     }
 
     /// The ring `mmap_shared` gave out for this perf event fd, if any.
@@ -366,6 +382,20 @@ impl Sys for FakeSys {
             flags,
         });
         self.check("map_update", "bpf(BPF_MAP_UPDATE_ELEM)")
+    }
+
+    fn map_lookup(&self, map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> SysResult<()> {
+        self.record(Call::MapLookup {
+            map: map.as_raw_fd(),
+            key: key.to_vec(),
+        });
+        self.check("map_lookup", "bpf(BPF_MAP_LOOKUP_ELEM)")?;
+        value.fill(0);
+        if let Some(v) = self.state.borrow_mut().script.lookup_values.pop_front() {
+            let n = v.len().min(value.len());
+            value[..n].copy_from_slice(&v[..n]);
+        }
+        Ok(())
     }
 
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd> {

@@ -133,6 +133,9 @@ pub trait Sys {
         value: &[u8],
         flags: u64,
     ) -> SysResult<()>;
+    /// Copies the value at `key` into `value` (for a per-CPU map: one 8-byte-aligned slot per
+    /// possible CPU).
+    fn map_lookup(&self, map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> SysResult<()>;
     /// On failure the verifier's log, as far as it fits, is in `log`.
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd>;
     fn perf_event_open(

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::ptr::NonNull;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 
@@ -125,6 +126,18 @@ impl Sys for RealSys {
         // The kernel reads key_size/value_size bytes through these pointers; the slices were
         // sized from the same map definition by the caller.
         bpf(BPF_MAP_UPDATE_ELEM, &mut attr, "bpf(BPF_MAP_UPDATE_ELEM)").map(|_| ())
+    }
+
+    fn map_lookup(&self, map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> SysResult<()> {
+        let mut attr = MapElemAttr {
+            map_fd: map.as_raw_fd() as u32,
+            key: key.as_ptr() as u64,
+            value: value.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        // The kernel writes value_size (x possible CPUs for per-CPU maps) bytes: the caller
+        // sized `value` from the map definition.
+        bpf(BPF_MAP_LOOKUP_ELEM, &mut attr, "bpf(BPF_MAP_LOOKUP_ELEM)").map(|_| ())
     }
 
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd> {
