@@ -1,0 +1,421 @@
+//! conntrace's JSON records, checked field by field against what the peers did.
+
+use crate::json::{self, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The documented keys, in the documented order.
+pub const KEYS: [&str; 16] = [
+    "ts",
+    "event",
+    "pid",
+    "tid",
+    "uid",
+    "comm",
+    "family",
+    "laddr",
+    "lport",
+    "raddr",
+    "rport",
+    "netns",
+    "cgroup",
+    "sock",
+    "error",
+    "latency_us",
+];
+const LOST_KEYS: [&str; 4] = ["ts", "event", "cpu", "count"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub ts: String,
+    pub event: String,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub comm: String,
+    pub family: String,
+    pub laddr: String,
+    pub lport: u16,
+    pub raddr: String,
+    pub rport: u16,
+    pub netns: u64,
+    pub cgroup: u64,
+    pub sock: String,
+    pub error: Option<String>,
+    pub latency_us: Option<u64>,
+}
+
+/// Parses every stdout line of a `--json` run; any line that is not a valid event record fails,
+/// and so does a lost record (the expected events may be among the lost).
+pub fn parse_lines(lines: &[Vec<u8>]) -> Result<Vec<Record>, String> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(n, line)| {
+            let text = std::str::from_utf8(line)
+                .map_err(|_| format!("stdout line {} is not UTF-8: {line:?}", n + 1))?;
+            parse_record(text).map_err(|e| format!("stdout line {} {text:?}: {e}", n + 1))
+        })
+        .collect()
+}
+
+pub fn parse_record(text: &str) -> Result<Record, String> {
+    let Value::Object(members) = json::parse(text)? else {
+        return Err("not a JSON object".into());
+    };
+    let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+    if keys == LOST_KEYS && members.get(1).map(|m| &m.1) == Some(&Value::Str("lost".into())) {
+        return Err("conntrace lost events (a lost record)".into());
+    }
+    if keys != KEYS {
+        return Err(format!(
+            "keys {keys:?}, want exactly {KEYS:?} in that order"
+        ));
+    }
+    let field = |i: usize| &members[i].1;
+    Ok(Record {
+        ts: string(field(0), "ts")?,
+        event: string(field(1), "event")?,
+        pid: number(field(2), "pid")?,
+        tid: number(field(3), "tid")?,
+        uid: number(field(4), "uid")?,
+        comm: string(field(5), "comm")?,
+        family: string(field(6), "family")?,
+        laddr: string(field(7), "laddr")?,
+        lport: number(field(8), "lport")?,
+        raddr: string(field(9), "raddr")?,
+        rport: number(field(10), "rport")?,
+        netns: number(field(11), "netns")?,
+        cgroup: number(field(12), "cgroup")?,
+        sock: string(field(13), "sock")?,
+        error: nullable(field(14), "error", string)?,
+        latency_us: nullable(field(15), "latency_us", number)?,
+    })
+}
+
+fn string(value: &Value, key: &str) -> Result<String, String> {
+    match value {
+        Value::Str(s) => Ok(s.clone()),
+        other => Err(format!("{key} is a {}, want a string", other.kind())),
+    }
+}
+
+fn number<T: std::str::FromStr>(value: &Value, key: &str) -> Result<T, String> {
+    match value {
+        Value::Number(text) => text.parse().map_err(|_| {
+            format!(
+                "{key} is {text}, want an integer of type {}",
+                std::any::type_name::<T>()
+            )
+        }),
+        other => Err(format!("{key} is a {}, want a number", other.kind())),
+    }
+}
+
+fn nullable<T>(
+    value: &Value,
+    key: &str,
+    read: fn(&Value, &str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match value {
+        Value::Null => Ok(None),
+        other => read(other, key).map(Some),
+    }
+}
+
+/// Who made a record: the identity fields every record carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub comm: String,
+}
+
+/// One record a test expects, complete except for sock, ts and latency (checked by rule).
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub event: &'static str,
+    pub task: Task,
+    pub family: &'static str,
+    pub laddr: &'static str,
+    pub lport: u16,
+    pub raddr: &'static str,
+    pub rport: u16,
+    pub error: Option<&'static str>,
+}
+
+impl Expected {
+    fn is_outcome(&self) -> bool {
+        matches!(self.event, "established" | "failed")
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} by pid {} ({:?}) {}:{} -> {}:{}",
+            self.event,
+            self.task.pid,
+            self.task.comm,
+            self.laddr,
+            self.lport,
+            self.raddr,
+            self.rport
+        )
+    }
+}
+
+/// What every record of this machine must show: the test's network namespace and cgroup.
+pub struct Host {
+    pub netns: u64,
+    /// The cgroup v2 id of the peers, when cgroup2 is mounted; else only "non-zero" is checked.
+    pub cgroup: Option<u64>,
+    /// Wall-clock window of the test, in microseconds since the epoch.
+    pub window_us: (u64, u64),
+}
+
+/// Checks that `records` are exactly `expected` (in any order, but each connect before its
+/// outcome), every field of every record, and the sock ids between a connect and its outcome.
+pub fn check_exact(records: &[Record], expected: &[Expected], host: &Host) -> Result<(), String> {
+    let mut used = vec![false; records.len()];
+    let mut found = Vec::new();
+    for want in expected {
+        let candidates: Vec<usize> = (0..records.len())
+            .filter(|&i| {
+                !used[i] && records[i].event == want.event && records[i].pid == want.task.pid
+            })
+            .filter(|&i| records[i].lport == want.lport && records[i].rport == want.rport)
+            .collect();
+        let index = match candidates.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(format!(
+                    "missing record: {}\nall records:\n{}",
+                    want.describe(),
+                    show(records)
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "more than one record for {}:\n{}",
+                    want.describe(),
+                    show(records)
+                ))
+            }
+        };
+        used[index] = true;
+        check_fields(&records[index], want, host)
+            .map_err(|e| format!("record {:?}: {e}", records[index]))?;
+        found.push(index);
+    }
+    if let Some(extra) = used.iter().position(|u| !u) {
+        return Err(format!(
+            "unexpected record {:?}\nall records:\n{}",
+            records[extra],
+            show(records)
+        ));
+    }
+    check_socket_ids(records, expected, &found)?;
+    check_time_order(records)
+}
+
+fn show(records: &[Record]) -> String {
+    records
+        .iter()
+        .map(|r| format!("  {r:?}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn check_fields(got: &Record, want: &Expected, host: &Host) -> Result<(), String> {
+    let mut wrong = Vec::new();
+    let mut compare = |name: &str, got: String, want: String| {
+        if got != want {
+            wrong.push(format!("{name} is {got}, want {want}"));
+        }
+    };
+    compare("tid", got.tid.to_string(), want.task.tid.to_string());
+    compare("uid", got.uid.to_string(), want.task.uid.to_string());
+    compare(
+        "comm",
+        format!("{:?}", got.comm),
+        format!("{:?}", want.task.comm),
+    );
+    compare("family", got.family.clone(), want.family.into());
+    compare("laddr", got.laddr.clone(), want.laddr.into());
+    compare("raddr", got.raddr.clone(), want.raddr.into());
+    compare("netns", got.netns.to_string(), host.netns.to_string());
+    compare(
+        "error",
+        format!("{:?}", got.error),
+        format!("{:?}", want.error.map(String::from)),
+    );
+    if let Some(cgroup) = host.cgroup {
+        compare("cgroup", got.cgroup.to_string(), cgroup.to_string());
+    }
+    if got.cgroup == 0 {
+        wrong.push("cgroup is 0".into());
+    }
+    if got.sock.len() != 16 || !got.sock.bytes().all(|b| b.is_ascii_hexdigit()) {
+        wrong.push(format!("sock {:?} is not 16 hex digits", got.sock));
+    }
+    match (want.is_outcome(), got.latency_us) {
+        (false, None) => {}
+        (false, Some(l)) => wrong.push(format!("latency_us is {l}, want null for {}", want.event)),
+        (true, None) => wrong.push(format!(
+            "latency_us is null, want a number for {}",
+            want.event
+        )),
+        (true, Some(l)) if l >= 10_000_000 => wrong.push(format!("latency_us {l} is not < 10 s")),
+        (true, Some(l)) if l > host.window_us.1 - host.window_us.0 => {
+            wrong.push(format!("latency_us {l} is longer than the whole test"))
+        }
+        (true, Some(_)) => {}
+    }
+    match parse_ts(&got.ts) {
+        Err(e) => wrong.push(e),
+        // The kernel clock and ours may round differently: allow a second either side.
+        Ok(us) if us + 1_000_000 < host.window_us.0 || us > host.window_us.1 + 1_000_000 => {
+            wrong.push(format!("ts {} is outside the test's run time", got.ts))
+        }
+        Ok(_) => {}
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join("; "))
+    }
+}
+
+/// A connect and its outcome share one sock id and the connect comes first; different
+/// connections have different ids.
+fn check_socket_ids(
+    records: &[Record],
+    expected: &[Expected],
+    found: &[usize],
+) -> Result<(), String> {
+    for (i, want) in expected.iter().enumerate() {
+        if !want.is_outcome() {
+            continue;
+        }
+        let connect = expected.iter().zip(found).find(|(c, _)| {
+            c.event == "connect"
+                && c.task.pid == want.task.pid
+                && c.lport == want.lport
+                && c.rport == want.rport
+        });
+        let Some((_, &connect_index)) = connect else {
+            continue;
+        };
+        let (outcome, connect) = (&records[found[i]], &records[connect_index]);
+        if outcome.sock != connect.sock {
+            return Err(format!(
+                "sock differs between {connect:?} and its outcome {outcome:?}"
+            ));
+        }
+        if connect_index > found[i] {
+            return Err(format!(
+                "outcome {outcome:?} printed before its connect {connect:?}"
+            ));
+        }
+    }
+    for (i, a) in records.iter().enumerate() {
+        for b in &records[i + 1..] {
+            let same_connection = a.lport == b.lport
+                && a.rport == b.rport
+                && a.event != "accept"
+                && b.event != "accept";
+            if a.sock == b.sock && !same_connection {
+                return Err(format!("two sockets share the sock id: {a:?} and {b:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records come from per-CPU rings, so output order is only roughly time order.
+fn check_time_order(records: &[Record]) -> Result<(), String> {
+    let mut latest = 0;
+    for record in records {
+        let ts = parse_ts(&record.ts)?;
+        if ts + 1_000_000 < latest {
+            return Err(format!(
+                "ts {} is more than 1 s before an earlier record's",
+                record.ts
+            ));
+        }
+        latest = latest.max(ts);
+    }
+    Ok(())
+}
+
+/// "2026-11-28T02:30:00.123456Z" -> microseconds since the epoch.
+pub fn parse_ts(ts: &str) -> Result<u64, String> {
+    let bad =
+        || format!("ts {ts:?} is not RFC 3339 UTC with microseconds (2026-11-28T02:30:00.123456Z)");
+    let b = ts.as_bytes();
+    let shape = b"dddd-dd-ddTdd:dd:dd.ddddddZ";
+    if b.len() != shape.len()
+        || !b.iter().zip(shape).all(|(c, s)| {
+            if *s == b'd' {
+                c.is_ascii_digit()
+            } else {
+                c == s
+            }
+        })
+    {
+        return Err(bad());
+    }
+    let num = |range: std::ops::Range<usize>| ts[range].parse::<u64>().map_err(|_| bad());
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second, micros) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return Err(bad());
+    }
+    let days = days_from_civil(year as i64, month as i64, day as i64);
+    let seconds = days as u64 * 86_400 + hour * 3600 + minute * 60 + second;
+    Ok(seconds * 1_000_000 + micros)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros() as u64
+}
+
+/// Checks of the timestamp reader, run by `host --self-check`.
+pub fn self_check() -> Result<(), String> {
+    for (ts, want) in [
+        ("1970-01-01T00:00:00.000000Z", 0),
+        ("2000-03-01T00:00:01.000002Z", 951_868_801_000_002),
+        ("2026-11-28T02:30:00.123456Z", 1_795_833_000_123_456),
+    ] {
+        if parse_ts(ts)? != want {
+            return Err(format!("parse_ts({ts}) = {:?}, want {want}", parse_ts(ts)));
+        }
+    }
+    for bad in [
+        "2026-11-28T02:30:00Z",
+        "2026-11-28 02:30:00.123456Z",
+        "2026-11-28T02:30:00.123456+00:00",
+    ] {
+        if parse_ts(bad).is_ok() {
+            return Err(format!("parse_ts accepted {bad}"));
+        }
+    }
+    Ok(())
+}
