@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::attach::{self, Attachment};
 use crate::backend::{self, Role};
 use crate::cli::{self, Command, FamilyFilter, TraceOptions};
-use crate::event::{self, Kind, SockIds};
+use crate::event::{self, Kind, SockIds, WireEvent};
 use crate::fields::FieldSource;
 use crate::filter::{FilterConfig, ANY_UID};
 use crate::load::{self, LoadOptions, Loaded, ProgramFilter};
@@ -211,6 +211,8 @@ struct Reader<'o> {
     printer: Printer,
     ids: SockIds,
     totals: Totals,
+    /// The events of one poll, in ring order; reused.
+    batch: Vec<WireEvent>,
     /// The batch of output not yet written to stdout.
     out: Vec<u8>,
     limit: u64,
@@ -219,16 +221,30 @@ struct Reader<'o> {
 impl Reader<'_> {
     fn on_record(&mut self, record: Record<'_>) {
         match record {
-            Record::Sample { data, .. } => match event::decode_bytes(data, &self.ids) {
+            Record::Sample { data, .. } => match event::wire_from_bytes(data) {
+                Ok(wire) => self.batch.push(wire),
+                Err(_) => self.totals.malformed += 1,
+            },
+            Record::Lost { cpu, count } => self.lost(cpu, count),
+        }
+    }
+
+    /// Prints the batch in time order. Rings are per CPU: a connect sent on one CPU and its
+    /// outcome sent just after on another can be read in the other order, but only within
+    /// one batch (the outcome is sent after the connect), so sorting the batch restores it.
+    fn finish_batch(&mut self) {
+        self.batch.sort_by_key(|w| w.ts_ns);
+        for wire in &self.batch {
+            match event::decode(wire, &self.ids) {
                 Ok(ev) if self.totals.events < self.limit && self.opts.wants(ev.kind, ev.error.is_some()) => {
                     self.printer.event(&ev, &mut self.out);
                     self.totals.events += 1;
                 }
                 Ok(_) => {}
                 Err(_) => self.totals.malformed += 1,
-            },
-            Record::Lost { cpu, count } => self.lost(cpu, count),
+            }
         }
+        self.batch.clear();
     }
 
     /// JSON: a `lost` record in the output; text: a line on stderr, at once.
@@ -256,6 +272,7 @@ fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> 
         printer: Printer::new(opts.format(), clock),
         ids: SockIds::new(),
         totals: Totals::default(),
+        batch: Vec::with_capacity(4096),
         out: Vec::with_capacity(256 * 1024),
         limit: opts.max_events.unwrap_or(u64::MAX),
     };
@@ -278,6 +295,7 @@ fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> 
             None => -1,
         };
         session.rings.poll(timeout_ms, |r| reader.on_record(r)).map_err(|e| e.to_string())?;
+        reader.finish_batch();
         stop = flush(&mut stdout, &mut reader.out)?
             .or_else(|| signals::stop_requested().map(|_| Stop::Signal))
             .or_else(|| reader.reached_limit().then_some(Stop::MaxEvents));
@@ -288,6 +306,7 @@ fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> 
     session.attachments.clear();
     if stop != Some(Stop::ClosedOutput) {
         session.rings.drain(|r| reader.on_record(r));
+        reader.finish_batch();
     }
     reader.totals.malformed += session.rings.malformed();
 

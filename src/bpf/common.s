@@ -286,6 +286,15 @@ done\@:
     call bpf_probe_read_kernel
 .endm
 
+; The socket's id for user space: its address XOR the time of its first record, so a socket
+; allocated later at the same address gets another id. Needs EV_SOCK and EV_TS set.
+.macro birth_id ev
+    r1 = *(u64 *)(\ev + EV_SOCK)
+    r2 = *(u64 *)(\ev + EV_TS)
+    r1 ^= r2
+    *(u64 *)(\ev + EV_SOCK) = r1
+.endm
+
 ; Send the 128-byte event at `ev` to this CPU's ring. `ctx` must not be r1-r5 other than r1.
 .macro emit ctx, ev
     r4 = \ev
@@ -395,6 +404,7 @@ syn\@:
     *(u8 *)(r8 + EV_KIND) = r1
     task_info r8
     sock_ids r7, r8
+    birth_id r8
     r0 = *(u64 *)(r10 - 144)
     r1 = *(u64 *)(r0 + CONN_FLAGS)
     r1 &= OUTCOME_PENDING
@@ -437,6 +447,7 @@ sync\@:
     task_info r8
     fill_local r7, r8
     sock_ids r7, r8
+    birth_id r8
     emit r6, r8
 out\@:
 .endm
@@ -452,6 +463,7 @@ out\@:
     stamp r8, KIND_ACCEPT
     task_info r8
     sock_ids r7, r8
+    birth_id r8
     emit r6, r8
 out\@:
 .endm

@@ -82,6 +82,8 @@ syn_sent:
     sock_ids r7, r8
     call bpf_ktime_get_ns
     *(u64 *)(r10 - 136) = r0                ; CONN_START
+    *(u64 *)(r8 + EV_TS) = r0               ; the connect record's time, for birth_id
+    birth_id r8
     *(u64 *)(r10 - 152) = r7
     r1 = map conns ll
     r2 = r10
