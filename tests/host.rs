@@ -79,6 +79,10 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 const SELF_CHECKS: &[(&str, cases::Test)] = &[
     ("self_check_json_reader", json::self_check),
     ("self_check_timestamps", record::self_check),
+    (
+        "self_check_host_identity",
+        scenario::self_check_host_identity,
+    ),
     ("self_check_record_matching", scenario::self_check_matching),
     ("self_check_peers_alone", scenario::self_check_peers),
 ];
