@@ -236,7 +236,10 @@ impl Reader<'_> {
         self.batch.sort_by_key(|w| w.ts_ns);
         for wire in &self.batch {
             match event::decode(wire, &self.ids) {
-                Ok(ev) if self.totals.events < self.limit && self.opts.wants(ev.kind, ev.error.is_some()) => {
+                Ok(ev)
+                    if self.totals.events < self.limit
+                        && self.opts.wants(ev.kind, ev.error.is_some()) =>
+                {
                     self.printer.event(&ev, &mut self.out);
                     self.totals.events += 1;
                 }
@@ -265,7 +268,11 @@ impl Reader<'_> {
     }
 }
 
-fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> Result<Totals, String> {
+fn read_events(
+    sys: &dyn Sys,
+    mut session: Session<'_>,
+    opts: &TraceOptions,
+) -> Result<Totals, String> {
     let clock = Clock::now().map_err(|e| format!("cannot read the clocks: {e}"))?;
     let mut reader = Reader {
         opts,
@@ -294,7 +301,10 @@ fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> 
             }
             None => -1,
         };
-        session.rings.poll(timeout_ms, |r| reader.on_record(r)).map_err(|e| e.to_string())?;
+        session
+            .rings
+            .poll(timeout_ms, |r| reader.on_record(r))
+            .map_err(|e| e.to_string())?;
         reader.finish_batch();
         stop = flush(&mut stdout, &mut reader.out)?
             .or_else(|| signals::stop_requested().map(|_| Stop::Signal))
@@ -314,7 +324,10 @@ fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> 
     // counter is exact, so report what the records did not.
     let reported: Vec<(u32, u64)> = session.rings.per_cpu().map(|c| (c.cpu, c.lost)).collect();
     for (cpu, dropped) in dropped_per_cpu(sys, &session.loaded)? {
-        let seen = reported.iter().find(|(c, _)| *c == cpu).map_or(0, |(_, n)| *n);
+        let seen = reported
+            .iter()
+            .find(|(c, _)| *c == cpu)
+            .map_or(0, |(_, n)| *n);
         if dropped > seen {
             reader.lost(cpu, dropped - seen);
         }
@@ -327,7 +340,9 @@ fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> 
 
 /// The `drops` per-CPU counter: every record a probe could not write, by CPU.
 fn dropped_per_cpu(sys: &dyn Sys, loaded: &Loaded) -> Result<Vec<(u32, u64)>, String> {
-    let map = loaded.map_fd("drops").ok_or("probe object has no drops map")?;
+    let map = loaded
+        .map_fd("drops")
+        .ok_or("probe object has no drops map")?;
     let possible = ring::possible_cpus(sys).map_err(|e| e.to_string())?;
     let slots = possible.iter().max().map_or(1, |&m| m as usize + 1);
     let mut values = vec![0u8; slots * 8];
