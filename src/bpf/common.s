@@ -382,6 +382,9 @@ sent\@:
     r1 = map conns ll
     call bpf_map_lookup_elem
     if r0 == 0 goto nosyn\@
+    ; A connect() repeated while the handshake runs (EALREADY) is not a new attempt.
+    r1 = *(u64 *)(r0 + CONN_FLAGS)
+    if r1 & CONNECT_EMITTED goto out\@
     ; An entry means the socket entered SYN_SENT. If it already closed with no socket error
     ; and the call failed, the kernel gave up before sending the SYN (e.g. no free port).
     r1 = *(u64 *)(r0 + CONN_FLAGS)
