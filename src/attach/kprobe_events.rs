@@ -180,7 +180,8 @@ mod tests {
         let control = RealSys.open_append(&path).unwrap();
         let moved = dir.join("moved");
         std::fs::rename(&path, &moved).unwrap();
-        std::fs::set_permissions(&moved, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+        std::fs::set_permissions(&moved, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .unwrap();
         RealSys.append(&control, b"-:first\n").unwrap();
         assert!(!path.exists(), "append must not reopen the path");
         std::fs::set_permissions(&moved, std::os::unix::fs::PermissionsExt::from_mode(0o600))
