@@ -23,7 +23,11 @@ fn status_field(status: &str, key: &str) -> String {
 #[test]
 fn privileges_are_dropped_after_attaching_and_tracing_goes_on() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "run as root: conntrace loads BPF programs");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "run as root: conntrace loads BPF programs"
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let tracer = Tracer::attached(&["--json", "-P", &port]).unwrap_or_else(|e| panic!("{e}"));
