@@ -19,6 +19,7 @@ pub mod fields;
 pub mod filter;
 pub mod load;
 pub mod output;
+pub mod privileges;
 pub mod probe_object;
 pub mod ring;
 pub mod signals;

@@ -12,6 +12,7 @@ use crate::fields::FieldSource;
 use crate::filter::{FilterConfig, ANY_UID};
 use crate::load::{self, LoadOptions, Loaded, ProgramFilter};
 use crate::output::{Clock, Printer, Stream};
+use crate::privileges;
 use crate::probe_object::{self, ProgramKind};
 use crate::ring::{self, PerfRings, Record, Wakeup};
 use crate::signals;
@@ -72,6 +73,11 @@ struct Session<'s> {
 fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
     signals::install();
     let session = start(sys, opts)?;
+    // From here on only rings, stdout and our own fds are used: see `privileges`.
+    let dropped = privileges::drop_privileges(sys)?;
+    if let Some(warning) = dropped.warning {
+        eprintln!("conntrace: warning: {warning}");
+    }
     eprintln!(
         "conntrace: attached {} probes: {}; Ctrl-C to stop",
         session.attachments.len(),
