@@ -21,6 +21,7 @@ pub mod load;
 pub mod output;
 pub mod probe_object;
 pub mod ring;
+pub mod selftest;
 pub mod signals;
 pub mod sys;
 pub mod trace;
