@@ -110,15 +110,81 @@ static KPROBE_PROBES: &[Probe] = &[
     },
 ];
 
-/// The backend to use, and a sentence saying why, for stderr.
-pub fn choose(sys: &dyn Sys, choice: Choice) -> Result<(Backend, KprobeSupport, String), String> {
+/// Why the tracepoint backend needs BTF, for the messages that refuse it.
+const TRACEPOINT_NEEDS_BTF: &str = "the tracepoint backend finds sockets by walking \
+    task_struct -> files_struct -> fdtable -> file -> socket, layouts that vary with every \
+    kernel config and only BTF gives";
+
+/// The backend to use, and a sentence saying why, for stderr. Without BTF (`has_btf` false)
+/// only the kprobe backend can work.
+pub fn choose(
+    sys: &dyn Sys,
+    choice: Choice,
+    has_btf: bool,
+) -> Result<(Backend, KprobeSupport, String), String> {
     let support = attach::kprobe_support(sys);
     let has_kprobes = !matches!(support, KprobeSupport::None);
+    pick(choice, has_kprobes, has_btf).map(|(backend, why)| (backend, support, why))
+}
+
+fn pick(choice: Choice, has_kprobes: bool, has_btf: bool) -> Result<(Backend, String), String> {
     match choice {
-        Choice::Tracepoint => Ok((Backend::Tracepoint, support, "tracepoint backend (as asked)".into())),
-        Choice::Kprobe if has_kprobes => Ok((Backend::Kprobe, support, "kprobe backend (as asked)".into())),
+        Choice::Tracepoint if !has_btf => Err(format!(
+            "--backend tracepoint needs BTF: {TRACEPOINT_NEEDS_BTF}; use the kprobe backend \
+             or pass --btf FILE"
+        )),
+        Choice::Tracepoint => Ok((Backend::Tracepoint, "tracepoint backend (as asked)".into())),
+        Choice::Kprobe if has_kprobes => Ok((Backend::Kprobe, "kprobe backend (as asked)".into())),
+        Choice::Auto | Choice::Kprobe if !has_btf && !has_kprobes => Err(format!(
+            "without BTF conntrace needs the kprobe backend, and this kernel has no kprobes \
+             (no kprobe PMU and no tracefs kprobe_events); {TRACEPOINT_NEEDS_BTF}: use a \
+             kernel with BTF or pass --btf FILE"
+        )),
         Choice::Kprobe => Err("kernel has no kprobes (no kprobe PMU and no tracefs kprobe_events): use --backend tracepoint".into()),
-        Choice::Auto if has_kprobes => Ok((Backend::Kprobe, support, "kprobe backend (auto: the kernel has kprobes)".into())),
-        Choice::Auto => Ok((Backend::Tracepoint, support, "tracepoint backend (auto: the kernel has no kprobes)".into())),
+        Choice::Auto if has_kprobes => Ok((Backend::Kprobe, "kprobe backend (auto: the kernel has kprobes)".into())),
+        Choice::Auto => Ok((Backend::Tracepoint, "tracepoint backend (auto: the kernel has no kprobes)".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_btf_auto_prefers_kprobes() {
+        assert_eq!(pick(Choice::Auto, true, true).unwrap().0, Backend::Kprobe);
+        assert_eq!(
+            pick(Choice::Auto, false, true).unwrap().0,
+            Backend::Tracepoint
+        );
+        assert_eq!(
+            pick(Choice::Tracepoint, true, true).unwrap().0,
+            Backend::Tracepoint
+        );
+        assert!(pick(Choice::Kprobe, false, true).is_err());
+    }
+
+    #[test]
+    fn without_btf_only_kprobes() {
+        assert_eq!(pick(Choice::Auto, true, false).unwrap().0, Backend::Kprobe);
+        assert_eq!(
+            pick(Choice::Kprobe, true, false).unwrap().0,
+            Backend::Kprobe
+        );
+        for choice in [Choice::Auto, Choice::Kprobe] {
+            let e = pick(choice, false, false).unwrap_err();
+            assert!(
+                e.starts_with("without BTF conntrace needs the kprobe backend"),
+                "{e}"
+            );
+            assert!(
+                e.ends_with("use a kernel with BTF or pass --btf FILE"),
+                "{e}"
+            );
+        }
+        for kprobes in [true, false] {
+            let e = pick(Choice::Tracepoint, kprobes, false).unwrap_err();
+            assert!(e.starts_with("--backend tracepoint needs BTF"), "{e}");
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod output;
 pub mod privileges;
 pub mod probe_object;
 pub mod ring;
+pub mod selftest;
 pub mod signals;
 pub mod sys;
 pub mod trace;

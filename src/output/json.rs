@@ -55,7 +55,10 @@ pub fn push_event(out: &mut Vec<u8>, ev: &Event, ts: &mut TimestampFormatter, un
     out.extend_from_slice(b"\",\"rport\":");
     push_u64(out, ev.remote.port().into());
     out.extend_from_slice(b",\"netns\":");
-    push_u64(out, ev.netns.into());
+    match ev.netns {
+        Some(inum) => push_u64(out, inum.into()),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"cgroup\":");
     push_u64(out, ev.cgroup);
     out.extend_from_slice(b",\"sock\":\"");

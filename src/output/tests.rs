@@ -16,7 +16,7 @@ fn event(kind: Kind) -> Event {
         family: Family::Ipv4,
         local: "10.0.0.2:51234".parse().unwrap(),
         remote: "10.0.0.5:443".parse().unwrap(),
-        netns: 4026531840,
+        netns: Some(4026531840),
         cgroup: 1234,
         sock_id: 0x9f3a_0c22_e1d0_4b11,
         error: None,
@@ -45,6 +45,15 @@ fn text_lines(format: Format, events: &[Event]) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+#[test]
+fn json_unknown_netns_is_null() {
+    let ev = Event {
+        netns: None,
+        ..event(Kind::Accept)
+    };
+    assert!(json_line(&ev).contains(r#""rport":443,"netns":null,"cgroup":1234,"#));
 }
 
 #[test]
