@@ -36,8 +36,9 @@ pub const USAGE: &str = "\
 usage: ctload --count N --family 4|6 --port P [--rate R] [--duration SECS] [--report-json]
 
 Makes N loopback TCP connect+accept pairs (127.0.0.1 or ::1) from one process: a server thread
-accepts and closes, a client thread connects and closes. Both close with SO_LINGER 0 (a reset),
-so no socket lingers in TIME_WAIT and 100,000 connections do not exhaust the ephemeral ports.
+accepts and closes, a client thread connects and closes. The server closes with SO_LINGER 0 (a
+reset), which also ends the client's side, so no socket lingers in TIME_WAIT and 100,000
+connections do not exhaust the ephemeral ports; no sysctl needs changing.
 
   --count N        connections to make (at least one of --count and --duration is needed)
   --family 4|6     IPv4 (127.0.0.1) or IPv6 (::1)

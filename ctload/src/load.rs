@@ -3,7 +3,7 @@
 
 use crate::args::Options;
 use crate::sock;
-use std::io;
+use std::io::{self, Read};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -71,7 +71,10 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             .name("ctload-server".into())
             .spawn(move || {
                 // Ends when `stop_accepting` makes accept fail.
-                while let Ok((conn, _)) = listener.accept() {
+                while let Ok((mut conn, _)) = listener.accept() {
+                    // Wait for the client's close (EOF) before resetting: a reset that beats
+                    // the client's own connect() return makes that connect fail.
+                    let _ = conn.read(&mut [0u8; 1]);
                     let _ = sock::reset_on_close(&conn);
                     accepts.fetch_add(1, Ordering::Relaxed);
                 }
@@ -133,10 +136,11 @@ fn connect_loop(opts: &Options, addr: std::net::SocketAddr) -> ClientTally {
         }
         made += 1;
         match TcpStream::connect(addr) {
-            Ok(conn) => {
-                let _ = sock::reset_on_close(&conn);
-                tally.ok += 1;
-            }
+            // A plain close (FIN): the server's reset then takes this socket straight out of
+            // FIN_WAIT2, so it never reaches TIME_WAIT either. Resetting here instead would
+            // race the server's accept, and a socket reset before accept has lost its local
+            // port by the time accept returns it.
+            Ok(_conn) => tally.ok += 1,
             Err(e) => {
                 tally.failed += 1;
                 tally.first_error.get_or_insert_with(|| e.to_string());
