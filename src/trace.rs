@@ -394,7 +394,9 @@ fn read_events(
 
     // Detach, so nothing new arrives, then take what the rings still hold: on a signal or at
     // the end of -d, every event that happened before is printed or counted as lost.
-    session.attachments.clear();
+    for error in attach::detach_all(std::mem::take(&mut session.attachments)) {
+        eprintln!("conntrace: warning: {error}");
+    }
     if stop != Some(Stop::ClosedOutput) {
         session.rings.drain(|r| reader.on_record(r));
         reader.finish_batch();

@@ -446,6 +446,40 @@ fn kprobe_events_fallback_writes_and_removes_its_entry() {
 }
 
 #[test]
+fn detach_all_closes_every_event_then_removes_the_entries() {
+    let k = Kernel::new();
+    k.fake.set_file(
+        format!("{TRACING}/events/sock/inet_sock_set_state/id"),
+        "12\n",
+    );
+    let state = program(ProgramKind::Tracepoint {
+        category: "sock".into(),
+        name: "inet_sock_set_state".into(),
+    });
+    let attachments = vec![
+        attach(&k, &kprobe("tcp_v4_connect"), KprobeMethod::TracefsEvents).unwrap(),
+        attach(&k, &state, PMU).unwrap(),
+        attach(&k, &kprobe("tcp_v6_connect"), KprobeMethod::TracefsEvents).unwrap(),
+    ];
+    let names: Vec<String> = attachments
+        .iter()
+        .filter_map(|a| a.kprobe_event_name().map(String::from))
+        .collect();
+    assert!(k.still_open(12));
+
+    // The fake kernel refuses a removal while its perf fd is open: no error means every fd
+    // was closed before the entries went.
+    let errors = detach_all(attachments);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(!k.still_open(12));
+    assert!(k.ids.borrow().is_empty(), "both entries removed");
+    let removals: Vec<String> = k.writes().into_iter().skip(2).map(|w| w.1).collect();
+    assert_eq!(removals, names.iter().map(|n| format!("-:{n}\n")).collect::<Vec<_>>());
+    let disables = k.ioctls().iter().filter(|i| i.0 == 0x2401).count();
+    assert_eq!(disables, 3, "each event disabled first");
+}
+
+#[test]
 fn kprobe_events_entry_is_removed_when_attaching_fails() {
     let k = Kernel::new();
     k.fake.fail_next("ioctl", libc::EINVAL); // PERF_EVENT_IOC_SET_BPF

@@ -71,7 +71,7 @@
 .map config, array, 4, 16, 1
 .map ports, hash, 4, 4, 64
 .map connecting, hash, 8, 40, 10240
-.map conns, lru_hash, 8, 144, 65536
+.map conns, lru_hash, 8, 144, 16384            ; connects in flight; preallocated, so sized for start-up too
 .map drops, percpu_array, 4, 8, 1              ; records perf_event_output could not write, per CPU
 
 ; Zero the 144 bytes at r10-144 .. r10-1 (the verifier wants every byte we send initialised).

@@ -155,7 +155,9 @@ impl Sys for RealSys {
             license: license.as_ptr() as u64,
             log_level: if log.is_empty() { 0 } else { 1 },
             log_size: log.len() as u32,
-            log_buf: log.as_mut_ptr() as u64,
+            // No buffer must be a null pointer: the kernel refuses a pointer with size 0
+            // (EINVAL), which made every load run twice, the second time with a full log.
+            log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
             kern_version: req.kern_version,
             prog_name: object_name(req.name),
             ..Default::default()
