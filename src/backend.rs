@@ -110,15 +110,153 @@ static KPROBE_PROBES: &[Probe] = &[
     },
 ];
 
+/// Test and diagnostic knob: `CONNTRACE_KPROBE_METHOD=tracefs` attaches kprobes through
+/// tracefs `kprobe_events` even where the kprobe PMU exists, so that fallback (the only way on
+/// kernels before 4.17) can be exercised, and diagnosed, on a current kernel. `pmu` insists
+/// on the PMU; unset, empty or `auto` lets conntrace pick. Read here and nowhere else.
+pub const KPROBE_METHOD_ENV: &str = "CONNTRACE_KPROBE_METHOD";
+
 /// The backend to use, and a sentence saying why, for stderr.
 pub fn choose(sys: &dyn Sys, choice: Choice) -> Result<(Backend, KprobeSupport, String), String> {
-    let support = attach::kprobe_support(sys);
+    let forced = std::env::var(KPROBE_METHOD_ENV).ok();
+    choose_with(sys, choice, forced.as_deref())
+}
+
+/// [`choose`] with the knob's value passed in, so tests need not touch the environment.
+fn choose_with(
+    sys: &dyn Sys,
+    choice: Choice,
+    forced_method: Option<&str>,
+) -> Result<(Backend, KprobeSupport, String), String> {
+    let (support, note) = kprobe_support(sys, forced_method)?;
     let has_kprobes = !matches!(support, KprobeSupport::None);
-    match choice {
-        Choice::Tracepoint => Ok((Backend::Tracepoint, support, "tracepoint backend (as asked)".into())),
-        Choice::Kprobe if has_kprobes => Ok((Backend::Kprobe, support, "kprobe backend (as asked)".into())),
-        Choice::Kprobe => Err("kernel has no kprobes (no kprobe PMU and no tracefs kprobe_events): use --backend tracepoint".into()),
-        Choice::Auto if has_kprobes => Ok((Backend::Kprobe, support, "kprobe backend (auto: the kernel has kprobes)".into())),
-        Choice::Auto => Ok((Backend::Tracepoint, support, "tracepoint backend (auto: the kernel has no kprobes)".into())),
+    let (backend, why) = match choice {
+        Choice::Tracepoint => (Backend::Tracepoint, "tracepoint backend (as asked)"),
+        Choice::Kprobe if has_kprobes => (Backend::Kprobe, "kprobe backend (as asked)"),
+        Choice::Kprobe => return Err("kernel has no kprobes (no kprobe PMU and no tracefs kprobe_events): use --backend tracepoint".into()),
+        Choice::Auto if has_kprobes => (Backend::Kprobe, "kprobe backend (auto: the kernel has kprobes)"),
+        Choice::Auto => (Backend::Tracepoint, "tracepoint backend (auto: the kernel has no kprobes)"),
+    };
+    let mut why = why.to_string();
+    if backend == Backend::Kprobe {
+        why.push_str(note);
+    }
+    Ok((backend, support, why))
+}
+
+/// How kprobes will be attached, honouring [`KPROBE_METHOD_ENV`]; with a note for the
+/// "attached" line when the method was forced.
+fn kprobe_support(
+    sys: &dyn Sys,
+    forced_method: Option<&str>,
+) -> Result<(KprobeSupport, &'static str), String> {
+    match forced_method.unwrap_or("") {
+        "" | "auto" => Ok((attach::kprobe_support(sys), "")),
+        "tracefs" if attach::has_kprobe_events(sys) => Ok((
+            KprobeSupport::TracefsOnly,
+            "; kprobes through tracefs kprobe_events (CONNTRACE_KPROBE_METHOD=tracefs)",
+        )),
+        "tracefs" => Err(format!(
+            "{KPROBE_METHOD_ENV}=tracefs, but tracefs kprobe_events is not available \
+             (tracefs not mountable or kernel without CONFIG_KPROBE_EVENTS): unset {KPROBE_METHOD_ENV}"
+        )),
+        "pmu" => match attach::kprobe_support(sys) {
+            pmu @ KprobeSupport::Pmu { .. } => Ok((pmu, "; kprobes through the kprobe PMU (CONNTRACE_KPROBE_METHOD=pmu)")),
+            _ => Err(format!(
+                "{KPROBE_METHOD_ENV}=pmu, but this kernel has no kprobe PMU \
+                 (/sys/bus/event_source/devices/kprobe; Linux 4.17+): unset {KPROBE_METHOD_ENV}"
+            )),
+        },
+        other => Err(format!(
+            "{KPROBE_METHOD_ENV}={other:?} is not a kprobe method: use tracefs, pmu or auto, or unset it"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fake::FakeSys;
+
+    const TRACING: &str = "/sys/kernel/tracing";
+
+    /// A kernel with the kprobe PMU and, optionally, a mounted tracefs with kprobe_events.
+    fn kernel(pmu: bool, kprobe_events: bool) -> FakeSys {
+        let fake = FakeSys::new();
+        if pmu {
+            fake.set_file("/sys/bus/event_source/devices/kprobe/type", "6\n");
+            fake.set_file(
+                "/sys/bus/event_source/devices/kprobe/format/retprobe",
+                "config:0\n",
+            );
+        }
+        fake.set_file(format!("{TRACING}/events/header_page"), "x");
+        if kprobe_events {
+            fake.set_file(format!("{TRACING}/kprobe_events"), "");
+        }
+        fake
+    }
+
+    #[test]
+    fn without_the_knob_the_pmu_is_preferred() {
+        for forced in [None, Some(""), Some("auto")] {
+            let (backend, support, why) =
+                choose_with(&kernel(true, true), Choice::Kprobe, forced).unwrap();
+            assert_eq!(backend, Backend::Kprobe);
+            assert!(
+                matches!(support, KprobeSupport::Pmu { perf_type: 6, .. }),
+                "{support:?}"
+            );
+            assert_eq!(why, "kprobe backend (as asked)");
+        }
+    }
+
+    #[test]
+    fn tracefs_knob_forces_kprobe_events_and_says_so() {
+        let (backend, support, why) =
+            choose_with(&kernel(true, true), Choice::Auto, Some("tracefs")).unwrap();
+        assert_eq!(backend, Backend::Kprobe);
+        assert_eq!(support, KprobeSupport::TracefsOnly);
+        assert!(
+            why.ends_with(
+                "kprobes through tracefs kprobe_events (CONNTRACE_KPROBE_METHOD=tracefs)"
+            ),
+            "{why}"
+        );
+        // The tracepoint backend attaches no kprobes: no note about them.
+        let (_, _, why) =
+            choose_with(&kernel(true, true), Choice::Tracepoint, Some("tracefs")).unwrap();
+        assert_eq!(why, "tracepoint backend (as asked)");
+    }
+
+    #[test]
+    fn an_impossible_or_unknown_method_is_an_error_saying_what_to_do() {
+        let err = choose_with(&kernel(true, false), Choice::Kprobe, Some("tracefs")).unwrap_err();
+        assert!(
+            err.contains("tracefs kprobe_events is not available"),
+            "{err}"
+        );
+        assert!(err.ends_with("unset CONNTRACE_KPROBE_METHOD"), "{err}");
+        let err = choose_with(&kernel(false, true), Choice::Kprobe, Some("pmu")).unwrap_err();
+        assert!(err.contains("no kprobe PMU"), "{err}");
+        let (_, support, _) =
+            choose_with(&kernel(true, true), Choice::Kprobe, Some("pmu")).unwrap();
+        assert!(matches!(support, KprobeSupport::Pmu { .. }));
+        let err = choose_with(&kernel(true, true), Choice::Kprobe, Some("ftrace")).unwrap_err();
+        assert_eq!(
+            err,
+            "CONNTRACE_KPROBE_METHOD=\"ftrace\" is not a kprobe method: use tracefs, pmu or auto, or unset it"
+        );
+    }
+
+    #[test]
+    fn auto_falls_back_to_tracepoints_without_kprobes() {
+        let (backend, support, why) =
+            choose_with(&kernel(false, false), Choice::Auto, None).unwrap();
+        assert_eq!(backend, Backend::Tracepoint);
+        assert_eq!(support, KprobeSupport::None);
+        assert_eq!(why, "tracepoint backend (auto: the kernel has no kprobes)");
+        let err = choose_with(&kernel(false, false), Choice::Kprobe, None).unwrap_err();
+        assert!(err.contains("use --backend tracepoint"), "{err}");
     }
 }
