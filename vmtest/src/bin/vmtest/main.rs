@@ -113,7 +113,7 @@ fn report(spec: &VmSpec, boot: &qemu::Boot, out_dir: &std::path::Path) -> bool {
     let log = out_dir.join(format!("{}.console.log", spec.name()));
     let _ = std::fs::write(&log, &boot.console);
     let parsed = console::parse(&boot.console);
-    let mut v = verdict::verify(&parsed, &spec.backends, spec.ipv6);
+    let mut v = verdict::verify(&parsed, spec);
     if boot.timed_out {
         v.general.insert(
             0,
