@@ -3,7 +3,7 @@
 //! cases' exit statuses and the unprivileged refusal.
 
 use crate::console::{BackendRun, KprobeListing};
-use crate::runs::CleanupCase;
+use crate::runs::{CleanupCase, Fault};
 use crate::verdict::BackendVerdict;
 
 /// What conntrace prints when it lacks privileges (src/load, src/attach).
@@ -122,11 +122,25 @@ fn parse_entry(entry: &str) -> Option<(char, &str, &str)> {
     Some((kind, name, function))
 }
 
-/// The fault was set up before the run and undone after.
-pub fn check_fault(run: &BackendRun, failures: &mut Vec<String>) {
-    for (what, result) in [("set up", &run.setup), ("undone", &run.restore)] {
+/// The fault was set up before the run and undone after (for a CPU: the online lists show
+/// it went and came back).
+pub fn check_fault(run: &BackendRun, fault: Fault, failures: &mut Vec<String>) {
+    let (setup_text, restore_text) = match fault {
+        Fault::NoTracefs => (None, None),
+        Fault::Cpu1Offline => (Some("online=0"), Some("online=0-1")),
+    };
+    for (what, result, wanted) in [
+        ("set up", &run.setup, setup_text),
+        ("undone", &run.restore, restore_text),
+    ] {
         match result {
-            Some(Ok(_)) => {}
+            Some(Ok(text)) => {
+                if let Some(wanted) = wanted.filter(|w| text != w) {
+                    failures.push(format!(
+                        "the fault was {what} but the CPUs are {text}, expected {wanted}"
+                    ));
+                }
+            }
             Some(Err(why)) => failures.push(format!("the fault could not be {what}: {why}")),
             None => failures.push(format!("no report that the fault was {what}")),
         }
@@ -228,5 +242,275 @@ pub fn verify_unprivileged(run: &BackendRun) -> BackendVerdict {
         backend: run.name.clone(),
         failures,
         seen: run.events.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console;
+
+    const CONNECT: &str = r#"{"ts":"2026-11-28T03:25:13.239835Z","event":"connect","pid":1,"tid":1,"uid":0,"comm":"init","family":"ipv4","laddr":"127.0.0.1","lport":47314,"raddr":"127.0.0.1","rport":4900,"netns":4026531840,"cgroup":1,"sock":"c8d966e90a7084c7","error":null,"latency_us":null}"#;
+
+    /// A cleanup run as the init reports it (lines taken from an x86_64 6.1 console), with
+    /// `records` stdout lines, an extra stderr line and an exit status.
+    fn cleanup_console(run: &str, records: usize, stderr: &str, exit: &str) -> String {
+        let mut lines = vec![
+            format!("CTVM KPROBE_EVENTS_BEFORE {run} end"),
+            format!("CTVM PID {run} 118"),
+            format!("CTVM ATTACHED {run} 0.24"),
+        ];
+        for (i, entry) in [
+            "p:kprobes/conntrace_118_0 tcp_v4_connect",
+            "r10:kprobes/conntrace_118_1 tcp_v4_connect",
+            "p:kprobes/conntrace_118_2 tcp_v6_connect",
+            "r10:kprobes/conntrace_118_3 tcp_v6_connect",
+            "r10:kprobes/conntrace_118_4 inet_csk_accept",
+        ]
+        .iter()
+        .enumerate()
+        {
+            lines.push(format!("CTVM KPROBE_EVENTS_DURING {run} entry {entry}"));
+            assert!(entry.contains(&format!("_118_{i} ")));
+        }
+        lines.push(format!("CTVM KPROBE_EVENTS_DURING {run} end"));
+        for _ in 0..records {
+            lines.push(format!("CTVM EVENT {run} {CONNECT}"));
+        }
+        lines.push(format!("CTVM STDERR {run} conntrace: attached 6 probes: kprobe backend (as asked); Ctrl-C to stop"));
+        if !stderr.is_empty() {
+            lines.push(format!("CTVM STDERR {run} {stderr}"));
+        }
+        lines.push(format!("CTVM EXIT {run} {exit}"));
+        lines.push(format!("CTVM KPROBE_EVENTS_AFTER {run} end"));
+        lines.push(format!("CTVM PROGS {run} before=0 during=6 after=0"));
+        lines.join("\n")
+    }
+
+    fn cleanup_failures(text: &str, case: CleanupCase, ipv6: bool) -> Vec<String> {
+        let c = console::parse(text);
+        let run = c.backends.first().expect("one run");
+        verify_cleanup(run, case, true, ipv6).failures
+    }
+
+    #[test]
+    fn every_case_passes_as_the_init_reports_it() {
+        for (case, records, stderr, exit) in [
+            (CleanupCase::Sigint, 2, "", "code=0"),
+            (CleanupCase::Sigterm, 1, "", "code=0"),
+            (CleanupCase::Sigpipe, 1, "", "code=0"),
+            (CleanupCase::Duration, 0, "", "code=0"),
+            (CleanupCase::MaxEvents, 2, "", "code=0"),
+            (
+                CleanupCase::WriteError,
+                0,
+                "conntrace: cannot write the output: No space left on device (os error 28)",
+                "code=1",
+            ),
+        ] {
+            let text = cleanup_console("cleanup-kprobe-x", records, stderr, exit);
+            let f = cleanup_failures(&text, case, true);
+            assert!(f.is_empty(), "{}: {f:#?}", case.name());
+        }
+    }
+
+    #[test]
+    fn wrong_exit_status_or_record_count_is_named() {
+        let text = cleanup_console("r", 2, "", "signal=13");
+        let f = cleanup_failures(&text, CleanupCase::Sigpipe, true);
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert!(f[0].starts_with("conntrace exited signal=13 after its stdout pipe was closed, expected code=0; stderr: conntrace: attached"), "{f:#?}");
+        assert_eq!(
+            f[1],
+            "the init read 2 lines before closing the pipe, expected 1"
+        );
+
+        let f = cleanup_failures(
+            &cleanup_console("r", 3, "", "code=0"),
+            CleanupCase::MaxEvents,
+            true,
+        );
+        assert_eq!(f, ["3 records printed with -n 2, expected 2"]);
+        let f = cleanup_failures(
+            &cleanup_console("r", 0, "", "code=0"),
+            CleanupCase::Sigterm,
+            true,
+        );
+        assert_eq!(
+            f,
+            ["no record arrived before the signal, expected at least one"]
+        );
+
+        // A write error that exits 0, or says nothing about ENOSPC, fails.
+        let f = cleanup_failures(
+            &cleanup_console("r", 0, "", "code=0"),
+            CleanupCase::WriteError,
+            true,
+        );
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert!(
+            f[0].contains("with stdout on /dev/full, expected code=1"),
+            "{f:#?}"
+        );
+        assert!(
+            f[1].starts_with("no \"conntrace: ...No space left on device\" message"),
+            "{f:#?}"
+        );
+    }
+
+    #[test]
+    fn leftovers_are_failures() {
+        let good = cleanup_console("r", 1, "", "code=0");
+        let text = good
+            .replace(
+                "CTVM KPROBE_EVENTS_AFTER r end",
+                "CTVM KPROBE_EVENTS_AFTER r entry p:kprobes/conntrace_118_0 tcp_v4_connect\nCTVM KPROBE_EVENTS_AFTER r end",
+            )
+            .replace("after=0", "after=6");
+        let f = cleanup_failures(&text, CleanupCase::Sigint, true);
+        assert_eq!(
+            f,
+            [
+                "kprobe_events still lists entries after conntrace exited: p:kprobes/conntrace_118_0 tcp_v4_connect",
+                "6 BPF programs loaded after conntrace exited, 0 before it started: it left programs behind",
+            ]
+        );
+        // A counter that does not see conntrace's programs proves nothing.
+        let f = cleanup_failures(
+            &good.replace("during=6", "during=0"),
+            CleanupCase::Sigint,
+            true,
+        );
+        assert!(
+            f[0].contains("the count does not see conntrace's programs"),
+            "{f:#?}"
+        );
+        let f = cleanup_failures(
+            &good.replace("during=6", "during=-"),
+            CleanupCase::Sigint,
+            true,
+        );
+        assert_eq!(f, ["the BPF program count while attached was not reported"]);
+        let f = cleanup_failures(
+            &good.replace(
+                "CTVM PROGS r before=0 during=6 after=0",
+                "CTVM PROGS r unavailable EPERM",
+            ),
+            CleanupCase::Sigint,
+            true,
+        );
+        assert_eq!(f, ["cannot verify BPF programs were unloaded: EPERM"]);
+        let f = cleanup_failures(
+            &good.replace("CTVM KPROBE_EVENTS_AFTER r end", ""),
+            CleanupCase::Sigint,
+            true,
+        );
+        assert_eq!(
+            f,
+            ["kprobe_events after the run was not reported completely"]
+        );
+    }
+
+    #[test]
+    fn kprobe_entries_while_attached_must_be_ours_and_complete() {
+        let good = cleanup_console("r", 1, "", "code=0");
+        let text = good
+            .replace(
+                "conntrace_118_0 tcp_v4_connect",
+                "conntrace_77_0 tcp_v4_connect",
+            )
+            .replace(
+                "CTVM KPROBE_EVENTS_DURING r entry r10:kprobes/conntrace_118_4 inet_csk_accept\n",
+                "",
+            );
+        let f = cleanup_failures(&text, CleanupCase::Sigint, true);
+        assert_eq!(f.len(), 3, "{f:#?}");
+        assert_eq!(
+            f[0],
+            "kprobe_events entry while attached is not conntrace_118_<n>: p:kprobes/conntrace_77_0 tcp_v4_connect"
+        );
+        assert!(
+            f[1].starts_with("kprobe_events has no kprobe entry for tcp_v4_connect"),
+            "{f:#?}"
+        );
+        assert!(
+            f[2].starts_with("kprobe_events has no kretprobe entry for inet_csk_accept"),
+            "{f:#?}"
+        );
+
+        // Without IPv6 the tcp_v6_connect entries are not required.
+        let text = good.replace("tcp_v6_connect", "tcp_v4_connect");
+        assert!(cleanup_failures(&text, CleanupCase::Sigint, false).is_empty());
+        assert_eq!(cleanup_failures(&text, CleanupCase::Sigint, true).len(), 2);
+        assert_eq!(
+            parse_entry("r16:kprobes/conntrace_9_1 inet_csk_accept+0 arg1=%ax"),
+            Some(('r', "conntrace_9_1", "inet_csk_accept"))
+        );
+        assert_eq!(parse_entry("garbage"), None);
+    }
+
+    #[test]
+    fn unprivileged_must_refuse_with_the_message() {
+        let refused = "CTVM KPROBE_EVENTS_BEFORE unprivileged end\n\
+            CTVM PID unprivileged 161\n\
+            CTVM ATTACH_FAILED unprivileged conntrace closed stderr (code=1) before printing \"conntrace: attached\"\n\
+            CTVM STDERR unprivileged conntrace: creating BPF map `events`: bpf(BPF_MAP_CREATE) failed: Operation not permitted (EPERM): conntrace needs root or CAP_BPF+CAP_PERFMON\n\
+            CTVM EXIT unprivileged code=1\n\
+            CTVM KPROBE_EVENTS_AFTER unprivileged end\n\
+            CTVM PROGS unprivileged before=0 during=- after=0";
+        let verdict = |text: &str| verify_unprivileged(&console::parse(text).backends[0]).failures;
+        assert!(verdict(refused).is_empty(), "{:#?}", verdict(refused));
+        let f = verdict(
+            &refused
+                .replace("code=1\n", "code=0\n")
+                .replace("CAP_BPF+CAP_PERFMON", "privileges"),
+        );
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert!(
+            f[0].starts_with("conntrace exited code=0 as uid 1000, expected code=1"),
+            "{f:#?}"
+        );
+        assert!(
+            f[1].starts_with("no message containing \"needs root or CAP_BPF+CAP_PERFMON\""),
+            "{f:#?}"
+        );
+        let f = verdict(&refused.replace(
+            "CTVM ATTACH_FAILED unprivileged conntrace closed stderr (code=1) before printing \"conntrace: attached\"",
+            "CTVM ATTACHED unprivileged 0.2",
+        ));
+        assert!(
+            f.contains(&"conntrace attached as uid 1000 without capabilities".to_string()),
+            "{f:#?}"
+        );
+    }
+
+    #[test]
+    fn faults_must_be_set_up_and_undone() {
+        let check = |text: &str, fault| {
+            let mut failures = Vec::new();
+            check_fault(&console::parse(text).backends[0], fault, &mut failures);
+            failures
+        };
+        let cpu = "CTVM SETUP c ok online=0\nCTVM RESTORE c ok online=0-1";
+        assert!(check(cpu, Fault::Cpu1Offline).is_empty());
+        assert_eq!(
+            check(
+                &cpu.replace("ok online=0\n", "ok online=0-1\n"),
+                Fault::Cpu1Offline
+            ),
+            ["the fault was set up but the CPUs are online=0-1, expected online=0"]
+        );
+        assert_eq!(
+            check("CTVM SETUP t failed umount: EBUSY", Fault::NoTracefs),
+            [
+                "the fault could not be set up: umount: EBUSY",
+                "no report that the fault was undone"
+            ]
+        );
+        assert!(check(
+            "CTVM SETUP t ok unmounted\nCTVM RESTORE t ok mounted by conntrace",
+            Fault::NoTracefs
+        )
+        .is_empty());
     }
 }

@@ -32,8 +32,16 @@ pub struct ScenarioRun {
     pub nobtf: bool,
     /// kprobe_events must list our entries while attached (tracefs method).
     pub kprobe_events_during: bool,
-    /// A fault was set up before (SETUP) and undone after (RESTORE).
-    pub fault: bool,
+    /// A fault set up before the run (SETUP) and undone after it (RESTORE).
+    pub fault: Option<Fault>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// tracefs unmounted: conntrace must mount it itself.
+    NoTracefs,
+    /// CPU 1 offline: SETUP must report `online=0` and RESTORE `online=0-1`.
+    Cpu1Offline,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,14 +126,14 @@ pub fn expected(spec: &VmSpec) -> Vec<RunSpec> {
             Pass::NoTracefs => runs.push(scenario(
                 "tracepoint-notracefs",
                 ScenarioRun {
-                    fault: true,
+                    fault: Some(Fault::NoTracefs),
                     ..ScenarioRun::default()
                 },
             )),
             Pass::CpuOffline => runs.push(scenario(
                 "kprobe-cpu1off",
                 ScenarioRun {
-                    fault: true,
+                    fault: Some(Fault::Cpu1Offline),
                     ..ScenarioRun::default()
                 },
             )),

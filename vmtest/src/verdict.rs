@@ -392,8 +392,8 @@ fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVe
     if opts.kprobe_events_during {
         faults::check_kprobe_events_during(run, ipv6, &mut failures);
     }
-    if opts.fault {
-        faults::check_fault(run, &mut failures);
+    if let Some(fault) = opts.fault {
+        faults::check_fault(run, fault, &mut failures);
     }
     faults::check_leftovers(run, &mut failures);
     BackendVerdict {
@@ -914,6 +914,113 @@ mod tests {
             f.iter()
                 .any(|l| l == "cannot check records: the scenario did not report v4_lport"),
             "{f:#?}"
+        );
+    }
+
+    /// The good console as the named run of a fault pass.
+    fn as_run(name: &str) -> String {
+        good_console().replace(" kprobe ", &format!(" {name} "))
+    }
+
+    #[test]
+    fn nobtf_accepts_null_netns_and_null_error_on_failed_only() {
+        let nobtf = spec(&[], &[Pass::NoBtf], true);
+        let text = as_run("kprobe-nobtf")
+            .replace("\"netns\":4026531840", "\"netns\":null")
+            .replace("\"error\":\"ECONNREFUSED\"", "\"error\":null");
+        let v = verify(&console::parse(&text), &nobtf);
+        assert!(v.passed(), "{}", v.render());
+        // Everything else stays exact: a wrong netns, a wrong error, a wrong pid.
+        let text = as_run("kprobe-nobtf")
+            .replacen("\"netns\":4026531840", "\"netns\":7", 1)
+            .replace("\"error\":\"ECONNREFUSED\"", "\"error\":\"ETIMEDOUT\"")
+            .replacen("\"pid\":91", "\"pid\":92", 1);
+        let f = failures(&verify(&console::parse(&text), &nobtf));
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert!(
+            f[0].contains("pid is 92, expected 91; netns is 7, expected 4026531840 or null"),
+            "{f:#?}"
+        );
+        assert!(
+            f[1].contains("error is \"ETIMEDOUT\", expected \"ECONNREFUSED\" or null"),
+            "{f:#?}"
+        );
+        // With BTF a null netns is a failure.
+        let text = good_console().replace("\"netns\":4026531840", "\"netns\":null");
+        let f = failures(&verdict_of(&text, true));
+        assert_eq!(f.len(), 8, "{f:#?}");
+        assert!(
+            f.iter()
+                .all(|l| l.contains("netns is null, expected 4026531840")),
+            "{f:#?}"
+        );
+    }
+
+    #[test]
+    fn fault_passes_add_their_checks_to_the_scenario() {
+        let tracefs = spec(&[], &[Pass::TracefsMethod], true);
+        let f = failures(&verify(
+            &console::parse(&as_run("kprobe-tracefs")),
+            &tracefs,
+        ));
+        assert_eq!(
+            f,
+            ["kprobe_events while attached was not reported completely"],
+            "the PMU run has no listing while attached"
+        );
+        let listing: String = [
+            "CTVM PID kprobe-tracefs 50",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry p:kprobes/conntrace_50_0 tcp_v4_connect",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry r10:kprobes/conntrace_50_1 tcp_v4_connect",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry p:kprobes/conntrace_50_2 tcp_v6_connect",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry r10:kprobes/conntrace_50_3 tcp_v6_connect",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry r10:kprobes/conntrace_50_4 inet_csk_accept",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs end",
+        ]
+        .join("\n");
+        let text = format!("{}\n{listing}", as_run("kprobe-tracefs"));
+        let v = verify(&console::parse(&text), &tracefs);
+        assert!(v.passed(), "{}", v.render());
+
+        let cpu = spec(&[], &[Pass::CpuOffline], true);
+        let f = failures(&verify(&console::parse(&as_run("kprobe-cpu1off")), &cpu));
+        assert_eq!(
+            f,
+            [
+                "no report that the fault was set up",
+                "no report that the fault was undone"
+            ]
+        );
+        let text = format!(
+            "{}\nCTVM SETUP kprobe-cpu1off ok online=0\nCTVM RESTORE kprobe-cpu1off ok online=0-1",
+            as_run("kprobe-cpu1off")
+        );
+        assert!(verify(&console::parse(&text), &cpu).passed());
+    }
+
+    #[test]
+    fn every_run_of_every_pass_is_required() {
+        let all = spec(
+            &["kprobe"],
+            &[Pass::Cleanup, Pass::Unprivileged, Pass::NoTracefs],
+            true,
+        );
+        let v = verify(&console::parse(&good_console()), &all);
+        let f = failures(&v);
+        assert_eq!(f.len(), 12 + 1 + 1, "{f:#?}");
+        assert!(f.contains(&"no output at all for run cleanup-kprobe-sigpipe".to_string()));
+        assert!(f.contains(&"no output at all for run cleanup-tracepoint-write-error".to_string()));
+        assert!(f.contains(&"no output at all for run unprivileged".to_string()));
+        assert!(f.contains(&"no output at all for run tracepoint-notracefs".to_string()));
+        assert!(v.render().contains("run kprobe: PASS (8 records)"));
+    }
+
+    #[test]
+    fn a_scenario_run_that_leaves_programs_fails() {
+        let text = good_console().replace("after=0", "after=2");
+        assert_eq!(
+            failures(&verdict_of(&text, true)),
+            ["2 BPF programs loaded after conntrace exited, 0 before it started: it left programs behind"]
         );
     }
 
