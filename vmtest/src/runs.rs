@@ -67,9 +67,6 @@ pub const CLEANUP_CASES: [CleanupCase; 6] = [
     CleanupCase::WriteError,
 ];
 
-/// The backends the cleanup pass runs every case with, in order.
-pub const CLEANUP_BACKENDS: [&str; 2] = ["kprobe", "tracepoint"];
-
 impl CleanupCase {
     pub fn name(self) -> &'static str {
         match self {
@@ -148,17 +145,17 @@ pub fn expected(spec: &VmSpec) -> Vec<RunSpec> {
                 name: "unprivileged".into(),
                 check: Check::Unprivileged,
             }),
-            Pass::Cleanup => {
-                for backend in CLEANUP_BACKENDS {
-                    for case in CLEANUP_CASES {
-                        runs.push(RunSpec {
-                            name: format!("cleanup-{backend}-{}", case.name()),
-                            check: Check::Cleanup {
-                                case,
-                                kprobe_events_during: backend == "kprobe",
-                            },
-                        });
-                    }
+            Pass::CleanupKprobe | Pass::CleanupTracepoint => {
+                let kprobe = *pass == Pass::CleanupKprobe;
+                let backend = if kprobe { "kprobe" } else { "tracepoint" };
+                for case in CLEANUP_CASES {
+                    runs.push(RunSpec {
+                        name: format!("cleanup-{backend}-{}", case.name()),
+                        check: Check::Cleanup {
+                            case,
+                            kprobe_events_during: kprobe,
+                        },
+                    });
                 }
             }
         }

@@ -1002,7 +1002,12 @@ mod tests {
     fn every_run_of_every_pass_is_required() {
         let all = spec(
             &["kprobe"],
-            &[Pass::Cleanup, Pass::Unprivileged, Pass::NoTracefs],
+            &[
+                Pass::CleanupKprobe,
+                Pass::CleanupTracepoint,
+                Pass::Unprivileged,
+                Pass::NoTracefs,
+            ],
             true,
         );
         let v = verify(&console::parse(&good_console()), &all);

@@ -95,10 +95,8 @@ fn pid1() {
             plan::CPU_OFFLINE => passes::cpu_offline(&mut ctx),
             plan::NO_BTF => passes::no_btf(&mut ctx),
             plan::UNPRIVILEGED => passes::unprivileged(),
-            plan::CLEANUP => {
-                cleanup::run_all("kprobe");
-                cleanup::run_all("tracepoint");
-            }
+            plan::CLEANUP_KPROBE => cleanup::run_all("kprobe"),
+            plan::CLEANUP_TRACEPOINT => cleanup::run_all("tracepoint"),
             other => say("NOTE", &format!("unknown pass {other:?} skipped")),
         }
     }

@@ -4,7 +4,8 @@
 
 pub const TRACEFS_METHOD: &str = "tracefs-method";
 pub const NO_TRACEFS: &str = "no-tracefs";
-pub const CLEANUP: &str = "cleanup";
+pub const CLEANUP_KPROBE: &str = "cleanup-kprobe";
+pub const CLEANUP_TRACEPOINT: &str = "cleanup-tracepoint";
 pub const CPU_OFFLINE: &str = "cpu-offline";
 pub const UNPRIVILEGED: &str = "unprivileged";
 pub const NO_BTF: &str = "nobtf";
@@ -47,10 +48,10 @@ mod tests {
     #[test]
     fn reads_backends_passes_and_ipv6() {
         let p = from_cmdline(
-            "console=ttyS0 ct.backends=tracepoint ct.passes=cleanup,nobtf ct.ipv6=0 ipv6.disable=1\n",
+            "console=ttyS0 ct.backends=tracepoint ct.passes=cleanup-kprobe,nobtf ct.ipv6=0 ipv6.disable=1\n",
         );
         assert_eq!(p.backends, vec!["tracepoint"]);
-        assert_eq!(p.passes, vec![CLEANUP, NO_BTF]);
+        assert_eq!(p.passes, vec![CLEANUP_KPROBE, NO_BTF]);
         assert!(!p.ipv6);
         let p = from_cmdline("console=ttyS0 ct.passes=");
         assert_eq!(p.backends, vec!["kprobe", "tracepoint"]);
