@@ -1,7 +1,9 @@
 //! Assembles the BPF programs (src/bpf/*.s, in file-name order, as one unit) with bpf-asm into
-//! $OUT_DIR/probes.o, which the binary embeds. A generated `arch.s` goes first: it names the
-//! pt_regs offsets of the architecture being compiled *for*, so kprobe programs read their
-//! arguments from the right place when cross-compiling.
+//! two objects the binary embeds: $OUT_DIR/probes.o (layouts from BTF) and
+//! $OUT_DIR/probes-nobtf.o (for kernels without BTF). A generated `arch.s` goes first: it names
+//! the pt_regs offsets of the architecture being compiled *for*, so kprobe programs read their
+//! arguments from the right place when cross-compiling. Then the variant's prelude from
+//! src/bpf/variants/ defines the few macros whose fields only BTF can place.
 
 use std::path::{Path, PathBuf};
 use std::process::exit;
@@ -70,23 +72,41 @@ fn main() {
         }
     }
 
-    let mut sources = vec![bpf_asm::Source {
-        name: "arch.s",
-        text: &arch_text,
-    }];
-    sources.extend(
-        texts
-            .iter()
-            .map(|(name, text)| bpf_asm::Source { name, text }),
-    );
-    let object = match bpf_asm::assemble(&sources) {
-        Ok(object) => object,
-        Err(e) => fail(&format!(
-            "{e}\nerror: the BPF programs in src/bpf do not assemble (see above)"
-        )),
-    };
-    let out = PathBuf::from(out_dir).join("probes.o");
-    if let Err(e) = std::fs::write(&out, object) {
-        fail(&format!("error: cannot write {}: {e}", out.display()));
+    let variants = Path::new("src/bpf/variants");
+    println!("cargo:rerun-if-changed={}", variants.display());
+    for (prelude, object) in [("btf.s", "probes.o"), ("nobtf.s", "probes-nobtf.o")] {
+        let path = variants.join(prelude);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let prelude_text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => fail(&format!("error: cannot read {}: {e}", path.display())),
+        };
+        let prelude_name = path.display().to_string();
+        let mut sources = vec![
+            bpf_asm::Source {
+                name: "arch.s",
+                text: &arch_text,
+            },
+            bpf_asm::Source {
+                name: &prelude_name,
+                text: &prelude_text,
+            },
+        ];
+        sources.extend(
+            texts
+                .iter()
+                .map(|(name, text)| bpf_asm::Source { name, text }),
+        );
+        let bytes = match bpf_asm::assemble(&sources) {
+            Ok(bytes) => bytes,
+            Err(e) => fail(&format!(
+                "{e}\nerror: the BPF programs in src/bpf (with {prelude_name}) do not assemble \
+                 (see above)"
+            )),
+        };
+        let out = Path::new(&out_dir).join(object);
+        if let Err(e) = std::fs::write(&out, bytes) {
+            fail(&format!("error: cannot write {}: {e}", out.display()));
+        }
     }
 }

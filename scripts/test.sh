@@ -41,7 +41,7 @@ cargo build --release --target x86_64-unknown-linux-musl --bin conntrace
 cargo build --release --target aarch64-unknown-linux-musl --bin conntrace
 for t in x86_64 aarch64; do
     bin=target/$t-unknown-linux-musl/release/conntrace
-    file "$bin" 2>/dev/null | grep -q 'statically linked' || { echo "$bin is not static" >&2; exit 1; }
+    file "$bin" 2>/dev/null | grep -Eq 'statically linked|static-pie linked' || { echo "$bin is not static" >&2; exit 1; }
     echo "$bin: $(stat -c %s "$bin") bytes, static"
 done
 

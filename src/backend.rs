@@ -116,32 +116,55 @@ static KPROBE_PROBES: &[Probe] = &[
 /// on the PMU; unset, empty or `auto` lets conntrace pick. Read here and nowhere else.
 pub const KPROBE_METHOD_ENV: &str = "CONNTRACE_KPROBE_METHOD";
 
-/// The backend to use, and a sentence saying why, for stderr.
-pub fn choose(sys: &dyn Sys, choice: Choice) -> Result<(Backend, KprobeSupport, String), String> {
+/// Why the tracepoint backend needs BTF, for the messages that refuse it.
+const TRACEPOINT_NEEDS_BTF: &str = "the tracepoint backend finds sockets by walking \
+    task_struct -> files_struct -> fdtable -> file -> socket, layouts that vary with every \
+    kernel config and only BTF gives";
+
+/// The backend to use, and a sentence saying why, for stderr. Without BTF (`has_btf` false)
+/// only the kprobe backend can work.
+pub fn choose(
+    sys: &dyn Sys,
+    choice: Choice,
+    has_btf: bool,
+) -> Result<(Backend, KprobeSupport, String), String> {
     let forced = std::env::var(KPROBE_METHOD_ENV).ok();
-    choose_with(sys, choice, forced.as_deref())
+    choose_with(sys, choice, has_btf, forced.as_deref())
 }
 
 /// [`choose`] with the knob's value passed in, so tests need not touch the environment.
 fn choose_with(
     sys: &dyn Sys,
     choice: Choice,
+    has_btf: bool,
     forced_method: Option<&str>,
 ) -> Result<(Backend, KprobeSupport, String), String> {
     let (support, note) = kprobe_support(sys, forced_method)?;
     let has_kprobes = !matches!(support, KprobeSupport::None);
-    let (backend, why) = match choice {
-        Choice::Tracepoint => (Backend::Tracepoint, "tracepoint backend (as asked)"),
-        Choice::Kprobe if has_kprobes => (Backend::Kprobe, "kprobe backend (as asked)"),
-        Choice::Kprobe => return Err("kernel has no kprobes (no kprobe PMU and no tracefs kprobe_events): use --backend tracepoint".into()),
-        Choice::Auto if has_kprobes => (Backend::Kprobe, "kprobe backend (auto: the kernel has kprobes)"),
-        Choice::Auto => (Backend::Tracepoint, "tracepoint backend (auto: the kernel has no kprobes)"),
-    };
-    let mut why = why.to_string();
+    let (backend, mut why) = pick(choice, has_kprobes, has_btf)?;
     if backend == Backend::Kprobe {
         why.push_str(note);
     }
     Ok((backend, support, why))
+}
+
+fn pick(choice: Choice, has_kprobes: bool, has_btf: bool) -> Result<(Backend, String), String> {
+    match choice {
+        Choice::Tracepoint if !has_btf => Err(format!(
+            "--backend tracepoint needs BTF: {TRACEPOINT_NEEDS_BTF}; use the kprobe backend \
+             or pass --btf FILE"
+        )),
+        Choice::Tracepoint => Ok((Backend::Tracepoint, "tracepoint backend (as asked)".into())),
+        Choice::Kprobe if has_kprobes => Ok((Backend::Kprobe, "kprobe backend (as asked)".into())),
+        Choice::Auto | Choice::Kprobe if !has_btf && !has_kprobes => Err(format!(
+            "without BTF conntrace needs the kprobe backend, and this kernel has no kprobes \
+             (no kprobe PMU and no tracefs kprobe_events); {TRACEPOINT_NEEDS_BTF}: use a \
+             kernel with BTF or pass --btf FILE"
+        )),
+        Choice::Kprobe => Err("kernel has no kprobes (no kprobe PMU and no tracefs kprobe_events): use --backend tracepoint".into()),
+        Choice::Auto if has_kprobes => Ok((Backend::Kprobe, "kprobe backend (auto: the kernel has kprobes)".into())),
+        Choice::Auto => Ok((Backend::Tracepoint, "tracepoint backend (auto: the kernel has no kprobes)".into())),
+    }
 }
 
 /// How kprobes will be attached, honouring [`KPROBE_METHOD_ENV`]; with a note for the
@@ -176,6 +199,44 @@ fn kprobe_support(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_btf_auto_prefers_kprobes() {
+        assert_eq!(pick(Choice::Auto, true, true).unwrap().0, Backend::Kprobe);
+        assert_eq!(
+            pick(Choice::Auto, false, true).unwrap().0,
+            Backend::Tracepoint
+        );
+        assert_eq!(
+            pick(Choice::Tracepoint, true, true).unwrap().0,
+            Backend::Tracepoint
+        );
+        assert!(pick(Choice::Kprobe, false, true).is_err());
+    }
+
+    #[test]
+    fn without_btf_only_kprobes() {
+        assert_eq!(pick(Choice::Auto, true, false).unwrap().0, Backend::Kprobe);
+        assert_eq!(
+            pick(Choice::Kprobe, true, false).unwrap().0,
+            Backend::Kprobe
+        );
+        for choice in [Choice::Auto, Choice::Kprobe] {
+            let e = pick(choice, false, false).unwrap_err();
+            assert!(
+                e.starts_with("without BTF conntrace needs the kprobe backend"),
+                "{e}"
+            );
+            assert!(
+                e.ends_with("use a kernel with BTF or pass --btf FILE"),
+                "{e}"
+            );
+        }
+        for kprobes in [true, false] {
+            let e = pick(Choice::Tracepoint, kprobes, false).unwrap_err();
+            assert!(e.starts_with("--backend tracepoint needs BTF"), "{e}");
+        }
+    }
     use crate::sys::fake::FakeSys;
 
     const TRACING: &str = "/sys/kernel/tracing";
@@ -201,7 +262,7 @@ mod tests {
     fn without_the_knob_the_pmu_is_preferred() {
         for forced in [None, Some(""), Some("auto")] {
             let (backend, support, why) =
-                choose_with(&kernel(true, true), Choice::Kprobe, forced).unwrap();
+                choose_with(&kernel(true, true), Choice::Kprobe, true, forced).unwrap();
             assert_eq!(backend, Backend::Kprobe);
             assert!(
                 matches!(support, KprobeSupport::Pmu { perf_type: 6, .. }),
@@ -214,7 +275,7 @@ mod tests {
     #[test]
     fn tracefs_knob_forces_kprobe_events_and_says_so() {
         let (backend, support, why) =
-            choose_with(&kernel(true, true), Choice::Auto, Some("tracefs")).unwrap();
+            choose_with(&kernel(true, true), Choice::Auto, true, Some("tracefs")).unwrap();
         assert_eq!(backend, Backend::Kprobe);
         assert_eq!(support, KprobeSupport::TracefsOnly);
         assert!(
@@ -223,26 +284,40 @@ mod tests {
             ),
             "{why}"
         );
+        // Without BTF (kprobe backend only) the knob works the same.
+        let (backend, support, _) =
+            choose_with(&kernel(true, true), Choice::Auto, false, Some("tracefs")).unwrap();
+        assert_eq!(
+            (backend, support),
+            (Backend::Kprobe, KprobeSupport::TracefsOnly)
+        );
         // The tracepoint backend attaches no kprobes: no note about them.
-        let (_, _, why) =
-            choose_with(&kernel(true, true), Choice::Tracepoint, Some("tracefs")).unwrap();
+        let (_, _, why) = choose_with(
+            &kernel(true, true),
+            Choice::Tracepoint,
+            true,
+            Some("tracefs"),
+        )
+        .unwrap();
         assert_eq!(why, "tracepoint backend (as asked)");
     }
 
     #[test]
     fn an_impossible_or_unknown_method_is_an_error_saying_what_to_do() {
-        let err = choose_with(&kernel(true, false), Choice::Kprobe, Some("tracefs")).unwrap_err();
+        let err =
+            choose_with(&kernel(true, false), Choice::Kprobe, true, Some("tracefs")).unwrap_err();
         assert!(
             err.contains("tracefs kprobe_events is not available"),
             "{err}"
         );
         assert!(err.ends_with("unset CONNTRACE_KPROBE_METHOD"), "{err}");
-        let err = choose_with(&kernel(false, true), Choice::Kprobe, Some("pmu")).unwrap_err();
+        let err = choose_with(&kernel(false, true), Choice::Kprobe, true, Some("pmu")).unwrap_err();
         assert!(err.contains("no kprobe PMU"), "{err}");
         let (_, support, _) =
-            choose_with(&kernel(true, true), Choice::Kprobe, Some("pmu")).unwrap();
+            choose_with(&kernel(true, true), Choice::Kprobe, true, Some("pmu")).unwrap();
         assert!(matches!(support, KprobeSupport::Pmu { .. }));
-        let err = choose_with(&kernel(true, true), Choice::Kprobe, Some("ftrace")).unwrap_err();
+        let err =
+            choose_with(&kernel(true, true), Choice::Kprobe, true, Some("ftrace")).unwrap_err();
         assert_eq!(
             err,
             "CONNTRACE_KPROBE_METHOD=\"ftrace\" is not a kprobe method: use tracefs, pmu or auto, or unset it"
@@ -252,11 +327,11 @@ mod tests {
     #[test]
     fn auto_falls_back_to_tracepoints_without_kprobes() {
         let (backend, support, why) =
-            choose_with(&kernel(false, false), Choice::Auto, None).unwrap();
+            choose_with(&kernel(false, false), Choice::Auto, true, None).unwrap();
         assert_eq!(backend, Backend::Tracepoint);
         assert_eq!(support, KprobeSupport::None);
         assert_eq!(why, "tracepoint backend (auto: the kernel has no kprobes)");
-        let err = choose_with(&kernel(false, false), Choice::Kprobe, None).unwrap_err();
+        let err = choose_with(&kernel(false, false), Choice::Kprobe, true, None).unwrap_err();
         assert!(err.contains("use --backend tracepoint"), "{err}");
     }
 }

@@ -7,12 +7,11 @@ use std::path::Path;
 use crate::attach::{self, KprobeSupport};
 use crate::backend::{self, Backend};
 use crate::cli::{self, CheckOptions};
-use crate::fields::FieldSource;
+use crate::fields::{self, FieldSource};
 use crate::load::{self, FieldResolver, LoadOptions, ProgramFilter};
 use crate::probe_object::{self, ProbeObject};
 use crate::ring;
 use crate::sys::{MapCreate, Sys};
-use crate::trace::PROBES;
 
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
@@ -145,14 +144,19 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         "field offsets",
         format!("from {}", btf_origin(&opts.btf, &fields)),
     );
-    let object = match probe_object::parse(PROBES) {
+    if !fields.has_btf() {
+        r.line("without BTF", format!("off: {}", fields::NO_BTF_LIMITS));
+    }
+    let object = match probe_object::parse(fields.probes()) {
         Ok(o) => o,
         Err(e) => {
             r.fail(format!("embedded probe object: {e}"));
             return r;
         }
     };
-    for spec in field_specs(&object) {
+    // Without BTF only the kprobe backend's programs can be used: list what they need.
+    let listed = (!fields.has_btf()).then(|| Backend::Kprobe.probes());
+    for spec in field_specs(&object, listed) {
         match fields.field(&spec) {
             Ok(f) => r.line(
                 "",
@@ -162,7 +166,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         }
     }
 
-    let (backend, why) = match backend::choose(sys, cli::Backend::Auto) {
+    let (backend, why) = match backend::choose(sys, cli::Backend::Auto, fields.has_btf()) {
         Ok((b, _, why)) => (b, why),
         Err(e) => {
             r.fail(e);
@@ -195,6 +199,20 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         Err(e) => {
             r.line("programs", "rejected");
             r.fail(e.to_string());
+            return r;
+        }
+    }
+    // The built-in layout is only a claim until a real connection proves it.
+    if !fields.has_btf() {
+        match crate::trace::verify_without_btf(sys) {
+            Ok(families) => r.line(
+                "self-test",
+                format!("built-in layout verified on loopback ({families})"),
+            ),
+            Err(e) => {
+                r.line("self-test", "failed");
+                r.fail(e);
+            }
         }
     }
     r
@@ -208,10 +226,18 @@ fn btf_origin(arg: &cli::BtfSource, fields: &FieldSource) -> String {
     }
 }
 
-/// Every distinct "struct.field" the probes use, in order of first use.
-fn field_specs(object: &ProbeObject) -> Vec<String> {
+/// Every distinct "struct.field" the probes use (those of `only`, if given), in order of
+/// first use.
+fn field_specs(object: &ProbeObject, only: Option<&[backend::Probe]>) -> Vec<String> {
     let mut specs: Vec<String> = Vec::new();
-    for reloc in object.programs.iter().flat_map(|p| &p.field_relocs) {
+    let used =
+        |section: &str| only.is_none_or(|probes| probes.iter().any(|p| p.section == section));
+    for reloc in object
+        .programs
+        .iter()
+        .filter(|p| used(&p.section))
+        .flat_map(|p| &p.field_relocs)
+    {
         if !specs.contains(&reloc.name) {
             specs.push(reloc.name.clone());
         }

@@ -24,7 +24,7 @@ pub struct WireEvent {
     pub pid: u32,
     pub tid: u32,
     pub uid: u32,
-    /// Inode number of the socket's network namespace.
+    /// Inode number of the socket's network namespace; 0 = unknown (no BTF).
     pub netns: u32,
     /// One of the `KIND_*` values.
     pub kind: u8,
@@ -279,7 +279,8 @@ pub struct Event {
     pub local: SocketAddr,
     /// The peer.
     pub remote: SocketAddr,
-    pub netns: u32,
+    /// Inode of the socket's network namespace; None where the probes cannot read it (no BTF).
+    pub netns: Option<u32>,
     pub cgroup: u64,
     /// Opaque socket id from [`SockIds`].
     pub sock_id: u64,
@@ -305,7 +306,8 @@ pub fn decode(wire: &WireEvent, ids: &SockIds) -> Result<Event, DecodeError> {
         family,
         local,
         remote,
-        netns: wire.netns,
+        // No namespace has inode 0: the no-BTF probes leave it unset.
+        netns: (wire.netns != 0).then_some(wire.netns),
         cgroup: wire.cgroup,
         sock_id: ids.id(wire.sock),
         // The probes store a positive errno; accept a negative kernel return value as well.
@@ -518,9 +520,20 @@ pub(crate) mod tests {
         assert_eq!(got.remote, "10.0.0.5:443".parse().unwrap());
         assert_eq!(got.comm.as_bytes(), b"curl");
         assert_eq!((got.pid, got.tid, got.uid), (1234, 1235, 1000));
-        assert_eq!((got.netns, got.cgroup), (4026531840, 1234));
+        assert_eq!((got.netns, got.cgroup), (Some(4026531840), 1234));
         assert_eq!(got.error, None);
         assert_eq!(got.latency_ns, None, "connect records carry no latency");
+    }
+
+    #[test]
+    fn decode_netns_zero_is_unknown() {
+        let mut ev = wire(
+            KIND_ACCEPT,
+            sockaddr_in([10, 0, 0, 2], 80),
+            sockaddr_in([10, 0, 0, 5], 40000),
+        );
+        ev.netns = 0;
+        assert_eq!(decode(&ev, &SockIds::new()).unwrap().netns, None);
     }
 
     #[test]

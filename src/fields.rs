@@ -5,6 +5,12 @@ use crate::btf::{self, Btf, BtfSource};
 use crate::cli;
 use crate::load::{FieldOffset, FieldResolver};
 
+/// What tracing without BTF cannot do, for stderr and `conntrace check`.
+pub const NO_BTF_LIMITS: &str = "failed records carry no error (null), netns is not \
+    reported (null), no socket-protocol check (inet_csk_accept also serves DCCP where the \
+    kernel has it), an accept whose connection was reset before accept() returned shows \
+    local port 0, kprobe backend only";
+
 pub enum FieldSource {
     Btf(Btf),
     /// No BTF: only the fields of `btf::builtin_field`.
@@ -27,6 +33,19 @@ impl FieldSource {
                         btf::VMLINUX_BTF
                     )
                 }),
+        }
+    }
+
+    pub fn has_btf(&self) -> bool {
+        matches!(self, FieldSource::Btf(_))
+    }
+
+    /// The embedded probe object written for this source: without BTF, one whose programs
+    /// use no field outside the built-in table (build.rs, src/bpf/variants/).
+    pub fn probes(&self) -> &'static [u8] {
+        match self {
+            FieldSource::Btf(_) => crate::trace::PROBES,
+            FieldSource::Builtin => crate::trace::PROBES_NOBTF,
         }
     }
 

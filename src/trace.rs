@@ -8,18 +8,23 @@ use crate::attach::{self, Attachment};
 use crate::backend::{self, Role};
 use crate::cli::{self, Command, FamilyFilter, TraceOptions};
 use crate::event::{self, Kind, SockIds, WireEvent};
-use crate::fields::FieldSource;
+use crate::fields::{self, FieldSource};
 use crate::filter::{FilterConfig, ANY_UID};
 use crate::load::{self, LoadOptions, Loaded, ProgramFilter};
 use crate::output::{Clock, Printer, Stream};
+use crate::privileges;
 use crate::probe_object::{self, ProgramKind};
 use crate::ring::{self, PerfRings, Record, Wakeup};
+use crate::selftest;
 use crate::signals;
 use crate::sys::{RealSys, Sys};
 use std::os::fd::AsFd;
 
 /// The probe object build.rs assembled from src/bpf/*.s.
 pub static PROBES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probes.o"));
+/// The same programs for kernels without BTF (src/bpf/variants/nobtf.s): no field outside the
+/// built-in sock_common table.
+pub static PROBES_NOBTF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probes-nobtf.o"));
 
 /// The program's entry point; returns the exit status (0 done, 1 tracing failed, 2 bad usage).
 pub fn main() -> i32 {
@@ -67,11 +72,31 @@ struct Session<'s> {
     loaded: Loaded,
     /// Why this backend, for the "attached" line.
     why: String,
+    /// Without BTF: the families whose built-in layout the self-test must verify before the
+    /// user's filters go in and tracing begins.
+    verify: Option<Vec<selftest::Family>>,
 }
 
 fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
     signals::install();
-    let session = start(sys, opts)?;
+    let mut session = start(sys, opts)?;
+    if let Some(families) = session.verify.take() {
+        // The self-test runs under a this-process-only filter; the user's go in afterwards.
+        selftest::verify(&mut session.rings, &families)?;
+        configure_filters(sys, &session.loaded, opts)?;
+        let names: Vec<_> = families.iter().map(|f| f.name()).collect();
+        eprintln!(
+            "conntrace: no BTF: using the built-in sock_common layout (verified on loopback: \
+             {}); off without BTF: {}",
+            names.join(", "),
+            fields::NO_BTF_LIMITS
+        );
+    }
+    // From here on only rings, stdout and our own fds are used: see `privileges`.
+    let dropped = privileges::drop_privileges(sys)?;
+    if let Some(warning) = dropped.warning {
+        eprintln!("conntrace: warning: {warning}");
+    }
     eprintln!(
         "conntrace: attached {} probes: {}; Ctrl-C to stop",
         session.attachments.len(),
@@ -86,11 +111,29 @@ fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
     Ok(())
 }
 
+/// `conntrace check --btf none`: attaches as tracing would, runs the self-test, detaches.
+/// Returns the families verified ("IPv4, IPv6").
+pub fn verify_without_btf(sys: &dyn Sys) -> Result<String, String> {
+    let opts = TraceOptions {
+        btf: cli::BtfSource::None,
+        ..TraceOptions::default()
+    };
+    let mut session = start(sys, &opts)?;
+    let families = session.verify.take().unwrap_or_default();
+    selftest::verify(&mut session.rings, &families)?;
+    let names: Vec<_> = families.iter().map(|f| f.name()).collect();
+    Ok(names.join(", "))
+}
+
 /// Loads, configures and attaches everything the options ask for.
 fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, String> {
-    let (backend, kprobes, why) = backend::choose(sys, opts.backend)?;
     let fields = FieldSource::open(&opts.btf)?;
-    let object = probe_object::parse(PROBES).map_err(|e| format!("embedded probe object: {e}"))?;
+    let (backend, kprobes, why) = backend::choose(sys, opts.backend, fields.has_btf())?;
+    let object =
+        probe_object::parse(fields.probes()).map_err(|e| format!("embedded probe object: {e}"))?;
+    // Without BTF every probe goes in, whatever -e asks: the self-test needs the connect and
+    // accept records to verify the layout (unwanted kinds are dropped in user space).
+    let verify = (!fields.has_btf()).then(|| selftest_families(opts));
 
     let wants_connect = [Kind::Connect, Kind::Established, Kind::Failed]
         .iter()
@@ -99,9 +142,12 @@ fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, Strin
     let probes: Vec<_> = backend
         .probes()
         .iter()
-        .filter(|p| match p.role {
-            Role::Connect => wants_connect,
-            Role::Accept => wants_accept,
+        .filter(|p| {
+            verify.is_some()
+                || match p.role {
+                    Role::Connect => wants_connect,
+                    Role::Accept => wants_accept,
+                }
         })
         .collect();
 
@@ -113,7 +159,10 @@ fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, Strin
         programs: ProgramFilter::Only(probes.iter().map(|p| p.section.to_string()).collect()),
     };
     let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
-    configure_filters(sys, &loaded, opts)?;
+    match verify {
+        None => configure_filters(sys, &loaded, opts)?,
+        Some(_) => write_config(sys, &loaded, &selftest::filter_self())?,
+    }
 
     let events = loaded
         .map_fd("events")
@@ -155,12 +204,40 @@ fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, Strin
         rings,
         loaded,
         why,
+        verify,
     })
+}
+
+/// The families the self-test verifies: IPv4, and IPv6 where the kernel has it and the user
+/// did not ask for IPv4 only (then its fields are never read for an event that is shown).
+fn selftest_families(opts: &TraceOptions) -> Vec<selftest::Family> {
+    let mut families = vec![selftest::Family::Ipv4];
+    if opts.family != FamilyFilter::Ipv4 && std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        families.push(selftest::Family::Ipv6);
+    }
+    families
 }
 
 /// Writes the in-kernel filters into the `config` and `ports` maps.
 fn configure_filters(sys: &dyn Sys, loaded: &Loaded, opts: &TraceOptions) -> Result<(), String> {
-    let config = FilterConfig {
+    write_config(sys, loaded, &user_filter(opts))?;
+    let ports = loaded
+        .map_fd("ports")
+        .ok_or("probe object has no ports map")?;
+    for &port in &opts.ports {
+        sys.map_update(
+            ports,
+            &u32::from(port).to_ne_bytes(),
+            &1u32.to_ne_bytes(),
+            0,
+        )
+        .map_err(|e| format!("cannot set the port filter: {e}"))?;
+    }
+    Ok(())
+}
+
+fn user_filter(opts: &TraceOptions) -> FilterConfig {
+    FilterConfig {
         pid: opts.pid.unwrap_or(0),
         uid: opts.uid.unwrap_or(ANY_UID),
         family: match opts.family {
@@ -169,30 +246,16 @@ fn configure_filters(sys: &dyn Sys, loaded: &Loaded, opts: &TraceOptions) -> Res
             FamilyFilter::Ipv6 => libc::AF_INET6 as u32,
         },
         port_filter: u32::from(!opts.ports.is_empty()),
-    };
-    let map = |name| {
-        loaded
-            .map_fd(name)
-            .ok_or_else(|| format!("probe object has no {name} map"))
-    };
-    let fail = |what: &str, e: crate::sys::SysError| format!("cannot set the {what} filter: {e}");
-    sys.map_update(
-        map("config")?,
-        &0u32.to_ne_bytes(),
-        bytemuck::bytes_of(&config),
-        0,
-    )
-    .map_err(|e| fail("pid/uid/family", e))?;
-    for &port in &opts.ports {
-        sys.map_update(
-            map("ports")?,
-            &u32::from(port).to_ne_bytes(),
-            &1u32.to_ne_bytes(),
-            0,
-        )
-        .map_err(|e| fail("port", e))?;
     }
-    Ok(())
+}
+
+/// Writes the pid/uid/family filter into the `config` map.
+fn write_config(sys: &dyn Sys, loaded: &Loaded, config: &FilterConfig) -> Result<(), String> {
+    let map = loaded
+        .map_fd("config")
+        .ok_or("probe object has no config map")?;
+    sys.map_update(map, &0u32.to_ne_bytes(), bytemuck::bytes_of(config), 0)
+        .map_err(|e| format!("cannot set the pid/uid/family filter: {e}"))
 }
 
 /// Why the reading loop ended.
@@ -216,6 +279,7 @@ struct Reader<'o> {
     /// The batch of output not yet written to stdout.
     out: Vec<u8>,
     limit: u64,
+    own_pid: u32,
 }
 
 impl Reader<'_> {
@@ -236,7 +300,11 @@ impl Reader<'_> {
         self.batch.sort_by_key(|w| w.ts_ns);
         for wire in &self.batch {
             match event::decode(wire, &self.ids) {
-                Ok(ev) if self.totals.events < self.limit && self.opts.wants(ev.kind, ev.error.is_some()) => {
+                Ok(ev) if ev.pid == self.own_pid => {}
+                Ok(ev)
+                    if self.totals.events < self.limit
+                        && self.opts.wants(ev.kind, ev.error.is_some()) =>
+                {
                     self.printer.event(&ev, &mut self.out);
                     self.totals.events += 1;
                 }
@@ -265,7 +333,11 @@ impl Reader<'_> {
     }
 }
 
-fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> Result<Totals, String> {
+fn read_events(
+    sys: &dyn Sys,
+    mut session: Session<'_>,
+    opts: &TraceOptions,
+) -> Result<Totals, String> {
     let clock = Clock::now().map_err(|e| format!("cannot read the clocks: {e}"))?;
     let mut reader = Reader {
         opts,
@@ -275,6 +347,8 @@ fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> 
         batch: Vec::with_capacity(4096),
         out: Vec::with_capacity(256 * 1024),
         limit: opts.max_events.unwrap_or(u64::MAX),
+        // conntrace connects only in its self-test: a late record of it is never an event.
+        own_pid: std::process::id(),
     };
     let deadline = opts.duration.map(|d| Instant::now() + d);
     let stdout = io::stdout();
@@ -294,7 +368,10 @@ fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> 
             }
             None => -1,
         };
-        session.rings.poll(timeout_ms, |r| reader.on_record(r)).map_err(|e| e.to_string())?;
+        session
+            .rings
+            .poll(timeout_ms, |r| reader.on_record(r))
+            .map_err(|e| e.to_string())?;
         reader.finish_batch();
         stop = flush(&mut stdout, &mut reader.out)?
             .or_else(|| signals::stop_requested().map(|_| Stop::Signal))
@@ -314,7 +391,10 @@ fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> 
     // counter is exact, so report what the records did not.
     let reported: Vec<(u32, u64)> = session.rings.per_cpu().map(|c| (c.cpu, c.lost)).collect();
     for (cpu, dropped) in dropped_per_cpu(sys, &session.loaded)? {
-        let seen = reported.iter().find(|(c, _)| *c == cpu).map_or(0, |(_, n)| *n);
+        let seen = reported
+            .iter()
+            .find(|(c, _)| *c == cpu)
+            .map_or(0, |(_, n)| *n);
         if dropped > seen {
             reader.lost(cpu, dropped - seen);
         }
@@ -327,7 +407,9 @@ fn read_events(sys: &dyn Sys, mut session: Session<'_>, opts: &TraceOptions) -> 
 
 /// The `drops` per-CPU counter: every record a probe could not write, by CPU.
 fn dropped_per_cpu(sys: &dyn Sys, loaded: &Loaded) -> Result<Vec<(u32, u64)>, String> {
-    let map = loaded.map_fd("drops").ok_or("probe object has no drops map")?;
+    let map = loaded
+        .map_fd("drops")
+        .ok_or("probe object has no drops map")?;
     let possible = ring::possible_cpus(sys).map_err(|e| e.to_string())?;
     let slots = possible.iter().max().map_or(1, |&m| m as usize + 1);
     let mut values = vec![0u8; slots * 8];

@@ -2,14 +2,12 @@
 //! start ourselves, and check every field of every record it prints.
 //!
 //! `cargo test --test host [-- SUBSTRING]` runs the tests (as root); `-- --self-check` checks the
-//! harness alone (JSON reader, timestamps, peers) without conntrace. With CONNTRACE_TEST_ROLE set
+//! harness alone (timestamps, record matching, peers) without conntrace. With CONNTRACE_TEST_ROLE set
 //! the binary is one of the peers instead (see host/peer.rs).
 
 // The crate root is tests/host.rs, so submodules need their paths spelled out.
 #[path = "host/cases.rs"]
 mod cases;
-#[path = "host/json.rs"]
-mod json;
 #[path = "host/peer.rs"]
 mod peer;
 #[path = "host/record.rs"]
@@ -77,8 +75,11 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 const SELF_CHECKS: &[(&str, cases::Test)] = &[
-    ("self_check_json_reader", json::self_check),
     ("self_check_timestamps", record::self_check),
+    (
+        "self_check_host_identity",
+        scenario::self_check_host_identity,
+    ),
     ("self_check_record_matching", scenario::self_check_matching),
     ("self_check_peers_alone", scenario::self_check_peers),
 ];

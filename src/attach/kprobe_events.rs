@@ -2,10 +2,14 @@
 //! trace event, which is then opened like a tracepoint. The entry outlives us unless removed,
 //! so every entry is named after our pid and removed when its Attachment drops;
 //! [`remove_stale`] cleans up after a conntrace that crashed.
+//!
+//! Each entry keeps kprobe_events open for appending from the moment it is created: the
+//! removal at exit happens after conntrace has dropped root (see `privileges`), when the file
+//! (root's, mode 0640) could no longer be opened. The kernel checks permissions at open only.
 
 use super::AttachError;
-use crate::sys::Sys;
-use std::path::{Path, PathBuf};
+use crate::sys::{AppendFile, Sys};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const PREFIX: &str = "conntrace_";
@@ -14,7 +18,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// One entry we created in kprobe_events.
 #[derive(Debug)]
 pub struct KprobeEvent {
-    control: PathBuf,
+    control: AppendFile,
     name: String,
 }
 
@@ -32,15 +36,19 @@ impl KprobeEvent {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let control = tracefs.join("kprobe_events");
+        let path = tracefs.join("kprobe_events");
         let line = format!("{}:{name} {function}\n", if retprobe { 'r' } else { 'p' });
-        sys.write_file(&control, line.as_bytes(), true)
+        let control = sys.open_append(&path).map_err(|e| AttachError::Kprobe {
+            function: function.to_string(),
+            message: format!("opening {} failed ({e})", path.display()),
+        })?;
+        sys.append(&control, line.as_bytes())
             .map_err(|e| AttachError::Kprobe {
                 function: function.to_string(),
                 message: format!(
                 "writing `{}` to {} failed ({e}): the function does not exist or cannot be probed",
                 line.trim_end(),
-                control.display()
+                path.display()
             ),
             })?;
         let id_path = tracefs.join("events/kprobes").join(&name).join("id");
@@ -66,12 +74,12 @@ impl KprobeEvent {
             return Ok(());
         }
         let line = format!("-:{}\n", self.name);
-        let result = sys.write_file(&self.control, line.as_bytes(), true);
+        let result = sys.append(&self.control, line.as_bytes());
         let name = std::mem::take(&mut self.name);
         result.map_err(|e| {
             AttachError::Cleanup(format!(
                 "removing kprobe event {name} from {} failed: {e}",
-                self.control.display()
+                self.control.path.display()
             ))
         })
     }
@@ -142,6 +150,7 @@ fn parse_entry(line: &str) -> Option<(&str, u32)> {
 #[cfg(test)]
 mod tests {
     use super::parse_entry;
+    use crate::sys::{RealSys, Sys};
 
     #[test]
     fn parses_listing_lines() {
@@ -157,5 +166,36 @@ mod tests {
         assert_eq!(parse_entry("p:kprobes/conntrace_x_2 f"), None);
         assert_eq!(parse_entry("p:kprobes/conntrace_1 f"), None);
         assert_eq!(parse_entry(""), None);
+    }
+
+    /// Removal writes through the descriptor opened at creation, not the path: after the
+    /// privilege drop the path could not be opened again. Moving the file away and making it
+    /// unreadable shows the write still lands in it.
+    #[test]
+    fn real_append_writes_through_the_descriptor_opened_before() {
+        let dir = std::env::temp_dir().join(format!("conntrace-append-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kprobe_events");
+        std::fs::write(&path, "p:first f\n").unwrap();
+        let control = RealSys.open_append(&path).unwrap();
+        let moved = dir.join("moved");
+        std::fs::rename(&path, &moved).unwrap();
+        std::fs::set_permissions(&moved, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .unwrap();
+        RealSys.append(&control, b"-:first\n").unwrap();
+        assert!(!path.exists(), "append must not reopen the path");
+        std::fs::set_permissions(&moved, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&moved).unwrap(),
+            "p:first f\n-:first\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn opening_a_missing_control_file_fails() {
+        let path = std::path::Path::new("/nonexistent-conntrace-dir/kprobe_events");
+        assert!(RealSys.open_append(path).is_err());
     }
 }

@@ -180,15 +180,8 @@ done\@:
 
 ; Go to `skip` unless `sk` is a TCP socket of family AF_INET or AF_INET6.
 .macro require_tcp sk, skip
+    check_tcp_protocol \sk, \skip
     *(u64 *)(r10 - 160) = 0
-    r1 = r10
-    r1 += -160
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(sock, sk_protocol)
-    call bpf_probe_read_kernel
-    r1 = *(u16 *)(r10 - 160)
-    if r1 != IPPROTO_TCP goto \skip
     r1 = r10
     r1 += -160
     r2 = 2
@@ -209,14 +202,7 @@ done\@:
     r3 = \sk
     r3 += offsetof(sock_common, skc_family)
     call bpf_probe_read_kernel
-    ; inet_sport, not skc_num: a socket reset before accept() returns has had skc_num
-    ; cleared with its port binding, while inet_sport keeps the port (network order).
-    r1 = \ev
-    r1 += EV_LOCAL_PORT
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(inet_sock, inet_sport)
-    call bpf_probe_read_kernel
+    read_local_port \sk, \ev
     r1 = *(u16 *)(\ev + EV_LOCAL)
     if r1 == AF_INET6 goto v6\@
     r1 = \ev
@@ -269,21 +255,10 @@ v6\@:
 done\@:
 .endm
 
-; The socket's network namespace inode (sk->__sk_common.skc_net.net->ns.inum) and its id.
+; The socket's opaque id and, where the variant can read it, its network namespace.
 .macro sock_ids sk, ev
     *(u64 *)(\ev + EV_SOCK) = \sk
-    r1 = r10
-    r1 += -168
-    r2 = 8
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_net)
-    call bpf_probe_read_kernel
-    r3 = *(u64 *)(r10 - 168)
-    r3 += offsetof(net, ns.inum)
-    r1 = \ev
-    r1 += EV_NETNS
-    r2 = 4
-    call bpf_probe_read_kernel
+    read_netns \sk, \ev
 .endm
 
 ; The socket's id for user space: its address XOR the time of its first record, so a socket
@@ -382,6 +357,9 @@ sent\@:
     r1 = map conns ll
     call bpf_map_lookup_elem
     if r0 == 0 goto nosyn\@
+    ; A connect() repeated while the handshake runs (EALREADY) is not a new attempt.
+    r1 = *(u64 *)(r0 + CONN_FLAGS)
+    if r1 & CONNECT_EMITTED goto out\@
     ; An entry means the socket entered SYN_SENT. If it already closed with no socket error
     ; and the call failed, the kernel gave up before sending the SYN (e.g. no free port).
     r1 = *(u64 *)(r0 + CONN_FLAGS)

@@ -109,12 +109,7 @@ outcome:
     r1 = KIND_FAILED
     *(u8 *)(r8 + EV_KIND) = r1
     ; ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH ...: set before the state change.
-    r1 = r8
-    r1 += EV_ERROR
-    r2 = 4
-    r3 = r7
-    r3 += offsetof(sock, sk_err)
-    call bpf_probe_read_kernel
+    read_sk_error r7, r8
     goto ended
 established:
     r1 = KIND_ESTABLISHED

@@ -484,3 +484,88 @@ fn patches_a_bpf_asm_object() {
     );
     assert_eq!(insn::imm(loads[1].2[0]), fds["events"]);
 }
+
+/// The real kernel's verifier, through `load`: a program it must reject, and the check that
+/// the error a user sees carries the verifier's own reason. Needs root: without it the kernel
+/// refuses before verifying, and that refusal must then name the privileges.
+fn load_rejected_by_the_verifier(insns: Vec<u64>) -> LoadError {
+    let section = "tracepoint/syscalls/sys_enter_getpid";
+    let obj = ProbeObject {
+        license: "GPL".into(),
+        maps: Vec::new(),
+        programs: vec![crate::probe_object::Program {
+            section: section.into(),
+            kind: ProgramKind::Tracepoint {
+                category: "syscalls".into(),
+                name: "sys_enter_getpid".into(),
+            },
+            insns,
+            map_relocs: Vec::new(),
+            field_relocs: Vec::new(),
+        }],
+    };
+    let opts = LoadOptions {
+        nr_cpus: 1,
+        kern_version: crate::load::kernel_version_code(),
+        programs: ProgramFilter::All,
+    };
+    let resolver = Fields(HashMap::new());
+    let e = match load(&crate::sys::RealSys, &obj, &resolver, &opts) {
+        Ok(_) => panic!("the kernel loaded a program its verifier must reject"),
+        Err(e) => e,
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("run as root: only root gets as far as the verifier (got: {e})");
+    }
+    match &e {
+        LoadError::Verifier { program, errno, .. } => {
+            assert_eq!(program, section);
+            assert_eq!(
+                *errno,
+                libc::EACCES,
+                "the verifier rejects with EACCES: {e}"
+            );
+        }
+        other => panic!("expected LoadError::Verifier, got {other:?}"),
+    }
+    e
+}
+
+fn assert_reason_shown(e: &LoadError, reason: &str) {
+    let LoadError::Verifier { log_tail, .. } = e else {
+        unreachable!("checked by load_rejected_by_the_verifier")
+    };
+    assert!(
+        log_tail.iter().any(|l| l.contains(reason)),
+        "log tail lacks {reason:?}: {log_tail:#?}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "the kernel refused to load program tracepoint/syscalls/sys_enter_getpid (EACCES); \
+             the verifier said:\n    "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(reason),
+        "the user does not see {reason:?}:\n{text}"
+    );
+}
+
+#[test]
+fn real_verifier_rejects_a_read_of_an_uninitialised_register() {
+    // r0 = r5; exit: r5 is never written in a tracepoint program.
+    let mov_r0_r5 = 0xbf | (5 << 12);
+    let e = load_rejected_by_the_verifier(vec![mov_r0_r5, asm::EXIT]);
+    assert_reason_shown(&e, "R5 !read_ok");
+}
+
+#[test]
+fn real_verifier_rejects_a_read_beyond_the_stack() {
+    // r0 = *(u64 *)(r10 + 8); exit: above the frame pointer is outside the stack.
+    let e = load_rejected_by_the_verifier(vec![asm::ldx(0x18, 0, 10, 8), asm::EXIT]);
+    // The kernel's wording since 5.12 ("invalid read from stack R10 off=8 size=8").
+    assert_reason_shown(&e, "invalid read from stack");
+}

@@ -8,6 +8,29 @@ use super::escape::{push_json_plain, push_json_string};
 use crate::event::Event;
 
 /// Appends one event line, newline included.
+/// The keys of an event record, in the order they are written: the documented schema.
+pub const EVENT_KEYS: [&str; 16] = [
+    "ts",
+    "event",
+    "pid",
+    "tid",
+    "uid",
+    "comm",
+    "family",
+    "laddr",
+    "lport",
+    "raddr",
+    "rport",
+    "netns",
+    "cgroup",
+    "sock",
+    "error",
+    "latency_us",
+];
+
+/// The keys of a `lost` record, in order.
+pub const LOST_KEYS: [&str; 4] = ["ts", "event", "cpu", "count"];
+
 pub fn push_event(out: &mut Vec<u8>, ev: &Event, ts: &mut TimestampFormatter, unix_ns: i64) {
     out.extend_from_slice(b"{\"ts\":\"");
     ts.push(out, unix_ns);
@@ -32,7 +55,10 @@ pub fn push_event(out: &mut Vec<u8>, ev: &Event, ts: &mut TimestampFormatter, un
     out.extend_from_slice(b"\",\"rport\":");
     push_u64(out, ev.remote.port().into());
     out.extend_from_slice(b",\"netns\":");
-    push_u64(out, ev.netns.into());
+    match ev.netns {
+        Some(inum) => push_u64(out, inum.into()),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"cgroup\":");
     push_u64(out, ev.cgroup);
     out.extend_from_slice(b",\"sock\":\"");

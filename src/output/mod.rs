@@ -8,7 +8,7 @@ mod addr;
 pub mod clock;
 mod digits;
 mod escape;
-mod json;
+pub mod json;
 mod text;
 
 pub use clock::Clock;

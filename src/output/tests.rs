@@ -16,7 +16,7 @@ fn event(kind: Kind) -> Event {
         family: Family::Ipv4,
         local: "10.0.0.2:51234".parse().unwrap(),
         remote: "10.0.0.5:443".parse().unwrap(),
-        netns: 4026531840,
+        netns: Some(4026531840),
         cgroup: 1234,
         sock_id: 0x9f3a_0c22_e1d0_4b11,
         error: None,
@@ -45,6 +45,15 @@ fn text_lines(format: Format, events: &[Event]) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+#[test]
+fn json_unknown_netns_is_null() {
+    let ev = Event {
+        netns: None,
+        ..event(Kind::Accept)
+    };
+    assert!(json_line(&ev).contains(r#""rport":443,"netns":null,"cgroup":1234,"#));
 }
 
 #[test]
@@ -229,24 +238,7 @@ fn json_keys(line: &str) -> Vec<String> {
 
 #[test]
 fn every_json_line_has_exactly_the_documented_keys() {
-    let documented = [
-        "ts",
-        "event",
-        "pid",
-        "tid",
-        "uid",
-        "comm",
-        "family",
-        "laddr",
-        "lport",
-        "raddr",
-        "rport",
-        "netns",
-        "cgroup",
-        "sock",
-        "error",
-        "latency_us",
-    ];
+    let documented = super::json::EVENT_KEYS;
     let nasty = Comm::from_wire(b"a\x1b\n\"\\\xff\x7f\0\0\0\0\0\0\0\0\0");
     for kind in [Kind::Connect, Kind::Established, Kind::Failed, Kind::Accept] {
         for error in [None, Some(111), Some(9999)] {

@@ -120,6 +120,15 @@ pub struct PerfEventAttr {
     pub sig_data: u64,
 }
 
+/// A file opened for appending ahead of time: tracefs `kprobe_events`, whose entries are
+/// removed at exit, after conntrace has dropped the privileges needed to open it.
+#[derive(Debug)]
+pub struct AppendFile {
+    pub path: std::path::PathBuf,
+    /// The open file; None where a `Sys` keeps only the path (fakes).
+    pub file: Option<std::fs::File>,
+}
+
 pub const PERF_ATTR_SIZE: u32 = std::mem::size_of::<PerfEventAttr>() as u32;
 
 /// The kernel interface conntrace uses. Implemented by [`RealSys`] (the syscalls) and by
@@ -165,4 +174,16 @@ pub trait Sys {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Writes `data` to an existing file (tracefs control files), appending when asked.
     fn write_file(&self, path: &Path, data: &[u8], append: bool) -> io::Result<()>;
+    /// Opens an existing file for appending and keeps it open. The default keeps the path
+    /// only, so fakes see every later [`Sys::append`] as a `write_file` call.
+    fn open_append(&self, path: &Path) -> io::Result<AppendFile> {
+        Ok(AppendFile {
+            path: path.to_path_buf(),
+            file: None,
+        })
+    }
+    /// Writes `data` to a file from `open_append`, in one write (a tracefs command).
+    fn append(&self, file: &AppendFile, data: &[u8]) -> io::Result<()> {
+        self.write_file(&file.path, data, true)
+    }
 }

@@ -1,6 +1,8 @@
 //! [`Sys`] over the real system calls.
 
-use super::{MapCreate, PerfEventAttr, ProgLoad, Sys, SysError, SysResult, PERF_ATTR_SIZE};
+use super::{
+    AppendFile, MapCreate, PerfEventAttr, ProgLoad, Sys, SysError, SysResult, PERF_ATTR_SIZE,
+};
 use std::ffi::CString;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -311,5 +313,23 @@ impl Sys for RealSys {
             .truncate(!append)
             .open(path)?;
         f.write_all(data)
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<AppendFile> {
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(AppendFile {
+            path: path.to_path_buf(),
+            file: Some(file),
+        })
+    }
+
+    fn append(&self, file: &AppendFile, data: &[u8]) -> io::Result<()> {
+        match &file.file {
+            Some(f) => {
+                let mut f: &std::fs::File = f;
+                f.write_all(data)
+            }
+            None => self.write_file(&file.path, data, true),
+        }
     }
 }

@@ -27,6 +27,10 @@ pub const ALL: &[(&str, Test)] = &[
         nonblocking_connect_established,
     ),
     (
+        "repeated_connect_is_one_attempt",
+        repeated_connect_is_one_attempt,
+    ),
+    (
         "uid_of_an_unprivileged_client",
         uid_of_an_unprivileged_client,
     ),
@@ -101,6 +105,13 @@ fn ipv6_connect_established_accept() -> Result<(), String> {
 
 fn nonblocking_connect_established() -> Result<(), String> {
     let (client, _) = one_connection("4", "nonblock")?;
+    client.expect_errno(EINPROGRESS, 0)
+}
+
+/// A non-blocking client calling connect() again after EINPROGRESS: still exactly one
+/// connect, one established and one accept.
+fn repeated_connect_is_one_attempt() -> Result<(), String> {
+    let (client, _) = one_connection("4", "nonblock repeat")?;
     client.expect_errno(EINPROGRESS, 0)
 }
 

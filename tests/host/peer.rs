@@ -5,7 +5,7 @@
 //! - `server 4|6 N`: listens on 127.0.0.1 or ::1, an ephemeral port; prints
 //!   `listening port=P pid=P tid=T`, then one `accepted rport=R pid=P tid=T` per connection
 //!   for N connections, then exits.
-//! - `client ADDR PORT [nonblock] [wait] [uid=U] [escape-comm]`: connects once and prints
+//! - `client ADDR PORT [nonblock] [repeat] [wait] [uid=U] [escape-comm]`: connects once and prints
 //!   `client pid=P tid=T uid=U lport=L errno=E soerror=S comm_ok=0|1`. `wait` first prints
 //!   `waiting pid=P` and waits for a line on stdin; `uid=U` drops to that uid first.
 
@@ -101,15 +101,20 @@ fn server(args: &[&str]) -> Result<(), String> {
 
 fn client(args: &[&str]) -> Result<(), String> {
     let [addr, port, flags @ ..] = args else {
-        return Err("usage: client ADDR PORT [nonblock] [wait] [uid=U] [escape-comm]".into());
+        return Err(
+            "usage: client ADDR PORT [nonblock] [repeat] [wait] [uid=U] [escape-comm]".into(),
+        );
     };
     let ip: IpAddr = addr.parse().map_err(|_| format!("bad address {addr:?}"))?;
     let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
     let mut nonblock = false;
+    let mut repeat = false;
     let mut comm = CLIENT_COMM.as_bytes();
     for flag in flags {
         match *flag {
             "nonblock" => nonblock = true,
+            // connect() again on the same socket, the way some programs poll a non-blocking one.
+            "repeat" => repeat = true,
             "escape-comm" => comm = ESCAPE_COMM,
             "wait" => {
                 say(&format!("waiting pid={}", ids().0));
@@ -128,6 +133,11 @@ fn client(args: &[&str]) -> Result<(), String> {
     let comm_ok = comm_is(comm) as u8;
     let (socket, errno) = connect(SocketAddr::new(ip, port), nonblock)?;
     let soerror = pending_error(&socket, nonblock)?;
+    if repeat {
+        for _ in 0..2 {
+            connect_again(&socket, SocketAddr::new(ip, port));
+        }
+    }
     let lport = local_port(&socket)?;
     let (pid, tid, uid) = ids();
     say(&format!(
@@ -175,6 +185,20 @@ fn connect(to: SocketAddr, nonblock: bool) -> Result<(OwnedFd, i32), String> {
         std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
     };
     Ok((socket, errno))
+}
+
+/// connect(2) once more on an existing socket (0 once established, then EISCONN); the result
+/// does not matter, only that conntrace does not take it for a new attempt.
+fn connect_again(socket: &OwnedFd, to: SocketAddr) {
+    let (_, storage, len) = sockaddr(to);
+    // SAFETY: storage is a live sockaddr_storage whose first `len` bytes hold the address.
+    unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            &storage as *const libc::sockaddr_storage as *const libc::sockaddr,
+            len,
+        );
+    }
 }
 
 fn sockaddr(to: SocketAddr) -> (i32, libc::sockaddr_storage, libc::socklen_t) {

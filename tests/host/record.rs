@@ -1,28 +1,10 @@
 //! conntrace's JSON records, checked field by field against what the peers did.
 
-use crate::json::{self, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
+use vmtest::json::{self, Value};
 
-/// The documented keys, in the documented order.
-pub const KEYS: [&str; 16] = [
-    "ts",
-    "event",
-    "pid",
-    "tid",
-    "uid",
-    "comm",
-    "family",
-    "laddr",
-    "lport",
-    "raddr",
-    "rport",
-    "netns",
-    "cgroup",
-    "sock",
-    "error",
-    "latency_us",
-];
-const LOST_KEYS: [&str; 4] = ["ts", "event", "cpu", "count"];
+/// The documented keys, in the documented order: the ones conntrace's JSON writer uses.
+pub use conntrace::output::json::{EVENT_KEYS as KEYS, LOST_KEYS};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
@@ -63,7 +45,7 @@ pub fn parse_record(text: &str) -> Result<Record, String> {
         return Err("not a JSON object".into());
     };
     let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
-    if keys == LOST_KEYS && members.get(1).map(|m| &m.1) == Some(&Value::Str("lost".into())) {
+    if keys == LOST_KEYS && members.get(1).map(|m| &m.1) == Some(&Value::String("lost".into())) {
         return Err("conntrace lost events (a lost record)".into());
     }
     if keys != KEYS {
@@ -94,8 +76,8 @@ pub fn parse_record(text: &str) -> Result<Record, String> {
 
 fn string(value: &Value, key: &str) -> Result<String, String> {
     match value {
-        Value::Str(s) => Ok(s.clone()),
-        other => Err(format!("{key} is a {}, want a string", other.kind())),
+        Value::String(s) => Ok(s.clone()),
+        other => Err(format!("{key} is a {}, want a string", kind(other))),
     }
 }
 
@@ -107,7 +89,7 @@ fn number<T: std::str::FromStr>(value: &Value, key: &str) -> Result<T, String> {
                 std::any::type_name::<T>()
             )
         }),
-        other => Err(format!("{key} is a {}, want a number", other.kind())),
+        other => Err(format!("{key} is a {}, want a number", kind(other))),
     }
 }
 
@@ -418,4 +400,15 @@ pub fn self_check() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
 }

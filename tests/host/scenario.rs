@@ -328,6 +328,22 @@ pub fn self_check_peers() -> Result<(), String> {
     Ok(())
 }
 
+/// netns and cgroup are read the way the kernel reports them: the nsfs inode behind the
+/// /proc link (not the link's own inode), and a cgroup2 directory inode.
+pub fn self_check_host_identity() -> Result<(), String> {
+    let link = std::fs::read_link("/proc/self/ns/net").map_err(|e| e.to_string())?;
+    let want = format!("net:[{}]", netns_inode()?);
+    if link.to_string_lossy() != want {
+        return Err(format!(
+            "/proc/self/ns/net -> {link:?}, but netns_inode() gives {want}"
+        ));
+    }
+    if cgroup_id()? == Some(0) {
+        return Err("cgroup id 0".into());
+    }
+    Ok(())
+}
+
 /// The record checks accept a correct set of records and reject each kind of mistake.
 pub fn self_check_matching() -> Result<(), String> {
     let task = |pid, comm: &str| Task {
