@@ -1,6 +1,7 @@
 //! Reads the serial console of a test VM: picks out the `CTVM ...` lines the init prints and
 //! groups them per run (one run of conntrace: a backend's, or a fault pass's like
-//! `kprobe-tracefs` or `cleanup-kprobe-sigint`). Everything else on the console (kernel messages) is kept only as
+//! `kprobe-tracefs` or `cleanup-kprobe-sigint`; the names are listed in runs.rs, and
+//! `<backend>` below is such a name). Everything else on the console (kernel messages) is kept only as
 //! context for error messages.
 //!
 //! The line vocabulary, shared with `vmtest/init` (src/report.rs there):

@@ -51,14 +51,15 @@ impl Pass {
     }
 }
 
-/// Every pass but NoBtf (opt-in until the no-BTF fallback lands), in the order a VM runs them.
-const ALL_PASSES: [Pass; 6] = [
+/// Every pass, in the order a VM runs them.
+const ALL_PASSES: [Pass; 7] = [
     Pass::TracefsMethod,
     Pass::NoTracefs,
     Pass::CleanupKprobe,
     Pass::CleanupTracepoint,
     Pass::CpuOffline,
     Pass::Unprivileged,
+    Pass::NoBtf,
 ];
 
 /// One VM boot.
@@ -175,14 +176,14 @@ impl VmSpec {
 }
 
 pub const USAGE: &str = "usage: vmtest [--arch x86_64|aarch64] [--kernel 6.1|6.12] [--no-ipv6] \
-[--backends kprobe,tracepoint] [--no-passes] [--with-nobtf] | --all [--with-nobtf]\n\
+[--backends kprobe,tracepoint] [--no-passes] | --all\n\
   Boots Debian cloud kernels under qemu with conntrace in an initramfs and checks its events.\n\
   Besides one run per backend, each VM runs fault passes: kprobes through tracefs\n\
-  kprobe_events, tracefs unmounted, cleanup after every way of ending, CPU 1 offline and an\n\
-  unprivileged user (--no-passes skips them; --with-nobtf adds a `--btf none` run).\n\
+  kprobe_events, tracefs unmounted, cleanup after every way of ending, CPU 1 offline, an\n\
+  unprivileged user and `--btf none` (--no-passes skips them).\n\
   --all boots the CI matrix: x86_64 6.1, x86_64 6.12, aarch64 6.1, x86_64 6.1 without IPv6\n\
   (CPU offline only on the first, tracepoint cleanup only on x86_64; the no-IPv6 boot runs\n\
-  the tracefs and unprivileged passes only).\n\
+  the tracefs, unprivileged and no-BTF passes only).\n\
   Kernels are cached in $CONNTRACE_VM_CACHE (default /var/cache/conntrace-vm).";
 
 const DEFAULT_BACKENDS: [&str; 2] = ["kprobe", "tracepoint"];
@@ -195,7 +196,6 @@ pub fn parse_args(args: &[String]) -> Result<RunPlan, String> {
     let mut backends: Vec<String> = DEFAULT_BACKENDS.iter().map(|s| s.to_string()).collect();
     let mut all = false;
     let mut passes = true;
-    let mut nobtf = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -242,7 +242,6 @@ pub fn parse_args(args: &[String]) -> Result<RunPlan, String> {
             }
             "--all" => all = true,
             "--no-passes" => passes = false,
-            "--with-nobtf" => nobtf = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -251,11 +250,11 @@ pub fn parse_args(args: &[String]) -> Result<RunPlan, String> {
         return Err("aarch64 is only set up with the 6.1 kernel: use --kernel 6.1".into());
     }
     let pick = |wanted: &[Pass]| -> Vec<Pass> {
-        let mut list: Vec<Pass> = if passes { wanted.to_vec() } else { Vec::new() };
-        if nobtf {
-            list.push(Pass::NoBtf);
+        if passes {
+            wanted.to_vec()
+        } else {
+            Vec::new()
         }
-        list
     };
     let vms = if all {
         let vm = |arch, kernel, ipv6, passes| VmSpec {
@@ -291,7 +290,7 @@ pub fn parse_args(args: &[String]) -> Result<RunPlan, String> {
                 Arch::X86_64,
                 KernelSeries::V6_1,
                 false,
-                pick(&[Pass::TracefsMethod, Pass::Unprivileged]),
+                pick(&[Pass::TracefsMethod, Pass::Unprivileged, Pass::NoBtf]),
             ),
         ]
     } else {
@@ -346,11 +345,9 @@ mod tests {
         assert_eq!(
             vm.kernel_cmdline(),
             "console=ttyAMA0 panic=-1 quiet loglevel=4 ct.backends=tracepoint \
-             ct.passes=tracefs-method,no-tracefs,cleanup-kprobe,cleanup-tracepoint,cpu-offline,unprivileged ct.ipv6=0 ipv6.disable=1"
+             ct.passes=tracefs-method,no-tracefs,cleanup-kprobe,cleanup-tracepoint,cpu-offline,unprivileged,nobtf \
+             ct.ipv6=0 ipv6.disable=1"
         );
-        let plan = parse_args(&args("--no-passes --with-nobtf")).unwrap();
-        assert_eq!(plan.vms[0].passes, vec![Pass::NoBtf]);
-        assert!(plan.vms[0].kernel_cmdline().contains(" ct.passes=nobtf "));
         let plan = parse_args(&args("--no-passes")).unwrap();
         assert!(plan.vms[0].kernel_cmdline().contains(" ct.passes= "));
     }
@@ -359,18 +356,17 @@ mod tests {
     fn all_is_the_ci_matrix() {
         let vms = parse_args(&args("--all")).unwrap().vms;
         let names: Vec<String> = vms.iter().map(VmSpec::name).collect();
-        // One VM takes a CPU offline; every VM forces the tracefs method and runs unprivileged.
+        // One VM takes a CPU offline; every VM forces the tracefs method, runs unprivileged
+        // and without BTF.
         let with = |p: Pass| vms.iter().filter(|v| v.passes.contains(&p)).count();
         assert_eq!(with(Pass::CpuOffline), 1);
         assert_eq!(with(Pass::TracefsMethod), 4);
         assert_eq!(with(Pass::Unprivileged), 4);
         assert_eq!(with(Pass::CleanupKprobe), 3);
         assert_eq!(with(Pass::CleanupTracepoint), 2);
-        assert_eq!(with(Pass::NoBtf), 0);
-        let with_nobtf = parse_args(&args("--all --with-nobtf")).unwrap().vms;
-        assert!(with_nobtf
-            .iter()
-            .all(|v| v.passes.last() == Some(&Pass::NoBtf)));
+        assert_eq!(with(Pass::NoBtf), 4);
+        let none = parse_args(&args("--all --no-passes")).unwrap().vms;
+        assert!(none.iter().all(|v| v.passes.is_empty()));
         assert_eq!(
             names,
             [

@@ -170,8 +170,7 @@ mod tests {
 
     #[test]
     fn names_follow_the_init() {
-        let args: Vec<String> = ["--with-nobtf"].iter().map(|s| s.to_string()).collect();
-        let spec = &parse_args(&args).unwrap().vms[0];
+        let spec = &parse_args(&[]).unwrap().vms[0];
         let names: Vec<String> = expected(spec).into_iter().map(|r| r.name).collect();
         assert_eq!(names.len(), 2 + 1 + 1 + 12 + 1 + 1 + 1, "{names:?}");
         assert_eq!(
