@@ -18,7 +18,9 @@ const MAX_PID: u64 = 4_194_304;
 const MAX_UID: u64 = u32::MAX as u64 - 1;
 /// The in-kernel port filter is a map of this many entries.
 pub const MAX_PORTS: usize = 64;
-pub const DEFAULT_PAGES: u32 = 64;
+/// 256 pages (1 MiB per CPU, ~7k events) ride out a reader descheduled for ~0.25 s at the full
+/// loopback rate; 64 lost records on a busy 2-CPU machine (docs/benchmarks.md).
+pub const DEFAULT_PAGES: u32 = 256;
 const MAX_PAGES: u64 = 4096;
 /// About 31 years: large enough for "forever", small enough that deadline arithmetic cannot
 /// overflow.
@@ -297,7 +299,7 @@ const SPECS: [Spec; 16] = [
         None,
         "pages",
         Some("N"),
-        "ring data pages per CPU, a power of two (default 64)",
+        "ring data pages per CPU, a power of two (default 256)",
     ),
     spec(
         Opt::Help,
@@ -766,7 +768,7 @@ mod tests {
     fn no_arguments_traces_everything() {
         let o = trace(&[]);
         assert_eq!(o, TraceOptions::default());
-        assert_eq!(o.pages, 64);
+        assert_eq!(o.pages, 256);
         assert_eq!(o.btf, BtfSource::Kernel);
         assert_eq!(o.backend, Backend::Auto);
         assert_eq!(o.format(), Format::Text { timestamps: false });

@@ -167,7 +167,8 @@ fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, Strin
     let events = loaded
         .map_fd("events")
         .ok_or("probe object has no events map")?;
-    let rings = PerfRings::open(sys, events, &cpus, opts.pages as usize, Wakeup::EveryRecord)
+    let wakeup = Wakeup::Watermark(wakeup_watermark(opts.pages));
+    let rings = PerfRings::open(sys, events, &cpus, opts.pages as usize, wakeup)
         .map_err(|e| e.to_string())?;
 
     let mut attachments = Vec::new();
@@ -216,6 +217,19 @@ fn selftest_families(opts: &TraceOptions) -> Vec<selftest::Family> {
         families.push(selftest::Family::Ipv6);
     }
     families
+}
+
+/// Longest a record may wait in a ring that has not reached its wake-up watermark.
+const QUIET_RING_POLL_MS: i32 = 50;
+
+/// Bytes waiting in a ring before the kernel wakes the reader: an eighth of the ring. Waking
+/// on every record cost a wake-up and a context switch per event, which at ~90k events/s on
+/// 2 CPUs starved the reader and lost records (benchmarks: docs/benchmarks.md); an eighth
+/// leaves seven eighths of the ring as headroom while the reader is woken.
+fn wakeup_watermark(pages: u32) -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
+    (pages.saturating_mul(page) / 8).max(1)
 }
 
 /// Writes the in-kernel filters into the `config` and `ports` maps.
@@ -364,9 +378,9 @@ fn read_events(
                     stop = Some(Stop::Duration);
                     continue;
                 }
-                left.as_millis().clamp(1, i32::MAX as u128) as i32
+                left.as_millis().clamp(1, QUIET_RING_POLL_MS as u128) as i32
             }
-            None => -1,
+            None => QUIET_RING_POLL_MS,
         };
         session
             .rings
