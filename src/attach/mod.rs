@@ -132,11 +132,18 @@ pub fn kprobe_support(sys: &dyn Sys) -> KprobeSupport {
             retprobe_bit,
         };
     }
+    if has_kprobe_events(sys) {
+        KprobeSupport::TracefsOnly
+    } else {
+        KprobeSupport::None
+    }
+}
+
+/// Whether tracefs `kprobe_events` is usable (mounting tracefs if needed), PMU or not.
+pub fn has_kprobe_events(sys: &dyn Sys) -> bool {
     match tracefs::root(sys) {
-        Ok(root) if sys.read_file(&root.join("kprobe_events")).is_ok() => {
-            KprobeSupport::TracefsOnly
-        }
-        _ => KprobeSupport::None,
+        Ok(root) => sys.read_file(&root.join("kprobe_events")).is_ok(),
+        Err(_) => false,
     }
 }
 

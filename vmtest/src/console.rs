@@ -1,5 +1,7 @@
 //! Reads the serial console of a test VM: picks out the `CTVM ...` lines the init prints and
-//! groups them per backend. Everything else on the console (kernel messages) is kept only as
+//! groups them per run (one run of conntrace: a backend's, or a fault pass's like
+//! `kprobe-tracefs` or `cleanup-kprobe-sigint`; the names are listed in runs.rs, and
+//! `<backend>` below is such a name). Everything else on the console (kernel messages) is kept only as
 //! context for error messages.
 //!
 //! The line vocabulary, shared with `vmtest/init` (src/report.rs there):
@@ -9,7 +11,9 @@
 //! CTVM KPROBE_EVENTS_BEFORE <backend> entry <text>   one per line of tracefs kprobe_events
 //! CTVM KPROBE_EVENTS_BEFORE <backend> end            listing complete
 //! CTVM KPROBE_EVENTS_BEFORE <backend> unavailable <why>
+//! CTVM KPROBE_EVENTS_DURING <backend> ...           same three forms, while attached (some runs)
 //! CTVM KPROBE_EVENTS_AFTER  <backend> ...            same three forms, after conntrace exited
+//! CTVM PID <backend> <pid>                           conntrace started with this pid
 //! CTVM ATTACHED <backend> <seconds>                  conntrace printed "conntrace: attached"
 //! CTVM ATTACH_FAILED <backend> <why>
 //! CTVM EVENT <backend> <json>                        one conntrace stdout line
@@ -17,6 +21,10 @@
 //! CTVM EXIT <backend> code=<n> | signal=<n> | hung
 //! CTVM EXPECT <backend> key=value ...                what the scenario did (pids, ports, ...)
 //! CTVM SCENARIO_ERROR <backend> <text>               the scenario itself went wrong
+//! CTVM PROGS <backend> before=<n> during=<n>|- after=<n>   loaded BPF programs (after settling)
+//! CTVM PROGS <backend> unavailable <why>
+//! CTVM SETUP <backend> ok <what> | failed <why>      a fault set up before the run
+//! CTVM RESTORE <backend> ok <what> | failed <why>    the fault undone after it
 //! CTVM CHECK_OUT <text>                              one line of `conntrace check`
 //! CTVM CHECK_EXIT code=<n> | signal=<n> | <why it did not run>
 //! CTVM DONE                                          init finished, powering off
@@ -47,7 +55,23 @@ pub struct BackendRun {
     pub expect: Vec<(String, String)>,
     pub scenario_errors: Vec<String>,
     pub kprobe_events_before: KprobeListing,
+    pub kprobe_events_during: KprobeListing,
     pub kprobe_events_after: KprobeListing,
+    pub pid: Option<String>,
+    /// `Some(Err(why))` when the init could not count.
+    pub progs: Option<Result<ProgCounts, String>>,
+    /// `Some(Ok(what))` / `Some(Err(why))` from SETUP and RESTORE.
+    pub setup: Option<Result<String, String>>,
+    pub restore: Option<Result<String, String>>,
+}
+
+/// Loaded BPF programs before conntrace started, while attached (if it attached), and after
+/// it exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgCounts {
+    pub before: u32,
+    pub during: Option<u32>,
+    pub after: u32,
 }
 
 /// A listing of tracefs `kprobe_events`, as reported line by line.
@@ -127,19 +151,41 @@ fn apply(c: &mut Console, body: &str) -> bool {
         "DONE" => c.done = true,
         "CHECK_OUT" => c.check_out.push(rest.to_string()),
         "CHECK_EXIT" => c.check_exit = Some(rest.to_string()),
-        "KPROBE_EVENTS_BEFORE" | "KPROBE_EVENTS_AFTER" => {
+        "KPROBE_EVENTS_BEFORE" | "KPROBE_EVENTS_DURING" | "KPROBE_EVENTS_AFTER" => {
             let (backend, rest) = word(rest);
             let (kind, text) = word(rest);
             let run = c.backend_mut(backend);
-            let listing = if tag == "KPROBE_EVENTS_BEFORE" {
-                &mut run.kprobe_events_before
-            } else {
-                &mut run.kprobe_events_after
+            let listing = match tag {
+                "KPROBE_EVENTS_BEFORE" => &mut run.kprobe_events_before,
+                "KPROBE_EVENTS_DURING" => &mut run.kprobe_events_during,
+                _ => &mut run.kprobe_events_after,
             };
             return apply_listing(listing, kind, text);
         }
+        "SETUP" | "RESTORE" => {
+            let (backend, rest) = word(rest);
+            let (kind, text) = word(rest);
+            let result = match kind {
+                "ok" => Ok(text.to_string()),
+                "failed" => Err(text.to_string()),
+                _ => return false,
+            };
+            let run = c.backend_mut(backend);
+            if tag == "SETUP" {
+                run.setup = Some(result);
+            } else {
+                run.restore = Some(result);
+            }
+        }
+        "PROGS" => {
+            let (backend, rest) = word(rest);
+            let Some(progs) = parse_progs(rest) else {
+                return false;
+            };
+            c.backend_mut(backend).progs = Some(progs);
+        }
         "ATTACHED" | "ATTACH_FAILED" | "EVENT" | "STDERR" | "EXIT" | "EXPECT"
-        | "SCENARIO_ERROR" => {
+        | "SCENARIO_ERROR" | "PID" => {
             let (backend, text) = word(rest);
             if backend.is_empty() {
                 return false;
@@ -153,6 +199,7 @@ fn apply(c: &mut Console, body: &str) -> bool {
                 "STDERR" => run.stderr.push(text),
                 "EXIT" => run.exit = Some(text),
                 "SCENARIO_ERROR" => run.scenario_errors.push(text),
+                "PID" => run.pid = Some(text),
                 _ => {
                     for pair in text.split_whitespace() {
                         let Some((k, v)) = pair.split_once('=') else {
@@ -166,6 +213,29 @@ fn apply(c: &mut Console, body: &str) -> bool {
         _ => return false,
     }
     true
+}
+
+/// `before=3 during=9 after=3` (during may be `-`) or `unavailable <why>`.
+fn parse_progs(text: &str) -> Option<Result<ProgCounts, String>> {
+    if let Some(why) = text.strip_prefix("unavailable ") {
+        return Some(Err(why.to_string()));
+    }
+    let mut words = text.split(' ');
+    let mut value = |key: &str| words.next()?.strip_prefix(key)?.strip_prefix('=');
+    let before = value("before")?.parse().ok()?;
+    let during = match value("during")? {
+        "-" => None,
+        n => Some(n.parse().ok()?),
+    };
+    let after = value("after")?.parse().ok()?;
+    if words.next().is_some() {
+        return None;
+    }
+    Some(Ok(ProgCounts {
+        before,
+        during,
+        after,
+    }))
 }
 
 fn apply_listing(listing: &mut KprobeListing, kind: &str, text: &str) -> bool {
@@ -202,6 +272,13 @@ CTVM EXIT kprobe code=0\r
 CTVM EXPECT kprobe port=4200 client_comm=ct-client\r
 CTVM KPROBE_EVENTS_AFTER kprobe entry p:kprobes/ct_1 tcp_v4_connect\r
 CTVM KPROBE_EVENTS_AFTER kprobe end\r
+CTVM PROGS kprobe before=0 during=6 after=0\r
+CTVM PID kprobe-tracefs 120\r
+CTVM SETUP kprobe-tracefs ok online=0\r
+CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry p:kprobes/conntrace_120_0 tcp_v4_connect\r
+CTVM KPROBE_EVENTS_DURING kprobe-tracefs end\r
+CTVM RESTORE kprobe-tracefs failed cannot write\r
+CTVM PROGS kprobe-tracefs unavailable bpf() refused\r
 CTVM ATTACH_FAILED tracepoint conntrace exited with code=1 before attaching\r
 CTVM KPROBE_EVENTS_AFTER tracepoint unavailable tracefs is not mounted\r
 CTVM CHECK_OUT BTF: yes\r
@@ -218,7 +295,7 @@ CTVM DONE\r
             Some("uptime=1.92 kernel=6.1.0-28-cloud-amd64 arch=x86_64")
         );
         assert!(c.done);
-        assert_eq!(c.backends.len(), 2);
+        assert_eq!(c.backends.len(), 3);
         let k = c.backend("kprobe").unwrap();
         assert_eq!(k.attached, Some(Ok("0.41".to_string())));
         assert_eq!(
@@ -234,6 +311,23 @@ CTVM DONE\r
             k.kprobe_events_after,
             KprobeListing::Complete(vec!["p:kprobes/ct_1 tcp_v4_connect".into()])
         );
+        assert_eq!(
+            k.progs,
+            Some(Ok(ProgCounts {
+                before: 0,
+                during: Some(6),
+                after: 0
+            }))
+        );
+        let f = c.backend("kprobe-tracefs").unwrap();
+        assert_eq!(f.pid.as_deref(), Some("120"));
+        assert_eq!(f.setup, Some(Ok("online=0".into())));
+        assert_eq!(f.restore, Some(Err("cannot write".into())));
+        assert_eq!(
+            f.kprobe_events_during,
+            KprobeListing::Complete(vec!["p:kprobes/conntrace_120_0 tcp_v4_connect".into()])
+        );
+        assert_eq!(f.progs, Some(Err("bpf() refused".into())));
         let t = c.backend("tracepoint").unwrap();
         assert!(matches!(&t.attached, Some(Err(why)) if why.contains("before attaching")));
         assert_eq!(
@@ -259,7 +353,20 @@ CTVM DONE\r
 
     #[test]
     fn malformed_lines_are_kept_as_unparsed() {
-        let c = parse("CTVM EXPECT kprobe novalue\nCTVM EVENT\nCTVM KPROBE_EVENTS_AFTER x weird\n");
-        assert_eq!(c.unparsed.len(), 3, "{:?}", c.unparsed);
+        let c = parse(
+            "CTVM EXPECT kprobe novalue\nCTVM EVENT\nCTVM KPROBE_EVENTS_AFTER x weird\n\
+             CTVM PROGS k before=1 after=1\nCTVM PROGS k before=1 during=x after=1\n\
+             CTVM PROGS k before=1 during=- after=1 more\nCTVM SETUP k maybe\n",
+        );
+        assert_eq!(c.unparsed.len(), 7, "{:?}", c.unparsed);
+        let c = parse("CTVM PROGS k before=1 during=- after=2\n");
+        assert_eq!(
+            c.backend("k").unwrap().progs,
+            Some(Ok(ProgCounts {
+                before: 1,
+                during: None,
+                after: 2
+            }))
+        );
     }
 }

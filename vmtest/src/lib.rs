@@ -4,6 +4,8 @@
 
 pub mod console;
 pub mod cpio;
+pub mod faults;
 pub mod json;
 pub mod plan;
+pub mod runs;
 pub mod verdict;

@@ -14,6 +14,54 @@ pub enum KernelSeries {
     V6_12,
 }
 
+/// A run of conntrace beyond one per backend: a forced fallback, a fault, or leftovers after
+/// every way of ending. The init runs them in the order given (vmtest/init/src/plan.rs has
+/// the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The kprobe backend through tracefs kprobe_events (CONNTRACE_KPROBE_METHOD=tracefs).
+    TracefsMethod,
+    /// The tracepoint backend with tracefs unmounted.
+    NoTracefs,
+    /// SIGINT, SIGTERM, SIGPIPE, -d, -n and a write error with the kprobe backend (through
+    /// kprobe_events, so there are entries to leave behind).
+    CleanupKprobe,
+    /// The same with the tracepoint backend.
+    CleanupTracepoint,
+    /// The kprobe backend with CPU 1 offline.
+    CpuOffline,
+    /// conntrace as uid 1000 without capabilities.
+    Unprivileged,
+    /// The kprobe backend with `--btf none`.
+    NoBtf,
+}
+
+impl Pass {
+    /// The name on the kernel command line.
+    pub fn token(self) -> &'static str {
+        match self {
+            Pass::TracefsMethod => "tracefs-method",
+            Pass::NoTracefs => "no-tracefs",
+            Pass::CleanupKprobe => "cleanup-kprobe",
+            Pass::CleanupTracepoint => "cleanup-tracepoint",
+            Pass::CpuOffline => "cpu-offline",
+            Pass::Unprivileged => "unprivileged",
+            Pass::NoBtf => "nobtf",
+        }
+    }
+}
+
+/// Every pass, in the order a VM runs them.
+const ALL_PASSES: [Pass; 7] = [
+    Pass::TracefsMethod,
+    Pass::NoTracefs,
+    Pass::CleanupKprobe,
+    Pass::CleanupTracepoint,
+    Pass::CpuOffline,
+    Pass::Unprivileged,
+    Pass::NoBtf,
+];
+
 /// One VM boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
@@ -21,6 +69,7 @@ pub struct VmSpec {
     pub kernel: KernelSeries,
     pub ipv6: bool,
     pub backends: Vec<String>,
+    pub passes: Vec<Pass>,
 }
 
 /// What the runner was asked to do.
@@ -111,10 +160,12 @@ impl VmSpec {
 
     /// The kernel command line: console, no reboot loops, quiet, and the init's plan.
     pub fn kernel_cmdline(&self) -> String {
+        let passes: Vec<&str> = self.passes.iter().map(|p| p.token()).collect();
         let mut line = format!(
-            "console={} panic=-1 quiet loglevel=4 ct.backends={} ct.ipv6={}",
+            "console={} panic=-1 quiet loglevel=4 ct.backends={} ct.passes={} ct.ipv6={}",
             self.arch.console(),
             self.backends.join(","),
+            passes.join(","),
             if self.ipv6 { 1 } else { 0 }
         );
         if !self.ipv6 {
@@ -125,9 +176,14 @@ impl VmSpec {
 }
 
 pub const USAGE: &str = "usage: vmtest [--arch x86_64|aarch64] [--kernel 6.1|6.12] [--no-ipv6] \
-[--backends kprobe,tracepoint] | --all\n\
+[--backends kprobe,tracepoint] [--no-passes] | --all\n\
   Boots Debian cloud kernels under qemu with conntrace in an initramfs and checks its events.\n\
-  --all boots the CI matrix: x86_64 6.1, x86_64 6.12, aarch64 6.1, x86_64 6.1 without IPv6.\n\
+  Besides one run per backend, each VM runs fault passes: kprobes through tracefs\n\
+  kprobe_events, tracefs unmounted, cleanup after every way of ending, CPU 1 offline, an\n\
+  unprivileged user and `--btf none` (--no-passes skips them).\n\
+  --all boots the CI matrix: x86_64 6.1, x86_64 6.12, aarch64 6.1, x86_64 6.1 without IPv6\n\
+  (CPU offline only on the first, tracepoint cleanup only on x86_64; the no-IPv6 boot runs\n\
+  the tracefs, unprivileged and no-BTF passes only).\n\
   Kernels are cached in $CONNTRACE_VM_CACHE (default /var/cache/conntrace-vm).";
 
 const DEFAULT_BACKENDS: [&str; 2] = ["kprobe", "tracepoint"];
@@ -139,6 +195,7 @@ pub fn parse_args(args: &[String]) -> Result<RunPlan, String> {
     let mut ipv6 = true;
     let mut backends: Vec<String> = DEFAULT_BACKENDS.iter().map(|s| s.to_string()).collect();
     let mut all = false;
+    let mut passes = true;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -184,6 +241,7 @@ pub fn parse_args(args: &[String]) -> Result<RunPlan, String> {
                 }
             }
             "--all" => all = true,
+            "--no-passes" => passes = false,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -191,18 +249,49 @@ pub fn parse_args(args: &[String]) -> Result<RunPlan, String> {
     if arch == Arch::Aarch64 && kernel == KernelSeries::V6_12 {
         return Err("aarch64 is only set up with the 6.1 kernel: use --kernel 6.1".into());
     }
+    let pick = |wanted: &[Pass]| -> Vec<Pass> {
+        if passes {
+            wanted.to_vec()
+        } else {
+            Vec::new()
+        }
+    };
     let vms = if all {
-        let vm = |arch, kernel, ipv6| VmSpec {
+        let vm = |arch, kernel, ipv6, passes| VmSpec {
             arch,
             kernel,
             ipv6,
             backends: backends.clone(),
+            passes,
+        };
+        let without = |skip: &[Pass]| -> Vec<Pass> {
+            ALL_PASSES
+                .into_iter()
+                .filter(|p| !skip.contains(p))
+                .collect()
         };
         vec![
-            vm(Arch::X86_64, KernelSeries::V6_1, true),
-            vm(Arch::X86_64, KernelSeries::V6_12, true),
-            vm(Arch::Aarch64, KernelSeries::V6_1, true),
-            vm(Arch::X86_64, KernelSeries::V6_1, false),
+            vm(Arch::X86_64, KernelSeries::V6_1, true, pick(&ALL_PASSES)),
+            vm(
+                Arch::X86_64,
+                KernelSeries::V6_12,
+                true,
+                pick(&without(&[Pass::CpuOffline])),
+            ),
+            // Attaching takes seconds under aarch64 emulation: the tracepoint cleanup cases,
+            // already run on both x86_64 kernels, would add half a minute.
+            vm(
+                Arch::Aarch64,
+                KernelSeries::V6_1,
+                true,
+                pick(&without(&[Pass::CpuOffline, Pass::CleanupTracepoint])),
+            ),
+            vm(
+                Arch::X86_64,
+                KernelSeries::V6_1,
+                false,
+                pick(&[Pass::TracefsMethod, Pass::Unprivileged, Pass::NoBtf]),
+            ),
         ]
     } else {
         vec![VmSpec {
@@ -210,6 +299,7 @@ pub fn parse_args(args: &[String]) -> Result<RunPlan, String> {
             kernel,
             ipv6,
             backends,
+            passes: pick(&ALL_PASSES),
         }]
     };
     Ok(RunPlan { vms })
@@ -254,18 +344,29 @@ mod tests {
         assert_eq!(vm.name(), "aarch64-6.1-noipv6");
         assert_eq!(
             vm.kernel_cmdline(),
-            "console=ttyAMA0 panic=-1 quiet loglevel=4 ct.backends=tracepoint ct.ipv6=0 ipv6.disable=1"
+            "console=ttyAMA0 panic=-1 quiet loglevel=4 ct.backends=tracepoint \
+             ct.passes=tracefs-method,no-tracefs,cleanup-kprobe,cleanup-tracepoint,cpu-offline,unprivileged,nobtf \
+             ct.ipv6=0 ipv6.disable=1"
         );
+        let plan = parse_args(&args("--no-passes")).unwrap();
+        assert!(plan.vms[0].kernel_cmdline().contains(" ct.passes= "));
     }
 
     #[test]
     fn all_is_the_ci_matrix() {
-        let names: Vec<String> = parse_args(&args("--all"))
-            .unwrap()
-            .vms
-            .iter()
-            .map(VmSpec::name)
-            .collect();
+        let vms = parse_args(&args("--all")).unwrap().vms;
+        let names: Vec<String> = vms.iter().map(VmSpec::name).collect();
+        // One VM takes a CPU offline; every VM forces the tracefs method, runs unprivileged
+        // and without BTF.
+        let with = |p: Pass| vms.iter().filter(|v| v.passes.contains(&p)).count();
+        assert_eq!(with(Pass::CpuOffline), 1);
+        assert_eq!(with(Pass::TracefsMethod), 4);
+        assert_eq!(with(Pass::Unprivileged), 4);
+        assert_eq!(with(Pass::CleanupKprobe), 3);
+        assert_eq!(with(Pass::CleanupTracepoint), 2);
+        assert_eq!(with(Pass::NoBtf), 4);
+        let none = parse_args(&args("--all --no-passes")).unwrap().vms;
+        assert!(none.iter().all(|v| v.passes.is_empty()));
         assert_eq!(
             names,
             [

@@ -1,22 +1,28 @@
 //! Decides whether conntrace reported what the scenario did, field by field, the way a host
 //! test would; every failure says what was expected and what was seen instead.
 
-use crate::console::{BackendRun, Console, KprobeListing};
+use crate::console::{BackendRun, Console};
+use crate::faults;
 use crate::json::{self, Value};
+use crate::plan::VmSpec;
+use crate::runs::{self, Check, ScenarioRun};
 
 /// The verdict for one VM boot.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct VmVerdict {
-    /// Failures not tied to one backend (the boot, `conntrace check`).
+    /// Failures not tied to one run (the boot, `conntrace check`).
     pub general: Vec<String>,
     pub backends: Vec<BackendVerdict>,
 }
 
+/// The verdict for one run of conntrace (a backend's, or a fault pass's).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BackendVerdict {
+    /// The run's name.
     pub backend: String,
     pub failures: Vec<String>,
-    /// A one-line summary of every record conntrace printed, for failure context.
+    /// A one-line summary of every record conntrace printed (raw lines for runs without
+    /// the scenario), for failure context.
     pub seen: Vec<String>,
 }
 
@@ -25,7 +31,7 @@ impl VmVerdict {
         self.general.is_empty() && self.backends.iter().all(|b| b.failures.is_empty())
     }
 
-    /// A human-readable account: one block per backend, failures first, then what was seen.
+    /// A human-readable account: one block per run, failures first, then what was seen.
     pub fn render(&self) -> String {
         let mut out = String::new();
         for f in &self.general {
@@ -34,14 +40,14 @@ impl VmVerdict {
         for b in &self.backends {
             if b.failures.is_empty() {
                 out.push_str(&format!(
-                    "  backend {}: PASS ({} records)\n",
+                    "  run {}: PASS ({} records)\n",
                     b.backend,
                     b.seen.len()
                 ));
                 continue;
             }
             out.push_str(&format!(
-                "  backend {}: {} failure(s)\n",
+                "  run {}: {} failure(s)\n",
                 b.backend,
                 b.failures.len()
             ));
@@ -81,8 +87,9 @@ pub const FIELDS: [&str; 16] = [
     "latency_us",
 ];
 
-/// Checks one VM's console against the plan it was booted with.
-pub fn verify(console: &Console, backends: &[String], ipv6: bool) -> VmVerdict {
+/// Checks one VM's console against the plan it was booted with: every run it should make.
+pub fn verify(console: &Console, spec: &VmSpec) -> VmVerdict {
+    let ipv6 = spec.ipv6;
     let mut v = VmVerdict::default();
     if console.init.is_none() {
         v.general
@@ -108,12 +115,19 @@ pub fn verify(console: &Console, backends: &[String], ipv6: bool) -> VmVerdict {
             .general
             .push("`conntrace check` did not report an exit status".into()),
     }
-    for name in backends {
-        let verdict = match console.backend(name) {
-            Some(run) => verify_backend(run, ipv6),
+    for expected in runs::expected(spec) {
+        let verdict = match console.backend(&expected.name) {
+            Some(run) => match expected.check {
+                Check::Scenario(opts) => verify_scenario(run, ipv6, opts),
+                Check::Cleanup {
+                    case,
+                    kprobe_events_during,
+                } => faults::verify_cleanup(run, case, kprobe_events_during, ipv6),
+                Check::Unprivileged => faults::verify_unprivileged(run),
+            },
             None => BackendVerdict {
-                backend: name.clone(),
-                failures: vec![format!("no output at all for backend {name}")],
+                backend: expected.name.clone(),
+                failures: vec![format!("no output at all for run {}", expected.name)],
                 seen: Vec::new(),
             },
         };
@@ -131,6 +145,8 @@ struct Scenario {
     client: Actor,
     /// (family, loopback address, client's local port, the port the server saw)
     flows: Vec<(&'static str, &'static str, u64, u64)>,
+    /// Built-in offsets without BTF: netns may be null, and error on failed records.
+    nobtf: bool,
 }
 
 struct Actor {
@@ -140,7 +156,7 @@ struct Actor {
     comm: String,
 }
 
-fn scenario(run: &BackendRun, ipv6: bool) -> Result<Scenario, String> {
+fn scenario(run: &BackendRun, ipv6: bool, nobtf: bool) -> Result<Scenario, String> {
     let num = |key: &str| -> Result<u64, String> {
         let text = run
             .expect_value(key)
@@ -172,14 +188,20 @@ fn scenario(run: &BackendRun, ipv6: bool) -> Result<Scenario, String> {
         server: actor("server")?,
         client: actor("client")?,
         flows,
+        nobtf,
     })
 }
 
 /// What a field must hold.
+#[derive(Clone)]
 enum Want<'a> {
     Str(&'a str),
     Int(u64),
     Null,
+    /// The integer, or null (a field the no-BTF fallback may not know).
+    IntOrNull(u64),
+    /// The string, or null.
+    StrOrNull(&'a str),
     /// A non-zero integer (a port we could not learn in advance).
     NonZero,
     /// Any unsigned integer (cgroup id).
@@ -200,6 +222,8 @@ fn field_problem(rec: &Value, field: &str, want: &Want<'_>) -> Option<String> {
         Want::Str(s) => got.as_str() == Some(*s),
         Want::Int(n) => got.as_u64() == Some(*n),
         Want::Null => got.is_null(),
+        Want::IntOrNull(n) => got.is_null() || got.as_u64() == Some(*n),
+        Want::StrOrNull(s) => got.is_null() || got.as_str() == Some(*s),
         Want::NonZero => got.as_u64().is_some_and(|n| n != 0),
         Want::AnyInt | Want::Latency => got.as_u64().is_some(),
         Want::SockId => got.as_str().is_some_and(|s| {
@@ -216,6 +240,8 @@ fn field_problem(rec: &Value, field: &str, want: &Want<'_>) -> Option<String> {
         Want::Str(s) => format!("\"{s}\""),
         Want::Int(n) => n.to_string(),
         Want::Null => "null".into(),
+        Want::IntOrNull(n) => format!("{n} or null"),
+        Want::StrOrNull(s) => format!("\"{s}\" or null"),
         Want::NonZero => "a non-zero integer".into(),
         Want::AnyInt => "an unsigned integer".into(),
         Want::Latency => "an integer >= 0".into(),
@@ -312,7 +338,8 @@ fn one<'a>(failures: &mut Vec<String>, what: &str, found: Vec<&'a Value>) -> Opt
     found.first().copied()
 }
 
-fn verify_backend(run: &BackendRun, ipv6: bool) -> BackendVerdict {
+/// A run around the scenario: every record it must have printed, its exit, what it left.
+fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVerdict {
     let mut failures = Vec::new();
     let mut records = Vec::new();
     match &run.attached {
@@ -337,7 +364,7 @@ fn verify_backend(run: &BackendRun, ipv6: bool) -> BackendVerdict {
         }
     }
     let seen = records.iter().map(summary).collect();
-    match scenario(run, ipv6) {
+    match scenario(run, ipv6, opts.nobtf) {
         Ok(s) => check_records(&mut failures, &s, &records),
         Err(why) => failures.push(format!("cannot check records: {why}")),
     }
@@ -362,19 +389,13 @@ fn verify_backend(run: &BackendRun, ipv6: bool) -> BackendVerdict {
             }
         ));
     }
-    match &run.kprobe_events_after {
-        KprobeListing::Complete(entries) if entries.is_empty() => {}
-        KprobeListing::Complete(entries) => failures.push(format!(
-            "kprobe_events still lists entries after conntrace exited: {}",
-            entries.join(" | ")
-        )),
-        KprobeListing::Partial(_) | KprobeListing::Missing => {
-            failures.push("kprobe_events after the run was not reported completely".into())
-        }
-        KprobeListing::Unavailable(why) => failures.push(format!(
-            "cannot verify kprobe_events were cleaned up: {why}"
-        )),
+    if opts.kprobe_events_during {
+        faults::check_kprobe_events_during(run, ipv6, &mut failures);
     }
+    if let Some(fault) = opts.fault {
+        faults::check_fault(run, fault, &mut failures);
+    }
+    faults::check_leftovers(run, &mut failures);
     BackendVerdict {
         backend: run.name.clone(),
         failures,
@@ -436,6 +457,11 @@ fn check_records(failures: &mut Vec<String>, s: &Scenario, records: &[Value]) {
     };
     let c = &s.client;
     let srv = &s.server;
+    let netns: Want<'static> = if s.nobtf {
+        Want::IntOrNull(s.netns)
+    } else {
+        Want::Int(s.netns)
+    };
 
     for &(family, lo, cport, peer_port) in &s.flows {
         if cport != peer_port {
@@ -458,7 +484,7 @@ fn check_records(failures: &mut Vec<String>, s: &Scenario, records: &[Value]) {
                 ("lport", lport),
                 ("raddr", Want::Str(lo)),
                 ("rport", Want::Int(rport)),
-                ("netns", Want::Int(s.netns)),
+                ("netns", netns.clone()),
                 ("cgroup", Want::AnyInt),
                 ("sock", Want::SockId),
             ]
@@ -515,7 +541,7 @@ fn check_records(failures: &mut Vec<String>, s: &Scenario, records: &[Value]) {
                 ("lport", Want::Int(s.port)),
                 ("raddr", Want::Str(lo)),
                 ("rport", Want::Int(peer_port)),
-                ("netns", Want::Int(s.netns)),
+                ("netns", netns.clone()),
                 ("cgroup", Want::AnyInt),
                 ("sock", Want::SockId),
                 ("error", Want::Null),
@@ -551,7 +577,7 @@ fn check_records(failures: &mut Vec<String>, s: &Scenario, records: &[Value]) {
             ("lport", lport),
             ("raddr", Want::Str("127.0.0.1")),
             ("rport", Want::Int(s.closed_port)),
-            ("netns", Want::Int(s.netns)),
+            ("netns", netns.clone()),
             ("cgroup", Want::AnyInt),
             ("sock", Want::SockId),
             ("error", error),
@@ -576,7 +602,12 @@ fn check_records(failures: &mut Vec<String>, s: &Scenario, records: &[Value]) {
             Some(p) => Want::Int(p),
             None => Want::NonZero,
         };
-        let mut wants = refused_wants("failed", lport, Want::Str("ECONNREFUSED"), Want::Latency);
+        let error = if s.nobtf {
+            Want::StrOrNull("ECONNREFUSED")
+        } else {
+            Want::Str("ECONNREFUSED")
+        };
+        let mut wants = refused_wants("failed", lport, error, Want::Latency);
         wants.push(("comm", Want::Str(&c.comm)));
         check_fields(failures, &what, rec, &wants);
     }
@@ -586,6 +617,18 @@ fn check_records(failures: &mut Vec<String>, s: &Scenario, records: &[Value]) {
 mod tests {
     use super::*;
     use crate::console;
+    use crate::plan::{Arch, KernelSeries, Pass};
+
+    /// A VM spec with these backends (and passes) only.
+    pub(crate) fn spec(backends: &[&str], passes: &[Pass], ipv6: bool) -> VmSpec {
+        VmSpec {
+            arch: Arch::X86_64,
+            kernel: KernelSeries::V6_1,
+            ipv6,
+            backends: backends.iter().map(|b| b.to_string()).collect(),
+            passes: passes.to_vec(),
+        }
+    }
 
     const EXPECT: &str = "CTVM EXPECT kprobe ipv6=1 port=4200 closed_port=4201 netns=4026531840 \
         server_pid=90 server_tid=90 server_uid=2000 server_comm=ct-server \
@@ -702,6 +745,7 @@ mod tests {
             "CTVM EXIT kprobe code=0".into(),
             EXPECT.into(),
             "CTVM KPROBE_EVENTS_AFTER kprobe end".into(),
+            "CTVM PROGS kprobe before=0 during=6 after=0".into(),
             "CTVM CHECK_OUT all good".into(),
             "CTVM CHECK_EXIT code=0".into(),
             "CTVM DONE".into(),
@@ -710,7 +754,7 @@ mod tests {
     }
 
     fn verdict_of(text: &str, ipv6: bool) -> VmVerdict {
-        verify(&console::parse(text), &["kprobe".to_string()], ipv6)
+        verify(&console::parse(text), &spec(&["kprobe"], &[], ipv6))
     }
 
     fn failures(v: &VmVerdict) -> Vec<String> {
@@ -725,7 +769,7 @@ mod tests {
     fn a_complete_run_passes() {
         let v = verdict_of(&good_console(), true);
         assert!(v.passed(), "{}", v.render());
-        assert!(v.render().contains("backend kprobe: PASS (8 records)"));
+        assert!(v.render().contains("run kprobe: PASS (8 records)"));
     }
 
     #[test]
@@ -859,19 +903,129 @@ mod tests {
             &console::parse(
                 "CTVM INIT x\nCTVM CHECK_EXIT code=0\nCTVM DONE\nCTVM ATTACHED kprobe 1",
             ),
-            &["kprobe".into(), "tracepoint".into()],
-            true,
+            &spec(&["kprobe", "tracepoint"], &[], true),
         );
         let f = failures(&v);
         assert!(
-            f.iter()
-                .any(|l| l == "no output at all for backend tracepoint"),
+            f.iter().any(|l| l == "no output at all for run tracepoint"),
             "{f:#?}"
         );
         assert!(
             f.iter()
                 .any(|l| l == "cannot check records: the scenario did not report v4_lport"),
             "{f:#?}"
+        );
+    }
+
+    /// The good console as the named run of a fault pass.
+    fn as_run(name: &str) -> String {
+        good_console().replace(" kprobe ", &format!(" {name} "))
+    }
+
+    #[test]
+    fn nobtf_accepts_null_netns_and_null_error_on_failed_only() {
+        let nobtf = spec(&[], &[Pass::NoBtf], true);
+        let text = as_run("kprobe-nobtf")
+            .replace("\"netns\":4026531840", "\"netns\":null")
+            .replace("\"error\":\"ECONNREFUSED\"", "\"error\":null");
+        let v = verify(&console::parse(&text), &nobtf);
+        assert!(v.passed(), "{}", v.render());
+        // Everything else stays exact: a wrong netns, a wrong error, a wrong pid.
+        let text = as_run("kprobe-nobtf")
+            .replacen("\"netns\":4026531840", "\"netns\":7", 1)
+            .replace("\"error\":\"ECONNREFUSED\"", "\"error\":\"ETIMEDOUT\"")
+            .replacen("\"pid\":91", "\"pid\":92", 1);
+        let f = failures(&verify(&console::parse(&text), &nobtf));
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert!(
+            f[0].contains("pid is 92, expected 91; netns is 7, expected 4026531840 or null"),
+            "{f:#?}"
+        );
+        assert!(
+            f[1].contains("error is \"ETIMEDOUT\", expected \"ECONNREFUSED\" or null"),
+            "{f:#?}"
+        );
+        // With BTF a null netns is a failure.
+        let text = good_console().replace("\"netns\":4026531840", "\"netns\":null");
+        let f = failures(&verdict_of(&text, true));
+        assert_eq!(f.len(), 8, "{f:#?}");
+        assert!(
+            f.iter()
+                .all(|l| l.contains("netns is null, expected 4026531840")),
+            "{f:#?}"
+        );
+    }
+
+    #[test]
+    fn fault_passes_add_their_checks_to_the_scenario() {
+        let tracefs = spec(&[], &[Pass::TracefsMethod], true);
+        let f = failures(&verify(
+            &console::parse(&as_run("kprobe-tracefs")),
+            &tracefs,
+        ));
+        assert_eq!(
+            f,
+            ["kprobe_events while attached was not reported completely"],
+            "the PMU run has no listing while attached"
+        );
+        let listing: String = [
+            "CTVM PID kprobe-tracefs 50",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry p:kprobes/conntrace_50_0 tcp_v4_connect",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry r10:kprobes/conntrace_50_1 tcp_v4_connect",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry p:kprobes/conntrace_50_2 tcp_v6_connect",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry r10:kprobes/conntrace_50_3 tcp_v6_connect",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry r10:kprobes/conntrace_50_4 inet_csk_accept",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs end",
+        ]
+        .join("\n");
+        let text = format!("{}\n{listing}", as_run("kprobe-tracefs"));
+        let v = verify(&console::parse(&text), &tracefs);
+        assert!(v.passed(), "{}", v.render());
+
+        let cpu = spec(&[], &[Pass::CpuOffline], true);
+        let f = failures(&verify(&console::parse(&as_run("kprobe-cpu1off")), &cpu));
+        assert_eq!(
+            f,
+            [
+                "no report that the fault was set up",
+                "no report that the fault was undone"
+            ]
+        );
+        let text = format!(
+            "{}\nCTVM SETUP kprobe-cpu1off ok online=0\nCTVM RESTORE kprobe-cpu1off ok online=0-1",
+            as_run("kprobe-cpu1off")
+        );
+        assert!(verify(&console::parse(&text), &cpu).passed());
+    }
+
+    #[test]
+    fn every_run_of_every_pass_is_required() {
+        let all = spec(
+            &["kprobe"],
+            &[
+                Pass::CleanupKprobe,
+                Pass::CleanupTracepoint,
+                Pass::Unprivileged,
+                Pass::NoTracefs,
+            ],
+            true,
+        );
+        let v = verify(&console::parse(&good_console()), &all);
+        let f = failures(&v);
+        assert_eq!(f.len(), 12 + 1 + 1, "{f:#?}");
+        assert!(f.contains(&"no output at all for run cleanup-kprobe-sigpipe".to_string()));
+        assert!(f.contains(&"no output at all for run cleanup-tracepoint-write-error".to_string()));
+        assert!(f.contains(&"no output at all for run unprivileged".to_string()));
+        assert!(f.contains(&"no output at all for run tracepoint-notracefs".to_string()));
+        assert!(v.render().contains("run kprobe: PASS (8 records)"));
+    }
+
+    #[test]
+    fn a_scenario_run_that_leaves_programs_fails() {
+        let text = good_console().replace("after=0", "after=2");
+        assert_eq!(
+            failures(&verdict_of(&text, true)),
+            ["2 BPF programs loaded after conntrace exited, 0 before it started: it left programs behind"]
         );
     }
 

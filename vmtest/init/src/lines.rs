@@ -19,9 +19,16 @@ pub enum Next {
 
 impl Lines {
     pub fn spawn(pipe: impl Read + Send + 'static) -> Lines {
+        Lines::spawn_closing_after(pipe, usize::MAX)
+    }
+
+    /// Like `spawn`, but closes the pipe after `limit` lines: the writer then gets EPIPE
+    /// (or SIGPIPE), as it would from `conntrace | head -n LIMIT`.
+    pub fn spawn_closing_after(pipe: impl Read + Send + 'static, limit: usize) -> Lines {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
+            // The pipe is owned by the iterator and closed when this thread ends.
+            for line in BufReader::new(pipe).lines().take(limit) {
                 let Ok(line) = line else { break };
                 if tx.send(line).is_err() {
                     break;

@@ -2,8 +2,12 @@
 //! each backend around a TCP scenario, prints everything on the console for the host, and
 //! powers off. Started again as `ct-server` / `ct-client` it plays a part in the scenario.
 
+mod bpfprogs;
+mod cleanup;
+mod faults;
 mod kprobes;
 mod lines;
+mod passes;
 mod plan;
 mod report;
 mod scenario;
@@ -12,7 +16,7 @@ mod tracer;
 
 use report::say;
 
-/// Each backend gets its own ports, so records of one run cannot pass for another's.
+/// The first scenario run's port; each further run takes the next ten.
 const FIRST_PORT: u16 = 4200;
 
 fn main() {
@@ -70,8 +74,9 @@ fn pid1() {
     say(
         "NOTE",
         &format!(
-            "plan: backends={} ipv6={}",
+            "plan: backends={} passes={} ipv6={}",
             plan.backends.join(","),
+            plan.passes.join(","),
             u8::from(plan.ipv6)
         ),
     );
@@ -79,9 +84,21 @@ fn pid1() {
         say("NOTE", &format!("cannot read the netns inode: {e}"));
         0
     });
-    for (i, backend) in plan.backends.iter().enumerate() {
-        let port = FIRST_PORT + 10 * i as u16;
-        tracer::run_backend(backend, port, plan.ipv6, netns);
+    let mut ctx = passes::Ctx::new(FIRST_PORT, plan.ipv6, netns);
+    for backend in &plan.backends {
+        passes::backend(&mut ctx, backend);
+    }
+    for pass in &plan.passes {
+        match pass.as_str() {
+            plan::TRACEFS_METHOD => passes::tracefs_method(&mut ctx),
+            plan::NO_TRACEFS => passes::no_tracefs(&mut ctx),
+            plan::CPU_OFFLINE => passes::cpu_offline(&mut ctx),
+            plan::NO_BTF => passes::no_btf(&mut ctx),
+            plan::UNPRIVILEGED => passes::unprivileged(),
+            plan::CLEANUP_KPROBE => cleanup::run_all("kprobe"),
+            plan::CLEANUP_TRACEPOINT => cleanup::run_all("tracepoint"),
+            other => say("NOTE", &format!("unknown pass {other:?} skipped")),
+        }
     }
     tracer::run_check();
     say("DONE", &format!("uptime={}", system::uptime()));

@@ -2,7 +2,11 @@
 //! scenario inside, and checks every field of what conntrace reported.
 //!
 //! `cargo run -p vmtest --release -- [--arch x86_64|aarch64] [--kernel 6.1|6.12] [--no-ipv6]
-//! [--backends kprobe,tracepoint] | --all`
+//! [--backends kprobe,tracepoint] [--no-passes] | --all`
+//!
+//! Besides one run per backend, every VM runs fault passes (see vmtest/src/runs.rs): the
+//! kprobe_events fallback, tracefs unmounted, cleanup after every way of ending, a CPU
+//! offline, an unprivileged user and `--btf none`.
 
 mod artifacts;
 mod fetch;
@@ -113,7 +117,7 @@ fn report(spec: &VmSpec, boot: &qemu::Boot, out_dir: &std::path::Path) -> bool {
     let log = out_dir.join(format!("{}.console.log", spec.name()));
     let _ = std::fs::write(&log, &boot.console);
     let parsed = console::parse(&boot.console);
-    let mut v = verdict::verify(&parsed, &spec.backends, spec.ipv6);
+    let mut v = verdict::verify(&parsed, spec);
     if boot.timed_out {
         v.general.insert(
             0,
