@@ -204,7 +204,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     }
     // The built-in layout is only a claim until a real connection proves it.
     if !fields.has_btf() {
-        match crate::trace::verify_without_btf(sys) {
+        match crate::session::verify_without_btf(sys) {
             Ok(families) => r.line(
                 "self-test",
                 format!("built-in layout verified on loopback ({families})"),

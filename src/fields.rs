@@ -44,8 +44,8 @@ impl FieldSource {
     /// use no field outside the built-in table (build.rs, src/bpf/variants/).
     pub fn probes(&self) -> &'static [u8] {
         match self {
-            FieldSource::Btf(_) => crate::trace::PROBES,
-            FieldSource::Builtin => crate::trace::PROBES_NOBTF,
+            FieldSource::Btf(_) => crate::session::PROBES,
+            FieldSource::Builtin => crate::session::PROBES_NOBTF,
         }
     }
 

@@ -2,11 +2,17 @@
 //! we assemble ourselves and load with raw syscalls.
 //!
 //! The flow, module by module:
-//! `cli` parses the command line; `btf` finds struct-field offsets in the kernel's BTF;
-//! `probe_object` reads the embedded probe object; `load` creates its maps and loads its
-//! programs; `attach` hooks them to tracepoints or kprobes; `ring` reads the per-CPU perf rings;
-//! `event` decodes each record; `output` prints it. `sys` is the only module that makes system
-//! calls. `trace` ties them together.
+//! - `trace`: the entry point; `cli` parses the command line, `check` answers `conntrace check`.
+//! - `session` sets up: `fields` gives struct-field offsets (from `btf`, or the built-in
+//!   table, then proved by `selftest`); `probe_object` reads the embedded probe object;
+//!   `backend` says which of its programs to use and where; `load` creates the maps and loads
+//!   the programs; `filter` is the in-kernel filter config; `ring` maps the per-CPU perf rings;
+//!   `attach` hooks the programs to tracepoints or kprobes.
+//! - `privileges` drops what the rest of the run does not need.
+//! - `reader` reads the rings: `event` decodes each record, `output` prints it; `signals` and
+//!   the options say when to stop.
+//! - `sys` is the only module that calls bpf(), perf_event_open(), ioctl, mmap and epoll;
+//!   `errno` names errors.
 
 pub mod attach;
 pub mod backend;
@@ -21,8 +27,10 @@ pub mod load;
 pub mod output;
 pub mod privileges;
 pub mod probe_object;
+pub mod reader;
 pub mod ring;
 pub mod selftest;
+pub mod session;
 pub mod signals;
 pub mod sys;
 pub mod trace;

@@ -474,7 +474,10 @@ fn detach_all_closes_every_event_then_removes_the_entries() {
     assert!(!k.still_open(12));
     assert!(k.ids.borrow().is_empty(), "both entries removed");
     let removals: Vec<String> = k.writes().into_iter().skip(2).map(|w| w.1).collect();
-    assert_eq!(removals, names.iter().map(|n| format!("-:{n}\n")).collect::<Vec<_>>());
+    assert_eq!(
+        removals,
+        names.iter().map(|n| format!("-:{n}\n")).collect::<Vec<_>>()
+    );
     let disables = k.ioctls().iter().filter(|i| i.0 == 0x2401).count();
     assert_eq!(disables, 3, "each event disabled first");
 }

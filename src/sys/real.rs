@@ -157,7 +157,11 @@ impl Sys for RealSys {
             log_size: log.len() as u32,
             // No buffer must be a null pointer: the kernel refuses a pointer with size 0
             // (EINVAL), which made every load run twice, the second time with a full log.
-            log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
+            log_buf: if log.is_empty() {
+                0
+            } else {
+                log.as_mut_ptr() as u64
+            },
             kern_version: req.kern_version,
             prog_name: object_name(req.name),
             ..Default::default()

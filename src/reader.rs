@@ -1,0 +1,210 @@
+//! Reading a session: ring records to output, in time order, counted; the loop that ends on a
+//! signal, -d, -n or a closed pipe; the final drain and the exact loss report.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use crate::attach;
+use crate::cli::TraceOptions;
+use crate::event::{self, SockIds, WireEvent};
+use crate::load::Loaded;
+use crate::output::{Clock, Printer, Stream};
+use crate::ring::{self, Record};
+use crate::session::Session;
+use crate::signals;
+use crate::sys::Sys;
+
+/// Longest a record may wait in a ring that has not reached its wake-up watermark.
+const QUIET_RING_POLL_MS: i32 = 50;
+
+/// Counts for the summary line at exit.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub events: u64,
+    pub lost: u64,
+    pub malformed: u64,
+}
+
+/// Why the reading loop ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    Signal,
+    Duration,
+    MaxEvents,
+    /// stdout was closed (`| head`): end quietly.
+    ClosedOutput,
+}
+
+/// Turns ring records into output, counting as it goes.
+struct Reader<'o> {
+    opts: &'o TraceOptions,
+    printer: Printer,
+    ids: SockIds,
+    totals: Totals,
+    /// The events of one poll, in ring order; reused.
+    batch: Vec<WireEvent>,
+    /// The batch of output not yet written to stdout.
+    out: Vec<u8>,
+    limit: u64,
+    own_pid: u32,
+}
+
+impl Reader<'_> {
+    fn on_record(&mut self, record: Record<'_>) {
+        match record {
+            Record::Sample { data, .. } => match event::wire_from_bytes(data) {
+                Ok(wire) => self.batch.push(wire),
+                Err(_) => self.totals.malformed += 1,
+            },
+            Record::Lost { cpu, count } => self.lost(cpu, count),
+        }
+    }
+
+    /// Prints the batch in time order. Rings are per CPU: a connect sent on one CPU and its
+    /// outcome sent just after on another can be read in the other order, but only within
+    /// one batch (the outcome is sent after the connect), so sorting the batch restores it.
+    fn finish_batch(&mut self) {
+        self.batch.sort_by_key(|w| w.ts_ns);
+        for wire in &self.batch {
+            match event::decode(wire, &self.ids) {
+                Ok(ev) if ev.pid == self.own_pid => {}
+                Ok(ev)
+                    if self.totals.events < self.limit
+                        && self.opts.wants(ev.kind, ev.error.is_some()) =>
+                {
+                    self.printer.event(&ev, &mut self.out);
+                    self.totals.events += 1;
+                }
+                Ok(_) => {}
+                Err(_) => self.totals.malformed += 1,
+            }
+        }
+        self.batch.clear();
+    }
+
+    /// JSON: a `lost` record in the output; text: a line on stderr, at once.
+    fn lost(&mut self, cpu: u32, count: u64) {
+        self.totals.lost += count;
+        let now = Clock::monotonic_now_ns().unwrap_or(0);
+        let mut line = Vec::new();
+        match self.printer.lost(cpu, count, now, &mut line) {
+            Stream::Stdout => self.out.extend_from_slice(&line),
+            Stream::Stderr => {
+                let _ = io::stderr().write_all(&line);
+            }
+        }
+    }
+
+    fn reached_limit(&self) -> bool {
+        self.totals.events >= self.limit
+    }
+}
+
+pub fn read_events(
+    sys: &dyn Sys,
+    mut session: Session<'_>,
+    opts: &TraceOptions,
+) -> Result<Totals, String> {
+    let clock = Clock::now().map_err(|e| format!("cannot read the clocks: {e}"))?;
+    let mut reader = Reader {
+        opts,
+        printer: Printer::new(opts.format(), clock),
+        ids: SockIds::new(),
+        totals: Totals::default(),
+        batch: Vec::with_capacity(4096),
+        out: Vec::with_capacity(256 * 1024),
+        limit: opts.max_events.unwrap_or(u64::MAX),
+        // conntrace connects only in its self-test: a late record of it is never an event.
+        own_pid: std::process::id(),
+    };
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    let stdout = io::stdout();
+    let mut stdout = stdout.lock();
+
+    reader.printer.header(&mut reader.out);
+    let mut stop = flush(&mut stdout, &mut reader.out)?;
+    while stop.is_none() {
+        let timeout_ms = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    stop = Some(Stop::Duration);
+                    continue;
+                }
+                left.as_millis().clamp(1, QUIET_RING_POLL_MS as u128) as i32
+            }
+            None => QUIET_RING_POLL_MS,
+        };
+        session
+            .rings
+            .poll(timeout_ms, |r| reader.on_record(r))
+            .map_err(|e| e.to_string())?;
+        reader.finish_batch();
+        stop = flush(&mut stdout, &mut reader.out)?
+            .or_else(|| signals::stop_requested().map(|_| Stop::Signal))
+            .or_else(|| reader.reached_limit().then_some(Stop::MaxEvents));
+    }
+
+    // Detach, so nothing new arrives, then take what the rings still hold: on a signal or at
+    // the end of -d, every event that happened before is printed or counted as lost.
+    for error in attach::detach_all(std::mem::take(&mut session.attachments)) {
+        eprintln!("conntrace: warning: {error}");
+    }
+    if stop != Some(Stop::ClosedOutput) {
+        session.rings.drain(|r| reader.on_record(r));
+        reader.finish_batch();
+    }
+    reader.totals.malformed += session.rings.malformed();
+
+    // The kernel writes a LOST record only once a ring has room again; the in-kernel drop
+    // counter is exact, so report what the records did not.
+    let reported: Vec<(u32, u64)> = session.rings.per_cpu().map(|c| (c.cpu, c.lost)).collect();
+    for (cpu, dropped) in dropped_per_cpu(sys, &session.loaded)? {
+        let seen = reported
+            .iter()
+            .find(|(c, _)| *c == cpu)
+            .map_or(0, |(_, n)| *n);
+        if dropped > seen {
+            reader.lost(cpu, dropped - seen);
+        }
+    }
+    if stop != Some(Stop::ClosedOutput) {
+        flush(&mut stdout, &mut reader.out)?;
+    }
+    Ok(reader.totals)
+}
+
+/// The `drops` per-CPU counter: every record a probe could not write, by CPU.
+fn dropped_per_cpu(sys: &dyn Sys, loaded: &Loaded) -> Result<Vec<(u32, u64)>, String> {
+    let map = loaded
+        .map_fd("drops")
+        .ok_or("probe object has no drops map")?;
+    let possible = ring::possible_cpus(sys).map_err(|e| e.to_string())?;
+    let slots = possible.iter().max().map_or(1, |&m| m as usize + 1);
+    let mut values = vec![0u8; slots * 8];
+    sys.map_lookup(map, &0u32.to_ne_bytes(), &mut values)
+        .map_err(|e| format!("cannot read the drop counters: {e}"))?;
+    Ok(values
+        .chunks_exact(8)
+        .enumerate()
+        .filter_map(|(cpu, v)| {
+            let n = u64::from_ne_bytes(v.try_into().ok()?);
+            (n > 0).then_some((cpu as u32, n))
+        })
+        .collect())
+}
+
+/// Writes what the batch produced, at once: a pipe sees each event without waiting for more.
+/// A closed pipe (`| head`) ends the run quietly; any other write error is an error.
+fn flush(stdout: &mut impl Write, out: &mut Vec<u8>) -> Result<Option<Stop>, String> {
+    if out.is_empty() {
+        return Ok(None);
+    }
+    let result = stdout.write_all(out).and_then(|_| stdout.flush());
+    out.clear();
+    match result {
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Some(Stop::ClosedOutput)),
+        Err(e) => Err(format!("cannot write the output: {e}")),
+    }
+}

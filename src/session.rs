@@ -1,0 +1,197 @@
+//! Setting up a traced session: field offsets, the probe object, maps and filters, perf
+//! rings, and the probes attached where the backend says.
+
+use std::os::fd::AsFd;
+
+use crate::attach::{self, Attachment};
+use crate::backend::{self, Role};
+use crate::cli::{self, FamilyFilter, TraceOptions};
+use crate::event::Kind;
+use crate::fields::FieldSource;
+use crate::filter::{FilterConfig, ANY_UID};
+use crate::load::{self, LoadOptions, Loaded, ProgramFilter};
+use crate::probe_object::{self, ProgramKind};
+use crate::ring::{self, PerfRings, Wakeup};
+use crate::selftest;
+use crate::sys::Sys;
+
+/// The probe object build.rs assembled from src/bpf/*.s.
+pub static PROBES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probes.o"));
+/// The same programs for kernels without BTF (src/bpf/variants/nobtf.s): no field outside the
+/// built-in sock_common table.
+pub static PROBES_NOBTF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probes-nobtf.o"));
+
+/// A traced session: everything that must stay alive while events are read. Fields drop in
+/// order: probes are detached before the rings and maps go away.
+pub struct Session<'s> {
+    pub attachments: Vec<Attachment<'s>>,
+    pub rings: PerfRings<'s>,
+    pub loaded: Loaded,
+    /// Why this backend, for the "attached" line.
+    pub why: String,
+    /// Without BTF: the families whose built-in layout the self-test must verify before the
+    /// user's filters go in and tracing begins.
+    pub verify: Option<Vec<selftest::Family>>,
+}
+
+/// `conntrace check --btf none`: attaches as tracing would, runs the self-test, detaches.
+/// Returns the families verified ("IPv4, IPv6").
+pub fn verify_without_btf(sys: &dyn Sys) -> Result<String, String> {
+    let opts = TraceOptions {
+        btf: cli::BtfSource::None,
+        ..TraceOptions::default()
+    };
+    let mut session = start(sys, &opts)?;
+    let families = session.verify.take().unwrap_or_default();
+    selftest::verify(&mut session.rings, &families)?;
+    let names: Vec<_> = families.iter().map(|f| f.name()).collect();
+    Ok(names.join(", "))
+}
+
+/// Loads, configures and attaches everything the options ask for.
+pub fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, String> {
+    let fields = FieldSource::open(&opts.btf)?;
+    let (backend, kprobes, why) = backend::choose(sys, opts.backend, fields.has_btf())?;
+    let object =
+        probe_object::parse(fields.probes()).map_err(|e| format!("embedded probe object: {e}"))?;
+    // Without BTF every probe goes in, whatever -e asks: the self-test needs the connect and
+    // accept records to verify the layout (unwanted kinds are dropped in user space).
+    let verify = (!fields.has_btf()).then(|| selftest_families(opts));
+
+    let wants_connect = [Kind::Connect, Kind::Established, Kind::Failed]
+        .iter()
+        .any(|&k| opts.wants(k, true) || opts.wants(k, false));
+    let wants_accept = opts.wants(Kind::Accept, false);
+    let probes: Vec<_> = backend
+        .probes()
+        .iter()
+        .filter(|p| {
+            verify.is_some()
+                || match p.role {
+                    Role::Connect => wants_connect,
+                    Role::Accept => wants_accept,
+                }
+        })
+        .collect();
+
+    let cpus = ring::online_cpus(sys).map_err(|e| e.to_string())?;
+    let nr_cpus = cpus.iter().max().map_or(1, |&c| c + 1);
+    let load_opts = LoadOptions {
+        nr_cpus,
+        kern_version: load::kernel_version_code(),
+        programs: ProgramFilter::Only(probes.iter().map(|p| p.section.to_string()).collect()),
+    };
+    let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
+    match verify {
+        None => configure_filters(sys, &loaded, opts)?,
+        Some(_) => write_config(sys, &loaded, &selftest::filter_self())?,
+    }
+
+    let events = loaded
+        .map_fd("events")
+        .ok_or("probe object has no events map")?;
+    let wakeup = Wakeup::Watermark(wakeup_watermark(opts.pages));
+    let rings = PerfRings::open(sys, events, &cpus, opts.pages as usize, wakeup)
+        .map_err(|e| e.to_string())?;
+
+    let mut attachments = Vec::new();
+    for probe in &probes {
+        let program = loaded
+            .program(probe.section)
+            .ok_or_else(|| format!("program {} was not loaded", probe.section))?;
+        let attached = match &program.kind {
+            ProgramKind::Tracepoint { category, name } => {
+                attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+            }
+            _ => kprobes
+                .method()
+                .and_then(|method| attach::attach(sys, program, method)),
+        };
+        match attached {
+            Ok(a) => attachments.push(a),
+            Err(e) if probe.optional => eprintln!(
+                "conntrace: warning: {e}; continuing without {}",
+                probe.section
+            ),
+            Err(e) => return Err(e.to_string()),
+        }
+        for tracepoint in probe.extra_tracepoints {
+            let (category, name) = tracepoint.split_once('/').unwrap_or(("", tracepoint));
+            attachments.push(
+                attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    Ok(Session {
+        attachments,
+        rings,
+        loaded,
+        why,
+        verify,
+    })
+}
+
+/// The families the self-test verifies: IPv4, and IPv6 where the kernel has it and the user
+/// did not ask for IPv4 only (then its fields are never read for an event that is shown).
+fn selftest_families(opts: &TraceOptions) -> Vec<selftest::Family> {
+    let mut families = vec![selftest::Family::Ipv4];
+    if opts.family != FamilyFilter::Ipv4 && std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        families.push(selftest::Family::Ipv6);
+    }
+    families
+}
+
+/// Bytes waiting in a ring before the kernel wakes the reader: an eighth of the ring. Waking
+/// on every record cost a wake-up and a context switch per event, which at ~90k events/s on
+/// 2 CPUs starved the reader and lost records (benchmarks: docs/benchmarks.md); an eighth
+/// leaves seven eighths of the ring as headroom while the reader is woken.
+fn wakeup_watermark(pages: u32) -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
+    (pages.saturating_mul(page) / 8).max(1)
+}
+
+/// Writes the in-kernel filters into the `config` and `ports` maps.
+pub fn configure_filters(
+    sys: &dyn Sys,
+    loaded: &Loaded,
+    opts: &TraceOptions,
+) -> Result<(), String> {
+    write_config(sys, loaded, &user_filter(opts))?;
+    let ports = loaded
+        .map_fd("ports")
+        .ok_or("probe object has no ports map")?;
+    for &port in &opts.ports {
+        sys.map_update(
+            ports,
+            &u32::from(port).to_ne_bytes(),
+            &1u32.to_ne_bytes(),
+            0,
+        )
+        .map_err(|e| format!("cannot set the port filter: {e}"))?;
+    }
+    Ok(())
+}
+
+fn user_filter(opts: &TraceOptions) -> FilterConfig {
+    FilterConfig {
+        pid: opts.pid.unwrap_or(0),
+        uid: opts.uid.unwrap_or(ANY_UID),
+        family: match opts.family {
+            FamilyFilter::Any => 0,
+            FamilyFilter::Ipv4 => libc::AF_INET as u32,
+            FamilyFilter::Ipv6 => libc::AF_INET6 as u32,
+        },
+        port_filter: u32::from(!opts.ports.is_empty()),
+    }
+}
+
+/// Writes the pid/uid/family filter into the `config` map.
+fn write_config(sys: &dyn Sys, loaded: &Loaded, config: &FilterConfig) -> Result<(), String> {
+    let map = loaded
+        .map_fd("config")
+        .ok_or("probe object has no config map")?;
+    sys.map_update(map, &0u32.to_ne_bytes(), bytemuck::bytes_of(config), 0)
+        .map_err(|e| format!("cannot set the pid/uid/family filter: {e}"))
+}
