@@ -85,10 +85,21 @@ fn perf_records(dir: &Path) -> std::io::Result<()> {
     mapped[10..12].copy_from_slice(&[0xff, 0xff]);
     mapped[12..].copy_from_slice(&[127, 0, 0, 1]);
     let v6_local = sockaddr_in6(8080, mapped);
-    let v6_remote = sockaddr_in6(51000, [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    let v6_remote = sockaddr_in6(
+        51000,
+        [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    );
 
-    write(dir, "connect_v4", &sample(&event(KIND_CONNECT, v4_local, v4_remote)))?;
-    write(dir, "accept_v4_mapped", &sample(&event(KIND_ACCEPT, v6_local, v6_remote)))?;
+    write(
+        dir,
+        "connect_v4",
+        &sample(&event(KIND_CONNECT, v4_local, v4_remote)),
+    )?;
+    write(
+        dir,
+        "accept_v4_mapped",
+        &sample(&event(KIND_ACCEPT, v6_local, v6_remote)),
+    )?;
     write(dir, "lost", &perf_lost_record(1, 17))?;
 
     // A stretch of ring as the reader sees it: outcome events, a loss, a record type we skip.
@@ -109,8 +120,14 @@ fn command_lines(dir: &Path) -> std::io::Result<()> {
         ("json_pid", &["-j", "-p", "1234"]),
         ("ports_family", &["-P", "80,443", "-4", "-t"]),
         ("clustered", &["-tjp1234", "-e", "connect,failed"]),
-        ("failed_duration", &["--failed", "--duration", "1.5", "-n", "10"]),
-        ("long_equals", &["--backend=tracepoint", "--pages=128", "--uid=0"]),
+        (
+            "failed_duration",
+            &["--failed", "--duration", "1.5", "-n", "10"],
+        ),
+        (
+            "long_equals",
+            &["--backend=tracepoint", "--pages=128", "--uid=0"],
+        ),
         ("check_btf", &["check", "--btf", "/sys/kernel/btf/vmlinux"]),
         ("btf_none", &["--btf", "none", "-6", "--events", "accept"]),
         ("double_dash", &["-j", "--", "extra"]),
