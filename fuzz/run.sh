@@ -12,4 +12,4 @@ cd "$(dirname "$0")"
 
 # New inputs go to a scratch corpus (target/ is ignored by git); the checked-in seeds are read only.
 mkdir -p "target/corpus-$target"
-exec cargo +nightly fuzz run "$target" "target/corpus-$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=4096 -timeout=10
+exec cargo +nightly fuzz run --debug-assertions "$target" "target/corpus-$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=4096 -timeout=10

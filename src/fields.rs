@@ -24,7 +24,8 @@ impl FieldSource {
             cli::BtfSource::None => Ok(FieldSource::Builtin),
             cli::BtfSource::Path(path) => btf::load(&BtfSource::Path(path.clone()))
                 .map(FieldSource::Btf)
-                .map_err(|e| format!("cannot use BTF from {}: {e}", path.display())),
+                // The error names the file already.
+                .map_err(|e| e.to_string()),
             cli::BtfSource::Kernel => btf::load(&BtfSource::Vmlinux)
                 .map(FieldSource::Btf)
                 .map_err(|e| {

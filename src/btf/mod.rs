@@ -8,6 +8,7 @@
 mod builtin;
 mod bytes;
 mod elf;
+mod file;
 mod header;
 mod index;
 mod kind;
@@ -25,6 +26,10 @@ pub use builtin::{builtin_field, builtin_specs};
 
 /// Where the running kernel exposes its own BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// The most BTF conntrace reads: a kernel's is a few MiB, so anything this large is not BTF
+/// (and reading it whole would only waste memory).
+pub const MAX_BTF_BYTES: u64 = 256 << 20;
 
 /// Parsed, validated BTF. Owns its bytes.
 pub struct Btf {
@@ -94,7 +99,7 @@ impl Btf {
     /// Parses raw BTF, or the `.BTF` section if `bytes` is an ELF file.
     pub fn from_file_bytes(bytes: Vec<u8>) -> Result<Btf, BtfError> {
         if elf::is_elf(&bytes) {
-            Btf::parse(elf::btf_section(&bytes)?)
+            Btf::parse(elf::btf_section(bytes.as_slice())?)
         } else {
             Btf::parse(bytes)
         }
@@ -130,12 +135,9 @@ pub fn load(source: &BtfSource) -> Result<Btf, BtfError> {
         }
         BtfSource::Path(path) => {
             let shown = path.display();
-            let bytes = std::fs::read(path).map_err(|e| {
-                BtfError::new(format!(
-                    "cannot read the BTF file {shown} given with --btf: {e}"
-                ))
-            })?;
-            Btf::from_file_bytes(bytes).map_err(|e| BtfError::new(format!("{shown}: {e}")))
+            let named =
+                |e: BtfError| BtfError::new(format!("cannot use the BTF file {shown}: {e}"));
+            Btf::parse(file::read_btf_file(path).map_err(named)?).map_err(named)
         }
     }
 }

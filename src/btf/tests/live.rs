@@ -174,7 +174,7 @@ fn load_reads_vmlinux_and_files() {
         .expect("missing file")
         .to_string();
     assert!(
-        message.starts_with("cannot read the BTF file /nonexistent/vmlinux given with --btf:"),
+        message.starts_with("cannot use the BTF file /nonexistent/vmlinux: cannot read it:"),
         "{message}"
     );
 }

@@ -3,6 +3,7 @@
 
 mod builder;
 mod elf;
+mod file;
 mod header;
 mod live;
 mod records;

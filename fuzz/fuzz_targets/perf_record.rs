@@ -1,0 +1,52 @@
+//! Arbitrary bytes as the contents of a CPU's perf ring: records are parsed one after another
+//! (as the ring reader does, skipping what it may skip), samples decoded into events, and
+//! events formatted as text and JSON. Nothing on the way may panic.
+#![no_main]
+
+use conntrace::event::{decode_bytes, SockIds};
+use conntrace::output::{Clock, Format, Printer};
+use conntrace::ring::{parse_record, Record};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let ids = SockIds::new();
+    let mut printers = [
+        Printer::new(Format::Text { timestamps: true }, Clock::with_offset(0)),
+        Printer::new(Format::Json, Clock::with_offset(i64::MAX)),
+    ];
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let size = match parse_record(0, rest) {
+            Ok(Record::Sample { data, .. }) => {
+                match decode_bytes(data, &ids) {
+                    Ok(event) => {
+                        for p in printers.iter_mut() {
+                            p.event(&event, &mut out);
+                        }
+                    }
+                    Err(e) => out.extend_from_slice(e.to_string().as_bytes()),
+                }
+                record_size(rest)
+            }
+            Ok(Record::Lost { cpu, count }) => {
+                for p in printers.iter_mut() {
+                    p.lost(cpu, count, 0, &mut out);
+                }
+                record_size(rest)
+            }
+            Err(e) if !e.is_malformed() => record_size(rest),
+            Err(e) => {
+                out.extend_from_slice(e.to_string().as_bytes());
+                break;
+            }
+        };
+        rest = rest.get(size..).unwrap_or_default();
+        out.clear();
+    }
+});
+
+/// The size of the record `parse_record` just accepted (at least 8, so the loop advances).
+fn record_size(bytes: &[u8]) -> usize {
+    conntrace::ring::parse_header(bytes).map_or(bytes.len(), |h| h.size)
+}
