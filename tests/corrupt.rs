@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use conntrace::probe_object;
-use conntrace::trace::PROBES;
+use conntrace::session::PROBES;
 
 /// A real slice of a kernel's BTF (the fuzzer's seed; see fuzz/seeds/btf_slice.py).
 const REAL_BTF: &[u8] = include_bytes!("../fuzz/corpus/btf_parse/probe_structs.btf");
