@@ -55,7 +55,20 @@ pub fn kernel(spec: &VmSpec, cache: &Path) -> Result<PathBuf, String> {
             work.display()
         )
     })?;
-    let result = download_and_extract(&package, spec.arch, &work, &dir);
+    let mut package = package;
+    let mut result = download_and_extract(&package, spec.arch, &work, &dir);
+    if result.is_err() {
+        // Stale package lists name versions the archive no longer has: refresh, pick again.
+        run("apt-get", &["update", "-q"], None)?;
+        if let Some(newer) = newest_package(&run(
+            "apt-cache",
+            &["search", "--names-only", &regex],
+            None,
+        )?) {
+            package = newer;
+        }
+        result = download_and_extract(&package, spec.arch, &work, &dir);
+    }
     let _ = std::fs::remove_dir_all(&work);
     result?;
     std::fs::write(dir.join("package"), format!("{package}\n"))
