@@ -24,7 +24,7 @@ fi
 
 step "installing test dependencies"
 need=()
-for pkg in llvm-19 qemu-system-x86 qemu-system-arm cpio musl-tools bpftrace bpftool; do
+for pkg in llvm-19 qemu-system-x86 qemu-system-arm cpio file musl-tools bpftrace bpftool; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
