@@ -8,29 +8,6 @@ use super::escape::{push_json_plain, push_json_string};
 use crate::event::Event;
 
 /// Appends one event line, newline included.
-/// The keys of an event record, in the order they are written: the documented schema.
-pub const EVENT_KEYS: [&str; 16] = [
-    "ts",
-    "event",
-    "pid",
-    "tid",
-    "uid",
-    "comm",
-    "family",
-    "laddr",
-    "lport",
-    "raddr",
-    "rport",
-    "netns",
-    "cgroup",
-    "sock",
-    "error",
-    "latency_us",
-];
-
-/// The keys of a `lost` record, in order.
-pub const LOST_KEYS: [&str; 4] = ["ts", "event", "cpu", "count"];
-
 pub fn push_event(out: &mut Vec<u8>, ev: &Event, ts: &mut TimestampFormatter, unix_ns: i64) {
     out.extend_from_slice(b"{\"ts\":\"");
     ts.push(out, unix_ns);

@@ -3,8 +3,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 use vmtest::json::{self, Value};
 
-/// The documented keys, in the documented order: the ones conntrace's JSON writer uses.
-pub use conntrace::output::json::{EVENT_KEYS as KEYS, LOST_KEYS};
+/// The documented keys, in the documented order (the tests' own statement of the contract).
+pub use vmtest::verdict::{FIELDS as KEYS, LOST_FIELDS as LOST_KEYS};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
