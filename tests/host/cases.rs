@@ -31,6 +31,10 @@ pub const ALL: &[(&str, Test)] = &[
         repeated_connect_is_one_attempt,
     ),
     (
+        "connect_again_while_pending_is_one_attempt",
+        connect_again_while_pending_is_one_attempt,
+    ),
+    (
         "uid_of_an_unprivileged_client",
         uid_of_an_unprivileged_client,
     ),
@@ -113,6 +117,101 @@ fn nonblocking_connect_established() -> Result<(), String> {
 fn repeated_connect_is_one_attempt() -> Result<(), String> {
     let (client, _) = one_connection("4", "nonblock repeat")?;
     client.expect_errno(EINPROGRESS, 0)
+}
+
+/// connect() called again while the handshake is still pending (EALREADY) is not a new
+/// attempt: a listener whose accept queue is full drops the SYN, so the socket stays in
+/// SYN_SENT; closing it then ends it as `failed` with no socket error.
+fn connect_again_while_pending_is_one_attempt() -> Result<(), String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    // SAFETY: listen(2) on a socket `listener` owns; backlog 0 keeps at most one queued.
+    unsafe { libc::listen(listener.as_raw_fd(), 0) };
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let tracer = Tracer::attached(&["--json", "-P", &port.to_string()])?;
+    let nonblocking = || -> Result<OwnedFd, String> {
+        // SAFETY: socket() has no memory preconditions; the fd is owned at once.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0) };
+        if fd < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd was just returned by socket() and nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let connect = |fd: &OwnedFd| -> i32 {
+        // SAFETY: a zeroed sockaddr_in is valid; connect reads exactly its size.
+        let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_port = port.to_be();
+        sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: `sin` is a live sockaddr_in of `len` bytes.
+        let rc = unsafe {
+            libc::connect(
+                fd.as_raw_fd(),
+                &sin as *const _ as *const libc::sockaddr,
+                len,
+            )
+        };
+        if rc == 0 {
+            0
+        } else {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+        }
+    };
+    // Fill the accept queue so the next SYN is dropped.
+    let fillers: Vec<OwnedFd> = (0..3).map(|_| nonblocking()).collect::<Result<_, _>>()?;
+    for f in &fillers {
+        connect(f);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let pending = nonblocking()?;
+    let errnos: Vec<i32> = (0..3).map(|_| connect(&pending)).collect();
+    if errnos != [libc::EINPROGRESS, libc::EALREADY, libc::EALREADY] {
+        return Err(format!(
+            "expected EINPROGRESS, EALREADY, EALREADY from the pending socket, got {errnos:?}"
+        ));
+    }
+    // SAFETY: a zeroed sockaddr_in is valid; getsockname writes at most `len` bytes into it.
+    let mut local: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `local` is live and `len` is its size.
+    unsafe {
+        libc::getsockname(
+            pending.as_raw_fd(),
+            &mut local as *mut _ as *mut libc::sockaddr,
+            &mut len,
+        )
+    };
+    let lport = u16::from_be(local.sin_port);
+    drop(pending);
+
+    let ours = |lines: &[Vec<u8>]| {
+        record::parse_lines(lines)
+            .map(|rs| {
+                rs.into_iter()
+                    .filter(|r| r.lport == lport)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    tracer.wait_for(Duration::from_secs(5), |lines| {
+        ours(lines).iter().any(|r| r.event == "failed")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let finished = tracer.interrupt()?;
+    let records = ours(&finished.stdout);
+    let events: Vec<(&str, Option<&str>)> = records
+        .iter()
+        .map(|r| (r.event.as_str(), r.error.as_deref()))
+        .collect();
+    if events != [("connect", None), ("failed", None)] {
+        return Err(format!(
+            "local port {lport}: want one connect then one failed (no error), got {events:?}"
+        ));
+    }
+    drop(fillers);
+    Ok(())
 }
 
 fn uid_of_an_unprivileged_client() -> Result<(), String> {
