@@ -165,7 +165,21 @@ impl fmt::Debug for Attachment<'_> {
     }
 }
 
-impl Attachment<'_> {
+impl<'s> Attachment<'s> {
+    fn new(
+        sys: &'s dyn Sys,
+        what: String,
+        perf: OwnedFd,
+        kprobe_event: Option<Removal<'s>>,
+    ) -> Self {
+        Attachment {
+            sys,
+            what,
+            perf: Some(perf),
+            kprobe_event,
+        }
+    }
+
     /// "tracepoint syscalls/sys_exit_connect", "kprobe tcp_v4_connect", ...
     pub fn describe(&self) -> &str {
         &self.what
@@ -272,12 +286,7 @@ pub fn attach_tracepoint<'s>(
         prog,
         &what,
     )?;
-    Ok(Attachment {
-        sys,
-        what,
-        perf: Some(fd),
-        kprobe_event: None,
-    })
+    Ok(Attachment::new(sys, what, fd, None))
 }
 
 fn attach_kprobe<'s>(
@@ -315,12 +324,7 @@ fn attach_kprobe<'s>(
                 prog,
                 &what,
             )?;
-            Ok(Attachment {
-                sys,
-                what,
-                perf: Some(fd),
-                kprobe_event: None,
-            })
+            Ok(Attachment::new(sys, what, fd, None))
         }
         KprobeMethod::TracefsEvents => {
             let root = tracefs::root(sys)?;
@@ -332,12 +336,7 @@ fn attach_kprobe<'s>(
                 prog,
                 &what,
             )?;
-            Ok(Attachment {
-                sys,
-                what,
-                perf: Some(fd),
-                kprobe_event: Some(removal),
-            })
+            Ok(Attachment::new(sys, what, fd, Some(removal)))
         }
     }
 }

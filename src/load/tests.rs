@@ -442,29 +442,15 @@ fn update_map_checks_sizes() {
 #[test]
 fn patches_a_bpf_asm_object() {
     let obj = parse(include_bytes!("../probe_object/testdata/bpf-asm-fixture.o")).unwrap();
-    let resolver = Fields(HashMap::from([
-        (
-            "sock_common.skc_dport",
-            FieldOffset {
-                offset: 12,
-                size: 2,
-            },
-        ),
-        (
-            "sock_common.skc_v6_daddr",
-            FieldOffset {
-                offset: 56,
-                size: 16,
-            },
-        ),
-        (
-            "sock_common.skc_v6_rcv_saddr",
-            FieldOffset {
-                offset: 72,
-                size: 16,
-            },
-        ),
-    ]));
+    // The shared table, plus the one field only the fixture uses.
+    let mut resolver = fields();
+    resolver.0.insert(
+        "sock_common.skc_v6_rcv_saddr",
+        FieldOffset {
+            offset: 72,
+            size: 16,
+        },
+    );
     let sys = FakeSys::new();
     load(&sys, &obj, &resolver, &opts()).unwrap();
     let fds = map_fds(&sys.calls());
