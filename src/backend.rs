@@ -34,81 +34,162 @@ pub enum Role {
     Accept,
 }
 
-/// One program section and the tracepoints it is attached to (for kprobe sections, the
-/// section name says it all and `extra_tracepoints` is empty).
+/// One job of a backend (the connect, the accept, the outcome): the hooks that can do it,
+/// best first. Each hook is a program section of its own; attaching takes the first hook the
+/// running kernel has, so the choice is made by the kernel itself, not by a version number.
 #[derive(Debug)]
 pub struct Probe {
-    pub section: &'static str,
     pub role: Role,
-    /// Further tracepoints ("category/name") that take the same program.
-    pub extra_tracepoints: &'static [&'static str],
-    /// A probe whose hook may be missing (IPv6 built as a module that is not loaded): its
-    /// failure to attach is a warning, not an error.
+    pub hooks: &'static [Hook],
+    /// A probe whose hooks may all be missing (IPv6 built as a module that is not loaded):
+    /// its failure to attach is a warning, not an error.
     pub optional: bool,
 }
 
+/// A program section and where it goes.
+#[derive(Debug)]
+pub struct Hook {
+    pub section: &'static str,
+    /// Further tracepoints ("category/name") that take the same program.
+    pub extra_tracepoints: &'static [&'static str],
+    /// A return probe whose misses are lost events: it is attached where the kernel counts
+    /// them (tracefs kprobe_events, with room for many calls at once) and they are reported.
+    pub misses_are_losses: bool,
+    /// What the user must know while this hook is the one in use.
+    pub caveat: Option<&'static str>,
+}
+
+impl Hook {
+    /// The kernel function of a kprobe or kretprobe section, the tracepoint of a tracepoint.
+    pub fn target(&self) -> &'static str {
+        self.section
+            .split_once('/')
+            .map_or(self.section, |(_, rest)| rest)
+    }
+}
+
+impl Probe {
+    /// Every section this probe may use, best first.
+    pub fn sections(&self) -> impl Iterator<Item = &'static str> {
+        self.hooks.iter().map(|h| h.section)
+    }
+}
+
+/// A hook that needs nothing special.
+const fn hook(section: &'static str) -> Hook {
+    Hook {
+        section,
+        extra_tracepoints: &[],
+        misses_are_losses: false,
+        caveat: None,
+    }
+}
+
 const STATE: Probe = Probe {
-    section: "tracepoint/sock/inet_sock_set_state",
     role: Role::Connect,
-    extra_tracepoints: &[],
+    hooks: &[hook("tracepoint/sock/inet_sock_set_state")],
     optional: false,
 };
 
 static TRACEPOINT_PROBES: &[Probe] = &[
     Probe {
-        section: "tracepoint/syscalls/sys_enter_connect",
         role: Role::Connect,
-        extra_tracepoints: &[],
+        hooks: &[hook("tracepoint/syscalls/sys_enter_connect")],
         optional: false,
     },
     Probe {
-        section: "tracepoint/syscalls/sys_exit_connect",
         role: Role::Connect,
-        extra_tracepoints: &[],
+        hooks: &[hook("tracepoint/syscalls/sys_exit_connect")],
         optional: false,
     },
     STATE,
     Probe {
-        section: "tracepoint/syscalls/sys_exit_accept4",
         role: Role::Accept,
-        extra_tracepoints: &["syscalls/sys_exit_accept"],
+        hooks: &[Hook {
+            extra_tracepoints: &["syscalls/sys_exit_accept"],
+            ..hook("tracepoint/syscalls/sys_exit_accept4")
+        }],
         optional: false,
+    },
+];
+
+/// The kprobe backend's accept hooks, best first (src/bpf/kprobe.s says why).
+pub static ACCEPT_HOOKS: &[Hook] = &[
+    hook("kprobe/security_sock_graft"),
+    hook("kprobe/__inet_accept"),
+    Hook {
+        misses_are_losses: true,
+        caveat: Some(
+            "accepts by threads that were already blocked in accept() when tracing started \
+             are not seen (a return probe only sees calls that begin after it)",
+        ),
+        ..hook("kretprobe/inet_csk_accept")
     },
 ];
 
 static KPROBE_PROBES: &[Probe] = &[
     Probe {
-        section: "kprobe/tcp_v4_connect",
         role: Role::Connect,
-        extra_tracepoints: &[],
+        hooks: &[hook("kprobe/tcp_v4_connect")],
         optional: false,
     },
     Probe {
-        section: "kretprobe/tcp_v4_connect",
         role: Role::Connect,
-        extra_tracepoints: &[],
+        hooks: &[hook("kretprobe/tcp_v4_connect")],
         optional: false,
     },
     Probe {
-        section: "kprobe/tcp_v6_connect",
         role: Role::Connect,
-        extra_tracepoints: &[],
+        hooks: &[hook("kprobe/tcp_v6_connect")],
         optional: true,
     },
     Probe {
-        section: "kretprobe/tcp_v6_connect",
         role: Role::Connect,
-        extra_tracepoints: &[],
+        hooks: &[hook("kretprobe/tcp_v6_connect")],
         optional: true,
+    },
+    Probe {
+        role: Role::Connect,
+        hooks: &[hook("kprobe/tcp_connect")],
+        optional: false,
     },
     STATE,
     Probe {
-        section: "kretprobe/inet_csk_accept",
         role: Role::Accept,
-        extra_tracepoints: &[],
+        hooks: ACCEPT_HOOKS,
         optional: false,
     },
 ];
+
+/// Test and diagnostic knob: `CONNTRACE_ACCEPT_HOOK=FUNCTION` makes the kprobe backend use
+/// only that one of [`ACCEPT_HOOKS`] (`inet_csk_accept` exercises the fallback on a kernel
+/// that has better). Read here and nowhere else.
+pub const ACCEPT_HOOK_ENV: &str = "CONNTRACE_ACCEPT_HOOK";
+
+/// The hooks `probe` may use: all of them, or the one [`ACCEPT_HOOK_ENV`] names.
+pub fn hooks_of(probe: &Probe) -> Result<Vec<&'static Hook>, String> {
+    let forced = std::env::var(ACCEPT_HOOK_ENV).ok();
+    hooks_with(probe, forced.as_deref())
+}
+
+fn hooks_with(probe: &Probe, forced: Option<&str>) -> Result<Vec<&'static Hook>, String> {
+    match forced.filter(|f| !f.is_empty()) {
+        Some(function) if std::ptr::eq(probe.hooks.as_ptr(), ACCEPT_HOOKS.as_ptr()) => {
+            match ACCEPT_HOOKS.iter().find(|h| h.target() == function) {
+                Some(h) => Ok(vec![h]),
+                None => {
+                    let names: Vec<_> = ACCEPT_HOOKS.iter().map(Hook::target).collect();
+                    Err(format!(
+                        "{ACCEPT_HOOK_ENV}={function:?} is not an accept hook: use one of {}, \
+                         or unset it",
+                        names.join(", ")
+                    ))
+                }
+            }
+        }
+        _ => Ok(probe.hooks.iter().collect()),
+    }
+}
 
 /// Test and diagnostic knob: `CONNTRACE_KPROBE_METHOD=tracefs` attaches kprobes through
 /// tracefs `kprobe_events` even where the kprobe PMU exists, so that fallback (the only way on
@@ -322,6 +403,67 @@ mod tests {
             err,
             "CONNTRACE_KPROBE_METHOD=\"ftrace\" is not a kprobe method: use tracefs, pmu or auto, or unset it"
         );
+    }
+
+    #[test]
+    fn accept_hooks_prefer_entry_probes_and_the_knob_forces_one() {
+        let accept = Backend::Kprobe
+            .probes()
+            .iter()
+            .find(|p| p.role == Role::Accept)
+            .unwrap();
+        let all: Vec<_> = hooks_with(accept, None)
+            .unwrap()
+            .iter()
+            .map(|h| h.section)
+            .collect();
+        assert_eq!(
+            all,
+            [
+                "kprobe/security_sock_graft",
+                "kprobe/__inet_accept",
+                "kretprobe/inet_csk_accept"
+            ]
+        );
+        // Only the last resort is a return probe, and only it counts misses and has a caveat.
+        for h in hooks_with(accept, None).unwrap() {
+            let ret = h.section.starts_with("kretprobe/");
+            assert_eq!(
+                (h.misses_are_losses, h.caveat.is_some()),
+                (ret, ret),
+                "{h:?}"
+            );
+        }
+        let forced = hooks_with(accept, Some("inet_csk_accept")).unwrap();
+        assert_eq!(forced.len(), 1);
+        assert_eq!(forced[0].section, "kretprobe/inet_csk_accept");
+        assert_eq!(hooks_with(accept, Some("")).unwrap().len(), 3);
+        let err = hooks_with(accept, Some("tcp_accept")).unwrap_err();
+        assert_eq!(
+            err,
+            "CONNTRACE_ACCEPT_HOOK=\"tcp_accept\" is not an accept hook: use one of \
+             security_sock_graft, __inet_accept, inet_csk_accept, or unset it"
+        );
+        // The knob leaves every other probe alone.
+        for p in Backend::Kprobe
+            .probes()
+            .iter()
+            .filter(|p| p.role != Role::Accept)
+        {
+            assert_eq!(hooks_with(p, Some("inet_csk_accept")).unwrap().len(), 1);
+        }
+    }
+
+    #[test]
+    fn no_connect_is_reported_from_a_return_probe_alone() {
+        // The connect record comes from tcp_connect's entry: a kretprobe's instance limit
+        // cannot lose it. The return probes only add refusals before the SYN.
+        let sections: Vec<_> = Backend::Kprobe
+            .probes()
+            .iter()
+            .flat_map(|p| p.sections())
+            .collect();
+        assert!(sections.contains(&"kprobe/tcp_connect"), "{sections:?}");
     }
 
     #[test]

@@ -175,6 +175,9 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     };
     r.backend = Some(backend);
     r.line("backend", format!("auto picks the {why}"));
+    if backend == Backend::Kprobe {
+        report_hooks(sys, &mut r);
+    }
 
     // The verifier is the final word: load (not attach) every program the backend needs.
     let nr_cpus = ring::online_cpus(sys)
@@ -184,7 +187,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     let sections = backend
         .probes()
         .iter()
-        .map(|p| p.section.to_string())
+        .flat_map(|p| p.sections().map(str::to_string))
         .collect();
     let load_opts = LoadOptions {
         nr_cpus,
@@ -218,6 +221,78 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     r
 }
 
+/// Which hook each kprobe probe will use: the first whose function the kernel has (as
+/// tracing finds by attaching, in the same order), from /proc/kallsyms.
+fn report_hooks(sys: &dyn Sys, r: &mut Report) {
+    let kallsyms = match sys.read_file(Path::new("/proc/kallsyms")) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            r.line("hooks", format!("unknown: cannot read /proc/kallsyms: {e}"));
+            return;
+        }
+    };
+    let probes = Backend::Kprobe.probes();
+    let wanted: Vec<&str> = probes
+        .iter()
+        .flat_map(|p| p.hooks.iter())
+        .filter(|h| !h.section.starts_with("tracepoint/"))
+        .map(|h| h.target())
+        .collect();
+    let present = kernel_functions(&kallsyms, &wanted);
+    let mut chosen = Vec::new();
+    for probe in probes {
+        let hooks = match backend::hooks_of(probe) {
+            Ok(h) => h,
+            Err(e) => {
+                r.fail(e);
+                return;
+            }
+        };
+        let found = hooks
+            .iter()
+            .find(|h| h.section.starts_with("tracepoint/") || present.contains(&h.target()));
+        match found {
+            Some(&hook) => {
+                chosen.push((probe.role, hook));
+                if let Some(caveat) = hook.caveat {
+                    r.line("hook caveat", format!("{}: {caveat}", hook.target()));
+                }
+            }
+            None if probe.optional => {}
+            None => {
+                let names: Vec<_> = hooks.iter().map(|h| h.target()).collect();
+                r.fail(format!(
+                    "the kernel has none of the functions {} (not in /proc/kallsyms)",
+                    names.join(", ")
+                ));
+            }
+        }
+    }
+    r.line("hooks", crate::session::describe_hooks(&chosen));
+}
+
+/// The names among `wanted` that /proc/kallsyms lists as functions ("ADDR t|T NAME").
+fn kernel_functions<'w>(kallsyms: &[u8], wanted: &[&'w str]) -> Vec<&'w str> {
+    let mut found = Vec::new();
+    for line in kallsyms.split(|&b| b == b'\n') {
+        let mut words = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|w| !w.is_empty());
+        let (Some(_), Some(kind), Some(name)) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        if kind != b"t" && kind != b"T" {
+            continue;
+        }
+        if let Some(&w) = wanted.iter().find(|w| w.as_bytes() == name) {
+            if !found.contains(&w) {
+                found.push(w);
+            }
+        }
+    }
+    found
+}
+
 fn btf_origin(arg: &cli::BtfSource, fields: &FieldSource) -> String {
     match (arg, fields) {
         (_, FieldSource::Builtin) => fields.describe().to_string(),
@@ -230,8 +305,9 @@ fn btf_origin(arg: &cli::BtfSource, fields: &FieldSource) -> String {
 /// first use.
 fn field_specs(object: &ProbeObject, only: Option<&[backend::Probe]>) -> Vec<String> {
     let mut specs: Vec<String> = Vec::new();
-    let used =
-        |section: &str| only.is_none_or(|probes| probes.iter().any(|p| p.section == section));
+    let used = |section: &str| {
+        only.is_none_or(|probes| probes.iter().any(|p| p.sections().any(|s| s == section)))
+    };
     for reloc in object
         .programs
         .iter()
@@ -261,4 +337,29 @@ fn kernel_release() -> String {
         String::from_utf8_lossy(&bytes).into_owned()
     };
     format!("{} ({})", field(&uts.release), field(&uts.machine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_functions;
+
+    #[test]
+    fn finds_functions_in_kallsyms() {
+        let text = b"ffffffff81abe150 T security_sock_graft\n\
+                     ffffffff82066e50 t inet_csk_accept\n\
+                     ffffffff82066e60 D tcp_connect\n\
+                     ffffffffc0001000 t __inet_accept\t[some_module]\n\
+                     garbage\n\n";
+        let wanted = [
+            "security_sock_graft",
+            "__inet_accept",
+            "tcp_connect",
+            "inet_csk_accept",
+        ];
+        assert_eq!(
+            kernel_functions(text, &wanted),
+            ["security_sock_graft", "inet_csk_accept", "__inet_accept"]
+        );
+        assert!(kernel_functions(b"", &wanted).is_empty());
+    }
 }

@@ -172,6 +172,57 @@ pub enum Kind {
     Accept,
 }
 
+/// Why records were lost. The first three are the keys of the probes' `drops` map
+/// (DROP_* in src/bpf/common.s, in this order); the rest only user space sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossReason {
+    /// A ring had no room for the record.
+    RingFull,
+    /// A return probe missed a call (no free instance): its record was never made.
+    ReturnMissed,
+    /// A map that carries state between hooks was full.
+    StateFull,
+    /// A call was still running when tracing stopped: its record could not be completed.
+    InFlight,
+}
+
+impl LossReason {
+    /// The `drops` map's slots, by key.
+    pub const DROPS: [LossReason; 3] = [
+        LossReason::RingFull,
+        LossReason::ReturnMissed,
+        LossReason::StateFull,
+    ];
+
+    /// The name in JSON's `reason`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossReason::RingFull => "ring_full",
+            LossReason::ReturnMissed => "return_missed",
+            LossReason::StateFull => "state_full",
+            LossReason::InFlight => "in_flight",
+        }
+    }
+
+    /// The words for the text notice on stderr.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LossReason::RingFull => "ring full",
+            LossReason::ReturnMissed => "return probe missed the call",
+            LossReason::StateFull => "state map full",
+            LossReason::InFlight => "connect call unfinished at exit",
+        }
+    }
+}
+
+/// Records that never reached the output: how many, why, and on which CPU where one did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loss {
+    pub cpu: Option<u32>,
+    pub count: u64,
+    pub reason: LossReason,
+}
+
 impl Kind {
     pub fn from_wire(kind: u8) -> Option<Kind> {
         match kind {

@@ -2,11 +2,12 @@
 //! signal, -d, -n or a closed pipe; the final drain and the exact loss report.
 
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use crate::attach;
-use crate::cli::TraceOptions;
-use crate::event::{self, SockIds, WireEvent};
+use crate::cli::{FamilyFilter, TraceOptions};
+use crate::event::{self, Loss, LossReason, SockIds, WireEvent};
 use crate::load::Loaded;
 use crate::output::{Clock, Printer, Stream};
 use crate::ring::{self, Record};
@@ -56,7 +57,11 @@ impl Reader<'_> {
                 Ok(wire) => self.batch.push(wire),
                 Err(_) => self.totals.malformed += 1,
             },
-            Record::Lost { cpu, count } => self.lost(cpu, count),
+            Record::Lost { cpu, count } => self.lost(Loss {
+                cpu: Some(cpu),
+                count,
+                reason: LossReason::RingFull,
+            }),
         }
     }
 
@@ -83,11 +88,14 @@ impl Reader<'_> {
     }
 
     /// JSON: a `lost` record in the output; text: a line on stderr, at once.
-    fn lost(&mut self, cpu: u32, count: u64) {
-        self.totals.lost += count;
+    fn lost(&mut self, loss: Loss) {
+        if loss.count == 0 {
+            return;
+        }
+        self.totals.lost += loss.count;
         let now = Clock::monotonic_now_ns().unwrap_or(0);
         let mut line = Vec::new();
-        match self.printer.lost(cpu, count, now, &mut line) {
+        match self.printer.lost(&loss, now, &mut line) {
             Stream::Stdout => self.out.extend_from_slice(&line),
             Stream::Stderr => {
                 let _ = io::stderr().write_all(&line);
@@ -147,7 +155,8 @@ pub fn read_events(
 
     // Detach, so nothing new arrives, then take what the rings still hold: on a signal or at
     // the end of -d, every event that happened before is printed or counted as lost.
-    for error in attach::detach_all(std::mem::take(&mut session.attachments)) {
+    let detached = attach::detach_all(std::mem::take(&mut session.attachments));
+    for error in &detached.errors {
         eprintln!("conntrace: warning: {error}");
     }
     if stop != Some(Stop::ClosedOutput) {
@@ -157,41 +166,112 @@ pub fn read_events(
     reader.totals.malformed += session.rings.malformed();
 
     // The kernel writes a LOST record only once a ring has room again; the in-kernel drop
-    // counter is exact, so report what the records did not.
+    // counters are exact, so report what the records did not.
     let reported: Vec<(u32, u64)> = session.rings.per_cpu().map(|c| (c.cpu, c.lost)).collect();
-    for (cpu, dropped) in dropped_per_cpu(sys, &session.loaded)? {
-        let seen = reported
-            .iter()
-            .find(|(c, _)| *c == cpu)
-            .map_or(0, |(_, n)| *n);
-        if dropped > seen {
-            reader.lost(cpu, dropped - seen);
-        }
+    for (cpu, reason, dropped) in dropped_per_cpu(sys, &session.loaded)? {
+        let seen = match reason {
+            LossReason::RingFull => reported
+                .iter()
+                .find(|(c, _)| *c == cpu)
+                .map_or(0, |(_, n)| *n),
+            _ => 0,
+        };
+        reader.lost(Loss {
+            cpu: Some(cpu),
+            count: dropped.saturating_sub(seen),
+            reason,
+        });
     }
+    // Calls the kernel's return probes could not follow, as it counted them.
+    let missed = detached.missed.iter().map(|(_, n)| n).sum();
+    reader.lost(Loss {
+        cpu: None,
+        count: missed,
+        reason: LossReason::ReturnMissed,
+    });
+    // Calls between their entry and return hooks when the hooks went: their records could
+    // not be made (on the kprobe backend also returns a kretprobe missed).
+    reader.lost(Loss {
+        cpu: None,
+        count: unfinished_calls(sys, &session.loaded, opts)?,
+        reason: LossReason::InFlight,
+    });
     if stop != Some(Stop::ClosedOutput) {
         flush(&mut stdout, &mut reader.out)?;
     }
     Ok(reader.totals)
 }
 
-/// The `drops` per-CPU counter: every record a probe could not write, by CPU.
-fn dropped_per_cpu(sys: &dyn Sys, loaded: &Loaded) -> Result<Vec<(u32, u64)>, String> {
+/// The `drops` per-CPU counters: every record a probe could not send, by CPU and reason.
+fn dropped_per_cpu(sys: &dyn Sys, loaded: &Loaded) -> Result<Vec<(u32, LossReason, u64)>, String> {
     let map = loaded
         .map_fd("drops")
         .ok_or("probe object has no drops map")?;
     let possible = ring::possible_cpus(sys).map_err(|e| e.to_string())?;
     let slots = possible.iter().max().map_or(1, |&m| m as usize + 1);
-    let mut values = vec![0u8; slots * 8];
-    sys.map_lookup(map, &0u32.to_ne_bytes(), &mut values)
-        .map_err(|e| format!("cannot read the drop counters: {e}"))?;
-    Ok(values
-        .chunks_exact(8)
-        .enumerate()
-        .filter_map(|(cpu, v)| {
+    let mut counts = Vec::new();
+    for (key, reason) in LossReason::DROPS.iter().enumerate() {
+        let mut values = vec![0u8; slots * 8];
+        sys.map_lookup(map, &(key as u32).to_ne_bytes(), &mut values)
+            .map_err(|e| format!("cannot read the drop counters: {e}"))?;
+        counts.extend(values.chunks_exact(8).enumerate().filter_map(|(cpu, v)| {
             let n = u64::from_ne_bytes(v.try_into().ok()?);
-            (n > 0).then_some((cpu as u32, n))
-        })
-        .collect())
+            (n > 0).then_some((cpu as u32, *reason, n))
+        }));
+    }
+    Ok(counts)
+}
+
+/// Entries left in `connecting` (a connect call seen entering, never returning) whose peer
+/// the user's filters would have shown, counted.
+fn unfinished_calls(sys: &dyn Sys, loaded: &Loaded, opts: &TraceOptions) -> Result<u64, String> {
+    let Some(map) = loaded.map("connecting") else {
+        return Ok(0);
+    };
+    let fd = map.fd.as_fd();
+    let mut key = vec![0u8; map.def.key_size as usize];
+    let mut next = key.clone();
+    let mut value = vec![0u8; map.def.value_size as usize];
+    let mut first = true;
+    let (mut seen, mut count) = (0u64, 0u64);
+    let failed = |e| format!("cannot read the connect calls in flight: {e}");
+    // Bounded by the map's size: a map that changes under us cannot loop forever.
+    while seen <= u64::from(map.def.max_entries) {
+        if !sys
+            .map_next_key(fd, (!first).then_some(&key[..]), &mut next)
+            .map_err(failed)?
+        {
+            break;
+        }
+        first = false;
+        seen += 1;
+        std::mem::swap(&mut key, &mut next);
+        match sys.map_lookup(fd, &key, &mut value) {
+            Ok(()) if call_is_shown(&value, opts) => count += 1,
+            Ok(()) => {}
+            Err(e) if e.errno == libc::ENOENT => {}
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    Ok(count)
+}
+
+/// Whether the caller's sockaddr in a `connecting` entry (CALL_ADDR, at 8) is an IPv4 or IPv6
+/// peer that passes the family and port filters.
+fn call_is_shown(entry: &[u8], opts: &TraceOptions) -> bool {
+    let Some(addr) = entry.get(8..36) else {
+        return false;
+    };
+    let family = u16::from_ne_bytes([addr[0], addr[1]]);
+    let port = u16::from_be_bytes([addr[2], addr[3]]);
+    let v4_mapped =
+        family == libc::AF_INET6 as u16 && addr[8..18] == [0; 10] && addr[18..20] == [0xff; 2];
+    let shown_family = match opts.family {
+        FamilyFilter::Any => family == libc::AF_INET as u16 || family == libc::AF_INET6 as u16,
+        FamilyFilter::Ipv4 => family == libc::AF_INET as u16 || v4_mapped,
+        FamilyFilter::Ipv6 => family == libc::AF_INET6 as u16 && !v4_mapped,
+    };
+    shown_family && (opts.ports.is_empty() || opts.ports.contains(&port))
 }
 
 /// Writes what the batch produced, at once: a pipe sees each event without waiting for more.

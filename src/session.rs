@@ -3,8 +3,8 @@
 
 use std::os::fd::AsFd;
 
-use crate::attach::{self, Attachment};
-use crate::backend::{self, Role};
+use crate::attach::{self, Attachment, KprobeSupport};
+use crate::backend::{self, Hook, Role};
 use crate::cli::{self, FamilyFilter, TraceOptions};
 use crate::event::Kind;
 use crate::fields::FieldSource;
@@ -32,6 +32,34 @@ pub struct Session<'s> {
     /// Without BTF: the families whose built-in layout the self-test must verify before the
     /// user's filters go in and tracing begins.
     pub verify: Option<Vec<selftest::Family>>,
+    /// The hook each attached probe uses.
+    pub hooks: Vec<(Role, &'static Hook)>,
+    /// What the user must know about the hooks in use (their limits).
+    pub notes: Vec<String>,
+}
+
+impl Session<'_> {
+    /// "connect: kprobe tcp_connect, ...; accept: kprobe security_sock_graft", for the
+    /// "attached" line.
+    pub fn describe_hooks(&self) -> String {
+        describe_hooks(&self.hooks)
+    }
+}
+
+/// The hooks per role, as the "attached" line and `conntrace check` name them.
+pub fn describe_hooks(hooks: &[(Role, &Hook)]) -> String {
+    let mut parts = Vec::new();
+    for (role, name) in [(Role::Connect, "connect"), (Role::Accept, "accept")] {
+        let of_role: Vec<String> = hooks
+            .iter()
+            .filter(|(r, _)| *r == role)
+            .map(|(_, h)| h.section.replacen('/', " ", 1))
+            .collect();
+        if !of_role.is_empty() {
+            parts.push(format!("{name}: {}", of_role.join(", ")));
+        }
+    }
+    parts.join("; ")
 }
 
 /// `conntrace check --btf none`: attaches as tracing would, runs the self-test, detaches.
@@ -62,24 +90,29 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, S
         .iter()
         .any(|&k| opts.wants(k, true) || opts.wants(k, false));
     let wants_accept = opts.wants(Kind::Accept, false);
-    let probes: Vec<_> = backend
-        .probes()
-        .iter()
-        .filter(|p| {
-            verify.is_some()
-                || match p.role {
-                    Role::Connect => wants_connect,
-                    Role::Accept => wants_accept,
-                }
-        })
-        .collect();
+    let mut probes = Vec::new();
+    for probe in backend.probes().iter().filter(|p| {
+        verify.is_some()
+            || match p.role {
+                Role::Connect => wants_connect,
+                Role::Accept => wants_accept,
+            }
+    }) {
+        probes.push((probe, backend::hooks_of(probe)?));
+    }
 
     let cpus = ring::online_cpus(sys).map_err(|e| e.to_string())?;
     let nr_cpus = cpus.iter().max().map_or(1, |&c| c + 1);
     let load_opts = LoadOptions {
         nr_cpus,
         kern_version: load::kernel_version_code(),
-        programs: ProgramFilter::Only(probes.iter().map(|p| p.section.to_string()).collect()),
+        // Every hook a probe may use is loaded: which one attaches is known only by trying.
+        programs: ProgramFilter::Only(
+            probes
+                .iter()
+                .flat_map(|(_, hooks)| hooks.iter().map(|h| h.section.to_string()))
+                .collect(),
+        ),
     };
     let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
     match verify {
@@ -95,32 +128,25 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, S
         .map_err(|e| e.to_string())?;
 
     let mut attachments = Vec::new();
-    for probe in &probes {
-        let program = loaded
-            .program(probe.section)
-            .ok_or_else(|| format!("program {} was not loaded", probe.section))?;
-        let attached = match &program.kind {
-            ProgramKind::Tracepoint { category, name } => {
-                attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+    let mut hooks_used = Vec::new();
+    let mut notes = Vec::new();
+    for (probe, hooks) in &probes {
+        match attach_first(sys, &loaded, kprobes, hooks)? {
+            Ok((hook, mut attached, note)) => {
+                hooks_used.push((probe.role, hook));
+                notes.extend(hook.caveat.map(|c| format!("{}: {c}", hook.target())));
+                notes.extend(note);
+                attachments.append(&mut attached);
             }
-            _ => kprobes
-                .method()
-                .and_then(|method| attach::attach(sys, program, method)),
-        };
-        match attached {
-            Ok(a) => attachments.push(a),
             Err(e) if probe.optional => eprintln!(
                 "conntrace: warning: {e}; continuing without {}",
-                probe.section
+                hooks
+                    .iter()
+                    .map(|h| h.section)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-            Err(e) => return Err(e.to_string()),
-        }
-        for tracepoint in probe.extra_tracepoints {
-            let (category, name) = tracepoint.split_once('/').unwrap_or(("", tracepoint));
-            attachments.push(
-                attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
-                    .map_err(|e| e.to_string())?,
-            );
+            Err(e) => return Err(e),
         }
     }
     Ok(Session {
@@ -129,7 +155,74 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, S
         loaded,
         why,
         verify,
+        hooks: hooks_used,
+        notes,
     })
+}
+
+/// Attaches the first of `hooks` the kernel has, with its extra tracepoints. The outer error
+/// ends the session (a program that should have been loaded, no privilege); the inner one
+/// says why no hook could be attached, each hook's reason in turn.
+#[allow(clippy::type_complexity)]
+fn attach_first<'s>(
+    sys: &'s dyn Sys,
+    loaded: &Loaded,
+    kprobes: KprobeSupport,
+    hooks: &[&'static Hook],
+) -> Result<Result<(&'static Hook, Vec<Attachment<'s>>, Option<String>), String>, String> {
+    let mut reasons = Vec::new();
+    for &hook in hooks {
+        let program = loaded
+            .program(hook.section)
+            .ok_or_else(|| format!("program {} was not loaded", hook.section))?;
+        let attached = match &program.kind {
+            ProgramKind::Tracepoint { category, name } => {
+                attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+                    .map(|a| (a, None))
+            }
+            _ if hook.misses_are_losses => {
+                let maxactive = kretprobe_maxactive()?;
+                attach::attach_counting_misses(sys, program, kprobes, maxactive)
+            }
+            _ => kprobes
+                .method()
+                .and_then(|method| attach::attach(sys, program, method))
+                .map(|a| (a, None)),
+        };
+        match attached {
+            Ok((first, note)) => {
+                let mut all = vec![first];
+                for tracepoint in hook.extra_tracepoints {
+                    let (category, name) = tracepoint.split_once('/').unwrap_or(("", tracepoint));
+                    all.push(
+                        attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                return Ok(Ok((hook, all, note)));
+            }
+            // No privilege is no privilege for the next hook either.
+            Err(e) if e.is_permission() => return Err(e.to_string()),
+            Err(e) => reasons.push(e.to_string()),
+        }
+    }
+    Ok(Err(reasons.join("; ")))
+}
+
+/// Test and diagnostic knob: `CONNTRACE_KRETPROBE_MAXACTIVE=N` sets the room for calls at once
+/// of the return probes whose misses are counted (1 forces misses). Read here and nowhere else.
+pub const KRETPROBE_MAXACTIVE_ENV: &str = "CONNTRACE_KRETPROBE_MAXACTIVE";
+
+fn kretprobe_maxactive() -> Result<u32, String> {
+    match std::env::var(KRETPROBE_MAXACTIVE_ENV) {
+        Err(_) => Ok(attach::KRETPROBE_MAXACTIVE),
+        Ok(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=4096).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "{KRETPROBE_MAXACTIVE_ENV}={text:?} is not a number from 1 to 4096: fix or unset it"
+            )),
+        },
+    }
 }
 
 /// The families the self-test verifies: IPv4, and IPv6 where the kernel has it and the user

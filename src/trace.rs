@@ -63,10 +63,14 @@ fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
     if let Some(warning) = dropped.warning {
         eprintln!("conntrace: warning: {warning}");
     }
+    for note in &session.notes {
+        eprintln!("conntrace: note: {note}");
+    }
     eprintln!(
-        "conntrace: attached {} probes: {}; Ctrl-C to stop",
+        "conntrace: attached {} probes: {} ({}); Ctrl-C to stop",
         session.attachments.len(),
-        session.why
+        session.why,
+        session.describe_hooks()
     );
     let totals = read_events(sys, session, opts)?;
     let mut summary = format!("conntrace: {} events, {} lost", totals.events, totals.lost);

@@ -396,7 +396,7 @@ fn count_line(line: &str, output: &mut Output) {
         Some("lost") => {
             let count = line
                 .split_once("\"count\":")
-                .and_then(|(_, rest)| rest.trim_end_matches('}').parse::<u64>().ok());
+                .and_then(|(_, rest)| rest.split([',', '}']).next()?.parse::<u64>().ok());
             match count {
                 Some(n) => output.lost += n,
                 None => output.other.push(line.to_string()),

@@ -8,7 +8,7 @@
 //! (root's, mode 0640) could no longer be opened. The kernel checks permissions at open only.
 
 use super::AttachError;
-use crate::sys::{AppendFile, Sys};
+use crate::sys::{AppendFile, HeldFile, Sys};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -23,13 +23,14 @@ pub struct KprobeEvent {
 }
 
 impl KprobeEvent {
-    /// Appends `p:conntrace_<pid>_<n> FUNCTION` (`r:` for a return probe); returns the entry
-    /// and the trace event id the kernel gave it.
+    /// Appends `p:conntrace_<pid>_<n> FUNCTION` (`r:` for a return probe, `rN:` with room
+    /// for N calls at once); returns the entry and the trace event id the kernel gave it.
     pub fn create<'s>(
         sys: &'s dyn Sys,
         tracefs: &Path,
         function: &str,
         retprobe: bool,
+        maxactive: Option<u32>,
     ) -> Result<(Removal<'s>, u64), AttachError> {
         let name = format!(
             "{PREFIX}{}_{}",
@@ -37,7 +38,12 @@ impl KprobeEvent {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let path = tracefs.join("kprobe_events");
-        let line = format!("{}:{name} {function}\n", if retprobe { 'r' } else { 'p' });
+        let kind = match (retprobe, maxactive) {
+            (true, Some(n)) => format!("r{n}"),
+            (true, None) => "r".to_string(),
+            (false, _) => "p".to_string(),
+        };
+        let line = format!("{kind}:{name} {function}\n");
         let control = sys.open_append(&path).map_err(|e| AttachError::Kprobe {
             function: function.to_string(),
             message: format!("opening {} failed ({e})", path.display()),
@@ -104,6 +110,48 @@ impl Drop for Removal<'_> {
     }
 }
 
+/// Opens tracefs `kprobe_profile` for [`misses`], while conntrace may still open it.
+pub fn open_profile(sys: &dyn Sys, tracefs: &Path) -> Result<HeldFile, String> {
+    let path = tracefs.join("kprobe_profile");
+    sys.open_held(&path)
+        .map_err(|e| format!("opening {} failed: {e}", path.display()))
+}
+
+/// The misses of our entries from `kprobe_profile` (for a return probe: the calls it could
+/// not follow, for want of a free instance, plus those its entry probe missed).
+pub fn misses(sys: &dyn Sys, profile: &HeldFile, names: &[&str]) -> Result<Vec<u64>, String> {
+    let path = &profile.path;
+    let bytes = sys
+        .read_held(profile)
+        .map_err(|e| format!("reading {} failed: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let profile = parse_profile(&text);
+    names
+        .iter()
+        .map(|name| {
+            profile
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .map(|&(_, _, missed)| missed)
+                .ok_or_else(|| format!("{} has no line for {name}", path.display()))
+        })
+        .collect()
+}
+
+/// `kprobe_profile` lines: "  EVENT_NAME   HITS   MISSES" -> (name, hits, misses); lines
+/// of another shape are skipped.
+fn parse_profile(text: &str) -> Vec<(&str, u64, u64)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let name = words.next()?;
+            let hits = words.next()?.parse().ok()?;
+            let misses = words.next()?.parse().ok()?;
+            words.next().is_none().then_some((name, hits, misses))
+        })
+        .collect()
+}
+
 /// Removes `conntrace_<pid>_<n>` entries whose pid is no longer running; returns their names.
 /// Without /proc nothing can be judged, so nothing is removed.
 pub fn remove_stale(sys: &dyn Sys, tracefs: &Path) -> Result<Vec<String>, AttachError> {
@@ -149,7 +197,19 @@ fn parse_entry(line: &str) -> Option<(&str, u32)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_entry;
+    use super::{parse_entry, parse_profile};
+
+    #[test]
+    fn parses_the_profile() {
+        let text = "  conntrace_12_0                                         40              39\n\
+                    \x20 other                 7 0\n\
+                    garbage line\n  short 1\n  bad x 2\n";
+        assert_eq!(
+            parse_profile(text),
+            vec![("conntrace_12_0", 40, 39), ("other", 7, 0)]
+        );
+        assert!(parse_profile("").is_empty());
+    }
     use crate::sys::{RealSys, Sys};
 
     #[test]

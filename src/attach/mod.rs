@@ -14,7 +14,7 @@ pub use tracefs::root as tracefs_root;
 
 use crate::load::LoadedProgram;
 use crate::probe_object::ProgramKind;
-use crate::sys::{Sys, SysError};
+use crate::sys::{HeldFile, Sys, SysError};
 use kprobe_events::{KprobeEvent, Removal};
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -50,6 +50,12 @@ pub enum AttachError {
 impl AttachError {
     fn sys(what: String, error: SysError) -> Self {
         AttachError::Sys { what, error }
+    }
+
+    /// A refusal for want of privilege: no other hook would fare better.
+    pub fn is_permission(&self) -> bool {
+        matches!(self, AttachError::Sys { error, .. }
+            if error.errno == libc::EPERM || error.errno == libc::EACCES)
     }
 }
 
@@ -154,6 +160,9 @@ pub struct Attachment<'s> {
     what: String,
     perf: Option<OwnedFd>,
     kprobe_event: Option<Removal<'s>>,
+    /// Its kprobe_events entry's misses are lost events: read from this kprobe_profile
+    /// before the entry goes.
+    profile: Option<HeldFile>,
 }
 
 impl fmt::Debug for Attachment<'_> {
@@ -177,7 +186,13 @@ impl<'s> Attachment<'s> {
             what,
             perf: Some(perf),
             kprobe_event,
+            profile: None,
         }
+    }
+
+    /// Whether the kernel's miss count of this hook is read at detach ([`detach_all`]).
+    pub fn counts_misses(&self) -> bool {
+        self.profile.is_some()
     }
 
     /// "tracepoint syscalls/sys_exit_connect", "kprobe tcp_v4_connect", ...
@@ -207,20 +222,36 @@ impl<'s> Attachment<'s> {
     }
 }
 
+/// What detaching left to report.
+#[derive(Debug, Default)]
+pub struct Detached {
+    /// What failed to clean up.
+    pub errors: Vec<AttachError>,
+    /// (hook, calls the kernel could not follow) for each attachment that counts misses.
+    pub missed: Vec<(String, u64)>,
+}
+
 /// Detaches every attachment at once. The kernel waits out an RCU grace period when the last
 /// perf event of a tracepoint or kprobe closes: closed one after another that was one wait
 /// each (60-90 ms apiece on the 2-CPU test machine, most of conntrace's run time with -d);
 /// closed from parallel threads, the waits overlap. kprobe_events entries are removed after
-/// every fd is closed (the kernel refuses while one is open). Returns what failed to clean up.
-pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Vec<AttachError> {
+/// every fd is closed (the kernel refuses while one is open), and their miss counts read in
+/// between: final by then, and gone with the entry.
+pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
     let mut fds = Vec::with_capacity(attachments.len());
     let mut removals = Vec::new();
+    let mut counted = Vec::new();
     for mut a in attachments {
         if let Some(fd) = a.perf.take() {
             let _ = a.sys.ioctl(fd.as_fd(), perf::PERF_EVENT_IOC_DISABLE, 0);
             fds.push(fd);
         }
-        removals.extend(a.kprobe_event.take());
+        if let Some(removal) = a.kprobe_event.take() {
+            if let Some(profile) = a.profile.take() {
+                counted.push((a.what.clone(), removal.event.name().to_string(), profile));
+            }
+            removals.push(removal);
+        }
     }
     std::thread::scope(|scope| {
         for fd in fds {
@@ -229,10 +260,35 @@ pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Vec<AttachError> {
             let _ = std::thread::Builder::new().spawn_scoped(scope, move || drop(fd));
         }
     });
-    removals
-        .into_iter()
-        .filter_map(|mut removal| removal.remove_now().err())
-        .collect()
+    let mut detached = Detached::default();
+    if let Some((_, _, profile)) = counted.first() {
+        let names: Vec<&str> = counted.iter().map(|(_, name, _)| name.as_str()).collect();
+        let sys = removals.first().map(|r| r.sys);
+        match sys.map(|sys| kprobe_events::misses(sys, profile, &names)) {
+            Some(Ok(misses)) => {
+                detached.missed = counted
+                    .iter()
+                    .map(|(w, _, _)| w.clone())
+                    .zip(misses)
+                    .collect()
+            }
+            Some(Err(e)) => detached.errors.push(AttachError::Cleanup(format!(
+                "cannot read the misses of {}: {e}; events they stand for may be missing",
+                counted
+                    .iter()
+                    .map(|(w, _, _)| w.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+            None => {}
+        }
+    }
+    detached.errors.extend(
+        removals
+            .into_iter()
+            .filter_map(|mut removal| removal.remove_now().err()),
+    );
+    detached
 }
 
 impl Drop for Attachment<'_> {
@@ -253,12 +309,64 @@ pub fn attach<'s>(
             attach_tracepoint(sys, prog.fd.as_fd(), category, name)
         }
         ProgramKind::Kprobe { function } => {
-            attach_kprobe(sys, prog.fd.as_fd(), function, false, method)
+            attach_kprobe(sys, prog.fd.as_fd(), function, false, method, None)
         }
         ProgramKind::Kretprobe { function } => {
-            attach_kprobe(sys, prog.fd.as_fd(), function, true, method)
+            attach_kprobe(sys, prog.fd.as_fd(), function, true, method, None)
         }
     }
+}
+
+/// Room for calls in flight at once that a return probe asks for where it can (tracefs):
+/// the kernel's default is max(10, 2 x CPUs), and every thread blocked in the function holds
+/// one. The kernel's ceiling is 4096.
+pub const KRETPROBE_MAXACTIVE: u32 = 1024;
+
+/// Attaches the return probe `prog` so that the calls it misses are counted: through tracefs
+/// kprobe_events with room for `maxactive` calls at once, its misses read at detach (see
+/// [`detach_all`]). Where only the kprobe PMU exists, attaches through it and says in the
+/// returned note that misses cannot be counted.
+pub fn attach_counting_misses<'s>(
+    sys: &'s dyn Sys,
+    prog: &LoadedProgram,
+    support: KprobeSupport,
+    maxactive: u32,
+) -> Result<(Attachment<'s>, Option<String>), AttachError> {
+    let ProgramKind::Kretprobe { function } = &prog.kind else {
+        return attach(sys, prog, support.method()?).map(|a| (a, None));
+    };
+    let why_not = match tracefs::root(sys) {
+        Ok(root) if has_kprobe_events(sys) => match kprobe_events::open_profile(sys, &root) {
+            Ok(profile) => {
+                let mut a = attach_kprobe(
+                    sys,
+                    prog.fd.as_fd(),
+                    function,
+                    true,
+                    KprobeMethod::TracefsEvents,
+                    Some(maxactive),
+                )?;
+                a.profile = Some(profile);
+                return Ok((a, None));
+            }
+            Err(e) => e,
+        },
+        Ok(_) => "tracefs has no kprobe_events".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let a = attach_kprobe(
+        sys,
+        prog.fd.as_fd(),
+        function,
+        true,
+        support.method()?,
+        None,
+    )?;
+    let note = format!(
+        "the misses of kretprobe {function} cannot be counted ({why_not}): calls beyond its \
+         instances would be lost unseen"
+    );
+    Ok((a, Some(note)))
 }
 
 /// Attaches a tracepoint program to CATEGORY/NAME; one program may be attached to several.
@@ -295,6 +403,7 @@ fn attach_kprobe<'s>(
     function: &str,
     retprobe: bool,
     method: KprobeMethod,
+    maxactive: Option<u32>,
 ) -> Result<Attachment<'s>, AttachError> {
     // Also keeps newlines and options out of the kprobe_events line.
     if !function
@@ -328,7 +437,7 @@ fn attach_kprobe<'s>(
         }
         KprobeMethod::TracefsEvents => {
             let root = tracefs::root(sys)?;
-            let (removal, id) = KprobeEvent::create(sys, &root, function, retprobe)?;
+            let (removal, id) = KprobeEvent::create(sys, &root, function, retprobe, maxactive)?;
             // On error `removal` drops after the perf fd is gone, removing the entry.
             let fd = perf::open_with_program(
                 sys,

@@ -29,6 +29,10 @@ struct Kernel {
 
 impl Kernel {
     fn new() -> Self {
+        Self::with_kprobe_events(true)
+    }
+
+    fn with_kprobe_events(kprobe_events: bool) -> Self {
         let k = Kernel {
             fake: FakeSys::new(),
             next_id: Cell::new(2000),
@@ -40,7 +44,9 @@ impl Kernel {
             format!("{TRACING}/events/header_page"),
             "field: u64 timestamp;\n",
         );
-        k.fake.set_file(format!("{TRACING}/kprobe_events"), "");
+        if kprobe_events {
+            k.fake.set_file(format!("{TRACING}/kprobe_events"), "");
+        }
         k
     }
 
@@ -469,8 +475,9 @@ fn detach_all_closes_every_event_then_removes_the_entries() {
 
     // The fake kernel refuses a removal while its perf fd is open: no error means every fd
     // was closed before the entries went.
-    let errors = detach_all(attachments);
-    assert!(errors.is_empty(), "{errors:?}");
+    let detached = detach_all(attachments);
+    assert!(detached.errors.is_empty(), "{detached:?}");
+    assert!(detached.missed.is_empty(), "no attachment counts misses");
     assert!(!k.still_open(12));
     assert!(k.ids.borrow().is_empty(), "both entries removed");
     let removals: Vec<String> = k.writes().into_iter().skip(2).map(|w| w.1).collect();
@@ -480,6 +487,96 @@ fn detach_all_closes_every_event_then_removes_the_entries() {
     );
     let disables = k.ioctls().iter().filter(|i| i.0 == 0x2401).count();
     assert_eq!(disables, 3, "each event disabled first");
+}
+
+fn kretprobe(function: &str) -> LoadedProgram {
+    program(ProgramKind::Kretprobe {
+        function: function.into(),
+    })
+}
+
+#[test]
+fn a_return_probe_counting_misses_goes_through_kprobe_events_and_reports_them() {
+    let k = Kernel::new();
+    k.fake.set_file(format!("{TRACING}/kprobe_profile"), "");
+    let pmu = KprobeSupport::Pmu {
+        perf_type: 6,
+        retprobe_bit: 0,
+    };
+    let (a, note) = attach_counting_misses(&k, &kretprobe("inet_csk_accept"), pmu, 7).unwrap();
+    assert_eq!(note, None);
+    assert!(a.counts_misses());
+    let name = a.kprobe_event_name().unwrap().to_string();
+    assert_eq!(k.writes()[0].1, format!("r7:{name} inet_csk_accept\n"));
+    let plain = attach(
+        &k,
+        &kretprobe("tcp_v4_connect"),
+        KprobeMethod::TracefsEvents,
+    )
+    .unwrap();
+    let other = plain.kprobe_event_name().unwrap().to_string();
+    k.fake.set_file(
+        format!("{TRACING}/kprobe_profile"),
+        format!("  {other}   5   2\n  {name}                40              39\n"),
+    );
+    let detached = detach_all(vec![a, plain]);
+    assert!(detached.errors.is_empty(), "{detached:?}");
+    assert_eq!(
+        detached.missed,
+        vec![("kretprobe inet_csk_accept".to_string(), 39)],
+        "only the counting attachment's misses, read before its entry went"
+    );
+    assert!(k.ids.borrow().is_empty(), "both entries removed");
+}
+
+#[test]
+fn unreadable_misses_are_a_warning_not_a_silent_zero() {
+    let k = Kernel::new();
+    k.fake
+        .set_file(format!("{TRACING}/kprobe_profile"), "  other 1 1\n");
+    let (a, _) = attach_counting_misses(
+        &k,
+        &kretprobe("inet_csk_accept"),
+        KprobeSupport::TracefsOnly,
+        1,
+    )
+    .unwrap();
+    let detached = detach_all(vec![a]);
+    assert!(detached.missed.is_empty());
+    let [e] = &detached.errors[..] else {
+        panic!("{detached:?}")
+    };
+    assert!(
+        e.to_string()
+            .starts_with("cannot read the misses of kretprobe inet_csk_accept"),
+        "{e}"
+    );
+    // No kprobe_profile at all: attached without counting, and said so.
+    let k = Kernel::new();
+    let (a, note) = attach_counting_misses(
+        &k,
+        &kretprobe("inet_csk_accept"),
+        KprobeSupport::TracefsOnly,
+        1,
+    )
+    .unwrap();
+    assert!(!a.counts_misses());
+    assert!(note
+        .unwrap()
+        .contains("cannot be counted (opening /sys/kernel/tracing/kprobe_profile failed"));
+}
+
+#[test]
+fn without_kprobe_events_a_counting_return_probe_says_it_cannot_count() {
+    let k = Kernel::with_kprobe_events(false);
+    let pmu = KprobeSupport::Pmu {
+        perf_type: 6,
+        retprobe_bit: 0,
+    };
+    let (a, note) = attach_counting_misses(&k, &kretprobe("inet_csk_accept"), pmu, 7).unwrap();
+    assert!(!a.counts_misses());
+    assert!(a.kprobe_event_name().is_none(), "attached through the PMU");
+    assert!(note.unwrap().contains("cannot be counted"));
 }
 
 #[test]

@@ -67,12 +67,17 @@
 .equ NEG_EISCONN, -106
 .equ BPF_ANY, 0
 
+; Keys of the `drops` map: why a record could not be sent (LossReason in src/event.rs).
+.equ DROP_RING_FULL, 0         ; perf_event_output failed: the ring was full
+.equ DROP_RETURN_MISSED, 1     ; a kretprobe missed a call's return
+.equ DROP_STATE_FULL, 2        ; a map that holds state between hooks was full
+
 .map events, perf_event_array, 4, 4, 0          ; max_entries 0: the loader sets the CPU count
 .map config, array, 4, 16, 1
 .map ports, hash, 4, 4, 64
 .map connecting, hash, 8, 40, 10240
 .map conns, lru_hash, 8, 144, 16384            ; connects in flight; preallocated, so sized for start-up too
-.map drops, percpu_array, 4, 8, 1              ; records perf_event_output could not write, per CPU
+.map drops, percpu_array, 4, 8, 3              ; records the probes could not send, per CPU, by DROP_*
 
 ; Zero the 144 bytes at r10-144 .. r10-1 (the verifier wants every byte we send initialised).
 .macro zero_stack
@@ -281,15 +286,22 @@ done\@:
     if r0 == 0 goto sent\@
     ; A full ring (or a CPU without one): count it here, exactly. The ring's own LOST records
     ; are only written once it has room again.
-    *(u32 *)(r10 - 160) = 0
+    count_drop DROP_RING_FULL
+sent\@:
+.endm
+
+; Count one record that could not be sent, in the `drops` slot `reason` of this CPU.
+; Clobbers r0-r5 and the scratch slot r10-160.
+.macro count_drop reason
+    *(u32 *)(r10 - 160) = \reason
     r2 = r10
     r2 += -160
     r1 = map drops ll
     call bpf_map_lookup_elem
-    if r0 == 0 goto sent\@
+    if r0 == 0 goto done\@
     r1 = 1
     lock *(u64 *)(r0 + 0) += r1
-sent\@:
+done\@:
 .endm
 
 ; Store the stack event's kind and timestamp (now).
@@ -437,6 +449,9 @@ out\@:
     r8 += -128
     fill_local r7, r8
     fill_remote r7, r8
+    ; A socket with no peer is not an accepted one (MPTCP grafts its connecting subflows).
+    r1 = *(u16 *)(r8 + EV_REMOTE_PORT)
+    if r1 == 0 goto out\@
     filter_addr r8, EV_LOCAL_PORT, out\@
     stamp r8, KIND_ACCEPT
     task_info r8

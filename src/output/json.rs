@@ -5,7 +5,7 @@ use super::clock::TimestampFormatter;
 use super::digits::{push_hex16, push_u64};
 use super::error_name;
 use super::escape::{push_json_plain, push_json_string};
-use crate::event::Event;
+use crate::event::{Event, Loss};
 
 /// Appends one event line, newline included.
 pub fn push_event(out: &mut Vec<u8>, ev: &Event, ts: &mut TimestampFormatter, unix_ns: i64) {
@@ -57,19 +57,20 @@ pub fn push_event(out: &mut Vec<u8>, ev: &Event, ts: &mut TimestampFormatter, un
     out.extend_from_slice(b"}\n");
 }
 
-/// Appends a lost-records line: `{"ts":...,"event":"lost","cpu":1,"count":17}`.
-pub fn push_lost(
-    out: &mut Vec<u8>,
-    ts: &mut TimestampFormatter,
-    unix_ns: i64,
-    cpu: u32,
-    count: u64,
-) {
+/// Appends a lost-records line:
+/// `{"ts":...,"event":"lost","cpu":1,"count":17,"reason":"ring_full"}` (cpu null when the
+/// loss belongs to no CPU).
+pub fn push_lost(out: &mut Vec<u8>, ts: &mut TimestampFormatter, unix_ns: i64, loss: &Loss) {
     out.extend_from_slice(b"{\"ts\":\"");
     ts.push(out, unix_ns);
     out.extend_from_slice(b"\",\"event\":\"lost\",\"cpu\":");
-    push_u64(out, cpu.into());
+    match loss.cpu {
+        Some(cpu) => push_u64(out, cpu.into()),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"count\":");
-    push_u64(out, count);
-    out.extend_from_slice(b"}\n");
+    push_u64(out, loss.count);
+    out.extend_from_slice(b",\"reason\":\"");
+    out.extend_from_slice(loss.reason.name().as_bytes());
+    out.extend_from_slice(b"\"}\n");
 }

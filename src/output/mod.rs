@@ -13,7 +13,7 @@ mod text;
 
 pub use clock::Clock;
 
-use crate::event::Event;
+use crate::event::{Event, Loss};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -71,23 +71,17 @@ impl Printer {
         }
     }
 
-    /// Appends a notice that `count` records were lost on `cpu`; `ts_ns` is CLOCK_MONOTONIC
-    /// (perf's lost records carry no time: pass [`Clock::monotonic_now_ns`]). JSON makes it a
-    /// record of the stream; text makes it a message for stderr, so that the table stays clean.
-    pub fn lost(&mut self, cpu: u32, count: u64, ts_ns: u64, out: &mut Vec<u8>) -> Stream {
+    /// Appends a notice of lost records; `ts_ns` is CLOCK_MONOTONIC (perf's lost records
+    /// carry no time: pass [`Clock::monotonic_now_ns`]). JSON makes it a record of the
+    /// stream; text makes it a message for stderr, so that the table stays clean.
+    pub fn lost(&mut self, loss: &Loss, ts_ns: u64, out: &mut Vec<u8>) -> Stream {
         match self.format {
             Format::Json => {
-                json::push_lost(
-                    out,
-                    &mut self.timestamps,
-                    self.clock.unix_ns(ts_ns),
-                    cpu,
-                    count,
-                );
+                json::push_lost(out, &mut self.timestamps, self.clock.unix_ns(ts_ns), loss);
                 Stream::Stdout
             }
             Format::Text { .. } => {
-                text::push_lost(out, cpu, count);
+                text::push_lost(out, loss);
                 Stream::Stderr
             }
         }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::event::{Comm, Family, Kind};
+use crate::event::{Comm, Family, Kind, LossReason};
 use std::net::SocketAddr;
 
 /// 2026-11-28T02:30:00Z is 1795833000 s after the epoch; events happen at monotonic 5 s.
@@ -158,14 +158,35 @@ fn json_unknown_errno_still_a_string() {
     assert!(json_line(&ev).ends_with("\"error\":\"E512\",\"latency_us\":0}\n"));
 }
 
+fn loss(cpu: Option<u32>, count: u64, reason: LossReason) -> Loss {
+    Loss { cpu, count, reason }
+}
+
 #[test]
 fn json_lost() {
     let mut printer = Printer::new(Format::Json, Clock::with_offset(OFFSET_NS));
     let mut out = Vec::new();
-    assert_eq!(printer.lost(1, 17, 5_000_000_000, &mut out), Stream::Stdout);
+    assert_eq!(
+        printer.lost(
+            &loss(Some(1), 17, LossReason::RingFull),
+            5_000_000_000,
+            &mut out
+        ),
+        Stream::Stdout
+    );
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "{\"ts\":\"2026-11-28T02:30:00.000000Z\",\"event\":\"lost\",\"cpu\":1,\"count\":17}\n"
+        "{\"ts\":\"2026-11-28T02:30:00.000000Z\",\"event\":\"lost\",\"cpu\":1,\"count\":17,\"reason\":\"ring_full\"}\n"
+    );
+    let mut out = Vec::new();
+    printer.lost(
+        &loss(None, 3, LossReason::ReturnMissed),
+        5_000_000_000,
+        &mut out,
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "{\"ts\":\"2026-11-28T02:30:00.000000Z\",\"event\":\"lost\",\"cpu\":null,\"count\":3,\"reason\":\"return_missed\"}\n"
     );
 }
 
@@ -173,11 +194,17 @@ fn json_lost() {
 fn text_lost_goes_to_stderr() {
     let mut printer = Printer::new(Format::Text { timestamps: true }, Clock::with_offset(0));
     let mut out = Vec::new();
-    assert_eq!(printer.lost(1, 17, 0, &mut out), Stream::Stderr);
-    assert_eq!(out, b"lost 17 events on CPU 1\n");
+    assert_eq!(
+        printer.lost(&loss(Some(1), 17, LossReason::RingFull), 0, &mut out),
+        Stream::Stderr
+    );
+    assert_eq!(out, b"lost 17 events on CPU 1 (ring full)\n");
     out.clear();
-    printer.lost(3, 1, 0, &mut out);
-    assert_eq!(out, b"lost 1 event on CPU 3\n");
+    printer.lost(&loss(Some(3), 1, LossReason::StateFull), 0, &mut out);
+    assert_eq!(out, b"lost 1 event on CPU 3 (state map full)\n");
+    out.clear();
+    printer.lost(&loss(None, 2, LossReason::InFlight), 0, &mut out);
+    assert_eq!(out, b"lost 2 events (connect call unfinished at exit)\n");
 }
 
 /// Reads a flat JSON object of strings, numbers and nulls; returns its keys in order and
@@ -255,9 +282,9 @@ fn every_json_line_has_exactly_the_documented_keys() {
     }
     let mut printer = Printer::new(Format::Json, Clock::with_offset(OFFSET_NS));
     let mut out = Vec::new();
-    printer.lost(0, u64::MAX, 0, &mut out);
+    printer.lost(&loss(Some(0), u64::MAX, LossReason::RingFull), 0, &mut out);
     let lost = String::from_utf8(out).unwrap();
-    assert_eq!(json_keys(&lost), ["ts", "event", "cpu", "count"]);
+    assert_eq!(json_keys(&lost), ["ts", "event", "cpu", "count", "reason"]);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use super::addr::push_ip;
 use super::digits::{push_u64, push_u64_zero_padded};
 use super::error_name;
 use super::escape::push_text_escaped;
-use crate::event::{Event, Family};
+use crate::event::{Event, Family, Loss};
 
 /// Column titles and minimum widths. A wider value (a long IPv6 address) pushes the rest of
 /// its line right rather than being cut: losing digits of an address would be worse.
@@ -69,17 +69,22 @@ pub fn push_event(out: &mut Vec<u8>, ev: &Event, elapsed_ns: Option<u64>) {
     end_line(out);
 }
 
-/// The notice for lost records, meant for stderr: `lost 17 events on CPU 1`.
-pub fn push_lost(out: &mut Vec<u8>, cpu: u32, count: u64) {
+/// The notice for lost records, meant for stderr: `lost 17 events on CPU 1 (ring full)`.
+pub fn push_lost(out: &mut Vec<u8>, loss: &Loss) {
     out.extend_from_slice(b"lost ");
-    push_u64(out, count);
-    out.extend_from_slice(if count == 1 {
-        b" event on CPU "
+    push_u64(out, loss.count);
+    out.extend_from_slice(if loss.count == 1 {
+        b" event"
     } else {
-        b" events on CPU "
+        b" events"
     });
-    push_u64(out, cpu.into());
-    out.push(b'\n');
+    if let Some(cpu) = loss.cpu {
+        out.extend_from_slice(b" on CPU ");
+        push_u64(out, cpu.into());
+    }
+    out.extend_from_slice(b" (");
+    out.extend_from_slice(loss.reason.describe().as_bytes());
+    out.extend_from_slice(b")\n");
 }
 
 /// Writes a cell, then pads it to its width plus one separating space.

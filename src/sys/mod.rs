@@ -129,6 +129,15 @@ pub struct AppendFile {
     pub file: Option<std::fs::File>,
 }
 
+/// A file opened for reading ahead of time and read again later: tracefs `kprobe_profile`,
+/// read at exit, after conntrace has dropped the privileges needed to open it.
+#[derive(Debug)]
+pub struct HeldFile {
+    pub path: std::path::PathBuf,
+    /// The open file; None where a `Sys` keeps only the path (fakes).
+    pub file: Option<std::fs::File>,
+}
+
 pub const PERF_ATTR_SIZE: u32 = std::mem::size_of::<PerfEventAttr>() as u32;
 
 /// The kernel interface conntrace uses. Implemented by [`RealSys`] (the syscalls) and by
@@ -145,6 +154,16 @@ pub trait Sys {
     /// Copies the value at `key` into `value` (for a per-CPU map: one 8-byte-aligned slot per
     /// possible CPU).
     fn map_lookup(&self, map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> SysResult<()>;
+    /// The key after `key` (the first with None) into `next`; false when there is none.
+    /// Fakes that script no map contents see an empty map.
+    fn map_next_key(
+        &self,
+        _map: BorrowedFd<'_>,
+        _key: Option<&[u8]>,
+        _next: &mut [u8],
+    ) -> SysResult<bool> {
+        Ok(false)
+    }
     /// On failure the verifier's log, as far as it fits, is in `log`.
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd>;
     fn perf_event_open(
@@ -181,6 +200,19 @@ pub trait Sys {
             path: path.to_path_buf(),
             file: None,
         })
+    }
+    /// Opens an existing file for reading and keeps it open. The default keeps the path only,
+    /// so fakes see every later [`Sys::read_held`] as a `read_file` call.
+    fn open_held(&self, path: &Path) -> io::Result<HeldFile> {
+        self.read_file(path)?;
+        Ok(HeldFile {
+            path: path.to_path_buf(),
+            file: None,
+        })
+    }
+    /// Reads a file from `open_held` from its start, as it is now.
+    fn read_held(&self, file: &HeldFile) -> io::Result<Vec<u8>> {
+        self.read_file(&file.path)
     }
     /// Writes `data` to a file from `open_append`, in one write (a tracefs command).
     fn append(&self, file: &AppendFile, data: &[u8]) -> io::Result<()> {

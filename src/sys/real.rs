@@ -1,7 +1,8 @@
 //! [`Sys`] over the real system calls.
 
 use super::{
-    AppendFile, MapCreate, PerfEventAttr, ProgLoad, Sys, SysError, SysResult, PERF_ATTR_SIZE,
+    AppendFile, HeldFile, MapCreate, PerfEventAttr, ProgLoad, Sys, SysError, SysResult,
+    PERF_ATTR_SIZE,
 };
 use std::ffi::CString;
 use std::io::{self, Write};
@@ -13,6 +14,7 @@ use std::ptr::NonNull;
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 const BPF_PROG_LOAD: libc::c_long = 5;
 
 #[repr(C)]
@@ -140,6 +142,27 @@ impl Sys for RealSys {
         // The kernel writes value_size (x possible CPUs for per-CPU maps) bytes: the caller
         // sized `value` from the map definition.
         bpf(BPF_MAP_LOOKUP_ELEM, &mut attr, "bpf(BPF_MAP_LOOKUP_ELEM)").map(|_| ())
+    }
+
+    fn map_next_key(
+        &self,
+        map: BorrowedFd<'_>,
+        key: Option<&[u8]>,
+        next: &mut [u8],
+    ) -> SysResult<bool> {
+        let mut attr = MapElemAttr {
+            map_fd: map.as_raw_fd() as u32,
+            // No key asks for the first one.
+            key: key.map_or(0, |k| k.as_ptr() as u64),
+            value: next.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        // The kernel writes key_size bytes to `next`: the caller sized it from the map.
+        match bpf(BPF_MAP_GET_NEXT_KEY, &mut attr, "bpf(BPF_MAP_GET_NEXT_KEY)") {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno == libc::ENOENT => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd> {
@@ -327,6 +350,29 @@ impl Sys for RealSys {
             path: path.to_path_buf(),
             file: Some(file),
         })
+    }
+
+    fn open_held(&self, path: &Path) -> io::Result<HeldFile> {
+        let file = std::fs::File::open(path)?;
+        Ok(HeldFile {
+            path: path.to_path_buf(),
+            file: Some(file),
+        })
+    }
+
+    fn read_held(&self, file: &HeldFile) -> io::Result<Vec<u8>> {
+        match &file.file {
+            Some(f) => {
+                use std::io::{Read, Seek};
+                let mut f: &std::fs::File = f;
+                // tracefs files are seq_files: back to 0 reads them anew.
+                f.seek(io::SeekFrom::Start(0))?;
+                let mut bytes = Vec::new();
+                f.read_to_end(&mut bytes)?;
+                Ok(bytes)
+            }
+            None => self.read_file(&file.path),
+        }
     }
 
     fn append(&self, file: &AppendFile, data: &[u8]) -> io::Result<()> {

@@ -87,6 +87,15 @@ pub enum KprobeListing {
 }
 
 impl BackendRun {
+    /// Every value of `key` in this backend's EXPECT line(s), in order.
+    pub fn expect_values(&self, key: &str) -> Vec<&str> {
+        self.expect
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// The value of `key` in this backend's EXPECT line(s).
     pub fn expect_value(&self, key: &str) -> Option<&str> {
         self.expect

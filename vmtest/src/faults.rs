@@ -91,7 +91,7 @@ pub fn check_kprobe_events_during(run: &BackendRun, ipv6: bool, failures: &mut V
     let mut wanted = vec![
         ('p', "tcp_v4_connect"),
         ('r', "tcp_v4_connect"),
-        ('r', "inet_csk_accept"),
+        ('p', "tcp_connect"),
     ];
     if ipv6 {
         wanted.extend([('p', "tcp_v6_connect"), ('r', "tcp_v6_connect")]);
@@ -109,7 +109,22 @@ pub fn check_kprobe_events_during(run: &BackendRun, ipv6: bool, failures: &mut V
             ));
         }
     }
+    // Every kernel of the suite has an entry hook for accepts: the return probe of
+    // inet_csk_accept, which misses accepts, is only a last resort.
+    if !ours
+        .iter()
+        .any(|&(k, f)| k == 'p' && ACCEPT_ENTRY_HOOKS.contains(&f))
+    {
+        failures.push(format!(
+            "kprobe_events has no entry probe for accepts ({}) while attached; it listed: {}",
+            ACCEPT_ENTRY_HOOKS.join(" or "),
+            entries.join(" | ")
+        ));
+    }
 }
+
+/// The kprobe backend's entry probes for accepts (src/backend.rs, ACCEPT_HOOKS).
+const ACCEPT_ENTRY_HOOKS: [&str; 2] = ["security_sock_graft", "__inet_accept"];
 
 /// "r16:kprobes/conntrace_9_1 inet_csk_accept+0" -> ('r', "conntrace_9_1", "inet_csk_accept").
 fn parse_entry(entry: &str) -> Option<(char, &str, &str)> {
@@ -265,7 +280,8 @@ mod tests {
             "r10:kprobes/conntrace_118_1 tcp_v4_connect",
             "p:kprobes/conntrace_118_2 tcp_v6_connect",
             "r10:kprobes/conntrace_118_3 tcp_v6_connect",
-            "r10:kprobes/conntrace_118_4 inet_csk_accept",
+            "p:kprobes/conntrace_118_4 tcp_connect",
+            "p:kprobes/conntrace_118_5 security_sock_graft",
         ]
         .iter()
         .enumerate()
@@ -420,7 +436,7 @@ mod tests {
                 "conntrace_77_0 tcp_v4_connect",
             )
             .replace(
-                "CTVM KPROBE_EVENTS_DURING r entry r10:kprobes/conntrace_118_4 inet_csk_accept\n",
+                "CTVM KPROBE_EVENTS_DURING r entry p:kprobes/conntrace_118_5 security_sock_graft\n",
                 "",
             );
         let f = cleanup_failures(&text, CleanupCase::Sigint, true);
@@ -434,7 +450,20 @@ mod tests {
             "{f:#?}"
         );
         assert!(
-            f[2].starts_with("kprobe_events has no kretprobe entry for inet_csk_accept"),
+            f[2].starts_with(
+                "kprobe_events has no entry probe for accepts (security_sock_graft or __inet_accept)"
+            ),
+            "{f:#?}"
+        );
+        // The return probe alone is not enough on the suite's kernels.
+        let text = good.replace(
+            "p:kprobes/conntrace_118_5 security_sock_graft",
+            "r10:kprobes/conntrace_118_5 inet_csk_accept",
+        );
+        let f = cleanup_failures(&text, CleanupCase::Sigint, true);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(
+            f[0].starts_with("kprobe_events has no entry probe for accepts"),
             "{f:#?}"
         );
 

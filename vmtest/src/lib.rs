@@ -8,4 +8,5 @@ pub mod faults;
 pub mod json;
 pub mod plan;
 pub mod runs;
+pub mod storm;
 pub mod verdict;

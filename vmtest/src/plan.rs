@@ -34,6 +34,9 @@ pub enum Pass {
     Unprivileged,
     /// The kprobe backend with `--btf none`.
     NoBtf,
+    /// Accepts by threads blocked before conntrace started, forty accepts and forty connects
+    /// at once, on both backends; then the kprobe fallback with its misses forced.
+    Storm,
 }
 
 impl Pass {
@@ -47,12 +50,13 @@ impl Pass {
             Pass::CpuOffline => "cpu-offline",
             Pass::Unprivileged => "unprivileged",
             Pass::NoBtf => "nobtf",
+            Pass::Storm => "storm",
         }
     }
 }
 
 /// Every pass, in the order a VM runs them.
-const ALL_PASSES: [Pass; 7] = [
+const ALL_PASSES: [Pass; 8] = [
     Pass::TracefsMethod,
     Pass::NoTracefs,
     Pass::CleanupKprobe,
@@ -60,6 +64,7 @@ const ALL_PASSES: [Pass; 7] = [
     Pass::CpuOffline,
     Pass::Unprivileged,
     Pass::NoBtf,
+    Pass::Storm,
 ];
 
 /// One VM boot.
@@ -180,7 +185,8 @@ pub const USAGE: &str = "usage: vmtest [--arch x86_64|aarch64] [--kernel 6.1|6.1
   Boots Debian cloud kernels under qemu with conntrace in an initramfs and checks its events.\n\
   Besides one run per backend, each VM runs fault passes: kprobes through tracefs\n\
   kprobe_events, tracefs unmounted, cleanup after every way of ending, CPU 1 offline, an\n\
-  unprivileged user and `--btf none` (--no-passes skips them).\n\
+  unprivileged user, `--btf none`, and a storm of blocked and simultaneous accepts and\n\
+  connects (--no-passes skips them).\n\
   --all boots the CI matrix: x86_64 6.1, x86_64 6.12, aarch64 6.1, x86_64 6.1 without IPv6\n\
   (CPU offline only on the first, tracepoint cleanup only on x86_64; the no-IPv6 boot runs\n\
   the tracefs, unprivileged and no-BTF passes only).\n\
@@ -345,7 +351,7 @@ mod tests {
         assert_eq!(
             vm.kernel_cmdline(),
             "console=ttyAMA0 panic=-1 quiet loglevel=4 ct.backends=tracepoint \
-             ct.passes=tracefs-method,no-tracefs,cleanup-kprobe,cleanup-tracepoint,cpu-offline,unprivileged,nobtf \
+             ct.passes=tracefs-method,no-tracefs,cleanup-kprobe,cleanup-tracepoint,cpu-offline,unprivileged,nobtf,storm \
              ct.ipv6=0 ipv6.disable=1"
         );
         let plan = parse_args(&args("--no-passes")).unwrap();

@@ -23,6 +23,9 @@ pub enum Check {
     },
     /// conntrace as uid 1000 without capabilities.
     Unprivileged,
+    /// The accept/connect storm: every accept and connect reported, or (with `misses`, the
+    /// kprobe fallback forced to miss) every one printed or counted as lost.
+    Storm { misses: bool },
 }
 
 /// What a scenario run adds to the usual checks.
@@ -145,6 +148,18 @@ pub fn expected(spec: &VmSpec) -> Vec<RunSpec> {
                 name: "unprivileged".into(),
                 check: Check::Unprivileged,
             }),
+            Pass::Storm => {
+                for (name, misses) in [
+                    ("storm-kprobe", false),
+                    ("storm-tracepoint", false),
+                    ("storm-kprobe-misses", true),
+                ] {
+                    runs.push(RunSpec {
+                        name: name.into(),
+                        check: Check::Storm { misses },
+                    });
+                }
+            }
             Pass::CleanupKprobe | Pass::CleanupTracepoint => {
                 let kprobe = *pass == Pass::CleanupKprobe;
                 let backend = if kprobe { "kprobe" } else { "tracepoint" };
@@ -172,7 +187,7 @@ mod tests {
     fn names_follow_the_init() {
         let spec = &parse_args(&[]).unwrap().vms[0];
         let names: Vec<String> = expected(spec).into_iter().map(|r| r.name).collect();
-        assert_eq!(names.len(), 2 + 1 + 1 + 12 + 1 + 1 + 1, "{names:?}");
+        assert_eq!(names.len(), 2 + 1 + 1 + 12 + 1 + 1 + 1 + 3, "{names:?}");
         assert_eq!(
             names.get(..4).unwrap(),
             [
@@ -186,7 +201,14 @@ mod tests {
         assert_eq!(names[15], "cleanup-tracepoint-write-error");
         assert_eq!(
             names.get(16..).unwrap(),
-            ["kprobe-cpu1off", "unprivileged", "kprobe-nobtf"]
+            [
+                "kprobe-cpu1off",
+                "unprivileged",
+                "kprobe-nobtf",
+                "storm-kprobe",
+                "storm-tracepoint",
+                "storm-kprobe-misses"
+            ]
         );
     }
 

@@ -68,7 +68,7 @@ impl VmVerdict {
 }
 
 /// The keys of a `lost` record, in order.
-pub const LOST_FIELDS: [&str; 4] = ["ts", "event", "cpu", "count"];
+pub const LOST_FIELDS: [&str; 5] = ["ts", "event", "cpu", "count", "reason"];
 
 /// The record fields of the JSON contract (DESIGN.md), in order: the one statement of it the
 /// tests share (VM harness, host tests, output unit tests), kept apart from the writer so a
@@ -120,6 +120,22 @@ pub fn verify(console: &Console, spec: &VmSpec) -> VmVerdict {
             .general
             .push("`conntrace check` did not report an exit status".into()),
     }
+    // `check` names the hooks; on every kernel of the suite accepts have an entry probe.
+    let hooks = console
+        .check_out
+        .iter()
+        .find_map(|l| l.strip_prefix("hooks").map(str::trim));
+    match hooks {
+        Some(h)
+            if h.contains("connect: kprobe tcp_v4_connect")
+                && h.contains("kprobe tcp_connect")
+                && (h.ends_with("accept: kprobe security_sock_graft")
+                    || h.ends_with("accept: kprobe __inet_accept")) => {}
+        other => v.general.push(format!(
+            "`conntrace check` does not name an entry probe for accepts and tcp_connect for \
+             connects; its hooks line: {other:?}"
+        )),
+    }
     for expected in runs::expected(spec) {
         let verdict = match console.backend(&expected.name) {
             Some(run) => match expected.check {
@@ -129,6 +145,7 @@ pub fn verify(console: &Console, spec: &VmSpec) -> VmVerdict {
                     kprobe_events_during,
                 } => faults::verify_cleanup(run, case, kprobe_events_during, ipv6),
                 Check::Unprivileged => faults::verify_unprivileged(run),
+                Check::Storm { misses } => crate::storm::verify(run, misses),
             },
             None => BackendVerdict {
                 backend: expected.name.clone(),
@@ -751,7 +768,7 @@ mod tests {
             EXPECT.into(),
             "CTVM KPROBE_EVENTS_AFTER kprobe end".into(),
             "CTVM PROGS kprobe before=0 during=6 after=0".into(),
-            "CTVM CHECK_OUT all good".into(),
+            "CTVM CHECK_OUT hooks          connect: kprobe tcp_v4_connect, kprobe tcp_connect; accept: kprobe security_sock_graft".into(),
             "CTVM CHECK_EXIT code=0".into(),
             "CTVM DONE".into(),
         ];
@@ -886,6 +903,7 @@ mod tests {
             .replace("CTVM EXIT kprobe code=0", "CTVM EXIT kprobe signal=9")
             .replace("CTVM KPROBE_EVENTS_AFTER kprobe end", "CTVM KPROBE_EVENTS_AFTER kprobe entry p:kprobes/ct_1 tcp_v4_connect\nCTVM KPROBE_EVENTS_AFTER kprobe end")
             .replace("CTVM CHECK_EXIT code=0", "CTVM CHECK_EXIT code=1")
+            .replace("accept: kprobe security_sock_graft", "accept: kretprobe inet_csk_accept")
             .replace("CTVM ATTACHED kprobe 0.3", "CTVM ATTACH_FAILED kprobe exited code=0 before attaching")
             .replace("CTVM STDERR kprobe conntrace: attached 7 probes (kprobe)", "CTVM STDERR kprobe oops")
             .replace("CTVM DONE", "");
@@ -894,6 +912,7 @@ mod tests {
             "conntrace exited signal=9 after SIGINT",
             "kprobe_events still lists entries after conntrace exited: p:kprobes/ct_1 tcp_v4_connect",
             "`conntrace check` exited code=1",
+            "`conntrace check` does not name an entry probe for accepts",
             "conntrace did not attach: exited code=0 before attaching",
             "no \"conntrace: attached\" line; it said: oops | conntrace: 9 events",
             "the init did not finish",
@@ -924,7 +943,14 @@ mod tests {
 
     /// The good console as the named run of a fault pass.
     fn as_run(name: &str) -> String {
-        good_console().replace(" kprobe ", &format!(" {name} "))
+        good_console()
+            .lines()
+            .map(|l| match l.starts_with("CTVM CHECK_OUT") {
+                true => l.to_string(),
+                false => l.replace(" kprobe ", &format!(" {name} ")),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     #[test]
@@ -979,7 +1005,8 @@ mod tests {
             "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry r10:kprobes/conntrace_50_1 tcp_v4_connect",
             "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry p:kprobes/conntrace_50_2 tcp_v6_connect",
             "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry r10:kprobes/conntrace_50_3 tcp_v6_connect",
-            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry r10:kprobes/conntrace_50_4 inet_csk_accept",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry p:kprobes/conntrace_50_4 tcp_connect",
+            "CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry p:kprobes/conntrace_50_5 security_sock_graft",
             "CTVM KPROBE_EVENTS_DURING kprobe-tracefs end",
         ]
         .join("\n");

@@ -11,6 +11,7 @@ mod passes;
 mod plan;
 mod report;
 mod scenario;
+mod storm;
 mod system;
 mod tracer;
 
@@ -26,6 +27,8 @@ fn main() {
     let result = match role {
         Some(scenario::SERVER_COMM) => scenario::server_main(rest),
         Some(scenario::CLIENT_COMM) => scenario::client_main(rest),
+        Some(storm::ACCEPTOR_COMM) => storm::acceptor_main(rest),
+        Some(storm::CLIENT_COMM) => storm::client_main(rest),
         _ => {
             pid1();
             return;
@@ -97,6 +100,7 @@ fn pid1() {
             plan::UNPRIVILEGED => passes::unprivileged(),
             plan::CLEANUP_KPROBE => cleanup::run_all("kprobe"),
             plan::CLEANUP_TRACEPOINT => cleanup::run_all("tracepoint"),
+            plan::STORM => passes::storm(&mut ctx),
             other => say("NOTE", &format!("unknown pass {other:?} skipped")),
         }
     }

@@ -75,6 +75,15 @@ pub fn no_btf(ctx: &mut Ctx) {
     scenario_run(ctx, run, &args, &[], false, &|| {});
 }
 
+/// Accepts by threads blocked before conntrace started and forty at once, and forty
+/// connects at once, on each backend; then the kprobe fallback with misses forced.
+pub fn storm(ctx: &mut Ctx) {
+    for backend in ["kprobe", "tracepoint"] {
+        crate::storm::blocked_before(backend, ctx.take_port());
+    }
+    crate::storm::forced_misses(ctx.take_port());
+}
+
 /// conntrace as uid 1000 without capabilities: it must refuse with a clear message.
 pub fn unprivileged() {
     let launch = Launch {

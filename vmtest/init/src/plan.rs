@@ -9,6 +9,7 @@ pub const CLEANUP_TRACEPOINT: &str = "cleanup-tracepoint";
 pub const CPU_OFFLINE: &str = "cpu-offline";
 pub const UNPRIVILEGED: &str = "unprivileged";
 pub const NO_BTF: &str = "nobtf";
+pub const STORM: &str = "storm";
 
 pub struct Plan {
     pub backends: Vec<String>,
