@@ -444,3 +444,44 @@ fn never_panics() {
         let _ = parse(&list);
     }
 }
+
+/// The options part of `--help`: the lines between "Options:" and the blank line after them.
+fn help_options() -> String {
+    let text = help();
+    let (_, after) = text
+        .split_once("\nOptions:\n")
+        .expect("help has an Options: section");
+    let (options, _) = after
+        .split_once("\n\n")
+        .expect("a blank line ends the options");
+    format!("{options}\n")
+}
+
+/// The first fenced block after README.md's "## Options" heading, without the fences.
+fn readme_options() -> String {
+    let readme = include_str!("../../README.md");
+    let (_, section) = readme
+        .split_once("\n## Options\n")
+        .expect("README.md has an ## Options section");
+    let (_, fenced) = section
+        .split_once("```\n")
+        .expect("the Options section has a fenced block");
+    let (block, _) = fenced.split_once("```").expect("the fenced block ends");
+    block.to_string()
+}
+
+/// The README shows the options exactly as the binary prints them, so it cannot drift again.
+#[test]
+fn readme_options_are_the_help() {
+    let (readme, help) = (readme_options(), help_options());
+    assert!(
+        readme == help,
+        "README.md's ## Options block differs from conntrace --help; paste this in:\n{help}"
+    );
+}
+
+/// The --pages line is a literal in the table, so check it names the real default.
+#[test]
+fn help_names_the_default_pages() {
+    assert!(help().contains(&format!("(default {DEFAULT_PAGES})")));
+}
