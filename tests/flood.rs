@@ -10,6 +10,9 @@
 //! accepts and closes. Generated events: connect + established per successful connect, and
 //! one accept per accept() that returned.
 
+#[path = "common/root.rs"]
+mod root;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -39,13 +42,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // SAFETY: geteuid has no preconditions.
-    let outcome = if unsafe { libc::geteuid() } != 0 {
-        Err("run as root: conntrace loads BPF programs".to_string())
-    } else {
-        flood(Duration::from_secs(seconds))
-    };
-    match outcome {
+    if !root::root_or_skip("flood") {
+        return;
+    }
+    match flood(Duration::from_secs(seconds)) {
         Ok(verdict) => {
             println!("flood ({seconds} s) ... ok\n{verdict}");
         }

@@ -12,6 +12,8 @@ mod cases;
 mod peer;
 #[path = "host/record.rs"]
 mod record;
+#[path = "common/root.rs"]
+mod root;
 #[path = "host/scenario.rs"]
 mod scenario;
 #[path = "host/tracer.rs"]
@@ -22,6 +24,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 fn main() {
     if let Ok(role) = std::env::var(peer::ROLE_VAR) {
         std::process::exit(peer::run_role(&role));
+    }
+    if !root::root_or_skip("host") {
+        return;
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let tests: Vec<(&str, cases::Test)> = if args.iter().any(|a| a == "--self-check") {
@@ -42,18 +47,13 @@ fn main() {
 
 /// Runs each test in turn, prints `name ... ok` or `name ... FAILED` and why; returns the failures.
 fn run_all(tests: &[(&str, cases::Test)]) -> usize {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
     // A panicking test is a failed test, reported like the others.
     std::panic::set_hook(Box::new(|_| {}));
     let mut failed = 0;
     for (name, test) in tests {
         let started = std::time::Instant::now();
-        let outcome = if root {
-            catch_unwind(AssertUnwindSafe(test)).unwrap_or_else(|panic| Err(panic_message(&panic)))
-        } else {
-            Err("run as root: conntrace loads BPF programs".into())
-        };
+        let outcome =
+            catch_unwind(AssertUnwindSafe(test)).unwrap_or_else(|panic| Err(panic_message(&panic)));
         match outcome {
             Ok(()) => println!("{name} ... ok ({:.1} s)", started.elapsed().as_secs_f64()),
             Err(message) => {

@@ -1,6 +1,9 @@
 //! Least privilege on the real kernel: once conntrace says its probes are attached, it holds
 //! no capability, runs as uid/gid 65534 with no_new_privs, still traces, and exits cleanly.
-//! Run as root (`cargo test --test privileges`).
+//! Run as root (`cargo test --test privileges`); as any other user it is skipped.
+
+#[path = "common/root.rs"]
+mod root;
 
 #[allow(dead_code)]
 #[path = "host/tracer.rs"]
@@ -22,12 +25,9 @@ fn status_field(status: &str, key: &str) -> String {
 
 #[test]
 fn privileges_are_dropped_after_attaching_and_tracing_goes_on() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "run as root: conntrace loads BPF programs"
-    );
+    if !root::root_or_skip("privileges") {
+        return;
+    }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let tracer = Tracer::attached(&["--json", "-P", &port]).unwrap_or_else(|e| panic!("{e}"));

@@ -2,8 +2,11 @@
 //! mount, and the few sysfs/tracefs file accesses attach needs.
 //!
 //! Everything above this module takes a `&dyn Sys`, so the loader, attach logic and ring
-//! reader run unchanged against [`fake::FakeSys`] in unit tests.
+//! reader run unchanged against `fake::FakeSys` in unit tests.
 
+// Tests only: the crate's unit tests, and the fuzz targets through the `test-util` feature.
+// Kept out of the binary.
+#[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 mod real;
 
@@ -141,7 +144,7 @@ pub struct HeldFile {
 pub const PERF_ATTR_SIZE: u32 = std::mem::size_of::<PerfEventAttr>() as u32;
 
 /// The kernel interface conntrace uses. Implemented by [`RealSys`] (the syscalls) and by
-/// [`fake::FakeSys`] (scripted, for tests).
+/// `fake::FakeSys` (scripted, for tests).
 pub trait Sys {
     fn map_create(&self, req: &MapCreate<'_>) -> SysResult<OwnedFd>;
     fn map_update(

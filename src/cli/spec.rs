@@ -1,0 +1,156 @@
+//! The option table: every option's spellings, value placeholder and help line. The parser
+//! looks options up here and the help is printed from it, so the two cannot disagree.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Opt {
+    Pid,
+    Uid,
+    Port,
+    Ipv4,
+    Ipv6,
+    Events,
+    Failed,
+    Json,
+    Timestamp,
+    Duration,
+    MaxEvents,
+    Backend,
+    Btf,
+    Pages,
+    Help,
+    Version,
+}
+
+pub(super) struct Spec {
+    pub(super) opt: Opt,
+    pub(super) short: Option<u8>,
+    pub(super) long: &'static str,
+    /// Placeholder shown in the help; None = a flag without a value.
+    pub(super) value: Option<&'static str>,
+    pub(super) help: &'static str,
+}
+
+pub(super) const SPECS: [Spec; 16] = [
+    spec(
+        Opt::Pid,
+        Some(b'p'),
+        "pid",
+        Some("PID"),
+        "only this process (by tgid)",
+    ),
+    spec(
+        Opt::Uid,
+        Some(b'u'),
+        "uid",
+        Some("UID"),
+        "only processes running as this numeric uid",
+    ),
+    spec(
+        Opt::Port,
+        Some(b'P'),
+        "port",
+        Some("PORT[,PORT...]"),
+        "only these ports (remote for connect, local for accept), max 64",
+    ),
+    spec(
+        Opt::Ipv4,
+        Some(b'4'),
+        "ipv4",
+        None,
+        "only IPv4 (IPv4-mapped IPv6 counts as IPv4)",
+    ),
+    spec(Opt::Ipv6, Some(b'6'), "ipv6", None, "only IPv6"),
+    spec(
+        Opt::Events,
+        Some(b'e'),
+        "events",
+        Some("LIST"),
+        "only these events: connect,established,failed,accept",
+    ),
+    spec(
+        Opt::Failed,
+        None,
+        "failed",
+        None,
+        "only failures (failed handshakes, connects refused at once)",
+    ),
+    spec(
+        Opt::Json,
+        Some(b'j'),
+        "json",
+        None,
+        "print JSON lines instead of a table",
+    ),
+    spec(
+        Opt::Timestamp,
+        Some(b't'),
+        "timestamp",
+        None,
+        "add a TIME(s) column (since first event)",
+    ),
+    spec(
+        Opt::Duration,
+        Some(b'd'),
+        "duration",
+        Some("SECS"),
+        "stop after this many seconds (fractions allowed)",
+    ),
+    spec(
+        Opt::MaxEvents,
+        Some(b'n'),
+        "max-events",
+        Some("N"),
+        "stop after printing N events",
+    ),
+    spec(
+        Opt::Backend,
+        None,
+        "backend",
+        Some("NAME"),
+        "auto (default: kprobe if possible), kprobe or tracepoint",
+    ),
+    spec(
+        Opt::Btf,
+        None,
+        "btf",
+        Some("PATH|none"),
+        "kernel BTF (raw or ELF vmlinux); none: built-in offsets",
+    ),
+    spec(
+        Opt::Pages,
+        None,
+        "pages",
+        Some("N"),
+        "ring data pages per CPU, a power of two (default 256)",
+    ),
+    spec(
+        Opt::Help,
+        Some(b'h'),
+        "help",
+        None,
+        "print this help and exit",
+    ),
+    spec(
+        Opt::Version,
+        Some(b'V'),
+        "version",
+        None,
+        "print the version and exit",
+    ),
+];
+
+const fn spec(
+    opt: Opt,
+    short: Option<u8>,
+    long: &'static str,
+    value: Option<&'static str>,
+    help: &'static str,
+) -> Spec {
+    Spec {
+        opt,
+        short,
+        long,
+        value,
+        help,
+    }
+}
