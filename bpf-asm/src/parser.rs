@@ -4,7 +4,8 @@
 
 use crate::error::{Diagnostic, Origin};
 use crate::insn::{
-    AluOp, AtomicOp, Instruction, JumpOp, Mode, OpCode, Reg, Size, Source, ATOMIC_FETCH,
+    AluOp, AluWidth, AtomicOp, AtomicSize, ByteSwap, Condition, Instruction, JumpWidth, OpCode,
+    Reg, SignedSize, Size, Source, ATOMIC_FETCH,
 };
 use crate::lexer::{lex, Tok, Token};
 use crate::macros::is_register_name;
@@ -163,19 +164,19 @@ fn alu_op(punct: &str) -> Option<(AluOp, bool)> {
     })
 }
 
-fn jump_op(punct: &str) -> Option<JumpOp> {
+fn condition(punct: &str) -> Option<Condition> {
     Some(match punct {
-        "==" => JumpOp::Jeq,
-        "!=" => JumpOp::Jne,
-        ">" => JumpOp::Jgt,
-        ">=" => JumpOp::Jge,
-        "<" => JumpOp::Jlt,
-        "<=" => JumpOp::Jle,
-        "s>" => JumpOp::Jsgt,
-        "s>=" => JumpOp::Jsge,
-        "s<" => JumpOp::Jslt,
-        "s<=" => JumpOp::Jsle,
-        "&" => JumpOp::Jset,
+        "==" => Condition::Eq,
+        "!=" => Condition::Ne,
+        ">" => Condition::Gt,
+        ">=" => Condition::Ge,
+        "<" => Condition::Lt,
+        "<=" => Condition::Le,
+        "s>" => Condition::Sgt,
+        "s>=" => Condition::Sge,
+        "s<" => Condition::Slt,
+        "s<=" => Condition::Sle,
+        "&" => Condition::Set,
         _ => return None,
     })
 }
@@ -188,13 +189,22 @@ struct RegOp {
     col: usize,
 }
 
-fn blank(opcode: OpCode) -> Instruction {
-    Instruction {
-        opcode,
-        dst: Reg::R0,
-        src: Reg::R0,
-        off: 0,
-        imm: 0,
+impl RegOp {
+    /// ALU64 for `rN`, ALU for `wN`.
+    fn alu_width(self) -> AluWidth {
+        if self.w {
+            AluWidth::W32
+        } else {
+            AluWidth::W64
+        }
+    }
+    /// JMP32 compares `wN`, JMP `rN`.
+    fn jump_width(self) -> JumpWidth {
+        if self.w {
+            JumpWidth::W32
+        } else {
+            JumpWidth::W64
+        }
     }
 }
 
@@ -464,17 +474,15 @@ impl<'a> Parser<'a> {
             Some(Tok::Ident(word)) => {
                 self.pos += 1;
                 match word.as_str() {
-                    "exit" => pending(blank(OpCode::jump(false, JumpOp::Exit, Source::Imm)), col),
+                    "exit" => pending(Instruction::new(OpCode::Exit), col),
                     "call" => self.call(col)?,
                     "goto" => {
-                        let mut p =
-                            pending(blank(OpCode::jump(false, JumpOp::Ja, Source::Imm)), col);
+                        let mut p = pending(Instruction::new(OpCode::Goto), col);
                         p.target = Some(self.target()?);
                         p
                     }
                     "gotol" => {
-                        let mut p =
-                            pending(blank(OpCode::jump(true, JumpOp::Ja, Source::Imm)), col);
+                        let mut p = pending(Instruction::new(OpCode::Gotol), col);
                         p.target = Some(self.target()?);
                         p
                     }
@@ -497,7 +505,7 @@ impl<'a> Parser<'a> {
     }
 
     fn call(&mut self, col: usize) -> PResult<PendingInsn> {
-        let mut p = pending(blank(OpCode::jump(false, JumpOp::Call, Source::Imm)), col);
+        let mut p = pending(Instruction::new(OpCode::Call), col);
         match self.peek_tok(0).cloned() {
             Some(Tok::Ident(name)) if !is_register_name(&name) => {
                 let name_col = self.col();
@@ -516,10 +524,10 @@ impl<'a> Parser<'a> {
         let dst = self.reg()?;
         let op_col = self.col();
         let op = match self.peek_tok(0) {
-            Some(Tok::Punct(p)) => jump_op(p),
+            Some(Tok::Punct(p)) => condition(p),
             _ => None,
         };
-        let Some(op) = op else {
+        let Some(cond) = op else {
             return Err(self.error_at(
                 op_col,
                 format!(
@@ -532,7 +540,12 @@ impl<'a> Parser<'a> {
         let mut p = if self.peek_is_reg() {
             let src = self.reg()?;
             self.same_width(dst, src)?;
-            let mut p = pending(blank(OpCode::jump(dst.w, op, Source::Reg)), col);
+            let opcode = OpCode::Jump {
+                width: dst.jump_width(),
+                cond,
+                source: Source::Reg,
+            };
+            let mut p = pending(Instruction::new(opcode), col);
             p.insn.src = src.reg;
             p
         } else {
@@ -541,7 +554,12 @@ impl<'a> Parser<'a> {
             } else {
                 ImmRange::I32
             };
-            let mut p = pending(blank(OpCode::jump(dst.w, op, Source::Imm)), col);
+            let opcode = OpCode::Jump {
+                width: dst.jump_width(),
+                cond,
+                source: Source::Imm,
+            };
+            let mut p = pending(Instruction::new(opcode), col);
             p.imm = Some((self.expr()?, range, false));
             p
         };
@@ -589,11 +607,11 @@ impl<'a> Parser<'a> {
         src: RegOp,
         imm: i32,
     ) -> PResult<PendingInsn> {
-        let wants_w = match (size, signed) {
-            (Size::DW, false) => false,
-            (Size::W, false) => true,
+        let size = match (AtomicSize::new(size), signed) {
+            (Some(size), false) => size,
             _ => return Err(self.error_at(col, "atomic operations work on u32 or u64 only")),
         };
+        let wants_w = size == AtomicSize::W;
         if src.w != wants_w {
             let r = if wants_w { "w" } else { "r" };
             return Err(self.error_at(
@@ -601,7 +619,7 @@ impl<'a> Parser<'a> {
                 format!("this atomic operation takes a {r}N register"),
             ));
         }
-        let mut p = pending(blank(OpCode::atomic(size)), col);
+        let mut p = pending(Instruction::new(OpCode::Atomic(size)), col);
         p.insn.dst = base.reg;
         p.insn.src = src.reg;
         p.insn.imm = i64::from(imm);
@@ -621,11 +639,19 @@ impl<'a> Parser<'a> {
             if src.w && size == Size::DW {
                 return Err(self.error_at(src.col, "a u64 store takes a 64-bit register rN"));
             }
-            let mut p = pending(blank(OpCode::store(Source::Reg, size)), col);
+            let opcode = OpCode::Store {
+                source: Source::Reg,
+                size,
+            };
+            let mut p = pending(Instruction::new(opcode), col);
             p.insn.src = src.reg;
             p
         } else {
-            let mut p = pending(blank(OpCode::store(Source::Imm, size)), col);
+            let opcode = OpCode::Store {
+                source: Source::Imm,
+                size,
+            };
+            let mut p = pending(Instruction::new(opcode), col);
             p.imm = Some((self.expr()?, ImmRange::I32, false));
             p
         };
@@ -654,20 +680,26 @@ impl<'a> Parser<'a> {
     }
 
     fn alu(&mut self, col: usize, dst: RegOp, op: AluOp, signed: bool) -> PResult<PendingInsn> {
-        let wide = !dst.w;
+        let width = dst.alu_width();
         let mut p = if self.peek_is_reg() {
             let src = self.reg()?;
             self.same_width(dst, src)?;
-            let mut p = pending(blank(OpCode::alu(wide, op, Source::Reg)), col);
+            let opcode = OpCode::Alu {
+                width,
+                op,
+                source: Source::Reg,
+            };
+            let mut p = pending(Instruction::new(opcode), col);
             p.insn.src = src.reg;
             p
         } else {
-            let range = if wide {
-                ImmRange::I32
-            } else {
-                ImmRange::Bits32
+            let range = imm_range(width);
+            let opcode = OpCode::Alu {
+                width,
+                op,
+                source: Source::Imm,
             };
-            let mut p = pending(blank(OpCode::alu(wide, op, Source::Imm)), col);
+            let mut p = pending(Instruction::new(opcode), col);
             p.imm = Some((self.expr()?, range, true));
             p
         };
@@ -677,192 +709,234 @@ impl<'a> Parser<'a> {
         Ok(p)
     }
 
-    /// Everything of the form `rN = ...`.
+    /// Everything of the form `rN = ...`: picks the form by the first token after `=`.
     fn assignment(&mut self, col: usize, dst: RegOp) -> PResult<PendingInsn> {
-        let wide = !dst.w;
-        let next = self.peek_tok(0).cloned();
-        match next {
-            Some(Tok::Ident(ref w)) if is_register_name(w) => {
-                let src = self.reg()?;
-                self.same_width(dst, src)?;
-                let mut p = pending(blank(OpCode::alu(wide, AluOp::Mov, Source::Reg)), col);
-                p.insn.dst = dst.reg;
-                p.insn.src = src.reg;
-                Ok(p)
+        match self.peek_tok(0).cloned() {
+            Some(Tok::Ident(ref w)) if is_register_name(w) => self.mov_reg(col, dst),
+            Some(Tok::Punct("-")) if matches!(self.peek_tok(1), Some(Tok::Ident(w)) if is_register_name(w)) => {
+                self.neg(col, dst)
             }
-            Some(Tok::Punct("-")) if matches!(self.peek_tok(1), Some(Tok::Ident(w)) if is_register_name(w)) =>
-            {
-                self.pos += 1;
-                let src = self.reg()?;
-                self.same_reg(dst, src, "negation")?;
-                let mut p = pending(blank(OpCode::alu(wide, AluOp::Neg, Source::Imm)), col);
-                p.insn.dst = dst.reg;
-                Ok(p)
-            }
-            Some(Tok::Punct("*")) => {
-                self.pos += 1;
-                let (size, signed, base, off) = self.deref()?;
-                if size == Size::DW && (dst.w || signed) {
-                    return Err(self.error_at(dst.col, "a u64 load writes a 64-bit register rN"));
-                }
-                if signed && dst.w {
-                    return Err(
-                        self.error_at(dst.col, "a sign-extending load writes a 64-bit register rN")
-                    );
-                }
-                let mode = if signed { Mode::MemSx } else { Mode::Mem };
-                let mut p = pending(blank(OpCode::load(mode, size)), col);
-                p.insn.dst = dst.reg;
-                p.insn.src = base.reg;
-                p.off = off;
-                Ok(p)
-            }
-            Some(Tok::Punct("(")) => {
-                // `rN = (s8)rM`: ISA v4 sign-extending move.
-                self.pos += 1;
-                let (name, name_col) = self.ident("s8, s16 or s32")?;
-                let bits = match (name.as_str(), wide) {
-                    ("s8", _) => 8,
-                    ("s16", _) => 16,
-                    ("s32", true) => 32,
-                    _ => {
-                        return Err(self.error_at(
-                            name_col,
-                            "a sign-extending move takes (s8), (s16) or, for rN, (s32)",
-                        ))
-                    }
-                };
-                self.expect(")")?;
-                let src = self.reg()?;
-                self.same_width(dst, src)?;
-                let mut p = pending(blank(OpCode::alu(wide, AluOp::Mov, Source::Reg)), col);
-                p.insn.dst = dst.reg;
-                p.insn.src = src.reg;
-                p.insn.off = bits;
-                Ok(p)
-            }
+            Some(Tok::Punct("*")) => self.load(col, dst),
+            Some(Tok::Punct("(")) => self.mov_sign_extend(col, dst),
             Some(Tok::Ident(ref w))
                 if w == "map" && matches!(self.peek_tok(1), Some(Tok::Ident(_))) =>
             {
-                self.pos += 1;
-                let (name, name_col) = self.ident("a map name")?;
-                if !self.eat_word("ll") {
-                    return Err(self.unexpected("`ll` (a map address is a 64-bit load)"));
-                }
-                if dst.w {
-                    return Err(
-                        self.error_at(dst.col, "a map address goes into a 64-bit register rN")
-                    );
-                }
-                let mut p = pending(blank(OpCode::load_imm64()), col);
-                p.insn.dst = dst.reg;
-                p.map = Some((name, name_col));
-                Ok(p)
+                self.map_address(col, dst)
             }
-            Some(Tok::Ident(ref w)) if endian(w).is_some() => {
-                let (kind, bits) = endian(w).unwrap_or((Endian::Le, 16));
-                let word_col = self.col();
-                self.pos += 1;
-                let src = self.reg()?;
-                self.same_reg(dst, src, "a byte swap")?;
-                if dst.w {
-                    return Err(self.error_at(dst.col, "byte swaps are written on rN registers"));
-                }
-                let opcode = match kind {
-                    Endian::Be => OpCode::alu(false, AluOp::End, Source::Reg),
-                    Endian::Le => OpCode::alu(false, AluOp::End, Source::Imm),
-                    Endian::Swap => OpCode::alu(true, AluOp::End, Source::Imm),
-                };
-                let _ = word_col;
-                let mut p = pending(blank(opcode), col);
-                p.insn.dst = dst.reg;
-                p.insn.imm = bits;
-                Ok(p)
-            }
-            Some(Tok::Ident(ref w)) if w.starts_with("atomic_fetch_") => {
-                let op = match w.as_str() {
-                    "atomic_fetch_add" => AtomicOp::Add,
-                    "atomic_fetch_or" => AtomicOp::Or,
-                    "atomic_fetch_and" => AtomicOp::And,
-                    "atomic_fetch_xor" => AtomicOp::Xor,
-                    _ => return Err(self.error_at(self.col(), format!("unknown atomic operation `{w}`: use atomic_fetch_add, _or, _and or _xor"))),
-                };
-                self.pos += 1;
-                self.expect("(")?;
-                self.expect("(")?;
-                let (name, name_col) = self.ident("a size (u32 or u64)")?;
-                let Some((size, signed)) = size_of(&name) else {
-                    return Err(
-                        self.error_at(name_col, format!("`{name}` is not a size: use u32 or u64"))
-                    );
-                };
-                self.expect("*")?;
-                self.expect(")")?;
-                self.expect("(")?;
-                let (base, off) = self.memory_tail()?;
-                self.expect(",")?;
-                let src = self.reg()?;
-                self.expect(")")?;
-                self.same_reg(dst, src, "atomic_fetch")?;
-                self.atomic(col, size, signed, base, off, src, op as i32 | ATOMIC_FETCH)
-            }
-            Some(Tok::Ident(ref w))
-                if matches!(
+            Some(Tok::Ident(ref w)) => match endian(w) {
+                Some((swap, bits)) => self.byte_swap(col, dst, swap, bits),
+                None if w.starts_with("atomic_fetch_") => self.atomic_fetch(col, dst, w),
+                None if matches!(
                     w.as_str(),
                     "xchg_64" | "xchg32_32" | "cmpxchg_64" | "cmpxchg32_32"
                 ) =>
-            {
-                let w = w.clone();
-                self.pos += 1;
-                let size = if w.ends_with("_64") {
-                    Size::DW
-                } else {
-                    Size::W
-                };
-                self.expect("(")?;
-                let (base, off) = self.memory_tail_unparenthesized()?;
-                self.expect(",")?;
-                let mut src = self.reg()?;
-                let op = if w.starts_with("cmpxchg") {
-                    if src.reg != Reg::R0 || dst.reg != Reg::R0 {
-                        return Err(self.error_at(src.col, "cmpxchg compares with and returns r0: write r0 = cmpxchg_64(rN + off, r0, rM)"));
-                    }
-                    self.same_width(dst, src)?;
-                    self.expect(",")?;
-                    src = self.reg()?;
-                    AtomicOp::Cmpxchg
-                } else {
-                    self.same_reg(dst, src, "xchg")?;
-                    AtomicOp::Xchg
-                };
-                self.expect(")")?;
-                self.atomic(col, size, false, base, off, src, op as i32 | ATOMIC_FETCH)
-            }
-            _ => {
-                let value = self.expr()?;
-                if self.eat_word("ll") {
-                    if dst.w {
-                        return Err(self.error_at(
-                            dst.col,
-                            "a 64-bit constant (ll) goes into a 64-bit register rN",
-                        ));
-                    }
-                    let mut p = pending(blank(OpCode::load_imm64()), col);
-                    p.insn.dst = dst.reg;
-                    p.imm = Some((value, ImmRange::Bits64, false));
-                    return Ok(p);
+                {
+                    self.exchange(col, dst, w)
                 }
-                let range = if wide {
-                    ImmRange::I32
-                } else {
-                    ImmRange::Bits32
-                };
-                let mut p = pending(blank(OpCode::alu(wide, AluOp::Mov, Source::Imm)), col);
-                p.insn.dst = dst.reg;
-                p.imm = Some((value, range, true));
-                Ok(p)
-            }
+                None => self.constant(col, dst),
+            },
+            _ => self.constant(col, dst),
         }
+    }
+
+    /// `rN = rM`.
+    fn mov_reg(&mut self, col: usize, dst: RegOp) -> PResult<PendingInsn> {
+        let src = self.reg()?;
+        self.same_width(dst, src)?;
+        let opcode = OpCode::Alu {
+            width: dst.alu_width(),
+            op: AluOp::Mov,
+            source: Source::Reg,
+        };
+        let mut p = pending(Instruction::new(opcode), col);
+        p.insn.dst = dst.reg;
+        p.insn.src = src.reg;
+        Ok(p)
+    }
+
+    /// `rN = -rN`.
+    fn neg(&mut self, col: usize, dst: RegOp) -> PResult<PendingInsn> {
+        self.pos += 1;
+        let src = self.reg()?;
+        self.same_reg(dst, src, "negation")?;
+        let mut p = pending(Instruction::new(OpCode::Neg(dst.alu_width())), col);
+        p.insn.dst = dst.reg;
+        Ok(p)
+    }
+
+    /// `rN = *(SIZE *)(rM + off)`, signed sizes sign-extending (ISA v4).
+    fn load(&mut self, col: usize, dst: RegOp) -> PResult<PendingInsn> {
+        self.pos += 1;
+        let (size, signed, base, off) = self.deref()?;
+        let u64_load = || self.error_at(dst.col, "a u64 load writes a 64-bit register rN");
+        if size == Size::DW && (dst.w || signed) {
+            return Err(u64_load());
+        }
+        if signed && dst.w {
+            return Err(self.error_at(dst.col, "a sign-extending load writes a 64-bit register rN"));
+        }
+        let opcode = if signed {
+            // Checked above: there is no signed u64.
+            OpCode::LoadSx(SignedSize::new(size).ok_or_else(u64_load)?)
+        } else {
+            OpCode::Load(size)
+        };
+        let mut p = pending(Instruction::new(opcode), col);
+        p.insn.dst = dst.reg;
+        p.insn.src = base.reg;
+        p.off = off;
+        Ok(p)
+    }
+
+    /// `rN = (s8)rM`: ISA v4 sign-extending move.
+    fn mov_sign_extend(&mut self, col: usize, dst: RegOp) -> PResult<PendingInsn> {
+        self.pos += 1;
+        let (name, name_col) = self.ident("s8, s16 or s32")?;
+        let bits = match (name.as_str(), dst.alu_width()) {
+            ("s8", _) => 8,
+            ("s16", _) => 16,
+            ("s32", AluWidth::W64) => 32,
+            _ => {
+                return Err(self.error_at(
+                    name_col,
+                    "a sign-extending move takes (s8), (s16) or, for rN, (s32)",
+                ))
+            }
+        };
+        self.expect(")")?;
+        let mut p = self.mov_reg(col, dst)?;
+        p.insn.off = bits;
+        Ok(p)
+    }
+
+    /// `rN = map NAME ll`: an lddw the loader points at the map.
+    fn map_address(&mut self, col: usize, dst: RegOp) -> PResult<PendingInsn> {
+        self.pos += 1;
+        let (name, name_col) = self.ident("a map name")?;
+        if !self.eat_word("ll") {
+            return Err(self.unexpected("`ll` (a map address is a 64-bit load)"));
+        }
+        if dst.w {
+            return Err(self.error_at(dst.col, "a map address goes into a 64-bit register rN"));
+        }
+        let mut p = pending(Instruction::new(OpCode::LoadImm64), col);
+        p.insn.dst = dst.reg;
+        p.map = Some((name, name_col));
+        Ok(p)
+    }
+
+    /// `rN = be16 rN`, `le32`, `bswap64` ...
+    fn byte_swap(
+        &mut self,
+        col: usize,
+        dst: RegOp,
+        swap: ByteSwap,
+        bits: i64,
+    ) -> PResult<PendingInsn> {
+        self.pos += 1;
+        let src = self.reg()?;
+        self.same_reg(dst, src, "a byte swap")?;
+        if dst.w {
+            return Err(self.error_at(dst.col, "byte swaps are written on rN registers"));
+        }
+        let mut p = pending(Instruction::new(OpCode::ByteSwap(swap)), col);
+        p.insn.dst = dst.reg;
+        p.insn.imm = bits;
+        Ok(p)
+    }
+
+    /// `rM = atomic_fetch_OP((SIZE *)(rN + off), rM)`.
+    fn atomic_fetch(&mut self, col: usize, dst: RegOp, word: &str) -> PResult<PendingInsn> {
+        let op = match word {
+            "atomic_fetch_add" => AtomicOp::Add,
+            "atomic_fetch_or" => AtomicOp::Or,
+            "atomic_fetch_and" => AtomicOp::And,
+            "atomic_fetch_xor" => AtomicOp::Xor,
+            _ => {
+                return Err(self.error_at(
+                    self.col(),
+                    format!(
+                    "unknown atomic operation `{word}`: use atomic_fetch_add, _or, _and or _xor"
+                ),
+                ))
+            }
+        };
+        self.pos += 1;
+        self.expect("(")?;
+        self.expect("(")?;
+        let (name, name_col) = self.ident("a size (u32 or u64)")?;
+        let Some((size, signed)) = size_of(&name) else {
+            return Err(self.error_at(name_col, format!("`{name}` is not a size: use u32 or u64")));
+        };
+        self.expect("*")?;
+        self.expect(")")?;
+        self.expect("(")?;
+        let (base, off) = self.memory_tail()?;
+        self.expect(",")?;
+        let src = self.reg()?;
+        self.expect(")")?;
+        self.same_reg(dst, src, "atomic_fetch")?;
+        self.atomic(col, size, signed, base, off, src, op as i32 | ATOMIC_FETCH)
+    }
+
+    /// `rM = xchg_64(rN + off, rM)` and `r0 = cmpxchg_64(rN + off, r0, rM)`, and their
+    /// 32-bit forms.
+    fn exchange(&mut self, col: usize, dst: RegOp, word: &str) -> PResult<PendingInsn> {
+        self.pos += 1;
+        let size = if word.ends_with("_64") {
+            Size::DW
+        } else {
+            Size::W
+        };
+        self.expect("(")?;
+        let (base, off) = self.memory_tail_unparenthesized()?;
+        self.expect(",")?;
+        let mut src = self.reg()?;
+        let op = if word.starts_with("cmpxchg") {
+            if src.reg != Reg::R0 || dst.reg != Reg::R0 {
+                return Err(self.error_at(
+                    src.col,
+                    "cmpxchg compares with and returns r0: write r0 = cmpxchg_64(rN + off, r0, rM)",
+                ));
+            }
+            self.same_width(dst, src)?;
+            self.expect(",")?;
+            src = self.reg()?;
+            AtomicOp::Cmpxchg
+        } else {
+            self.same_reg(dst, src, "xchg")?;
+            AtomicOp::Xchg
+        };
+        self.expect(")")?;
+        self.atomic(col, size, false, base, off, src, op as i32 | ATOMIC_FETCH)
+    }
+
+    /// `rN = EXPR`, or `rN = EXPR ll` (lddw).
+    fn constant(&mut self, col: usize, dst: RegOp) -> PResult<PendingInsn> {
+        let value = self.expr()?;
+        if self.eat_word("ll") {
+            if dst.w {
+                return Err(self.error_at(
+                    dst.col,
+                    "a 64-bit constant (ll) goes into a 64-bit register rN",
+                ));
+            }
+            let mut p = pending(Instruction::new(OpCode::LoadImm64), col);
+            p.insn.dst = dst.reg;
+            p.imm = Some((value, ImmRange::Bits64, false));
+            return Ok(p);
+        }
+        let width = dst.alu_width();
+        let range = imm_range(width);
+        let opcode = OpCode::Alu {
+            width,
+            op: AluOp::Mov,
+            source: Source::Imm,
+        };
+        let mut p = pending(Instruction::new(opcode), col);
+        p.insn.dst = dst.reg;
+        p.imm = Some((value, range, true));
+        Ok(p)
     }
 
     /// `rN + off` (xchg/cmpxchg spell the address without its own parentheses).
@@ -985,20 +1059,22 @@ impl<'a> Parser<'a> {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Endian {
-    Be,
-    Le,
-    Swap,
+/// The immediate range of an ALU operation's width.
+fn imm_range(width: AluWidth) -> ImmRange {
+    match width {
+        AluWidth::W64 => ImmRange::I32,
+        AluWidth::W32 => ImmRange::Bits32,
+    }
 }
 
-fn endian(word: &str) -> Option<(Endian, i64)> {
+/// `be16`, `le32`, `bswap64` ...: the swap and its width in bits.
+fn endian(word: &str) -> Option<(ByteSwap, i64)> {
     let (kind, bits) = if let Some(b) = word.strip_prefix("bswap") {
-        (Endian::Swap, b)
+        (ByteSwap::Bswap, b)
     } else if let Some(b) = word.strip_prefix("be") {
-        (Endian::Be, b)
+        (ByteSwap::Be, b)
     } else if let Some(b) = word.strip_prefix("le") {
-        (Endian::Le, b)
+        (ByteSwap::Le, b)
     } else {
         return None;
     };

@@ -3,7 +3,7 @@
 //! struct-field references are resolved and every field range-checked.
 
 use crate::error::{Diagnostic, Origin};
-use crate::insn::{Instruction, JumpOp, OpCode, Source};
+use crate::insn::{Instruction, OpCode};
 use crate::parser::{parse_line, Atom, Expr, ImmRange, PendingInsn, Stmt, Target};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -54,7 +54,7 @@ impl Section {
     pub fn bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for insn in &self.insns {
-            insn.instruction.encode(&mut out);
+            out.extend_from_slice(&insn.instruction.to_bytes());
         }
         out
     }
@@ -442,7 +442,7 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
     }
 
     if let Some(target) = &p.target {
-        let long = insn.opcode == OpCode::jump(true, JumpOp::Ja, Source::Imm);
+        let long = insn.opcode == OpCode::Gotol;
         let (distance, col) = match target {
             Target::Relative(expr) => {
                 let v = eval(c, expr, origin, 0)?;

@@ -1,11 +1,25 @@
 //! Rewrites a program's instructions before BPF_PROG_LOAD: map loads get the map's fd, field
-//! placeholders get the field's offset in the running kernel. Pure; each refusal explains.
+//! placeholders get the field's offset in the running kernel. Each patch decodes the
+//! instruction with the shared model (bpf-insn), checks it is the one the relocation expects,
+//! changes one field and encodes it back. Pure; each refusal explains.
 
 use super::{FieldOffset, FieldResolver};
-use crate::probe_object::{insn, FieldReloc, FieldRelocKind, Program};
+use crate::probe_object::{FieldReloc, FieldRelocKind, Program};
+use bpf_insn::{DecodeError, Instruction, OpCode, Reg, Size, Source};
 
-/// `src_reg` of an lddw that loads a map by fd.
-const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// The instruction starting at slot `index`, or `None` past the end of the program.
+fn decode_at(insns: &[u64], index: usize) -> Option<Result<Instruction, DecodeError>> {
+    let slots = insns.get(index..).filter(|slots| !slots.is_empty())?;
+    Some(Instruction::decode_words(slots))
+}
+
+/// Writes `insn` over the slots it was decoded from at `index`.
+fn encode_at(insns: &mut [u64], index: usize, insn: &Instruction) {
+    let encoded = insn.to_bytes();
+    for (slot, word) in insns.iter_mut().skip(index).zip(encoded.words()) {
+        *slot = word;
+    }
+}
 
 /// Points the lddw at `insn_index` at the map with descriptor `fd`.
 pub fn map_fd(
@@ -15,29 +29,36 @@ pub fn map_fd(
     fd: i32,
 ) -> Result<(), String> {
     let at = format!("{}+{}", program.section, insn_index.saturating_mul(8));
-    let second_is_empty = insn_index
-        .checked_add(1)
-        .and_then(|i| insns.get(i))
-        .is_some_and(|&i| i == 0);
-    let Some(slot) = insns.get_mut(insn_index) else {
+    let Some(decoded) = decode_at(insns, insn_index) else {
         return Err(format!(
             "map relocation at {at} is past the end of the program"
         ));
     };
-    let first = *slot;
-    if insn::opcode(first) != insn::LDDW || !second_is_empty {
-        return Err(format!(
-            "map relocation at {at} is not on an lddw instruction"
-        ));
-    }
-    if insn::src_reg(first) != 0 || insn::imm(first) != 0 {
+    let mut lddw = match decoded {
+        Ok(insn) if insn.opcode == OpCode::LoadImm64 => insn,
+        Ok(insn) => {
+            return Err(format!(
+                "map relocation at {at} is not on an lddw instruction (it is `{insn}`)"
+            ))
+        }
+        Err(why) => {
+            return Err(format!(
+                "map relocation at {at} is not on an lddw instruction ({why})"
+            ))
+        }
+    };
+    // The assembler's placeholder: `rN = 0 ll` with a plain src.
+    if lddw.src != Reg::R0 || lddw.imm != 0 {
         return Err(format!(
             "the lddw at {at} is already patched (src_reg {}, imm {})",
-            insn::src_reg(first),
-            insn::imm(first)
+            lddw.src.number(),
+            lddw.imm
         ));
     }
-    *slot = insn::with_imm(insn::with_src_reg(first, BPF_PSEUDO_MAP_FD), fd);
+    lddw.src = Reg::PSEUDO_MAP_FD;
+    // The fd fills the first slot's imm; the second slot's (the constant's upper half) stays 0.
+    lddw.imm = i64::from(fd as u32);
+    encode_at(insns, insn_index, &lddw);
     Ok(())
 }
 
@@ -49,21 +70,49 @@ pub fn field(
     resolver: &dyn FieldResolver,
 ) -> Result<(), String> {
     let at = format!("{}+{}", program.section, reloc.insn_index.saturating_mul(8));
-    let Some(slot) = insns.get_mut(reloc.insn_index) else {
+    let Some(decoded) = decode_at(insns, reloc.insn_index) else {
         return Err(format!(
             "field relocation for {} at {at} is past the end of the program",
             reloc.name
         ));
     };
-    let current = *slot;
+    let damaged = "the probe object is damaged; rebuild conntrace";
+    let mut insn = decoded.map_err(|why| {
+        format!(
+            "the offset of {} goes into {at}, which is no instruction ({why}): {damaged}",
+            reloc.name
+        )
+    })?;
+    // An `off` relocation is a memory offset, an `imm` one an ALU immediate: anything else
+    // would put the offset where the instruction means something else.
+    let expected = match reloc.kind {
+        FieldRelocKind::Off => insn.opcode.access_size().is_some(),
+        FieldRelocKind::Imm => matches!(
+            insn.opcode,
+            OpCode::Alu {
+                source: Source::Imm,
+                ..
+            }
+        ),
+    };
+    if !expected {
+        let wanted = match reloc.kind {
+            FieldRelocKind::Off => "a load or store with the offset as its memory offset",
+            FieldRelocKind::Imm => "an ALU operation with the offset as its immediate",
+        };
+        return Err(format!(
+            "the instruction at {at} (`{insn}`) is not {wanted}, as the relocation for {} says: {damaged}",
+            reloc.name
+        ));
+    }
+    // A non-lddw imm is a sign-extended i32 (decoding guarantees it): the cast is lossless.
     let held = match reloc.kind {
-        FieldRelocKind::Off => i32::from(insn::off(current)),
-        FieldRelocKind::Imm => insn::imm(current),
+        FieldRelocKind::Off => i32::from(insn.off),
+        FieldRelocKind::Imm => insn.imm as i32,
     };
     if held != reloc.placeholder {
         return Err(format!(
-            "the instruction at {at} holds {held:#x} where the offset of {} goes, not the placeholder {:#x}: \
-             the probe object is damaged; rebuild conntrace",
+            "the instruction at {at} holds {held:#x} where the offset of {} goes, not the placeholder {:#x}: {damaged}",
             reloc.name, reloc.placeholder
         ));
     }
@@ -71,17 +120,16 @@ pub fn field(
         .field(&reloc.name)
         .map_err(|why| format!("{at} needs the offset of {}: {why}", reloc.name))?;
     let value = i64::from(field.offset) + i64::from(reloc.addend);
-    *slot = match reloc.kind {
+    match reloc.kind {
         FieldRelocKind::Off => {
-            let off = i16::try_from(value).map_err(|_| {
+            insn.off = i16::try_from(value).map_err(|_| {
                 format!(
                     "{} is at offset {} (+ {}) in this kernel, beyond the 16-bit memory offset of the instruction at {at}: \
                      load the address with an ALU offset (r += offsetof(...)) instead",
                     reloc.name, field.offset, reloc.addend
                 )
             })?;
-            check_access_size(current, reloc, field, &at)?;
-            insn::with_off(current, off)
+            check_access_size(insn.opcode.access_size(), reloc, field, &at)?;
         }
         FieldRelocKind::Imm => {
             let imm = i32::try_from(value).map_err(|_| {
@@ -90,9 +138,10 @@ pub fn field(
                     reloc.name, reloc.addend
                 )
             })?;
-            insn::with_imm(current, imm)
+            insn.imm = i64::from(imm);
         }
-    };
+    }
+    encode_at(insns, reloc.insn_index, &insn);
     Ok(())
 }
 
@@ -100,12 +149,12 @@ pub fn field(
 /// field would silently pick up its neighbour. Accesses meant to start elsewhere (an addend
 /// outside the field) are the author's business.
 fn check_access_size(
-    insn_word: u64,
+    access: Option<Size>,
     reloc: &FieldReloc,
     field: FieldOffset,
     at: &str,
 ) -> Result<(), String> {
-    let Some(size) = insn::memory_access_size(insn_word) else {
+    let Some(size) = access.map(Size::bytes) else {
         return Ok(());
     };
     let starts_inside = reloc.addend >= 0 && (reloc.addend as u32) < field.size;

@@ -555,3 +555,77 @@ fn real_verifier_rejects_a_read_beyond_the_stack() {
     // The kernel's wording since 5.12 ("invalid read from stack R10 off=8 size=8").
     assert_reason_shown(&e, "invalid read from stack");
 }
+
+#[test]
+fn refuses_a_relocation_on_an_instruction_of_the_wrong_kind() {
+    // An `off` relocation on an ALU instruction: its off is no memory offset.
+    let obj = object_with(asm::add_imm(2, 0x7bad), "sock_common.skc_dport", 0);
+    let text = load(&FakeSys::new(), &obj, &fields(), &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains(&format!(
+            "the instruction at {TP}+16 (`r2 += 0x7bad`) is not a load or store with the offset as its memory offset"
+        )),
+        "{text}"
+    );
+
+    // An `imm` relocation on a load: its imm means nothing.
+    let mut obj = object();
+    obj.programs[1].insns[3] = asm::ldx(0x10, 3, 1, 0);
+    let text = load(&FakeSys::new(), &obj, &fields(), &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains(
+            "(`w3 = *(u8 *)(r1 + 0x0)`) is not an ALU operation with the offset as its immediate"
+        ),
+        "{text}"
+    );
+
+    // No instruction at all.
+    let mut obj = object();
+    obj.programs[1].insns[2] = 0x8c;
+    let text = load(&FakeSys::new(), &obj, &fields(), &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains(&format!(
+            "the offset of sock_common.skc_dport goes into {TP}+16, which is no instruction (opcode 0x8c is not a BPF instruction)"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn refuses_an_lddw_whose_second_slot_is_not_empty() {
+    let mut obj = object();
+    obj.programs[0].insns[2] = asm::EXIT;
+    let text = load(&FakeSys::new(), &obj, &fields(), &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("map relocation at kprobe/tcp_v4_connect+8 is not on an lddw instruction (the second slot of an lddw holds opcode 0x95"),
+        "{text}"
+    );
+}
+
+#[test]
+fn patching_changes_only_the_patched_field() {
+    let obj = object();
+    let sys = FakeSys::new();
+    load(&sys, &obj, &fields(), &opts()).unwrap();
+    let loads = prog_loads(&sys.calls());
+    let fds = map_fds(&sys.calls());
+    let (before, after) = (&obj.programs[1].insns, &loads[1].2);
+    assert_eq!(after.len(), before.len());
+    // lddw: src and imm of the first slot; the second slot stays empty.
+    assert_eq!(
+        after[0],
+        insn::with_imm(insn::with_src_reg(before[0], 1), fds["events"])
+    );
+    assert_eq!(after[1], 0);
+    assert_eq!(after[2], insn::with_off(before[2], 12));
+    assert_eq!(after[3], insn::with_imm(before[3], 60));
+    assert_eq!(after[4], before[4]);
+}

@@ -1,65 +1,14 @@
 //! Reading and rewriting the fields of one 8-byte BPF instruction, held as a little-endian u64:
 //! byte 0 opcode, byte 1 dst_reg (low nibble) and src_reg (high nibble), bytes 2-3 `off` (i16),
-//! bytes 4-7 `imm` (i32).
+//! bytes 4-7 `imm` (i32). The encoding is bpf-insn's, shared with the assembler; the loader
+//! patches through its typed `Instruction`, these raw accessors are for reading slots.
+
+pub use bpf_insn::raw::{
+    imm, memory_access_size, off, opcode, src_reg, with_imm, with_off, with_src_reg,
+};
 
 /// `lddw`: BPF_LD | BPF_IMM | BPF_DW, the first slot of a 16-byte 64-bit immediate load.
-pub const LDDW: u8 = 0x18;
-
-pub fn opcode(insn: u64) -> u8 {
-    insn as u8
-}
-
-pub fn src_reg(insn: u64) -> u8 {
-    ((insn >> 12) & 0xf) as u8
-}
-
-pub fn off(insn: u64) -> i16 {
-    (insn >> 16) as u16 as i16
-}
-
-pub fn imm(insn: u64) -> i32 {
-    (insn >> 32) as u32 as i32
-}
-
-pub fn with_src_reg(insn: u64, reg: u8) -> u64 {
-    (insn & !(0xf << 12)) | (u64::from(reg & 0xf) << 12)
-}
-
-pub fn with_off(insn: u64, off: i16) -> u64 {
-    (insn & !(0xffff << 16)) | (u64::from(off as u16) << 16)
-}
-
-pub fn with_imm(insn: u64, imm: i32) -> u64 {
-    (insn & 0xffff_ffff) | (u64::from(imm as u32) << 32)
-}
-
-/// The number of bytes a load or store instruction accesses, or `None` for any other
-/// instruction (ALU, jumps, lddw).
-pub fn memory_access_size(insn: u64) -> Option<u32> {
-    const CLASS_LDX: u8 = 0x01;
-    const CLASS_ST: u8 = 0x02;
-    const CLASS_STX: u8 = 0x03;
-    const MODE_MEM: u8 = 0x60;
-    const MODE_MEMSX: u8 = 0x80;
-    const MODE_ATOMIC: u8 = 0xc0;
-    let op = opcode(insn);
-    let mode = op & 0xe0;
-    let is_access = match op & 0x07 {
-        CLASS_LDX => mode == MODE_MEM || mode == MODE_MEMSX,
-        CLASS_ST => mode == MODE_MEM,
-        CLASS_STX => mode == MODE_MEM || mode == MODE_ATOMIC,
-        _ => false,
-    };
-    if !is_access {
-        return None;
-    }
-    Some(match op & 0x18 {
-        0x00 => 4,
-        0x08 => 2,
-        0x10 => 1,
-        _ => 8,
-    })
-}
+pub const LDDW: u8 = bpf_insn::OpCode::LoadImm64.byte();
 
 #[cfg(test)]
 mod tests {

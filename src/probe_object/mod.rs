@@ -10,6 +10,7 @@ pub(crate) mod test_elf;
 #[cfg(test)]
 mod tests;
 
+use bpf_insn::{Instruction, OpCode};
 use object::elf;
 use object::read::elf::{FileHeader, Rel, SectionHeader, SectionTable, Sym, SymbolTable};
 use object::{Endianness, SectionIndex, SymbolIndex};
@@ -483,11 +484,15 @@ fn map_reloc(
         ));
     }
     let map = usize::try_from(sym.st_value(endian) / MAP_DEF_SIZE as u64).unwrap_or(usize::MAX);
-    let lddw_second_slot = program.insns.get(index + 1).map(|&i| insn::opcode(i) == 0);
-    if insn::opcode(program.insns[index]) != insn::LDDW || lddw_second_slot != Some(true) {
-        return bad(format!(
-            "map relocation at {at} is not on an lddw instruction"
-        ));
+    // Decoding checks the lddw's second slot too (opcode, registers and offset 0).
+    let slots = program.insns.get(index..).unwrap_or_default();
+    match Instruction::decode_words(slots) {
+        Ok(insn) if insn.opcode == OpCode::LoadImm64 => Ok((index, map)),
+        Ok(insn) => bad(format!(
+            "map relocation at {at} is not on an lddw instruction (it is `{insn}`)"
+        )),
+        Err(why) => bad(format!(
+            "map relocation at {at} is not on an lddw instruction ({why})"
+        )),
     }
-    Ok((index, map))
 }

@@ -419,3 +419,26 @@ fn reads_a_bpf_asm_object() {
     let tp = obj.program("tracepoint/syscalls/sys_exit_connect").unwrap();
     assert_eq!(tp.map_relocs, vec![(0, 0)]);
 }
+
+#[test]
+fn refuses_a_map_relocation_on_an_lddw_with_a_damaged_second_slot() {
+    let [l0, _] = asm::lddw(1);
+    // The second slot has a register: it is no lddw half (a kernel would refuse it too).
+    let b = ObjBuilder::new()
+        .program("kprobe/f", &[l0, 0x0100, asm::EXIT])
+        .map("events", PERF_ARRAY)
+        .map_reloc(0, 0, 0);
+    assert_error(
+        &b,
+        "map relocation at kprobe/f+0 is not on an lddw instruction (the second slot of an lddw holds opcode 0x00, registers 0x01 and offset 0 where all must be 0)",
+    );
+    // Not an lddw at all: the message shows what is there.
+    let b = ObjBuilder::new()
+        .program("kprobe/f", &[asm::mov_imm(0, 0), asm::EXIT])
+        .map("events", PERF_ARRAY)
+        .map_reloc(0, 0, 0);
+    assert_error(
+        &b,
+        "map relocation at kprobe/f+0 is not on an lddw instruction (it is `r0 = 0x0`)",
+    );
+}
