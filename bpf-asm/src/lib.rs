@@ -7,8 +7,10 @@
 //! struct-field references in a second pass into the typed model of `insn`, and `elf` writes
 //! the object.
 
+mod consts;
 pub mod elf;
 pub mod error;
+mod expr;
 pub mod helpers;
 pub mod insn;
 mod lexer;

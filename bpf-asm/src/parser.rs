@@ -3,32 +3,12 @@
 //! unresolved references for the second pass in `resolve`.
 
 use crate::error::{Diagnostic, Origin};
+pub use crate::expr::Expr;
 use crate::insn::{
     AluOp, AtomicOp, Instruction, JumpOp, Mode, OpCode, Reg, Size, Source, ATOMIC_FETCH,
 };
 use crate::lexer::{lex, Tok, Token};
 use crate::macros::is_register_name;
-
-/// One term of an expression.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Atom {
-    Num(i128),
-    /// A `.equ` constant.
-    Const(String),
-    /// `offsetof(STRUCT, FIELD.PATH)`.
-    Offsetof {
-        strukt: String,
-        field: String,
-    },
-}
-
-/// A sum of signed atoms, e.g. `offsetof(sock_common, skc_v6_daddr) + 4` or `-SIZE`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Expr {
-    /// `(negated, atom, column)`.
-    pub terms: Vec<(bool, Atom, usize)>,
-    pub col: usize,
-}
 
 /// What range an immediate must fit once evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,11 +69,13 @@ pub const MAP_TYPES: &[(&str, i128)] = &[
 
 type PResult<T> = Result<T, Diagnostic>;
 
-struct Parser<'a> {
-    origin: &'a Origin,
-    tokens: Vec<Token>,
-    pos: usize,
-    code_end: usize,
+pub(crate) struct Parser<'a> {
+    pub(crate) origin: &'a Origin,
+    pub(crate) tokens: Vec<Token>,
+    pub(crate) pos: usize,
+    pub(crate) code_end: usize,
+    /// Nodes of the expression being parsed (see `expr`).
+    pub(crate) expr_nodes: usize,
 }
 
 /// Parses one line into its statements (labels first, then at most one instruction or
@@ -105,6 +87,7 @@ pub fn parse_line(origin: &Origin) -> PResult<Vec<Stmt>> {
         tokens: line.tokens,
         pos: 0,
         code_end: line.code_end,
+        expr_nodes: 0,
     };
     let mut out = Vec::new();
     while let (Some(Tok::Ident(name)), Some(Tok::Punct(":"))) = (p.peek_tok(0), p.peek_tok(1)) {
@@ -127,7 +110,7 @@ pub fn parse_line(origin: &Origin) -> PResult<Vec<Stmt>> {
     Ok(out)
 }
 
-const KEYWORDS: &[&str] = &[
+pub(crate) const KEYWORDS: &[&str] = &[
     "if", "goto", "gotol", "call", "exit", "lock", "ll", "map", "offsetof",
 ];
 
@@ -199,14 +182,14 @@ fn blank(opcode: OpCode) -> Instruction {
 }
 
 impl<'a> Parser<'a> {
-    fn peek_tok(&self, ahead: usize) -> Option<&Tok> {
+    pub(crate) fn peek_tok(&self, ahead: usize) -> Option<&Tok> {
         self.tokens.get(self.pos + ahead).map(|t| &t.tok)
     }
-    fn at_end(&self) -> bool {
+    pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.tokens.len()
     }
     /// Column of the next token, or just past the code at the end of the line.
-    fn col(&self) -> usize {
+    pub(crate) fn col(&self) -> usize {
         match self.tokens.get(self.pos) {
             Some(t) => t.col,
             None => {
@@ -215,7 +198,7 @@ impl<'a> Parser<'a> {
             }
         }
     }
-    fn error_at(&self, col: usize, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn error_at(&self, col: usize, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(self.origin, col, message)
     }
     fn describe_next(&self) -> String {
@@ -229,7 +212,7 @@ impl<'a> Parser<'a> {
             Some(Tok::Other(c)) => format!("`{c}`"),
         }
     }
-    fn unexpected(&self, wanted: &str) -> Diagnostic {
+    pub(crate) fn unexpected(&self, wanted: &str) -> Diagnostic {
         let message = match self.peek_tok(0) {
             Some(Tok::BadNumber(s)) => format!("`{s}` is not a number that fits in 64 bits"),
             Some(Tok::UnterminatedStr) => "string has no closing `\"`".to_string(),
@@ -237,7 +220,7 @@ impl<'a> Parser<'a> {
         };
         self.error_at(self.col(), message)
     }
-    fn eat(&mut self, punct: &str) -> bool {
+    pub(crate) fn eat(&mut self, punct: &str) -> bool {
         if matches!(self.peek_tok(0), Some(Tok::Punct(p)) if *p == punct) {
             self.pos += 1;
             true
@@ -245,7 +228,7 @@ impl<'a> Parser<'a> {
             false
         }
     }
-    fn expect(&mut self, punct: &str) -> PResult<()> {
+    pub(crate) fn expect(&mut self, punct: &str) -> PResult<()> {
         if self.eat(punct) {
             Ok(())
         } else {
@@ -340,76 +323,6 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// `[+|-] atom ((+|-) atom)*`.
-    fn expr(&mut self) -> PResult<Expr> {
-        let col = self.col();
-        let mut terms = Vec::new();
-        let mut negated = if self.eat("-") {
-            true
-        } else {
-            self.eat("+");
-            false
-        };
-        loop {
-            let atom_col = self.col();
-            let atom = match self.peek_tok(0) {
-                Some(Tok::Num(n)) => {
-                    let n = i128::from(*n);
-                    self.pos += 1;
-                    Atom::Num(n)
-                }
-                Some(Tok::Ident(w)) if w == "offsetof" => {
-                    self.pos += 1;
-                    self.offsetof()?
-                }
-                Some(Tok::Ident(w)) if !is_register_name(w) && !KEYWORDS.contains(&w.as_str()) => {
-                    let w = w.clone();
-                    self.pos += 1;
-                    Atom::Const(w)
-                }
-                _ => return Err(self.unexpected("a number, a constant or offsetof(...)")),
-            };
-            terms.push((negated, atom, atom_col));
-            if self.eat("+") {
-                negated = false;
-            } else if self.eat("-") {
-                negated = true;
-            } else {
-                return Ok(Expr { terms, col });
-            }
-        }
-    }
-
-    fn offsetof(&mut self) -> PResult<Atom> {
-        let bad = |p: &Self| {
-            p.error_at(
-                p.col(),
-                "bad offsetof: write offsetof(STRUCT, FIELD) or offsetof(STRUCT, FIELD.SUBFIELD)",
-            )
-        };
-        if !self.eat("(") {
-            return Err(bad(self));
-        }
-        let Some(Tok::Ident(strukt)) = self.peek_tok(0).cloned() else {
-            return Err(bad(self));
-        };
-        self.pos += 1;
-        if strukt.contains('.') || !self.eat(",") {
-            return Err(bad(self));
-        }
-        let Some(Tok::Ident(field)) = self.peek_tok(0).cloned() else {
-            return Err(bad(self));
-        };
-        if field.starts_with('.') || field.ends_with('.') || field.contains("..") {
-            return Err(bad(self));
-        }
-        self.pos += 1;
-        if !self.eat(")") {
-            return Err(bad(self));
-        }
-        Ok(Atom::Offsetof { strukt, field })
-    }
-
     /// `(rN)`, `(rN + expr)`, `(rN - expr)`, the opening parenthesis already taken.
     fn memory_tail(&mut self) -> PResult<(RegOp, Option<Expr>)> {
         let base = self.reg()?;
@@ -417,7 +330,7 @@ impl<'a> Parser<'a> {
             return Err(self.error_at(base.col, "a memory base must be a 64-bit register rN"));
         }
         let off = if matches!(self.peek_tok(0), Some(Tok::Punct("+" | "-"))) {
-            Some(self.expr()?)
+            Some(self.offset_expr()?)
         } else {
             None
         };
@@ -717,8 +630,12 @@ impl<'a> Parser<'a> {
                 p.off = off;
                 Ok(p)
             }
-            Some(Tok::Punct("(")) => {
-                // `rN = (s8)rM`: ISA v4 sign-extending move.
+            // `rN = (s8)rM`: ISA v4 sign-extending move; `rN = (A + 1) * 2` is an expression.
+            Some(Tok::Punct("("))
+                if matches!(self.peek_tok(1), Some(Tok::Ident(_)))
+                    && self.peek_tok(2) == Some(&Tok::Punct(")"))
+                    && matches!(self.peek_tok(3), Some(Tok::Ident(w)) if is_register_name(w)) =>
+            {
                 self.pos += 1;
                 let (name, name_col) = self.ident("s8, s16 or s32")?;
                 let bits = match (name.as_str(), wide) {
@@ -872,7 +789,7 @@ impl<'a> Parser<'a> {
             return Err(self.error_at(base.col, "a memory base must be a 64-bit register rN"));
         }
         let off = if matches!(self.peek_tok(0), Some(Tok::Punct("+" | "-"))) {
-            Some(self.expr()?)
+            Some(self.offset_expr()?)
         } else {
             None
         };
@@ -932,18 +849,8 @@ impl<'a> Parser<'a> {
                 }
                 self.expect(",")?;
                 let value = self.expr()?;
-                if value
-                    .terms
-                    .iter()
-                    .any(|(_, a, _)| matches!(a, Atom::Offsetof { .. }))
-                {
+                if value.has_offsetof() {
                     return Err(self.error_at(value.col, "bad offsetof: a .equ constant cannot hold offsetof(...), which is only known at load time"));
-                }
-                if value.terms.len() != 1 {
-                    return Err(self.error_at(
-                        value.col,
-                        "a .equ value is a number or another constant, like 8, -8 or OTHER",
-                    ));
                 }
                 Ok(Stmt::Equ(name, value, name_col))
             }
@@ -960,10 +867,7 @@ impl<'a> Parser<'a> {
                     if let Some(v) = type_name {
                         let c = self.col();
                         self.pos += 1;
-                        values.push(Expr {
-                            terms: vec![(false, Atom::Num(v), c)],
-                            col: c,
-                        });
+                        values.push(Expr::num(v, c));
                     } else {
                         values.push(self.expr()?);
                     }

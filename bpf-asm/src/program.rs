@@ -2,11 +2,12 @@
 //! per section (labels as slot numbers, `lddw` counting two), then constants, labels, maps and
 //! struct-field references are resolved and every field range-checked.
 
+use crate::consts::{self, Constants, Definition};
 use crate::error::{Diagnostic, Origin};
+use crate::expr::{self, EvalError, Expr, Value};
 use crate::insn::{Instruction, JumpOp, OpCode, Source};
-use crate::parser::{parse_line, Atom, Expr, ImmRange, PendingInsn, Stmt, Target};
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use crate::parser::{parse_line, ImmRange, PendingInsn, Stmt, Target};
+use std::collections::{HashMap, HashSet};
 
 /// What `offsetof` writes into an `off` field until the loader patches it.
 pub const OFF_PLACEHOLDER: i16 = 0x7bad;
@@ -89,7 +90,8 @@ struct Collected {
     sections: Vec<String>,
     /// `(section, label) -> slot`.
     labels: HashMap<(usize, String), usize>,
-    constants: HashMap<String, (Expr, Origin)>,
+    definitions: Vec<Definition>,
+    constants: Constants,
     maps: Vec<(String, Vec<Expr>, Origin, usize)>,
     license: Option<String>,
     insns: Vec<Pending>,
@@ -98,10 +100,11 @@ struct Collected {
 /// Builds the program from macro-expanded lines.
 pub fn build(lines: &[Origin]) -> Result<Program, Vec<Diagnostic>> {
     let mut errors = Vec::new();
-    let collected = collect(lines, &mut errors);
+    let mut collected = collect(lines, &mut errors);
     if errors.len() >= MAX_ERRORS {
         return Err(errors);
     }
+    collected.constants = consts::resolve(&collected.definitions, &mut errors);
     let program = resolve(&collected, &mut errors);
     if errors.is_empty() {
         Ok(program)
@@ -114,12 +117,14 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
     let mut c = Collected {
         sections: Vec::new(),
         labels: HashMap::new(),
-        constants: HashMap::new(),
+        definitions: Vec::new(),
+        constants: Constants::default(),
         maps: Vec::new(),
         license: None,
         insns: Vec::new(),
     };
     let mut slots: Vec<usize> = Vec::new();
+    let mut constant_names: HashSet<String> = HashSet::new();
     let mut current: Option<usize> = None;
     for origin in lines {
         if errors.len() >= MAX_ERRORS {
@@ -190,16 +195,21 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
                     }
                     c.license = Some(text);
                 }
-                Stmt::Equ(name, value, col) => match c.constants.entry(name) {
-                    Entry::Occupied(e) => errors.push(Diagnostic::new(
-                        origin,
-                        col,
-                        format!("constant `{}` is defined twice", e.key()),
-                    )),
-                    Entry::Vacant(e) => {
-                        e.insert((value, origin.clone()));
+                Stmt::Equ(name, expr, col) => {
+                    if constant_names.insert(name.clone()) {
+                        c.definitions.push(Definition {
+                            name,
+                            expr,
+                            origin: origin.clone(),
+                        });
+                    } else {
+                        errors.push(Diagnostic::new(
+                            origin,
+                            col,
+                            format!("constant `{name}` is defined twice"),
+                        ));
                     }
-                },
+                }
                 Stmt::Map { name, values, col } => {
                     if c.maps.iter().any(|m| m.0 == name) {
                         errors.push(Diagnostic::new(
@@ -217,65 +227,11 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
     c
 }
 
-/// An evaluated expression: its constant part and at most one field reference.
-struct Value {
-    constant: i128,
-    field: Option<String>,
-}
-
-fn eval(c: &Collected, expr: &Expr, origin: &Origin, depth: usize) -> Result<Value, Diagnostic> {
-    let mut constant: i128 = 0;
-    let mut field = None;
-    for (negated, atom, col) in &expr.terms {
-        let term = match atom {
-            Atom::Num(n) => *n,
-            Atom::Const(name) => {
-                let Some((inner, inner_origin)) = c.constants.get(name) else {
-                    return Err(Diagnostic::new(
-                        origin,
-                        *col,
-                        format!("unknown constant `{name}`: define it with .equ {name}, VALUE"),
-                    ));
-                };
-                if depth > 32 {
-                    return Err(Diagnostic::new(
-                        origin,
-                        *col,
-                        format!("constant `{name}` is defined in terms of itself"),
-                    ));
-                }
-                eval(c, inner, inner_origin, depth + 1)?.constant
-            }
-            Atom::Offsetof {
-                strukt,
-                field: path,
-            } => {
-                if *negated || field.is_some() {
-                    return Err(Diagnostic::new(
-                        origin,
-                        *col,
-                        "bad offsetof: it may appear once per operand, added (not subtracted)",
-                    ));
-                }
-                field = Some(format!("{strukt}.{path}"));
-                0
-            }
-        };
-        // Terms are at most 2^64 and there are fewer than 2^60 of them: i128 cannot overflow.
-        constant = if *negated {
-            constant - term
-        } else {
-            constant + term
-        };
-        if constant.unsigned_abs() > u128::from(u64::MAX) * 4 {
-            return Err(Diagnostic::new(
-                origin,
-                *col,
-                "value is far out of any instruction field's range",
-            ));
-        }
-    }
-    Ok(Value { constant, field })
+/// Evaluates an instruction's or directive's expression; constants are resolved by now.
+fn eval(c: &Collected, expr: &Expr, origin: &Origin) -> Result<Value, EvalError> {
+    expr::eval(expr, origin, &mut |name, col| {
+        c.constants.get(name, origin, col)
+    })
 }
 
 fn out_of_range(origin: &Origin, col: usize, what: &str, value: i128, range: &str) -> Diagnostic {
@@ -303,7 +259,7 @@ fn resolve(c: &Collected, errors: &mut Vec<Diagnostic>) -> Program {
     for (name, values, origin, col) in &c.maps {
         let mut fields = [0u32; 5];
         for (i, expr) in values.iter().enumerate() {
-            match eval(c, expr, origin, 0) {
+            match eval(c, expr, origin) {
                 Ok(v) => match u32::try_from(v.constant) {
                     Ok(n) => {
                         if let Some(slot) = fields.get_mut(i) {
@@ -318,7 +274,8 @@ fn resolve(c: &Collected, errors: &mut Vec<Diagnostic>) -> Program {
                         "in u32",
                     )),
                 },
-                Err(e) => errors.push(e),
+                Err(EvalError::Diag(e)) => errors.push(e),
+                Err(_) => {}
             }
         }
         let _ = col;
@@ -343,23 +300,24 @@ fn resolve(c: &Collected, errors: &mut Vec<Diagnostic>) -> Program {
                     section.insns.push(insn);
                 }
             }
-            Err(e) => errors.push(e),
+            Err(EvalError::Diag(e)) => errors.push(e),
+            Err(_) => {}
         }
     }
     program
 }
 
-fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
+fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, EvalError> {
     let origin = &pending.origin;
     let p = &pending.insn;
     let mut insn = p.insn;
     let mut field = None;
 
     if let Some((expr, range, field_allowed)) = &p.imm {
-        let v = eval(c, expr, origin, 0)?;
+        let v = eval(c, expr, origin)?;
         if let Some(name) = v.field {
             if !field_allowed {
-                return Err(Diagnostic::new(origin, expr.col, "bad offsetof: it may only be a memory offset or the immediate of an ALU instruction"));
+                return Err(Diagnostic::new(origin, expr.col, "bad offsetof: it may only be a memory offset or the immediate of an ALU instruction").into());
             }
             let addend = i32::try_from(v.constant).map_err(|_| {
                 out_of_range(origin, expr.col, "offsetof addend", v.constant, "in i32")
@@ -389,7 +347,8 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
                             "immediate",
                             v.constant,
                             "in 32 bits (-2147483648 to 4294967295)",
-                        ));
+                        )
+                        .into());
                     }
                     i64::from(v.constant as u32 as i32)
                 }
@@ -401,7 +360,8 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
                             "constant",
                             v.constant,
                             "in 64 bits",
-                        ));
+                        )
+                        .into());
                     }
                     v.constant as u64 as i64
                 }
@@ -410,14 +370,15 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
     }
 
     if let Some(expr) = &p.off {
-        let v = eval(c, expr, origin, 0)?;
+        let v = eval(c, expr, origin)?;
         if let Some(name) = v.field {
             if field.is_some() {
                 return Err(Diagnostic::new(
                     origin,
                     expr.col,
                     "bad offsetof: one instruction can take only one offsetof",
-                ));
+                )
+                .into());
             }
             let addend = i32::try_from(v.constant).map_err(|_| {
                 out_of_range(origin, expr.col, "offsetof addend", v.constant, "in i32")
@@ -445,13 +406,14 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
         let long = insn.opcode == OpCode::jump(true, JumpOp::Ja, Source::Imm);
         let (distance, col) = match target {
             Target::Relative(expr) => {
-                let v = eval(c, expr, origin, 0)?;
+                let v = eval(c, expr, origin)?;
                 if v.field.is_some() {
                     return Err(Diagnostic::new(
                         origin,
                         expr.col,
                         "bad offsetof: a jump offset cannot be a struct offset",
-                    ));
+                    )
+                    .into());
                 }
                 (v.constant, expr.col)
             }
@@ -463,7 +425,7 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
                     } else {
                         format!("undefined label `{name}`")
                     };
-                    return Err(Diagnostic::new(origin, *col, why));
+                    return Err(Diagnostic::new(origin, *col, why).into());
                 };
                 // Offsets count from the slot after the jump.
                 (*slot as i128 - pending.slot as i128 - 1, *col)
@@ -488,7 +450,7 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
 
     if let Some((name, col)) = &p.map {
         if !c.maps.iter().any(|m| m.0 == *name) {
-            return Err(Diagnostic::new(origin, *col, format!("unknown map `{name}`: define it with .map {name}, TYPE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES")));
+            return Err(Diagnostic::new(origin, *col, format!("unknown map `{name}`: define it with .map {name}, TYPE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES")).into());
         }
     }
 

@@ -82,3 +82,57 @@ fn every_form_matches_llvm_mc_live() {
         assert_eq!(hex(a), hex(b), "slot {slot}");
     }
 }
+
+/// The bytes of each named section as llvm-mc-19 and bpf-asm assemble `text`; `None` without
+/// llvm-mc-19 (see `common::llvm_tool`).
+fn llvm_and_ours(name: &str, text: &str, sections: &[&str]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mc = common::llvm_tool("llvm-mc-19")?;
+    let input = common::scratch(name);
+    let output = common::scratch(&format!("{name}.o"));
+    std::fs::write(&input, text).unwrap();
+    let result = Command::new(mc)
+        .args(["-triple", "bpf", "-filetype=obj", "-o"])
+        .arg(&output)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "llvm-mc-19 rejected {name}:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let theirs = std::fs::read(&output).unwrap();
+    let theirs = object::File::parse(&*theirs).unwrap();
+    let ours =
+        bpf_asm::assemble(&[bpf_asm::Source { name, text }]).unwrap_or_else(|e| panic!("{e}"));
+    let ours = object::File::parse(&*ours).unwrap();
+    let data = |file: &object::File, section: &str| {
+        file.section_by_name(section)
+            .unwrap_or_else(|| panic!("no section `{section}`"))
+            .data()
+            .unwrap()
+            .to_vec()
+    };
+    Some(
+        sections
+            .iter()
+            .map(|s| (data(&ours, s), data(&theirs, s)))
+            .collect(),
+    )
+}
+
+fn assert_same_insns(ours: &[u8], theirs: &[u8], what: &str) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: length");
+    for (slot, (a, b)) in ours.chunks(8).zip(theirs.chunks(8)).enumerate() {
+        assert_eq!(hex(a), hex(b), "{what}: slot {slot}");
+    }
+}
+
+#[test]
+fn equ_expressions_evaluate_as_llvm_mc_does() {
+    let text = include_str!("corpus/exprs.s");
+    let Some(sections) = llvm_and_ours("exprs.s", text, &[".text"]) else {
+        return;
+    };
+    assert_same_insns(&sections[0].0, &sections[0].1, "exprs.s .text");
+}

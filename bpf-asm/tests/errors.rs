@@ -174,3 +174,47 @@ fn several_errors_are_all_reported() {
         "{message}"
     );
 }
+
+#[test]
+fn constant_cycle_names_the_path() {
+    check(
+        ".equ A, B + 1\n.equ B, C * 2\n.equ C, A\n.section s\nr0 = A\n",
+        "t.s:3:9: error: constant `A` is defined in terms of itself (A -> B -> C -> A)\n.equ C, A\n        ^",
+    );
+}
+
+#[test]
+fn undefined_name_in_equ() {
+    check(
+        ".equ A, 1 + NOPE\n.section s\nr0 = A\n",
+        "t.s:1:13: error: unknown constant `NOPE`: define it with .equ NOPE, VALUE\n.equ A, 1 + NOPE\n            ^",
+    );
+}
+
+#[test]
+fn expression_overflow() {
+    check(
+        ".equ BIG, 0xffffffffffffffff + 1\n",
+        "t.s:1:30: error: overflow: the value does not fit in 64 bits (-2^63 to 2^64-1)\n.equ BIG, 0xffffffffffffffff + 1\n                             ^",
+    );
+}
+
+#[test]
+fn division_by_zero_and_bad_shift() {
+    check(
+        ".section s\nr0 = 8 / (4 - 4)\n",
+        "t.s:2:8: error: division by zero\nr0 = 8 / (4 - 4)\n       ^",
+    );
+    check(
+        ".equ S, 1 << 64\n",
+        "t.s:1:14: error: shift count 64 is out of range: it must be 0 to 63\n.equ S, 1 << 64\n             ^",
+    );
+}
+
+#[test]
+fn offsetof_only_added_to_constants() {
+    check(
+        ".section s\nr1 = offsetof(sock, sk_family) * 2\n",
+        "t.s:2:6: error: bad offsetof: only a constant may be added to or subtracted from it\nr1 = offsetof(sock, sk_family) * 2\n     ^",
+    );
+}

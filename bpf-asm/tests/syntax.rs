@@ -112,3 +112,84 @@ fn constant_cycles_are_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn equ_takes_expressions_over_constants_defined_anywhere() {
+    let p = parse(include_str!("corpus/exprs.s"));
+    assert_eq!(
+        texts(&p, 0),
+        [
+            "r1 = 0x13",
+            "r1 = 0x12",
+            "r1 = 0xf",
+            "r1 = 0x5",
+            "r1 = 0x10000",
+            "r1 = 0xf",
+            "r1 = -0x3",
+            "r1 = -0x1",
+            "r1 = 0xf01",
+            "r1 = -0x10",
+            "r1 = -0xf",
+            "r1 = 0xffffffff0000 ll",
+            "w1 = 0x13",
+            "if r1 == 0xf goto +0x0",
+            "*(u32 *)(r10 - 0x8) = -0xf",
+            "exit"
+        ]
+    );
+}
+
+#[test]
+fn expressions_stand_in_offsets_and_immediates() {
+    let p = parse(
+        ".equ EV_LOCAL, 16\n.equ STACK_SLOT, 8\n.section s\n\
+         *(u32 *)(r8 + EV_LOCAL + 4) = r2\n\
+         r1 += -STACK_SLOT\n\
+         r2 = *(u64 *)(r10 - STACK_SLOT * 2 + 4)\n\
+         r3 = *(u64 *)(r10 - (STACK_SLOT | 1))\n\
+         r4 = *(u16 *)(r1 + offsetof(sock_common, skc_family) + EV_LOCAL / 4)\n",
+    );
+    assert_eq!(
+        texts(&p, 0),
+        [
+            "*(u32 *)(r8 + 0x14) = w2",
+            "r1 += -0x8",
+            "r2 = *(u64 *)(r10 - 0xc)",
+            "r3 = *(u64 *)(r10 - 0x9)",
+            "w4 = *(u16 *)(r1 + 0x7bad)",
+        ]
+    );
+    assert_eq!(p.sections[0].insns[4].field.as_ref().unwrap().addend, 4);
+}
+
+#[test]
+fn long_constant_chains_resolve_without_recursion() {
+    let mut text = String::from(".section s\nr0 = C0\n");
+    for i in 0..5000 {
+        text.push_str(&format!(".equ C{i}, C{} + 1\n", i + 1));
+    }
+    text.push_str(".equ C5000, 0\n");
+    let p = parse(&text);
+    assert_eq!(texts(&p, 0), ["r0 = 0x1388"]);
+}
+
+#[test]
+fn hostile_expressions_are_errors_not_crashes() {
+    for text in [
+        format!(
+            ".section s\nr0 = {}1{}\n",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        ),
+        format!(".section s\nr0 = {}1\n", "-".repeat(10_000)),
+        format!(".section s\nr0 = 1{}\n", " + 1".repeat(10_000)),
+        ".section s\nr0 = 0xffffffffffffffff * 0xffffffffffffffff * 0xffffffffffffffff\n".into(),
+        ".section s\nr0 = 0xffffffffffffffff << 63\n".into(),
+    ] {
+        assert!(bpf_asm::parse(&[Source {
+            name: "t.s",
+            text: &text
+        }])
+        .is_err());
+    }
+}
