@@ -8,6 +8,7 @@
 //! the object.
 
 mod consts;
+mod directives;
 pub mod elf;
 pub mod error;
 mod expr;
@@ -17,10 +18,13 @@ mod lexer;
 mod macros;
 mod parser;
 pub mod program;
+mod symbols;
 
 pub use error::{Diagnostic, Error, Origin};
 pub use insn::Instruction;
-pub use program::{FieldKind, FieldRef, Insn, MapDef, Program, Section};
+pub use program::{
+    Binding, FieldKind, FieldRef, Insn, MapDef, Program, Section, SymType, Symbol, SymbolPlace,
+};
 
 /// One input file.
 #[derive(Clone, Copy, Debug)]

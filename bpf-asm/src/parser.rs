@@ -2,6 +2,7 @@
 //! known at this point filled in, and the rest (constants, labels, maps, struct offsets) as
 //! unresolved references for the second pass in `resolve`.
 
+pub use crate::directives::{DataPiece, SymAttr, SymType};
 use crate::error::{Diagnostic, Origin};
 pub use crate::expr::Expr;
 use crate::insn::{
@@ -43,7 +44,23 @@ pub struct PendingInsn {
 pub enum Stmt {
     Label(String, usize),
     Insn(Box<PendingInsn>),
-    Section(String),
+    /// `.text`, `.data`, `.section NAME[, FLAGS...]`: `code` for a program section.
+    Section {
+        name: String,
+        code: bool,
+        col: usize,
+    },
+    /// `.globl`, `.local`, `.weak`, `.type`, `.size`: `(symbol, attribute, column)`.
+    Symbols(Vec<(String, SymAttr, usize)>),
+    /// `.byte`, `.asciz`, `.zero`, ...
+    Data(Vec<DataPiece>, usize),
+    /// `.p2align`, `.align`, `.balign`, in bytes.
+    Align {
+        bytes: u64,
+        col: usize,
+    },
+    /// A directive that changes nothing in the object (`.file`, `.cfi_*`, ...).
+    Nothing,
     License(String),
     Equ(String, Expr, usize),
     /// `.map NAME, TYPE, KEY, VALUE, MAX [, FLAGS]`: TYPE is an expression or a type name.
@@ -93,7 +110,9 @@ pub fn parse_line(origin: &Origin) -> PResult<Vec<Stmt>> {
     while let (Some(Tok::Ident(name)), Some(Tok::Punct(":"))) = (p.peek_tok(0), p.peek_tok(1)) {
         let name = name.clone();
         let col = p.col();
-        if is_register_name(&name) || name.starts_with('.') || KEYWORDS.contains(&name.as_str()) {
+        // `.L` names are llvm's local labels; other names with a dot first are directives.
+        let dotted = name.starts_with('.') && !name.starts_with(".L");
+        if is_register_name(&name) || dotted || KEYWORDS.contains(&name.as_str()) {
             return Err(p.error_at(
                 col,
                 format!("`{name}` cannot be a label: it is a register, keyword or directive"),
@@ -109,6 +128,13 @@ pub fn parse_line(origin: &Origin) -> PResult<Vec<Stmt>> {
     p.expect_end()?;
     Ok(out)
 }
+
+/// The directive list of the unknown-directive error.
+const KNOWN_DIRECTIVES: &str =
+    "bpf-asm knows .section .text .data .bss .rodata .license .equ .set .map \
+.macro/.endm .rept/.irp/.endr .globl .global .local .weak .type .size .p2align .align .balign \
+.byte .short .half .2byte .long .int .word .4byte .quad .dword .8byte .ascii .asciz .string \
+.zero .space .skip, and ignores .file .ident .addrsig .addrsig_sym .cfi_*";
 
 pub(crate) const KEYWORDS: &[&str] = &[
     "if", "goto", "gotol", "call", "exit", "lock", "ll", "map", "offsetof",
@@ -243,7 +269,7 @@ impl<'a> Parser<'a> {
             false
         }
     }
-    fn ident(&mut self, what: &str) -> PResult<(String, usize)> {
+    pub(crate) fn ident(&mut self, what: &str) -> PResult<(String, usize)> {
         match self.peek_tok(0) {
             Some(Tok::Ident(s)) => {
                 let s = s.clone();
@@ -800,38 +826,6 @@ impl<'a> Parser<'a> {
         let col = self.col();
         self.pos += 1;
         match word {
-            ".section" => {
-                let from = self
-                    .tokens
-                    .get(self.pos.saturating_sub(1))
-                    .map_or(0, |t| t.end);
-                let name = self
-                    .origin
-                    .text
-                    .get(from..self.code_end)
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                let valid = !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_graphic() && c != '"' && c != ',');
-                if !valid {
-                    return Err(self.error_at(
-                        col,
-                        ".section needs a name, like .section kprobe/tcp_v4_connect",
-                    ));
-                }
-                let reserved = matches!(
-                    name.as_str(),
-                    "maps" | "license" | ".conntrace.fields" | ".symtab" | ".strtab" | ".shstrtab"
-                ) || name.starts_with(".rel");
-                if reserved {
-                    return Err(self.error_at(col, format!("`{name}` is a section the assembler writes itself: give the program another name")));
-                }
-                self.pos = self.tokens.len();
-                Ok(Stmt::Section(name))
-            }
             ".license" => match self.peek_tok(0).cloned() {
                 Some(Tok::Str(s)) if !s.contains('\0') => {
                     self.pos += 1;
@@ -881,10 +875,14 @@ impl<'a> Parser<'a> {
                 Ok(Stmt::Map { name, values, col })
             }
             ".endm" | ".endmacro" => Err(self.error_at(col, ".endm without a .macro")),
-            _ => Err(self.error_at(
-                col,
-                format!("unknown directive `{word}`: use .section, .license, .equ, .map or .macro"),
-            )),
+            ".endr" => Err(self.error_at(col, ".endr without a .rept or .irp")),
+            _ => match self.llvm_directive(word, col) {
+                Some(result) => result,
+                None => Err(self.error_at(
+                    col,
+                    format!("unknown directive `{word}`: {KNOWN_DIRECTIVES}"),
+                )),
+            },
         }
     }
 }

@@ -6,7 +6,10 @@ use crate::consts::{self, Constants, Definition};
 use crate::error::{Diagnostic, Origin};
 use crate::expr::{self, EvalError, Expr, Value};
 use crate::insn::{Instruction, JumpOp, OpCode, Source};
-use crate::parser::{parse_line, ImmRange, PendingInsn, Stmt, Target};
+pub use crate::parser::SymType;
+use crate::parser::{parse_line, DataPiece, ImmRange, PendingInsn, Stmt, Target};
+use crate::symbols::{resolve_license, resolve_symbols, Labels, SymbolDecls};
+pub use crate::symbols::{Binding, Symbol, SymbolPlace};
 use std::collections::{HashMap, HashSet};
 
 /// What `offsetof` writes into an `off` field until the loader patches it.
@@ -77,6 +80,9 @@ pub struct Program {
     pub sections: Vec<Section>,
     pub maps: Vec<MapDef>,
     pub license: Option<String>,
+    /// Symbols named by `.globl`, `.local`, `.weak`, `.type` or `.size`, in order of first
+    /// mention.
+    pub symbols: Vec<Symbol>,
 }
 
 struct Pending {
@@ -95,6 +101,22 @@ struct Collected {
     maps: Vec<(String, Vec<Expr>, Origin, usize)>,
     license: Option<String>,
     insns: Vec<Pending>,
+    /// Data sections opened (`license`, `.data`, ...); only `license` may hold data.
+    data_sections: Vec<String>,
+    /// `(data section, label) -> byte offset`.
+    data_labels: HashMap<(String, String), u64>,
+    /// What data directives put into `license`, in order, and where the first one was.
+    license_data: Vec<(DataPiece, Origin)>,
+    license_data_at: Option<(Origin, usize)>,
+    /// Symbol directives, in order of first mention.
+    symbols: SymbolDecls,
+}
+
+/// Where statements go.
+#[derive(Clone)]
+enum Place {
+    Program(usize),
+    Data(String),
 }
 
 /// Builds the program from macro-expanded lines.
@@ -105,7 +127,23 @@ pub fn build(lines: &[Origin]) -> Result<Program, Vec<Diagnostic>> {
         return Err(errors);
     }
     collected.constants = consts::resolve(&collected.definitions, &mut errors);
-    let program = resolve(&collected, &mut errors);
+    let mut program = resolve(&collected, &mut errors);
+    let c = &collected;
+    if let Some(at) = &c.license_data_at {
+        if c.license.is_some() {
+            errors.push(Diagnostic::new(
+                &at.0,
+                at.1,
+                "the license is given twice: by .license and by data in the `license` section",
+            ));
+        }
+        program.license = resolve_license(&c.license_data, at, &c.constants, &mut errors);
+    }
+    let labels = Labels {
+        program: &c.labels,
+        data: &c.data_labels,
+    };
+    program.symbols = resolve_symbols(&c.symbols, &labels, &c.constants, &mut errors);
     if errors.is_empty() {
         Ok(program)
     } else {
@@ -122,10 +160,16 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
         maps: Vec::new(),
         license: None,
         insns: Vec::new(),
+        data_sections: Vec::new(),
+        data_labels: HashMap::new(),
+        license_data: Vec::new(),
+        license_data_at: None,
+        symbols: SymbolDecls::default(),
     };
     let mut slots: Vec<usize> = Vec::new();
     let mut constant_names: HashSet<String> = HashSet::new();
-    let mut current: Option<usize> = None;
+    let mut current: Option<Place> = None;
+    let mut license_len: u64 = 0;
     for origin in lines {
         if errors.len() >= MAX_ERRORS {
             break;
@@ -142,40 +186,76 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
                 Diagnostic::new(
                     origin,
                     col,
-                    "instructions and labels must follow a .section directive (e.g. .section kprobe/tcp_v4_connect)",
+                    "instructions and labels must follow a .text or .section directive (e.g. .section kprobe/tcp_v4_connect)",
                 )
             };
             match stmt {
-                Stmt::Section(name) => {
-                    let index = c
-                        .sections
-                        .iter()
-                        .position(|s| *s == name)
-                        .unwrap_or_else(|| {
-                            c.sections.push(name);
-                            slots.push(0);
-                            c.sections.len() - 1
-                        });
-                    current = Some(index);
-                }
-                Stmt::Label(name, col) => {
-                    let Some(section) = current else {
-                        errors.push(outside(col));
-                        continue;
-                    };
-                    let slot = slots.get(section).copied().unwrap_or(0);
-                    if c.labels.insert((section, name.clone()), slot).is_some() {
+                Stmt::Section { name, code, col } => {
+                    let program = c.sections.iter().position(|s| *s == name);
+                    let data = c.data_sections.contains(&name);
+                    if (code && data) || (!code && program.is_some()) {
+                        let was = if code {
+                            "data (flags without \"x\")"
+                        } else {
+                            "a program section"
+                        };
                         errors.push(Diagnostic::new(
                             origin,
                             col,
-                            format!("label `{name}` is defined twice in this section"),
+                            format!("section `{name}` was opened before as {was}: give it the same flags every time"),
                         ));
-                    }
-                }
-                Stmt::Insn(insn) => {
-                    let Some(section) = current else {
-                        errors.push(outside(insn.col));
                         continue;
+                    }
+                    current = Some(if code {
+                        Place::Program(program.unwrap_or_else(|| {
+                            c.sections.push(name);
+                            slots.push(0);
+                            c.sections.len() - 1
+                        }))
+                    } else {
+                        if !data {
+                            c.data_sections.push(name.clone());
+                        }
+                        Place::Data(name)
+                    });
+                }
+                Stmt::Label(name, col) => match &current {
+                    None => errors.push(outside(col)),
+                    Some(Place::Program(section)) => {
+                        let slot = slots.get(*section).copied().unwrap_or(0);
+                        if c.labels.insert((*section, name.clone()), slot).is_some() {
+                            errors.push(Diagnostic::new(
+                                origin,
+                                col,
+                                format!("label `{name}` is defined twice in this section"),
+                            ));
+                        }
+                    }
+                    Some(Place::Data(section)) => {
+                        let offset = if section == "license" { license_len } else { 0 };
+                        if c.data_labels
+                            .insert((section.clone(), name.clone()), offset)
+                            .is_some()
+                        {
+                            errors.push(Diagnostic::new(
+                                origin,
+                                col,
+                                format!("label `{name}` is defined twice in this section"),
+                            ));
+                        }
+                    }
+                },
+                Stmt::Insn(insn) => {
+                    let section = match &current {
+                        Some(Place::Program(section)) => *section,
+                        Some(Place::Data(name)) => {
+                            errors.push(Diagnostic::new(origin, insn.col, format!("instructions must go in a program section, and `{name}` holds data: switch with .text or .section NAME,\"ax\"")));
+                            continue;
+                        }
+                        None => {
+                            errors.push(outside(insn.col));
+                            continue;
+                        }
                     };
                     let Some(slot) = slots.get_mut(section) else {
                         continue;
@@ -189,6 +269,39 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
                         origin: origin.clone(),
                     });
                 }
+                Stmt::Data(pieces, col) => {
+                    if !matches!(&current, Some(Place::Data(name)) if name == "license") {
+                        errors.push(Diagnostic::new(origin, col, "data directives are honoured only in the `license` section (.section \"license\",\"aw\",@progbits): bpf-asm objects hold programs, maps (.map) and the license, no other data"));
+                        continue;
+                    }
+                    if c.license_data_at.is_none() {
+                        c.license_data_at = Some((origin.clone(), col));
+                    }
+                    for piece in pieces {
+                        license_len += piece.len() as u64;
+                        c.license_data.push((piece, origin.clone()));
+                    }
+                }
+                Stmt::Align { bytes, col } => {
+                    // Instructions are 8 bytes in 8-aligned sections, so up to 8 needs no
+                    // padding; larger, llvm-mc pads with jumps, which bpf-asm does not do.
+                    let padding_needed = match &current {
+                        Some(Place::Program(_)) => bytes > 8,
+                        Some(Place::Data(name)) if name == "license" => {
+                            !license_len.is_multiple_of(bytes)
+                        }
+                        _ => false,
+                    };
+                    if padding_needed {
+                        errors.push(Diagnostic::new(origin, col, format!("alignment to {bytes} bytes here needs padding, which bpf-asm does not insert: program sections are aligned to 8, data must be aligned by hand")));
+                    }
+                }
+                Stmt::Symbols(list) => {
+                    for (name, attr, col) in list {
+                        c.symbols.declare(name, attr, origin, col, errors);
+                    }
+                }
+                Stmt::Nothing => {}
                 Stmt::License(text) => {
                     if c.license.is_some() {
                         errors.push(Diagnostic::new(origin, 1, ".license is given twice"));
@@ -254,6 +367,7 @@ fn resolve(c: &Collected, errors: &mut Vec<Diagnostic>) -> Program {
             .collect(),
         maps: Vec::new(),
         license: c.license.clone(),
+        symbols: Vec::new(),
     };
 
     for (name, values, origin, col) in &c.maps {

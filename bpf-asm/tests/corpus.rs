@@ -136,3 +136,75 @@ fn equ_expressions_evaluate_as_llvm_mc_does() {
     };
     assert_same_insns(&sections[0].0, &sections[0].1, "exprs.s .text");
 }
+
+/// The symbols a source names (`.globl`, `.type`, ...): llvm-mc also lists every other label as
+/// a local NOTYPE symbol, plus file and section symbols, which bpf-asm does not write.
+fn named_symbols(file: &object::File) -> Vec<String> {
+    use object::{ObjectSymbol, SymbolKind};
+    let mut out: Vec<String> = file
+        .symbols()
+        .filter(|s| matches!(s.kind(), SymbolKind::Text | SymbolKind::Data) || !s.is_local())
+        .map(|s| {
+            let section = s
+                .section_index()
+                .and_then(|i| file.section_by_index(i).ok())
+                .and_then(|sec| sec.name().ok().map(str::to_string))
+                .unwrap_or_default();
+            let binding = if s.is_weak() {
+                "weak"
+            } else if s.is_global() {
+                "global"
+            } else {
+                "local"
+            };
+            format!(
+                "{} {section}+{} size {} {:?} {binding}",
+                s.name().unwrap_or(""),
+                s.address(),
+                s.size(),
+                s.kind()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn llvm_style_source_assembles_as_with_llvm_mc() {
+    let text = include_str!("corpus/llvm_style.s");
+    let sections = [".text", "kprobe/tcp_v4_connect", "license"];
+    let ours = bpf_asm::assemble(&[bpf_asm::Source {
+        name: "llvm_style.s",
+        text,
+    }])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ours_file = object::File::parse(&*ours).unwrap();
+    let license = ours_file.section_by_name("license").unwrap();
+    assert_eq!(license.data().unwrap(), b"GPL\0");
+    assert_eq!(
+        named_symbols(&ours_file),
+        [
+            "_license license+0 size 4 Data global",
+            "f .text+0 size 48 Text global",
+            "helper kprobe/tcp_v4_connect+32 size 16 Text local",
+            "kp kprobe/tcp_v4_connect+0 size 32 Text global",
+            "wk kprobe/tcp_v4_connect+48 size 0 Unknown weak",
+        ]
+    );
+
+    let Some(pairs) = llvm_and_ours("llvm_style.s", text, &sections) else {
+        return;
+    };
+    for (name, (ours, theirs)) in sections.iter().zip(&pairs) {
+        if *name == "license" {
+            assert_eq!(ours, theirs, "license");
+        } else {
+            assert_same_insns(ours, theirs, name);
+        }
+    }
+    let output = common::scratch("llvm_style.s.o");
+    let theirs = std::fs::read(output).unwrap();
+    let theirs = object::File::parse(&*theirs).unwrap();
+    assert_eq!(named_symbols(&ours_file), named_symbols(&theirs));
+}

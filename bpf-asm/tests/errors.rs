@@ -218,3 +218,72 @@ fn offsetof_only_added_to_constants() {
         "t.s:2:6: error: bad offsetof: only a constant may be added to or subtracted from it\nr1 = offsetof(sock, sk_family) * 2\n     ^",
     );
 }
+
+#[test]
+fn unknown_directive_lists_the_known_ones() {
+    let message = error_of(".text\n.frobnicate 3\n");
+    assert!(
+        message.starts_with(
+            "t.s:2:1: error: unknown directive `.frobnicate`: bpf-asm knows .section .text"
+        ),
+        "{message}"
+    );
+    assert!(message.contains(".rept/.irp/.endr"), "{message}");
+    assert!(message.ends_with("\n.frobnicate 3\n^"), "{message}");
+}
+
+#[test]
+fn data_outside_the_license_section() {
+    check(
+        ".data\n.long 5\n",
+        "t.s:2:1: error: data directives are honoured only in the `license` section (.section \"license\",\"aw\",@progbits): bpf-asm objects hold programs, maps (.map) and the license, no other data\n.long 5\n^",
+    );
+}
+
+#[test]
+fn instruction_in_a_data_section() {
+    check(
+        ".section \"license\",\"aw\",@progbits\nr0 = 1\n",
+        "t.s:2:1: error: instructions must go in a program section, and `license` holds data: switch with .text or .section NAME,\"ax\"\nr0 = 1\n^",
+    );
+}
+
+#[test]
+fn license_data_must_be_one_c_string() {
+    check(
+        ".section license,\"aw\"\n.ascii \"GPL\"\n",
+        "t.s:2:1: error: the `license` section must hold one NUL-terminated string, like .asciz \"GPL\"\n.ascii \"GPL\"\n^",
+    );
+}
+
+#[test]
+fn symbol_without_a_label() {
+    check(
+        ".text\n.globl f\nexit\n",
+        "t.s:2:8: error: symbol `f` has no label: define it with `f:` (bpf-asm has no undefined symbols)\n.globl f\n       ^",
+    );
+}
+
+#[test]
+fn symbol_with_two_bindings() {
+    check(
+        ".text\n.globl f\n.local f\nf: exit\n",
+        "t.s:3:8: error: symbol `f` was declared .globl before: a symbol has one binding\n.local f\n       ^",
+    );
+}
+
+#[test]
+fn alignment_that_needs_padding() {
+    check(
+        ".text\n.p2align 4\n",
+        "t.s:2:1: error: alignment to 16 bytes here needs padding, which bpf-asm does not insert: program sections are aligned to 8, data must be aligned by hand\n.p2align 4\n^",
+    );
+}
+
+#[test]
+fn common_symbols_are_refused() {
+    check(
+        ".comm s,4,4\n",
+        "t.s:1:1: error: `.comm` is not supported: bpf-asm objects hold no global data (maps come from .map)\n.comm s,4,4\n^",
+    );
+}

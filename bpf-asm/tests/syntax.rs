@@ -193,3 +193,33 @@ fn hostile_expressions_are_errors_not_crashes() {
         .is_err());
     }
 }
+
+#[test]
+fn llvm_sections_and_data_make_programs_and_the_license() {
+    let p = parse(
+        ".text\nexit\n.section \"kprobe/x\",\"ax\",@progbits\nr0 = 0\n.bss\n.rodata\n\
+         .section license,\"awR\",@progbits,unique,1\n_license:\n.byte 0x47, 40 * 2\n.short 0x4c\n\
+         .section .text\nexit\n.section .note.GNU-stack,\"\",@progbits\n.file \"x.c\"\n.ident \"clang\"\n\
+         .cfi_startproc\n.addrsig\n.addrsig_sym _license\n.p2align 3\n.align 8\n.balign 4\n",
+    );
+    assert_eq!(p.sections.len(), 2);
+    assert_eq!(p.sections[0].name, ".text");
+    assert_eq!(texts(&p, 0), ["exit", "exit"]);
+    assert_eq!(p.sections[1].name, "kprobe/x");
+    assert_eq!(p.license.as_deref(), Some("GPL"));
+    assert!(p.symbols.is_empty());
+}
+
+#[test]
+fn sections_without_symbol_directives_keep_their_section_symbol() {
+    use object::{Object, ObjectSymbol};
+    let bytes = bpf_asm::assemble(&[Source {
+        name: "t.s",
+        text: ".section a/b\nexit\n.section c\n.globl f\nf: exit\n",
+    }])
+    .unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    let mut names: Vec<&str> = file.symbols().filter_map(|s| s.name().ok()).collect();
+    names.sort();
+    assert_eq!(names, ["a_b", "f"]);
+}
