@@ -18,6 +18,7 @@ mod lexer;
 mod macros;
 mod parser;
 pub mod program;
+mod repeat;
 mod symbols;
 
 pub use error::{Diagnostic, Error, Origin};

@@ -287,3 +287,63 @@ fn common_symbols_are_refused() {
         "t.s:1:1: error: `.comm` is not supported: bpf-asm objects hold no global data (maps come from .map)\n.comm s,4,4\n^",
     );
 }
+
+#[test]
+fn repetition_without_endr() {
+    check(
+        ".section s\n  .rept 3\nexit\n",
+        "t.s:2:3: error: .rept has no matching .endr\n  .rept 3\n  ^",
+    );
+    check(
+        ".section s\n.irp r, r1, r2\n.rept 2\n\\r = 0\n.endr\n",
+        "t.s:2:1: error: .irp has no matching .endr\n.irp r, r1, r2\n^",
+    );
+}
+
+#[test]
+fn endr_without_a_repetition() {
+    check(
+        ".endr\n",
+        "t.s:1:1: error: .endr without a .rept or .irp\n.endr\n^",
+    );
+}
+
+#[test]
+fn bad_repetition_counts() {
+    check(
+        ".rept -1\n.endr\n",
+        "t.s:1:7: error: .rept count -1 is out of range: it must be 0 to 65536\n.rept -1\n      ^",
+    );
+    check(
+        ".rept 1 << 20\n.endr\n",
+        "t.s:1:7: error: .rept count 1048576 is out of range: it must be 0 to 65536\n.rept 1 << 20\n      ^",
+    );
+    check(
+        ".rept COUNT\n.endr\n",
+        "t.s:1:7: error: unknown constant `COUNT`: define it with .equ COUNT, VALUE\n.rept COUNT\n      ^",
+    );
+    check(
+        ".rept\n.endr\n",
+        "t.s:1:1: error: .rept needs a count, like .rept 4\n.rept\n^",
+    );
+}
+
+#[test]
+fn too_many_expansions() {
+    check(
+        ".rept 65536\n.rept 65536\n.endr\n.endr\n",
+        "t.s:2:1: error: macros and repetitions expand to more than 200000 lines (or 1000000 steps)\n.rept 65536\n^\nt.s:1: note: in .rept repetition 16",
+    );
+}
+
+#[test]
+fn error_inside_a_repetition_names_it() {
+    check(
+        ".section s\n.irp reg, r1, r10\n  \\reg = 0\n.endr\n",
+        "t.s:3:3: error: r10 is the read-only frame pointer and cannot be written; use it only as a base address\n  r10 = 0\n  ^\nt.s:2: note: in .irp repetition 2 (\\reg = r10)",
+    );
+    check(
+        ".section s\n.irp reg, r1\n  \\rgs = 0\n.endr\n",
+        "t.s:3:3: error: `\\rgs` is not a parameter of this .irp\n  \\rgs = 0\n  ^\nt.s:2: note: in .irp repetition 1 (\\reg = r1)",
+    );
+}

@@ -223,3 +223,91 @@ fn sections_without_symbol_directives_keep_their_section_symbol() {
     names.sort();
     assert_eq!(names, ["a_b", "f"]);
 }
+
+fn section_bytes(text: &str) -> Vec<u8> {
+    parse(text).sections[0].bytes()
+}
+
+#[test]
+fn irp_unrolls_a_copy_exactly_as_written_by_hand() {
+    // The probes copy 14 u32 fields from r0 to the stack: one .irp instead of 28 lines.
+    let looped = ".equ COPY_TO, 64\n.section s\n\
+        .irp off, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52\n\
+        \tr2 = *(u32 *)(r0 + \\off)\n\
+        \t*(u32 *)(r10 - COPY_TO + \\off) = r2\n\
+        .endr\nexit\n";
+    let mut by_hand = String::from(".equ COPY_TO, 64\n.section s\n");
+    for i in 0..14 {
+        let off = i * 4;
+        by_hand.push_str(&format!(
+            "r2 = *(u32 *)(r0 + {off})\n*(u32 *)(r10 - {}) = r2\n",
+            64 - off
+        ));
+    }
+    by_hand.push_str("exit\n");
+    let bytes = section_bytes(looped);
+    assert_eq!(bytes.len(), 29 * 8);
+    assert_eq!(bytes, section_bytes(&by_hand));
+}
+
+#[test]
+fn rept_repeats_and_gives_each_repetition_its_own_labels() {
+    let p = parse(
+        ".equ TIMES, 1 + 1\n.section s\n\
+         .rept TIMES\n  if r1 == 0 goto done\\@\n  r1 += 1\ndone\\@:\n.endr\n\
+         .rept 0\n  r9 = 9\n.endr\nexit\n",
+    );
+    assert_eq!(
+        texts(&p, 0),
+        [
+            "if r1 == 0x0 goto +0x1",
+            "r1 += 0x1",
+            "if r1 == 0x0 goto +0x1",
+            "r1 += 0x1",
+            "exit"
+        ]
+    );
+}
+
+#[test]
+fn repetitions_nest_and_work_inside_macros() {
+    let p = parse(
+        ".macro spill base, reg\n\
+         .irp off, 0, 8\n\
+         .rept 2\n\
+         *(u64 *)(r10 - \\base + \\off) = \\reg\n\
+         if \\reg == 0 goto out\\@\n\
+         out\\@:\n\
+         .endr\n\
+         .endr\n\
+         .endm\n\
+         .section s\nspill 16, r3\n\
+         .irp a, 1, 2\n.irp b, 10, 20\nr0 = \\a + \\b\n.endr\n.endr\n\
+         .irp none\nr0 = 7 \\none\n.endr\n",
+    );
+    let t = texts(&p, 0);
+    assert_eq!(t.len(), 8 + 4 + 1);
+    assert_eq!(t[0], "*(u64 *)(r10 - 0x10) = r3");
+    assert_eq!(t[1], "if r3 == 0x0 goto +0x0");
+    assert_eq!(t[4], "*(u64 *)(r10 - 0x8) = r3");
+    assert_eq!(
+        &t[8..],
+        ["r0 = 0xb", "r0 = 0x15", "r0 = 0xc", "r0 = 0x16", "r0 = 0x7"]
+    );
+}
+
+#[test]
+fn runaway_repetitions_are_an_error_not_a_hang() {
+    for text in [
+        ".rept 65536\n.rept 65536\n.endr\n.endr\n",
+        ".macro m\n.rept 1000\nm\n.endr\n.endm\n.section s\nm\n",
+        ".section s\n.rept 65536\n.rept 65536\nexit\n.endr\n.endr\n",
+    ] {
+        let e = bpf_asm::parse(&[Source { name: "t.s", text }]).unwrap_err();
+        assert!(
+            e.to_string().contains("expand to more than")
+                || e.to_string().contains("nested more than"),
+            "{e}"
+        );
+    }
+}
