@@ -2,7 +2,7 @@
 //! README.md, "The object file").
 
 use crate::error::Error;
-use crate::program::Program;
+use crate::program::{Binding, Program, SymType, SymbolPlace};
 use object::write::{Object, Relocation, SectionId, Symbol, SymbolId, SymbolSection};
 use object::{
     elf, Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags,
@@ -43,6 +43,15 @@ pub fn write(program: &Program) -> Result<Vec<u8>, Error> {
         program_sections.push((id, next_index));
         let has_relocations = section.insns.iter().any(|i| i.map.is_some());
         next_index += 1 + u32::from(has_relocations);
+        // Sources that name their own symbols (llvm's output: `.globl f` / `f:`) get those
+        // only; otherwise each program is named after its section.
+        let named = program
+            .symbols
+            .iter()
+            .any(|s| s.place == SymbolPlace::Program(program_sections.len() - 1));
+        if named {
+            continue;
+        }
         let symbol = section.name.replace('/', "_");
         obj.add_symbol(Symbol {
             name: symbol.into_bytes(),
@@ -111,11 +120,43 @@ pub fn write(program: &Program) -> Result<Vec<u8>, Error> {
         }
     }
 
+    let mut license_id = None;
     if let Some(license) = &program.license {
         let id = obj.add_section(Vec::new(), b"license".to_vec(), SectionKind::Data);
         let mut bytes = license.as_bytes().to_vec();
         bytes.push(0);
         obj.append_section_data(id, &bytes, 1);
+        license_id = Some(id);
+    }
+
+    for symbol in &program.symbols {
+        let section = match symbol.place {
+            SymbolPlace::Program(i) => program_sections.get(i).map(|(id, _)| *id),
+            SymbolPlace::License => license_id,
+        };
+        let Some(section) = section else {
+            return Err(Error::other(format!(
+                "symbol `{}` is in a section that is not written",
+                symbol.name
+            )));
+        };
+        obj.add_symbol(Symbol {
+            name: symbol.name.as_bytes().to_vec(),
+            value: symbol.offset,
+            size: symbol.size,
+            kind: match symbol.kind {
+                SymType::Func => SymbolKind::Text,
+                SymType::Object => SymbolKind::Data,
+                SymType::NoType => SymbolKind::Label,
+            },
+            scope: match symbol.binding {
+                Binding::Local => SymbolScope::Compilation,
+                Binding::Global | Binding::Weak => SymbolScope::Dynamic,
+            },
+            weak: symbol.binding == Binding::Weak,
+            section: SymbolSection::Section(section),
+            flags: SymbolFlags::None,
+        });
     }
 
     let fields = field_table(program, &program_sections)?;

@@ -11,7 +11,8 @@ pub struct Origin {
     pub line: usize,
     /// The text the assembler parsed (for macro lines: after substitution).
     pub text: String,
-    /// `(file, line, macro name)` of each expansion that led here, innermost first.
+    /// `(file, line, macro name)` of each expansion that led here, innermost first; for a
+    /// repetition the name starts with its directive (`.irp repetition 3 (\off = 8)`).
     pub expanded_from: Vec<(String, usize, String)>,
 }
 
@@ -52,7 +53,12 @@ impl fmt::Display for Diagnostic {
         writeln!(f, "{}", o.text)?;
         write!(f, "{pad}^")?;
         for (file, line, name) in &o.expanded_from {
-            write!(f, "\n{file}:{line}: note: in expansion of macro `{name}`")?;
+            if name.starts_with('.') {
+                // `.rept repetition 2`, `.irp repetition 3 (\off = 8)`.
+                write!(f, "\n{file}:{line}: note: in {name}")?;
+            } else {
+                write!(f, "\n{file}:{line}: note: in expansion of macro `{name}`")?;
+            }
         }
         Ok(())
     }

@@ -4,7 +4,8 @@
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tok {
-    /// Names, registers, mnemonics and directives: `[A-Za-z_.][A-Za-z0-9_.]*`.
+    /// Names, registers, mnemonics and directives: `[A-Za-z_.][A-Za-z0-9_.$]*` (llvm writes
+    /// local aliases like `.Lfoo$local`).
     Ident(String),
     Num(u64),
     BadNumber(String),
@@ -33,8 +34,8 @@ pub struct Line {
 
 const PUNCTS: &[&str] = &[
     "s>>=", "<<=", ">>=", "s>=", "s<=", "s/=", "s%=", "s>", "s<", "==", "!=", ">=", "<=", "+=",
-    "-=", "*=", "/=", "%=", "|=", "&=", "^=", "=", ">", "<", "&", "(", ")", "*", "+", "-", ",",
-    ":",
+    "-=", "*=", "/=", "%=", "|=", "&=", "^=", "<<", ">>", "=", ">", "<", "&", "(", ")", "*", "+",
+    "-", "/", "%", "|", "^", "~", ",", ":",
 ];
 
 fn is_ident_start(c: char) -> bool {
@@ -42,7 +43,7 @@ fn is_ident_start(c: char) -> bool {
 }
 
 fn is_ident_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '.'
+    c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$'
 }
 
 /// Where a comment starts in `text` (`;`, `#` or `//` outside a string), else its length.

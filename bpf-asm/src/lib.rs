@@ -2,23 +2,31 @@
 //! and `llvm-mc -triple bpf` accepts), writing relocatable ELF objects. See README.md for the
 //! syntax and the object format.
 //!
-//! The pipeline: `macros` expands text macros over all files of the unit, `parser` turns each
-//! line (tokens from `lexer`) into statements, `program` resolves constants, labels, maps and
-//! struct-field references in a second pass into the typed model of `insn`, and `elf` writes
-//! the object.
+//! The pipeline: `macros` expands text macros and `.rept`/`.irp` (`repeat`) over all files of
+//! the unit, `parser` turns each line (tokens from `lexer`, expressions from `expr`, llvm's
+//! section/symbol/data directives from `directives`) into statements, `program` resolves
+//! constants (`consts`), labels, maps, symbols and the license (`symbols`) and struct-field
+//! references in a second pass into the typed model of `insn`, and `elf` writes the object.
 
+mod consts;
+mod directives;
 pub mod elf;
 pub mod error;
+mod expr;
 pub mod helpers;
 pub mod insn;
 mod lexer;
 mod macros;
 mod parser;
 pub mod program;
+mod repeat;
+mod symbols;
 
 pub use error::{Diagnostic, Error, Origin};
 pub use insn::Instruction;
-pub use program::{FieldKind, FieldRef, Insn, MapDef, Program, Section};
+pub use program::{
+    Binding, FieldKind, FieldRef, Insn, MapDef, Program, Section, SymType, Symbol, SymbolPlace,
+};
 
 /// One input file.
 #[derive(Clone, Copy, Debug)]

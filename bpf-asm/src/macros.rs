@@ -2,8 +2,10 @@
 //! unit (so a macro may be used before its definition), then replaces each invocation line
 //! with the body, `\PARAM` substituted by the argument and `\@` by a per-expansion number.
 
+use crate::consts::Constants;
 use crate::error::{Diagnostic, Origin};
-use crate::lexer::{comment_start, lex, Tok};
+use crate::lexer::{lex, Tok};
+use crate::repeat::{self, block_end, column_of, first_word, split_args, substitute_body};
 use crate::Source;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -12,6 +14,8 @@ use std::collections::HashMap;
 const MAX_DEPTH: usize = 64;
 /// Bound on the expanded program, so a few lines of exponential macros cannot eat the machine.
 const MAX_LINES: usize = 200_000;
+/// Bound on expansion steps (lines and repetitions), so nested repetitions of nothing end too.
+const MAX_WORK: usize = 1_000_000;
 
 /// Names a macro may not take: they would shadow instructions.
 const RESERVED: &[&str] = &[
@@ -30,18 +34,6 @@ pub(crate) fn is_register_name(word: &str) -> bool {
     matches!(chars.next(), Some('r' | 'w'))
         && !chars.as_str().is_empty()
         && chars.as_str().bytes().all(|b| b.is_ascii_digit())
-}
-
-/// The first word of a line's code, and its byte range.
-fn first_word(text: &str) -> Option<(&str, usize)> {
-    let code = text.get(..comment_start(text))?;
-    let start = code.len() - code.trim_start().len();
-    let word = code[start..].split_whitespace().next()?;
-    Some((word, start))
-}
-
-fn column_of(text: &str, byte: usize) -> usize {
-    text.get(..byte).map_or(1, |s| s.chars().count() + 1)
 }
 
 /// The lines of the unit with every macro expanded, in order, each with its origin.
@@ -114,16 +106,25 @@ pub fn expand(sources: &[Source]) -> Result<Vec<Origin>, Vec<Diagnostic>> {
         }
     }
 
-    let mut out = Vec::new();
-    let mut counter = 0usize;
-    for origin in plain {
-        if let Err(e) = expand_line(&macros, origin, 0, &mut counter, &mut out) {
+    let mut x = Expander {
+        macros: &macros,
+        constants: repeat::early_constants(&plain),
+        counter: 0,
+        work: 0,
+        out: Vec::new(),
+    };
+    let mut i = 0;
+    while i < plain.len() {
+        let (next, result) = x.expand_at(&plain, i, 0);
+        if let Err(e) = result {
             errors.push(e);
-            if out.len() >= MAX_LINES {
+            if x.out.len() >= MAX_LINES || x.work >= MAX_WORK {
                 break;
             }
         }
+        i = next.max(i + 1);
     }
+    let out = x.out;
     if errors.is_empty() {
         Ok(out)
     } else {
@@ -173,158 +174,189 @@ fn define_header(origin: &Origin, start: usize) -> Result<(String, Vec<String>),
     Ok((name, params))
 }
 
-/// Splits macro arguments at commas outside parentheses.
-fn split_args(text: &str) -> Vec<String> {
-    if text.trim().is_empty() {
-        return Vec::new();
-    }
-    let mut args = Vec::new();
-    let mut depth = 0i32;
-    let mut current = String::new();
-    for c in text.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth <= 0 => {
-                args.push(current.trim().to_string());
-                current.clear();
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    args.push(current.trim().to_string());
-    args
+/// Expansion state shared by macros and repetitions.
+struct Expander<'a> {
+    macros: &'a HashMap<String, Macro>,
+    /// For `.rept` counts.
+    constants: Constants,
+    /// Numbers expansions, for `\@`.
+    counter: usize,
+    /// Repetitions and lines produced: bounds the time nested repetitions may take even when
+    /// they produce nothing.
+    work: usize,
+    out: Vec<Origin>,
 }
 
-fn expand_line(
-    macros: &HashMap<String, Macro>,
-    origin: Origin,
-    depth: usize,
-    counter: &mut usize,
-    out: &mut Vec<Origin>,
-) -> Result<(), Diagnostic> {
-    if out.len() >= MAX_LINES {
-        return Err(Diagnostic::new(
-            &origin,
-            1,
-            format!("macros expand to more than {MAX_LINES} lines"),
-        ));
-    }
-    let line = lex(&origin.text);
-    // Skip leading `label:` definitions to find the statement's first word.
-    let mut index = 0;
-    while let (Some(a), Some(b)) = (line.tokens.get(index), line.tokens.get(index + 1)) {
-        if matches!(a.tok, Tok::Ident(_)) && b.tok == Tok::Punct(":") {
-            index += 2;
-        } else {
-            break;
-        }
-    }
-    let call = match line.tokens.get(index) {
-        Some(t) => match &t.tok {
-            Tok::Ident(name) => macros.get(name).map(|m| (name.clone(), m, t)),
-            _ => None,
-        },
-        None => None,
-    };
-    let Some((name, mac, name_token)) = call else {
-        out.push(origin);
-        return Ok(());
-    };
-    if depth >= MAX_DEPTH {
-        return Err(Diagnostic::new(
-            &origin,
-            name_token.col,
-            format!(
-                "macro expansion nested more than {MAX_DEPTH} deep: does `{name}` expand itself?"
-            ),
-        ));
-    }
-    if name_token.start > 0 {
-        // Labels in front of the invocation stay on a line of their own.
-        let mut labels = origin.clone();
-        labels.text = origin
-            .text
-            .get(..name_token.start)
-            .unwrap_or("")
-            .to_string();
-        out.push(labels);
-    }
-    let args_text = origin.text.get(name_token.end..line.code_end).unwrap_or("");
-    let args = split_args(args_text);
-    if args.len() != mac.params.len() {
-        return Err(Diagnostic::new(
-            &origin,
-            name_token.col,
-            format!(
-                "macro `{name}` takes {} argument(s) ({}), got {}",
-                mac.params.len(),
-                mac.params.join(", "),
-                args.len()
-            ),
-        ));
-    }
-    let unique = *counter;
-    *counter += 1;
-    for (line_no, body) in &mac.body {
-        let mut expanded_from = vec![(origin.file.clone(), origin.line, name.clone())];
-        expanded_from.extend(origin.expanded_from.iter().cloned());
-        let body_origin = Origin {
-            file: mac.file.clone(),
-            line: *line_no,
-            text: body.clone(),
-            expanded_from,
-        };
-        let text = substitute(&body_origin, &mac.params, &args, unique)?;
-        expand_line(
-            macros,
-            Origin {
-                text,
-                ..body_origin
-            },
-            depth + 1,
-            counter,
-            out,
-        )?;
-    }
-    Ok(())
-}
-
-/// Replaces `\PARAM` and `\@` in one body line.
-fn substitute(
-    origin: &Origin,
-    params: &[String],
-    args: &[String],
-    unique: usize,
-) -> Result<String, Diagnostic> {
-    let text = &origin.text;
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some(pos) = rest.find('\\') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(tail) = after.strip_prefix('@') {
-            out.push_str(&unique.to_string());
-            rest = tail;
-            continue;
-        }
-        let len = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        let word = &after[..len];
-        let Some(i) = params.iter().position(|p| p == word) else {
-            let column = column_of(text, text.len() - rest.len() + pos);
+impl Expander<'_> {
+    fn budget(&mut self, origin: &Origin, cost: usize) -> Result<(), Diagnostic> {
+        self.work += cost;
+        if self.out.len() >= MAX_LINES || self.work >= MAX_WORK {
             return Err(Diagnostic::new(
                 origin,
-                column,
-                format!("`\\{word}` is not a parameter of this macro"),
+                1,
+                format!("macros and repetitions expand to more than {MAX_LINES} lines (or {MAX_WORK} steps)"),
             ));
-        };
-        out.push_str(args.get(i).map_or("", |s| s.as_str()));
-        rest = &after[len..];
+        }
+        Ok(())
     }
-    out.push_str(rest);
-    Ok(out)
+
+    /// Expands `lines` in order, stopping at the first error (inside an expansion, a later
+    /// line would mostly repeat it, and a runaway expansion must stop).
+    fn expand_all(&mut self, lines: &[Origin], depth: usize) -> Result<(), Diagnostic> {
+        let mut i = 0;
+        while i < lines.len() {
+            let (next, result) = self.expand_at(lines, i, depth);
+            result?;
+            i = next.max(i + 1);
+        }
+        Ok(())
+    }
+
+    /// Expands the statement at `lines[i]` (a whole block if it opens one); returns the index
+    /// of the next statement.
+    fn expand_at(
+        &mut self,
+        lines: &[Origin],
+        i: usize,
+        depth: usize,
+    ) -> (usize, Result<(), Diagnostic>) {
+        let Some(origin) = lines.get(i) else {
+            return (i + 1, Ok(()));
+        };
+        let Some((word @ (".rept" | ".irp"), start)) = first_word(&origin.text) else {
+            return (i + 1, self.expand_line(origin.clone(), depth));
+        };
+        let Some(end) = block_end(lines, i) else {
+            let e = Diagnostic::new(
+                origin,
+                column_of(&origin.text, start),
+                format!("{word} has no matching .endr"),
+            );
+            return (lines.len(), Err(e));
+        };
+        let body = lines.get(i + 1..end).unwrap_or(&[]);
+        (end + 1, self.repeat(origin, word, start, body, depth))
+    }
+
+    fn repeat(
+        &mut self,
+        origin: &Origin,
+        word: &str,
+        start: usize,
+        body: &[Origin],
+        depth: usize,
+    ) -> Result<(), Diagnostic> {
+        if depth >= MAX_DEPTH {
+            return Err(Diagnostic::new(
+                origin,
+                column_of(&origin.text, start),
+                format!("macros and repetitions nested more than {MAX_DEPTH} deep"),
+            ));
+        }
+        let header = repeat::header(origin, word, start, &self.constants)?;
+        for (n, rep) in header.reps.iter().enumerate() {
+            self.budget(origin, 1 + body.len())?;
+            let unique = self.counter;
+            self.counter += 1;
+            let subs: Vec<(String, String)> = rep.iter().cloned().collect();
+            let note = match rep {
+                Some((symbol, value)) => format!(
+                    "{} repetition {} (\\{symbol} = {value})",
+                    header.directive,
+                    n + 1
+                ),
+                None => format!("{} repetition {}", header.directive, n + 1),
+            };
+            let noted: Vec<Origin> = body
+                .iter()
+                .map(|line| {
+                    let mut from = vec![(origin.file.clone(), origin.line, note.clone())];
+                    from.extend(origin.expanded_from.iter().cloned());
+                    Origin {
+                        expanded_from: from,
+                        ..line.clone()
+                    }
+                })
+                .collect();
+            let lines = substitute_body(&noted, &subs, unique, header.directive)?;
+            self.expand_all(&lines, depth + 1)?;
+        }
+        Ok(())
+    }
+
+    fn expand_line(&mut self, origin: Origin, depth: usize) -> Result<(), Diagnostic> {
+        self.budget(&origin, 1)?;
+        let line = lex(&origin.text);
+        // Skip leading `label:` definitions to find the statement's first word.
+        let mut index = 0;
+        while let (Some(a), Some(b)) = (line.tokens.get(index), line.tokens.get(index + 1)) {
+            if matches!(a.tok, Tok::Ident(_)) && b.tok == Tok::Punct(":") {
+                index += 2;
+            } else {
+                break;
+            }
+        }
+        let macros = self.macros;
+        let call = match line.tokens.get(index) {
+            Some(t) => match &t.tok {
+                Tok::Ident(name) => macros.get(name).map(|m| (name.clone(), m, t)),
+                _ => None,
+            },
+            None => None,
+        };
+        let Some((name, mac, name_token)) = call else {
+            self.out.push(origin);
+            return Ok(());
+        };
+        if depth >= MAX_DEPTH {
+            return Err(Diagnostic::new(
+                &origin,
+                name_token.col,
+                format!(
+                    "macro expansion nested more than {MAX_DEPTH} deep: does `{name}` expand itself?"
+                ),
+            ));
+        }
+        if name_token.start > 0 {
+            // Labels in front of the invocation stay on a line of their own.
+            let mut labels = origin.clone();
+            labels.text = origin
+                .text
+                .get(..name_token.start)
+                .unwrap_or("")
+                .to_string();
+            self.out.push(labels);
+        }
+        let args_text = origin.text.get(name_token.end..line.code_end).unwrap_or("");
+        let args = split_args(args_text);
+        if args.len() != mac.params.len() {
+            return Err(Diagnostic::new(
+                &origin,
+                name_token.col,
+                format!(
+                    "macro `{name}` takes {} argument(s) ({}), got {}",
+                    mac.params.len(),
+                    mac.params.join(", "),
+                    args.len()
+                ),
+            ));
+        }
+        let unique = self.counter;
+        self.counter += 1;
+        let mut expanded_from = vec![(origin.file.clone(), origin.line, name.clone())];
+        expanded_from.extend(origin.expanded_from.iter().cloned());
+        let body: Vec<Origin> = mac
+            .body
+            .iter()
+            .map(|(line_no, text)| Origin {
+                file: mac.file.clone(),
+                line: *line_no,
+                text: text.clone(),
+                expanded_from: expanded_from.clone(),
+            })
+            .collect();
+        let subs: Vec<(String, String)> = mac.params.iter().cloned().zip(args).collect();
+        let lines = substitute_body(&body, &subs, unique, "macro")?;
+        self.expand_all(&lines, depth + 1)
+    }
 }

@@ -2,34 +2,15 @@
 //! known at this point filled in, and the rest (constants, labels, maps, struct offsets) as
 //! unresolved references for the second pass in `resolve`.
 
+pub use crate::directives::{DataPiece, SymAttr, SymType};
 use crate::error::{Diagnostic, Origin};
+pub use crate::expr::Expr;
 use crate::insn::{
     AluOp, AluWidth, AtomicOp, AtomicSize, ByteSwap, Condition, Instruction, JumpWidth, OpCode,
     Reg, SignedSize, Size, Source, ATOMIC_FETCH,
 };
 use crate::lexer::{lex, Tok, Token};
 use crate::macros::is_register_name;
-
-/// One term of an expression.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Atom {
-    Num(i128),
-    /// A `.equ` constant.
-    Const(String),
-    /// `offsetof(STRUCT, FIELD.PATH)`.
-    Offsetof {
-        strukt: String,
-        field: String,
-    },
-}
-
-/// A sum of signed atoms, e.g. `offsetof(sock_common, skc_v6_daddr) + 4` or `-SIZE`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Expr {
-    /// `(negated, atom, column)`.
-    pub terms: Vec<(bool, Atom, usize)>,
-    pub col: usize,
-}
 
 /// What range an immediate must fit once evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +45,23 @@ pub struct PendingInsn {
 pub enum Stmt {
     Label(String, usize),
     Insn(Box<PendingInsn>),
-    Section(String),
+    /// `.text`, `.data`, `.section NAME[, FLAGS...]`: `code` for a program section.
+    Section {
+        name: String,
+        code: bool,
+        col: usize,
+    },
+    /// `.globl`, `.local`, `.weak`, `.type`, `.size`: `(symbol, attribute, column)`.
+    Symbols(Vec<(String, SymAttr, usize)>),
+    /// `.byte`, `.asciz`, `.zero`, ...
+    Data(Vec<DataPiece>, usize),
+    /// `.p2align`, `.align`, `.balign`, in bytes.
+    Align {
+        bytes: u64,
+        col: usize,
+    },
+    /// A directive that changes nothing in the object (`.file`, `.cfi_*`, ...).
+    Nothing,
     License(String),
     Equ(String, Expr, usize),
     /// `.map NAME, TYPE, KEY, VALUE, MAX [, FLAGS]`: TYPE is an expression or a type name.
@@ -90,11 +87,13 @@ pub const MAP_TYPES: &[(&str, i128)] = &[
 
 type PResult<T> = Result<T, Diagnostic>;
 
-struct Parser<'a> {
-    origin: &'a Origin,
-    tokens: Vec<Token>,
-    pos: usize,
-    code_end: usize,
+pub(crate) struct Parser<'a> {
+    pub(crate) origin: &'a Origin,
+    pub(crate) tokens: Vec<Token>,
+    pub(crate) pos: usize,
+    pub(crate) code_end: usize,
+    /// Nodes of the expression being parsed (see `expr`).
+    pub(crate) expr_nodes: usize,
 }
 
 /// Parses one line into its statements (labels first, then at most one instruction or
@@ -106,12 +105,15 @@ pub fn parse_line(origin: &Origin) -> PResult<Vec<Stmt>> {
         tokens: line.tokens,
         pos: 0,
         code_end: line.code_end,
+        expr_nodes: 0,
     };
     let mut out = Vec::new();
     while let (Some(Tok::Ident(name)), Some(Tok::Punct(":"))) = (p.peek_tok(0), p.peek_tok(1)) {
         let name = name.clone();
         let col = p.col();
-        if is_register_name(&name) || name.starts_with('.') || KEYWORDS.contains(&name.as_str()) {
+        // `.L` names are llvm's local labels; other names with a dot first are directives.
+        let dotted = name.starts_with('.') && !name.starts_with(".L");
+        if is_register_name(&name) || dotted || KEYWORDS.contains(&name.as_str()) {
             return Err(p.error_at(
                 col,
                 format!("`{name}` cannot be a label: it is a register, keyword or directive"),
@@ -128,7 +130,14 @@ pub fn parse_line(origin: &Origin) -> PResult<Vec<Stmt>> {
     Ok(out)
 }
 
-const KEYWORDS: &[&str] = &[
+/// The directive list of the unknown-directive error.
+const KNOWN_DIRECTIVES: &str =
+    "bpf-asm knows .section .text .data .bss .rodata .license .equ .set .map \
+.macro/.endm .rept/.irp/.endr .globl .global .local .weak .type .size .p2align .align .balign \
+.byte .short .half .2byte .long .int .word .4byte .quad .dword .8byte .ascii .asciz .string \
+.zero .space .skip, and ignores .file .ident .addrsig .addrsig_sym .cfi_*";
+
+pub(crate) const KEYWORDS: &[&str] = &[
     "if", "goto", "gotol", "call", "exit", "lock", "ll", "map", "offsetof",
 ];
 
@@ -209,14 +218,14 @@ impl RegOp {
 }
 
 impl<'a> Parser<'a> {
-    fn peek_tok(&self, ahead: usize) -> Option<&Tok> {
+    pub(crate) fn peek_tok(&self, ahead: usize) -> Option<&Tok> {
         self.tokens.get(self.pos + ahead).map(|t| &t.tok)
     }
-    fn at_end(&self) -> bool {
+    pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.tokens.len()
     }
     /// Column of the next token, or just past the code at the end of the line.
-    fn col(&self) -> usize {
+    pub(crate) fn col(&self) -> usize {
         match self.tokens.get(self.pos) {
             Some(t) => t.col,
             None => {
@@ -225,7 +234,7 @@ impl<'a> Parser<'a> {
             }
         }
     }
-    fn error_at(&self, col: usize, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn error_at(&self, col: usize, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(self.origin, col, message)
     }
     fn describe_next(&self) -> String {
@@ -239,7 +248,7 @@ impl<'a> Parser<'a> {
             Some(Tok::Other(c)) => format!("`{c}`"),
         }
     }
-    fn unexpected(&self, wanted: &str) -> Diagnostic {
+    pub(crate) fn unexpected(&self, wanted: &str) -> Diagnostic {
         let message = match self.peek_tok(0) {
             Some(Tok::BadNumber(s)) => format!("`{s}` is not a number that fits in 64 bits"),
             Some(Tok::UnterminatedStr) => "string has no closing `\"`".to_string(),
@@ -247,7 +256,7 @@ impl<'a> Parser<'a> {
         };
         self.error_at(self.col(), message)
     }
-    fn eat(&mut self, punct: &str) -> bool {
+    pub(crate) fn eat(&mut self, punct: &str) -> bool {
         if matches!(self.peek_tok(0), Some(Tok::Punct(p)) if *p == punct) {
             self.pos += 1;
             true
@@ -255,7 +264,7 @@ impl<'a> Parser<'a> {
             false
         }
     }
-    fn expect(&mut self, punct: &str) -> PResult<()> {
+    pub(crate) fn expect(&mut self, punct: &str) -> PResult<()> {
         if self.eat(punct) {
             Ok(())
         } else {
@@ -270,7 +279,7 @@ impl<'a> Parser<'a> {
             false
         }
     }
-    fn ident(&mut self, what: &str) -> PResult<(String, usize)> {
+    pub(crate) fn ident(&mut self, what: &str) -> PResult<(String, usize)> {
         match self.peek_tok(0) {
             Some(Tok::Ident(s)) => {
                 let s = s.clone();
@@ -350,76 +359,6 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// `[+|-] atom ((+|-) atom)*`.
-    fn expr(&mut self) -> PResult<Expr> {
-        let col = self.col();
-        let mut terms = Vec::new();
-        let mut negated = if self.eat("-") {
-            true
-        } else {
-            self.eat("+");
-            false
-        };
-        loop {
-            let atom_col = self.col();
-            let atom = match self.peek_tok(0) {
-                Some(Tok::Num(n)) => {
-                    let n = i128::from(*n);
-                    self.pos += 1;
-                    Atom::Num(n)
-                }
-                Some(Tok::Ident(w)) if w == "offsetof" => {
-                    self.pos += 1;
-                    self.offsetof()?
-                }
-                Some(Tok::Ident(w)) if !is_register_name(w) && !KEYWORDS.contains(&w.as_str()) => {
-                    let w = w.clone();
-                    self.pos += 1;
-                    Atom::Const(w)
-                }
-                _ => return Err(self.unexpected("a number, a constant or offsetof(...)")),
-            };
-            terms.push((negated, atom, atom_col));
-            if self.eat("+") {
-                negated = false;
-            } else if self.eat("-") {
-                negated = true;
-            } else {
-                return Ok(Expr { terms, col });
-            }
-        }
-    }
-
-    fn offsetof(&mut self) -> PResult<Atom> {
-        let bad = |p: &Self| {
-            p.error_at(
-                p.col(),
-                "bad offsetof: write offsetof(STRUCT, FIELD) or offsetof(STRUCT, FIELD.SUBFIELD)",
-            )
-        };
-        if !self.eat("(") {
-            return Err(bad(self));
-        }
-        let Some(Tok::Ident(strukt)) = self.peek_tok(0).cloned() else {
-            return Err(bad(self));
-        };
-        self.pos += 1;
-        if strukt.contains('.') || !self.eat(",") {
-            return Err(bad(self));
-        }
-        let Some(Tok::Ident(field)) = self.peek_tok(0).cloned() else {
-            return Err(bad(self));
-        };
-        if field.starts_with('.') || field.ends_with('.') || field.contains("..") {
-            return Err(bad(self));
-        }
-        self.pos += 1;
-        if !self.eat(")") {
-            return Err(bad(self));
-        }
-        Ok(Atom::Offsetof { strukt, field })
-    }
-
     /// `(rN)`, `(rN + expr)`, `(rN - expr)`, the opening parenthesis already taken.
     fn memory_tail(&mut self) -> PResult<(RegOp, Option<Expr>)> {
         let base = self.reg()?;
@@ -427,7 +366,7 @@ impl<'a> Parser<'a> {
             return Err(self.error_at(base.col, "a memory base must be a 64-bit register rN"));
         }
         let off = if matches!(self.peek_tok(0), Some(Tok::Punct("+" | "-"))) {
-            Some(self.expr()?)
+            Some(self.offset_expr()?)
         } else {
             None
         };
@@ -717,7 +656,14 @@ impl<'a> Parser<'a> {
                 self.neg(col, dst)
             }
             Some(Tok::Punct("*")) => self.load(col, dst),
-            Some(Tok::Punct("(")) => self.mov_sign_extend(col, dst),
+            // `rN = (s8)rM`: ISA v4 sign-extending move; `rN = (A + 1) * 2` is an expression.
+            Some(Tok::Punct("("))
+                if matches!(self.peek_tok(1), Some(Tok::Ident(_)))
+                    && self.peek_tok(2) == Some(&Tok::Punct(")"))
+                    && matches!(self.peek_tok(3), Some(Tok::Ident(w)) if is_register_name(w)) =>
+            {
+                self.mov_sign_extend(col, dst)
+            }
             Some(Tok::Ident(ref w))
                 if w == "map" && matches!(self.peek_tok(1), Some(Tok::Ident(_))) =>
             {
@@ -946,7 +892,7 @@ impl<'a> Parser<'a> {
             return Err(self.error_at(base.col, "a memory base must be a 64-bit register rN"));
         }
         let off = if matches!(self.peek_tok(0), Some(Tok::Punct("+" | "-"))) {
-            Some(self.expr()?)
+            Some(self.offset_expr()?)
         } else {
             None
         };
@@ -957,38 +903,6 @@ impl<'a> Parser<'a> {
         let col = self.col();
         self.pos += 1;
         match word {
-            ".section" => {
-                let from = self
-                    .tokens
-                    .get(self.pos.saturating_sub(1))
-                    .map_or(0, |t| t.end);
-                let name = self
-                    .origin
-                    .text
-                    .get(from..self.code_end)
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                let valid = !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_graphic() && c != '"' && c != ',');
-                if !valid {
-                    return Err(self.error_at(
-                        col,
-                        ".section needs a name, like .section kprobe/tcp_v4_connect",
-                    ));
-                }
-                let reserved = matches!(
-                    name.as_str(),
-                    "maps" | "license" | ".conntrace.fields" | ".symtab" | ".strtab" | ".shstrtab"
-                ) || name.starts_with(".rel");
-                if reserved {
-                    return Err(self.error_at(col, format!("`{name}` is a section the assembler writes itself: give the program another name")));
-                }
-                self.pos = self.tokens.len();
-                Ok(Stmt::Section(name))
-            }
             ".license" => match self.peek_tok(0).cloned() {
                 Some(Tok::Str(s)) if !s.contains('\0') => {
                     self.pos += 1;
@@ -1006,18 +920,8 @@ impl<'a> Parser<'a> {
                 }
                 self.expect(",")?;
                 let value = self.expr()?;
-                if value
-                    .terms
-                    .iter()
-                    .any(|(_, a, _)| matches!(a, Atom::Offsetof { .. }))
-                {
+                if value.has_offsetof() {
                     return Err(self.error_at(value.col, "bad offsetof: a .equ constant cannot hold offsetof(...), which is only known at load time"));
-                }
-                if value.terms.len() != 1 {
-                    return Err(self.error_at(
-                        value.col,
-                        "a .equ value is a number or another constant, like 8, -8 or OTHER",
-                    ));
                 }
                 Ok(Stmt::Equ(name, value, name_col))
             }
@@ -1034,10 +938,7 @@ impl<'a> Parser<'a> {
                     if let Some(v) = type_name {
                         let c = self.col();
                         self.pos += 1;
-                        values.push(Expr {
-                            terms: vec![(false, Atom::Num(v), c)],
-                            col: c,
-                        });
+                        values.push(Expr::num(v, c));
                     } else {
                         values.push(self.expr()?);
                     }
@@ -1051,10 +952,14 @@ impl<'a> Parser<'a> {
                 Ok(Stmt::Map { name, values, col })
             }
             ".endm" | ".endmacro" => Err(self.error_at(col, ".endm without a .macro")),
-            _ => Err(self.error_at(
-                col,
-                format!("unknown directive `{word}`: use .section, .license, .equ, .map or .macro"),
-            )),
+            ".endr" => Err(self.error_at(col, ".endr without a .rept or .irp")),
+            _ => match self.llvm_directive(word, col) {
+                Some(result) => result,
+                None => Err(self.error_at(
+                    col,
+                    format!("unknown directive `{word}`: {KNOWN_DIRECTIVES}"),
+                )),
+            },
         }
     }
 }

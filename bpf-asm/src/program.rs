@@ -2,11 +2,15 @@
 //! per section (labels as slot numbers, `lddw` counting two), then constants, labels, maps and
 //! struct-field references are resolved and every field range-checked.
 
+use crate::consts::{self, Constants, Definition};
 use crate::error::{Diagnostic, Origin};
+use crate::expr::{self, EvalError, Expr, Value};
 use crate::insn::{Instruction, OpCode};
-use crate::parser::{parse_line, Atom, Expr, ImmRange, PendingInsn, Stmt, Target};
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+pub use crate::parser::SymType;
+use crate::parser::{parse_line, DataPiece, ImmRange, PendingInsn, Stmt, Target};
+use crate::symbols::{resolve_license, resolve_symbols, Labels, SymbolDecls};
+pub use crate::symbols::{Binding, Symbol, SymbolPlace};
+use std::collections::{HashMap, HashSet};
 
 /// What `offsetof` writes into an `off` field until the loader patches it.
 pub const OFF_PLACEHOLDER: i16 = 0x7bad;
@@ -76,6 +80,9 @@ pub struct Program {
     pub sections: Vec<Section>,
     pub maps: Vec<MapDef>,
     pub license: Option<String>,
+    /// Symbols named by `.globl`, `.local`, `.weak`, `.type` or `.size`, in order of first
+    /// mention.
+    pub symbols: Vec<Symbol>,
 }
 
 struct Pending {
@@ -89,20 +96,54 @@ struct Collected {
     sections: Vec<String>,
     /// `(section, label) -> slot`.
     labels: HashMap<(usize, String), usize>,
-    constants: HashMap<String, (Expr, Origin)>,
+    definitions: Vec<Definition>,
+    constants: Constants,
     maps: Vec<(String, Vec<Expr>, Origin, usize)>,
     license: Option<String>,
     insns: Vec<Pending>,
+    /// Data sections opened (`license`, `.data`, ...); only `license` may hold data.
+    data_sections: Vec<String>,
+    /// `(data section, label) -> byte offset`.
+    data_labels: HashMap<(String, String), u64>,
+    /// What data directives put into `license`, in order, and where the first one was.
+    license_data: Vec<(DataPiece, Origin)>,
+    license_data_at: Option<(Origin, usize)>,
+    /// Symbol directives, in order of first mention.
+    symbols: SymbolDecls,
+}
+
+/// Where statements go.
+#[derive(Clone)]
+enum Place {
+    Program(usize),
+    Data(String),
 }
 
 /// Builds the program from macro-expanded lines.
 pub fn build(lines: &[Origin]) -> Result<Program, Vec<Diagnostic>> {
     let mut errors = Vec::new();
-    let collected = collect(lines, &mut errors);
+    let mut collected = collect(lines, &mut errors);
     if errors.len() >= MAX_ERRORS {
         return Err(errors);
     }
-    let program = resolve(&collected, &mut errors);
+    collected.constants = consts::resolve(&collected.definitions, &mut errors);
+    let mut program = resolve(&collected, &mut errors);
+    let c = &collected;
+    if let Some(at) = &c.license_data_at {
+        if c.license.is_some() {
+            errors.push(Diagnostic::new(
+                &at.0,
+                at.1,
+                "the license is given twice: by .license and by data in the `license` section",
+            ));
+        }
+        program.license = resolve_license(&c.license_data, at, &c.constants, &mut errors);
+    }
+    let labels = Labels {
+        program: &c.labels,
+        data: &c.data_labels,
+    };
+    program.symbols = resolve_symbols(&c.symbols, &labels, &c.constants, &mut errors);
     if errors.is_empty() {
         Ok(program)
     } else {
@@ -114,13 +155,21 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
     let mut c = Collected {
         sections: Vec::new(),
         labels: HashMap::new(),
-        constants: HashMap::new(),
+        definitions: Vec::new(),
+        constants: Constants::default(),
         maps: Vec::new(),
         license: None,
         insns: Vec::new(),
+        data_sections: Vec::new(),
+        data_labels: HashMap::new(),
+        license_data: Vec::new(),
+        license_data_at: None,
+        symbols: SymbolDecls::default(),
     };
     let mut slots: Vec<usize> = Vec::new();
-    let mut current: Option<usize> = None;
+    let mut constant_names: HashSet<String> = HashSet::new();
+    let mut current: Option<Place> = None;
+    let mut license_len: u64 = 0;
     for origin in lines {
         if errors.len() >= MAX_ERRORS {
             break;
@@ -137,40 +186,76 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
                 Diagnostic::new(
                     origin,
                     col,
-                    "instructions and labels must follow a .section directive (e.g. .section kprobe/tcp_v4_connect)",
+                    "instructions and labels must follow a .text or .section directive (e.g. .section kprobe/tcp_v4_connect)",
                 )
             };
             match stmt {
-                Stmt::Section(name) => {
-                    let index = c
-                        .sections
-                        .iter()
-                        .position(|s| *s == name)
-                        .unwrap_or_else(|| {
-                            c.sections.push(name);
-                            slots.push(0);
-                            c.sections.len() - 1
-                        });
-                    current = Some(index);
-                }
-                Stmt::Label(name, col) => {
-                    let Some(section) = current else {
-                        errors.push(outside(col));
-                        continue;
-                    };
-                    let slot = slots.get(section).copied().unwrap_or(0);
-                    if c.labels.insert((section, name.clone()), slot).is_some() {
+                Stmt::Section { name, code, col } => {
+                    let program = c.sections.iter().position(|s| *s == name);
+                    let data = c.data_sections.contains(&name);
+                    if (code && data) || (!code && program.is_some()) {
+                        let was = if code {
+                            "data (flags without \"x\")"
+                        } else {
+                            "a program section"
+                        };
                         errors.push(Diagnostic::new(
                             origin,
                             col,
-                            format!("label `{name}` is defined twice in this section"),
+                            format!("section `{name}` was opened before as {was}: give it the same flags every time"),
                         ));
-                    }
-                }
-                Stmt::Insn(insn) => {
-                    let Some(section) = current else {
-                        errors.push(outside(insn.col));
                         continue;
+                    }
+                    current = Some(if code {
+                        Place::Program(program.unwrap_or_else(|| {
+                            c.sections.push(name);
+                            slots.push(0);
+                            c.sections.len() - 1
+                        }))
+                    } else {
+                        if !data {
+                            c.data_sections.push(name.clone());
+                        }
+                        Place::Data(name)
+                    });
+                }
+                Stmt::Label(name, col) => match &current {
+                    None => errors.push(outside(col)),
+                    Some(Place::Program(section)) => {
+                        let slot = slots.get(*section).copied().unwrap_or(0);
+                        if c.labels.insert((*section, name.clone()), slot).is_some() {
+                            errors.push(Diagnostic::new(
+                                origin,
+                                col,
+                                format!("label `{name}` is defined twice in this section"),
+                            ));
+                        }
+                    }
+                    Some(Place::Data(section)) => {
+                        let offset = if section == "license" { license_len } else { 0 };
+                        if c.data_labels
+                            .insert((section.clone(), name.clone()), offset)
+                            .is_some()
+                        {
+                            errors.push(Diagnostic::new(
+                                origin,
+                                col,
+                                format!("label `{name}` is defined twice in this section"),
+                            ));
+                        }
+                    }
+                },
+                Stmt::Insn(insn) => {
+                    let section = match &current {
+                        Some(Place::Program(section)) => *section,
+                        Some(Place::Data(name)) => {
+                            errors.push(Diagnostic::new(origin, insn.col, format!("instructions must go in a program section, and `{name}` holds data: switch with .text or .section NAME,\"ax\"")));
+                            continue;
+                        }
+                        None => {
+                            errors.push(outside(insn.col));
+                            continue;
+                        }
                     };
                     let Some(slot) = slots.get_mut(section) else {
                         continue;
@@ -184,22 +269,60 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
                         origin: origin.clone(),
                     });
                 }
+                Stmt::Data(pieces, col) => {
+                    if !matches!(&current, Some(Place::Data(name)) if name == "license") {
+                        errors.push(Diagnostic::new(origin, col, "data directives are honoured only in the `license` section (.section \"license\",\"aw\",@progbits): bpf-asm objects hold programs, maps (.map) and the license, no other data"));
+                        continue;
+                    }
+                    if c.license_data_at.is_none() {
+                        c.license_data_at = Some((origin.clone(), col));
+                    }
+                    for piece in pieces {
+                        license_len += piece.len() as u64;
+                        c.license_data.push((piece, origin.clone()));
+                    }
+                }
+                Stmt::Align { bytes, col } => {
+                    // Instructions are 8 bytes in 8-aligned sections, so up to 8 needs no
+                    // padding; larger, llvm-mc pads with jumps, which bpf-asm does not do.
+                    let padding_needed = match &current {
+                        Some(Place::Program(_)) => bytes > 8,
+                        Some(Place::Data(name)) if name == "license" => {
+                            !license_len.is_multiple_of(bytes)
+                        }
+                        _ => false,
+                    };
+                    if padding_needed {
+                        errors.push(Diagnostic::new(origin, col, format!("alignment to {bytes} bytes here needs padding, which bpf-asm does not insert: program sections are aligned to 8, data must be aligned by hand")));
+                    }
+                }
+                Stmt::Symbols(list) => {
+                    for (name, attr, col) in list {
+                        c.symbols.declare(name, attr, origin, col, errors);
+                    }
+                }
+                Stmt::Nothing => {}
                 Stmt::License(text) => {
                     if c.license.is_some() {
                         errors.push(Diagnostic::new(origin, 1, ".license is given twice"));
                     }
                     c.license = Some(text);
                 }
-                Stmt::Equ(name, value, col) => match c.constants.entry(name) {
-                    Entry::Occupied(e) => errors.push(Diagnostic::new(
-                        origin,
-                        col,
-                        format!("constant `{}` is defined twice", e.key()),
-                    )),
-                    Entry::Vacant(e) => {
-                        e.insert((value, origin.clone()));
+                Stmt::Equ(name, expr, col) => {
+                    if constant_names.insert(name.clone()) {
+                        c.definitions.push(Definition {
+                            name,
+                            expr,
+                            origin: origin.clone(),
+                        });
+                    } else {
+                        errors.push(Diagnostic::new(
+                            origin,
+                            col,
+                            format!("constant `{name}` is defined twice"),
+                        ));
                     }
-                },
+                }
                 Stmt::Map { name, values, col } => {
                     if c.maps.iter().any(|m| m.0 == name) {
                         errors.push(Diagnostic::new(
@@ -217,65 +340,11 @@ fn collect(lines: &[Origin], errors: &mut Vec<Diagnostic>) -> Collected {
     c
 }
 
-/// An evaluated expression: its constant part and at most one field reference.
-struct Value {
-    constant: i128,
-    field: Option<String>,
-}
-
-fn eval(c: &Collected, expr: &Expr, origin: &Origin, depth: usize) -> Result<Value, Diagnostic> {
-    let mut constant: i128 = 0;
-    let mut field = None;
-    for (negated, atom, col) in &expr.terms {
-        let term = match atom {
-            Atom::Num(n) => *n,
-            Atom::Const(name) => {
-                let Some((inner, inner_origin)) = c.constants.get(name) else {
-                    return Err(Diagnostic::new(
-                        origin,
-                        *col,
-                        format!("unknown constant `{name}`: define it with .equ {name}, VALUE"),
-                    ));
-                };
-                if depth > 32 {
-                    return Err(Diagnostic::new(
-                        origin,
-                        *col,
-                        format!("constant `{name}` is defined in terms of itself"),
-                    ));
-                }
-                eval(c, inner, inner_origin, depth + 1)?.constant
-            }
-            Atom::Offsetof {
-                strukt,
-                field: path,
-            } => {
-                if *negated || field.is_some() {
-                    return Err(Diagnostic::new(
-                        origin,
-                        *col,
-                        "bad offsetof: it may appear once per operand, added (not subtracted)",
-                    ));
-                }
-                field = Some(format!("{strukt}.{path}"));
-                0
-            }
-        };
-        // Terms are at most 2^64 and there are fewer than 2^60 of them: i128 cannot overflow.
-        constant = if *negated {
-            constant - term
-        } else {
-            constant + term
-        };
-        if constant.unsigned_abs() > u128::from(u64::MAX) * 4 {
-            return Err(Diagnostic::new(
-                origin,
-                *col,
-                "value is far out of any instruction field's range",
-            ));
-        }
-    }
-    Ok(Value { constant, field })
+/// Evaluates an instruction's or directive's expression; constants are resolved by now.
+fn eval(c: &Collected, expr: &Expr, origin: &Origin) -> Result<Value, EvalError> {
+    expr::eval(expr, origin, &mut |name, col| {
+        c.constants.get(name, origin, col)
+    })
 }
 
 fn out_of_range(origin: &Origin, col: usize, what: &str, value: i128, range: &str) -> Diagnostic {
@@ -298,12 +367,13 @@ fn resolve(c: &Collected, errors: &mut Vec<Diagnostic>) -> Program {
             .collect(),
         maps: Vec::new(),
         license: c.license.clone(),
+        symbols: Vec::new(),
     };
 
     for (name, values, origin, col) in &c.maps {
         let mut fields = [0u32; 5];
         for (i, expr) in values.iter().enumerate() {
-            match eval(c, expr, origin, 0) {
+            match eval(c, expr, origin) {
                 Ok(v) => match u32::try_from(v.constant) {
                     Ok(n) => {
                         if let Some(slot) = fields.get_mut(i) {
@@ -318,7 +388,8 @@ fn resolve(c: &Collected, errors: &mut Vec<Diagnostic>) -> Program {
                         "in u32",
                     )),
                 },
-                Err(e) => errors.push(e),
+                Err(EvalError::Diag(e)) => errors.push(e),
+                Err(_) => {}
             }
         }
         let _ = col;
@@ -343,23 +414,24 @@ fn resolve(c: &Collected, errors: &mut Vec<Diagnostic>) -> Program {
                     section.insns.push(insn);
                 }
             }
-            Err(e) => errors.push(e),
+            Err(EvalError::Diag(e)) => errors.push(e),
+            Err(_) => {}
         }
     }
     program
 }
 
-fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
+fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, EvalError> {
     let origin = &pending.origin;
     let p = &pending.insn;
     let mut insn = p.insn;
     let mut field = None;
 
     if let Some((expr, range, field_allowed)) = &p.imm {
-        let v = eval(c, expr, origin, 0)?;
+        let v = eval(c, expr, origin)?;
         if let Some(name) = v.field {
             if !field_allowed {
-                return Err(Diagnostic::new(origin, expr.col, "bad offsetof: it may only be a memory offset or the immediate of an ALU instruction"));
+                return Err(Diagnostic::new(origin, expr.col, "bad offsetof: it may only be a memory offset or the immediate of an ALU instruction").into());
             }
             let addend = i32::try_from(v.constant).map_err(|_| {
                 out_of_range(origin, expr.col, "offsetof addend", v.constant, "in i32")
@@ -389,7 +461,8 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
                             "immediate",
                             v.constant,
                             "in 32 bits (-2147483648 to 4294967295)",
-                        ));
+                        )
+                        .into());
                     }
                     i64::from(v.constant as u32 as i32)
                 }
@@ -401,7 +474,8 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
                             "constant",
                             v.constant,
                             "in 64 bits",
-                        ));
+                        )
+                        .into());
                     }
                     v.constant as u64 as i64
                 }
@@ -410,14 +484,15 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
     }
 
     if let Some(expr) = &p.off {
-        let v = eval(c, expr, origin, 0)?;
+        let v = eval(c, expr, origin)?;
         if let Some(name) = v.field {
             if field.is_some() {
                 return Err(Diagnostic::new(
                     origin,
                     expr.col,
                     "bad offsetof: one instruction can take only one offsetof",
-                ));
+                )
+                .into());
             }
             let addend = i32::try_from(v.constant).map_err(|_| {
                 out_of_range(origin, expr.col, "offsetof addend", v.constant, "in i32")
@@ -445,13 +520,14 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
         let long = insn.opcode == OpCode::Gotol;
         let (distance, col) = match target {
             Target::Relative(expr) => {
-                let v = eval(c, expr, origin, 0)?;
+                let v = eval(c, expr, origin)?;
                 if v.field.is_some() {
                     return Err(Diagnostic::new(
                         origin,
                         expr.col,
                         "bad offsetof: a jump offset cannot be a struct offset",
-                    ));
+                    )
+                    .into());
                 }
                 (v.constant, expr.col)
             }
@@ -463,7 +539,7 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
                     } else {
                         format!("undefined label `{name}`")
                     };
-                    return Err(Diagnostic::new(origin, *col, why));
+                    return Err(Diagnostic::new(origin, *col, why).into());
                 };
                 // Offsets count from the slot after the jump.
                 (*slot as i128 - pending.slot as i128 - 1, *col)
@@ -488,7 +564,7 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, Diagnostic> {
 
     if let Some((name, col)) = &p.map {
         if !c.maps.iter().any(|m| m.0 == *name) {
-            return Err(Diagnostic::new(origin, *col, format!("unknown map `{name}`: define it with .map {name}, TYPE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES")));
+            return Err(Diagnostic::new(origin, *col, format!("unknown map `{name}`: define it with .map {name}, TYPE, KEY_SIZE, VALUE_SIZE, MAX_ENTRIES")).into());
         }
     }
 

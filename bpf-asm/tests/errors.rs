@@ -174,3 +174,176 @@ fn several_errors_are_all_reported() {
         "{message}"
     );
 }
+
+#[test]
+fn constant_cycle_names_the_path() {
+    check(
+        ".equ A, B + 1\n.equ B, C * 2\n.equ C, A\n.section s\nr0 = A\n",
+        "t.s:3:9: error: constant `A` is defined in terms of itself (A -> B -> C -> A)\n.equ C, A\n        ^",
+    );
+}
+
+#[test]
+fn undefined_name_in_equ() {
+    check(
+        ".equ A, 1 + NOPE\n.section s\nr0 = A\n",
+        "t.s:1:13: error: unknown constant `NOPE`: define it with .equ NOPE, VALUE\n.equ A, 1 + NOPE\n            ^",
+    );
+}
+
+#[test]
+fn expression_overflow() {
+    check(
+        ".equ BIG, 0xffffffffffffffff + 1\n",
+        "t.s:1:30: error: overflow: the value does not fit in 64 bits (-2^63 to 2^64-1)\n.equ BIG, 0xffffffffffffffff + 1\n                             ^",
+    );
+}
+
+#[test]
+fn division_by_zero_and_bad_shift() {
+    check(
+        ".section s\nr0 = 8 / (4 - 4)\n",
+        "t.s:2:8: error: division by zero\nr0 = 8 / (4 - 4)\n       ^",
+    );
+    check(
+        ".equ S, 1 << 64\n",
+        "t.s:1:14: error: shift count 64 is out of range: it must be 0 to 63\n.equ S, 1 << 64\n             ^",
+    );
+}
+
+#[test]
+fn offsetof_only_added_to_constants() {
+    check(
+        ".section s\nr1 = offsetof(sock, sk_family) * 2\n",
+        "t.s:2:6: error: bad offsetof: only a constant may be added to or subtracted from it\nr1 = offsetof(sock, sk_family) * 2\n     ^",
+    );
+}
+
+#[test]
+fn unknown_directive_lists_the_known_ones() {
+    let message = error_of(".text\n.frobnicate 3\n");
+    assert!(
+        message.starts_with(
+            "t.s:2:1: error: unknown directive `.frobnicate`: bpf-asm knows .section .text"
+        ),
+        "{message}"
+    );
+    assert!(message.contains(".rept/.irp/.endr"), "{message}");
+    assert!(message.ends_with("\n.frobnicate 3\n^"), "{message}");
+}
+
+#[test]
+fn data_outside_the_license_section() {
+    check(
+        ".data\n.long 5\n",
+        "t.s:2:1: error: data directives are honoured only in the `license` section (.section \"license\",\"aw\",@progbits): bpf-asm objects hold programs, maps (.map) and the license, no other data\n.long 5\n^",
+    );
+}
+
+#[test]
+fn instruction_in_a_data_section() {
+    check(
+        ".section \"license\",\"aw\",@progbits\nr0 = 1\n",
+        "t.s:2:1: error: instructions must go in a program section, and `license` holds data: switch with .text or .section NAME,\"ax\"\nr0 = 1\n^",
+    );
+}
+
+#[test]
+fn license_data_must_be_one_c_string() {
+    check(
+        ".section license,\"aw\"\n.ascii \"GPL\"\n",
+        "t.s:2:1: error: the `license` section must hold one NUL-terminated string, like .asciz \"GPL\"\n.ascii \"GPL\"\n^",
+    );
+}
+
+#[test]
+fn symbol_without_a_label() {
+    check(
+        ".text\n.globl f\nexit\n",
+        "t.s:2:8: error: symbol `f` has no label: define it with `f:` (bpf-asm has no undefined symbols)\n.globl f\n       ^",
+    );
+}
+
+#[test]
+fn symbol_with_two_bindings() {
+    check(
+        ".text\n.globl f\n.local f\nf: exit\n",
+        "t.s:3:8: error: symbol `f` was declared .globl before: a symbol has one binding\n.local f\n       ^",
+    );
+}
+
+#[test]
+fn alignment_that_needs_padding() {
+    check(
+        ".text\n.p2align 4\n",
+        "t.s:2:1: error: alignment to 16 bytes here needs padding, which bpf-asm does not insert: program sections are aligned to 8, data must be aligned by hand\n.p2align 4\n^",
+    );
+}
+
+#[test]
+fn common_symbols_are_refused() {
+    check(
+        ".comm s,4,4\n",
+        "t.s:1:1: error: `.comm` is not supported: bpf-asm objects hold no global data (maps come from .map)\n.comm s,4,4\n^",
+    );
+}
+
+#[test]
+fn repetition_without_endr() {
+    check(
+        ".section s\n  .rept 3\nexit\n",
+        "t.s:2:3: error: .rept has no matching .endr\n  .rept 3\n  ^",
+    );
+    check(
+        ".section s\n.irp r, r1, r2\n.rept 2\n\\r = 0\n.endr\n",
+        "t.s:2:1: error: .irp has no matching .endr\n.irp r, r1, r2\n^",
+    );
+}
+
+#[test]
+fn endr_without_a_repetition() {
+    check(
+        ".endr\n",
+        "t.s:1:1: error: .endr without a .rept or .irp\n.endr\n^",
+    );
+}
+
+#[test]
+fn bad_repetition_counts() {
+    check(
+        ".rept -1\n.endr\n",
+        "t.s:1:7: error: .rept count -1 is out of range: it must be 0 to 65536\n.rept -1\n      ^",
+    );
+    check(
+        ".rept 1 << 20\n.endr\n",
+        "t.s:1:7: error: .rept count 1048576 is out of range: it must be 0 to 65536\n.rept 1 << 20\n      ^",
+    );
+    check(
+        ".rept COUNT\n.endr\n",
+        "t.s:1:7: error: unknown constant `COUNT`: define it with .equ COUNT, VALUE\n.rept COUNT\n      ^",
+    );
+    check(
+        ".rept\n.endr\n",
+        "t.s:1:1: error: .rept needs a count, like .rept 4\n.rept\n^",
+    );
+}
+
+#[test]
+fn too_many_expansions() {
+    check(
+        ".rept 65536\n.rept 65536\n.endr\n.endr\n",
+        "t.s:2:1: error: macros and repetitions expand to more than 200000 lines (or 1000000 steps)\n.rept 65536\n^\nt.s:1: note: in .rept repetition 16",
+    );
+}
+
+#[test]
+fn error_inside_a_repetition_names_it() {
+    check(
+        ".section s\n.irp reg, r1, r10\n  \\reg = 0\n.endr\n",
+        "t.s:3:3: error: r10 is the read-only frame pointer and cannot be written; use it only as a base address\n  r10 = 0\n  ^\nt.s:2: note: in .irp repetition 2 (\\reg = r10)",
+    );
+    check(
+        ".section s\n.irp reg, r1\n  \\rgs = 0\n.endr\n",
+        "t.s:3:3: error: `\\rgs` is not a parameter of this .irp\n  \\rgs = 0\n  ^\nt.s:2: note: in .irp repetition 1 (\\reg = r1)",
+    );
+}

@@ -109,10 +109,13 @@ fn become_actor(comm: &str, uid: u32) -> io::Result<()> {
     if unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: setresgid/setresuid take plain integers; gid first, while we may still do it.
-    if unsafe { libc::setresgid(uid, uid, uid) } != 0
-        || unsafe { libc::setresuid(uid, uid, uid) } != 0
-    {
+    // Group first, while we may still change it.
+    // SAFETY: setresgid takes plain integers and touches no memory of ours.
+    if unsafe { libc::setresgid(uid, uid, uid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: setresuid takes plain integers and touches no memory of ours.
+    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
