@@ -173,7 +173,7 @@ pub enum Kind {
 }
 
 /// Why records were lost. The first three are the keys of the probes' `drops` map
-/// (DROP_* in src/bpf/common.s, in this order); the rest only user space sees.
+/// (DROP_* in src/bpf/common.s, in this order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LossReason {
     /// A ring had no room for the record.
@@ -182,8 +182,6 @@ pub enum LossReason {
     ReturnMissed,
     /// A map that carries state between hooks was full.
     StateFull,
-    /// A call was still running when tracing stopped: its record could not be completed.
-    InFlight,
 }
 
 impl LossReason {
@@ -200,7 +198,6 @@ impl LossReason {
             LossReason::RingFull => "ring_full",
             LossReason::ReturnMissed => "return_missed",
             LossReason::StateFull => "state_full",
-            LossReason::InFlight => "in_flight",
         }
     }
 
@@ -210,7 +207,6 @@ impl LossReason {
             LossReason::RingFull => "ring full",
             LossReason::ReturnMissed => "return probe missed the call",
             LossReason::StateFull => "state map full",
-            LossReason::InFlight => "connect call unfinished at exit",
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::os::fd::AsFd;
 
 use crate::attach::{self, Attachment, KprobeSupport};
-use crate::backend::{self, Hook, Role};
+use crate::backend::{self, Backend, Hook, Role};
 use crate::cli::{self, FamilyFilter, TraceOptions};
 use crate::event::Kind;
 use crate::fields::FieldSource;
@@ -27,6 +27,7 @@ pub struct Session<'s> {
     pub attachments: Vec<Attachment<'s>>,
     pub rings: PerfRings<'s>,
     pub loaded: Loaded,
+    pub backend: Backend,
     /// Why this backend, for the "attached" line.
     pub why: String,
     /// Without BTF: the families whose built-in layout the self-test must verify before the
@@ -153,6 +154,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, S
         attachments,
         rings,
         loaded,
+        backend,
         why,
         verify,
         hooks: hooks_used,

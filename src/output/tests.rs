@@ -203,8 +203,8 @@ fn text_lost_goes_to_stderr() {
     printer.lost(&loss(Some(3), 1, LossReason::StateFull), 0, &mut out);
     assert_eq!(out, b"lost 1 event on CPU 3 (state map full)\n");
     out.clear();
-    printer.lost(&loss(None, 2, LossReason::InFlight), 0, &mut out);
-    assert_eq!(out, b"lost 2 events (connect call unfinished at exit)\n");
+    printer.lost(&loss(None, 2, LossReason::ReturnMissed), 0, &mut out);
+    assert_eq!(out, b"lost 2 events (return probe missed the call)\n");
 }
 
 /// Reads a flat JSON object of strings, numbers and nulls; returns its keys in order and
