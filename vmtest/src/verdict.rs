@@ -1,8 +1,12 @@
 //! Decides whether conntrace reported what the scenario did, field by field, the way a host
 //! test would; every failure says what was expected and what was seen instead.
+//!
+//! Here: the verdict types and the checks of a run as a whole. `scenario` reads who did what,
+//! `records` holds the table of records that must follow, `fields` checks one record.
 
 mod fields;
 mod records;
+mod scenario;
 
 use crate::console::{BackendRun, Console};
 use crate::faults;
@@ -190,7 +194,7 @@ fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVe
         }
     }
     let seen = records.iter().map(summary).collect();
-    match records::scenario(run, ipv6, opts.nobtf) {
+    match scenario::scenario(run, ipv6, opts.nobtf) {
         Ok(s) => records::check(&mut failures, &s, &records),
         Err(why) => failures.push(format!("cannot check records: {why}")),
     }
