@@ -18,7 +18,30 @@ mkdir -p "$CONNTRACE_CACHE"
 
 fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
 
-step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+# Each step's elapsed seconds, printed as a table when the script ends (also on a failure), so
+# CI's time can be watched: it must stay under 45 min on a fresh machine, 15 min warm.
+times=()
+current=
+step_done() {
+    [ -n "$current" ] && times+=("$(printf '%6d s  %s' $((SECONDS - started)) "$current")")
+    current=
+}
+step() {
+    step_done
+    current=$1
+    started=$SECONDS
+    printf '\n=== %s (%s)\n' "$1" "$(date +%T)"
+}
+summary() {
+    local status=$?
+    [ -n "$current" ] && [ $status != 0 ] && current="$current (FAILED)"
+    step_done
+    [ ${#times[@]} -gt 0 ] || return 0
+    printf '\n=== time per step\n'
+    printf '%s\n' "${times[@]}"
+    printf '%6d s  total\n' "$SECONDS"
+}
+trap summary EXIT
 
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/test.sh: run it as root: the tests load BPF programs and boot VMs" >&2
