@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs conntrace's whole test suite on a fresh Debian machine, as root, installing what the
-# tests need first (apt packages, rust targets, nightly + cargo-fuzz). Downloads (kernel
-# packages) are cached outside the clone, in $CONNTRACE_CACHE (default /var/cache/conntrace).
+# tests need first (apt packages, rust targets, rustfmt and clippy, nightly + cargo-fuzz).
+# Downloads (kernel packages) are cached outside the clone, in $CONNTRACE_CACHE (default
+# /var/cache/conntrace).
 #
 #   sudo scripts/test.sh            # everything
 #   sudo scripts/test.sh --quick    # no VMs, no fuzzing
@@ -15,7 +16,32 @@ export CONNTRACE_VM_CACHE=${CONNTRACE_VM_CACHE:-$CONNTRACE_CACHE/vm}
 export BPF_ASM_REQUIRE_LLVM=1
 mkdir -p "$CONNTRACE_CACHE"
 
-step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
+
+# Each step's elapsed seconds, printed as a table when the script ends (also on a failure), so
+# CI's time can be watched: it must stay under 45 min on a fresh machine, 15 min warm.
+times=()
+current=
+step_done() {
+    [ -n "$current" ] && times+=("$(printf '%6d s  %s' $((SECONDS - started)) "$current")")
+    current=
+}
+step() {
+    step_done
+    current=$1
+    started=$SECONDS
+    printf '\n=== %s (%s)\n' "$1" "$(date +%T)"
+}
+summary() {
+    local status=$?
+    [ -n "$current" ] && [ $status != 0 ] && current="$current (FAILED)"
+    step_done
+    [ ${#times[@]} -gt 0 ] || return 0
+    printf '\n=== time per step\n'
+    printf '%s\n' "${times[@]}"
+    printf '%6d s  total\n' "$SECONDS"
+}
+trap summary EXIT
 
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/test.sh: run it as root: the tests load BPF programs and boot VMs" >&2
@@ -32,6 +58,21 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null
+rustup component add rustfmt clippy >/dev/null
+
+# Before the long steps: a formatting slip or a lint should fail CI in a minute, not after the VMs.
+step "formatting and lints (rustfmt, clippy -D warnings)"
+cargo fmt --all --check || fail "code is not formatted as rustfmt would: run cargo fmt --all"
+cargo clippy --workspace --all-targets -- -D warnings || fail "clippy warnings (above)"
+# The fuzz crate is outside the workspace and needs nightly; fuzz/run-all.sh installs nightly
+# (minimal profile, so clippy is added here). On a machine without nightly yet, skip it.
+cargo fmt --check --manifest-path fuzz/Cargo.toml || fail "fuzz/ is not formatted: run cargo fmt in fuzz/"
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+    rustup component add --toolchain nightly clippy >/dev/null
+    (cd fuzz && cargo +nightly clippy --all-targets -- -D warnings) || fail "clippy warnings in fuzz/ (above)"
+else
+    echo "fuzz/: clippy skipped: no nightly toolchain yet (the fuzzing step installs it)"
+fi
 
 step "unit tests, assembler oracle, host integration tests"
 cargo test --workspace --release 2>&1

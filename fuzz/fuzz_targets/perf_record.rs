@@ -3,7 +3,7 @@
 //! events formatted as text and JSON. Nothing on the way may panic.
 #![no_main]
 
-use conntrace::event::{decode_bytes, SockIds};
+use conntrace::event::{decode_bytes, Loss, LossReason, SockIds};
 use conntrace::output::{Clock, Format, Printer};
 use conntrace::ring::{parse_record, Record};
 use libfuzzer_sys::fuzz_target;
@@ -30,8 +30,14 @@ fuzz_target!(|data: &[u8]| {
                 record_size(rest)
             }
             Ok(Record::Lost { cpu, count }) => {
+                // As the reader reports a perf lost record.
+                let loss = Loss {
+                    cpu: Some(cpu),
+                    count,
+                    reason: LossReason::RingFull,
+                };
                 for p in printers.iter_mut() {
-                    p.lost(cpu, count, 0, &mut out);
+                    p.lost(&loss, 0, &mut out);
                 }
                 record_size(rest)
             }
