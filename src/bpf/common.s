@@ -2,8 +2,11 @@
 ;
 ; Register conventions in every program: r6 = the program's context, r7 = the socket,
 ; r8 = the event being built (on the stack, or inside a `conns` entry), r9 = free per program.
-; Stack: the event at r10-128 .. r10-1 (a `conns` entry at r10-144 when one is built),
-; a map key at r10-152, macro scratch at r10-160 and r10-168.
+; Stack (offsets from r10, below): the event at STACK_EVENT (EV_SIZE bytes, up to r10); a map
+; value being built at STACK_ENTRY, which ends at r10 too: a `conns` entry, whose CONN_EV is
+; the stack event, or a `connecting` entry; a map key at STACK_KEY; macro scratch at
+; STACK_SCRATCH (filter_*, require_tcp, count_drop, check_tcp_protocol) and STACK_SCRATCH2
+; (fd_to_sock, fd_read_ptr, read_netns). Programs use nothing below STACK_SCRATCH2.
 
 .license "GPL"
 
@@ -56,6 +59,13 @@
 .equ CALL_ADDR, 8              ; the caller's sockaddr, 28 bytes (32 with padding)
 .equ CALL_SIZE, 40
 
+; Stack slots, as offsets from r10 (see the top). zero_stack clears STACK_ENTRY up to r10.
+.equ STACK_ENTRY, -CONN_SIZE                  ; -144: a `conns` (or `connecting`) entry
+.equ STACK_EVENT, STACK_ENTRY + CONN_EV        ; -128: the event, that entry's outcome record
+.equ STACK_KEY, STACK_ENTRY - 8                ; -152: an 8-byte map key
+.equ STACK_SCRATCH, STACK_KEY - 8              ; -160: 8 bytes
+.equ STACK_SCRATCH2, STACK_SCRATCH - 8         ; -168: 8 bytes
+
 .equ AF_INET, 2
 .equ AF_INET6, 10
 .equ IPPROTO_TCP, 6
@@ -81,9 +91,9 @@
 
 ; Zero the 144 bytes at r10-144 .. r10-1 (the verifier wants every byte we send initialised).
 .macro zero_stack
-    *(u64 *)(r10 - 144) = 0
+    *(u64 *)(r10 + STACK_ENTRY) = 0
     *(u64 *)(r10 - 136) = 0
-    *(u64 *)(r10 - 128) = 0
+    *(u64 *)(r10 + STACK_EVENT) = 0
     *(u64 *)(r10 - 120) = 0
     *(u64 *)(r10 - 112) = 0
     *(u64 *)(r10 - 104) = 0
@@ -103,27 +113,27 @@
 
 ; Go to `skip` unless the current task passes the pid and uid filters.
 .macro filter_task skip
-    *(u32 *)(r10 - 160) = 0
+    *(u32 *)(r10 + STACK_SCRATCH) = 0
     r2 = r10
-    r2 += -160
+    r2 += STACK_SCRATCH
     r1 = map config ll
     call bpf_map_lookup_elem
     if r0 == 0 goto \skip
     r1 = *(u32 *)(r0 + CFG_PID)
-    *(u32 *)(r10 - 160) = r1
+    *(u32 *)(r10 + STACK_SCRATCH) = r1
     r1 = *(u32 *)(r0 + CFG_UID)
-    *(u32 *)(r10 - 156) = r1
-    r1 = *(u32 *)(r10 - 160)
+    *(u32 *)(r10 + STACK_SCRATCH + 4) = r1
+    r1 = *(u32 *)(r10 + STACK_SCRATCH)
     if r1 == 0 goto uid\@
     call bpf_get_current_pid_tgid
     r0 >>= 32
-    r1 = *(u32 *)(r10 - 160)
+    r1 = *(u32 *)(r10 + STACK_SCRATCH)
     if r1 != r0 goto \skip
 uid\@:
-    r1 = *(u32 *)(r10 - 156)
+    r1 = *(u32 *)(r10 + STACK_SCRATCH + 4)
     if w1 == -1 goto done\@
     call bpf_get_current_uid_gid
-    r1 = *(u32 *)(r10 - 156)
+    r1 = *(u32 *)(r10 + STACK_SCRATCH + 4)
     if w1 != w0 goto \skip
 done\@:
 .endm
@@ -131,9 +141,9 @@ done\@:
 ; Go to `skip` unless the event in `ev` passes the family and port filters; `port` is the
 ; offset of the port to check (remote for connects, local for accepts).
 .macro filter_addr ev, port, skip
-    *(u32 *)(r10 - 160) = 0
+    *(u32 *)(r10 + STACK_SCRATCH) = 0
     r2 = r10
-    r2 += -160
+    r2 += STACK_SCRATCH
     r1 = map config ll
     call bpf_map_lookup_elem
     if r0 == 0 goto \skip
@@ -158,9 +168,9 @@ port\@:
     if r1 == 0 goto done\@
     r1 = *(u16 *)(\ev + \port)
     r1 = be16 r1
-    *(u32 *)(r10 - 160) = r1
+    *(u32 *)(r10 + STACK_SCRATCH) = r1
     r2 = r10
-    r2 += -160
+    r2 += STACK_SCRATCH
     r1 = map ports ll
     call bpf_map_lookup_elem
     if r0 == 0 goto \skip
@@ -186,14 +196,14 @@ done\@:
 ; Go to `skip` unless `sk` is a TCP socket of family AF_INET or AF_INET6.
 .macro require_tcp sk, skip
     check_tcp_protocol \sk, \skip
-    *(u64 *)(r10 - 160) = 0
+    *(u64 *)(r10 + STACK_SCRATCH) = 0
     r1 = r10
-    r1 += -160
+    r1 += STACK_SCRATCH
     r2 = 2
     r3 = \sk
     r3 += offsetof(sock_common, skc_family)
     call bpf_probe_read_kernel
-    r1 = *(u16 *)(r10 - 160)
+    r1 = *(u16 *)(r10 + STACK_SCRATCH)
     if r1 == AF_INET goto done\@
     if r1 != AF_INET6 goto \skip
 done\@:
@@ -291,11 +301,11 @@ sent\@:
 .endm
 
 ; Count one record that could not be sent, in the `drops` slot `reason` of this CPU.
-; Clobbers r0-r5 and the scratch slot r10-160.
+; Clobbers r0-r5 and STACK_SCRATCH.
 .macro count_drop reason
-    *(u32 *)(r10 - 160) = \reason
+    *(u32 *)(r10 + STACK_SCRATCH) = \reason
     r2 = r10
-    r2 += -160
+    r2 += STACK_SCRATCH
     r1 = map drops ll
     call bpf_map_lookup_elem
     if r0 == 0 goto done\@
@@ -324,13 +334,13 @@ done\@:
     fd_read_ptr
     ; fdt: check the fd against max_fds before indexing fd[].
     r9 = r3
-    *(u64 *)(r10 - 168) = 0
+    *(u64 *)(r10 + STACK_SCRATCH2) = 0
     r1 = r10
-    r1 += -168
+    r1 += STACK_SCRATCH2
     r2 = 4
     r3 += offsetof(fdtable, max_fds)
     call bpf_probe_read_kernel
-    r1 = *(u32 *)(r10 - 168)
+    r1 = *(u32 *)(r10 + STACK_SCRATCH2)
     if r7 >= r1 goto \skip
     r3 = r9
     r3 += offsetof(fdtable, fd)
@@ -348,12 +358,12 @@ done\@:
 
 ; r3 = *(u64 *)r3, read with bpf_probe_read_kernel; 0 on a fault.
 .macro fd_read_ptr
-    *(u64 *)(r10 - 168) = 0
+    *(u64 *)(r10 + STACK_SCRATCH2) = 0
     r1 = r10
-    r1 += -168
+    r1 += STACK_SCRATCH2
     r2 = 8
     call bpf_probe_read_kernel
-    r3 = *(u64 *)(r10 - 168)
+    r3 = *(u64 *)(r10 + STACK_SCRATCH2)
 .endm
 
 ; A connect call returned: r6 = ctx, r7 = sk, r9 = its return value (sign-extended), the
@@ -362,10 +372,10 @@ done\@:
 .macro connect_done
     require_tcp r7, out\@
     r8 = r10
-    r8 += -128
-    *(u64 *)(r10 - 152) = r7
+    r8 += STACK_EVENT
+    *(u64 *)(r10 + STACK_KEY) = r7
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     r1 = map conns ll
     call bpf_map_lookup_elem
     if r0 == 0 goto nosyn\@
@@ -382,12 +392,12 @@ done\@:
     if r9 s>= 0 goto syn\@
     if r9 == NEG_EINPROGRESS goto syn\@
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     r1 = map conns ll
     call bpf_map_delete_elem
     goto sync\@
 syn\@:
-    *(u64 *)(r10 - 144) = r0
+    *(u64 *)(r10 + STACK_ENTRY) = r0
     r1 = *(u64 *)(r0 + CONN_START)
     *(u64 *)(r8 + EV_TS) = r1
     r1 = KIND_CONNECT
@@ -395,7 +405,7 @@ syn\@:
     task_info r8
     sock_ids r7, r8
     birth_id r8
-    r0 = *(u64 *)(r10 - 144)
+    r0 = *(u64 *)(r10 + STACK_ENTRY)
     r1 = *(u64 *)(r0 + CONN_FLAGS)
     r1 &= OUTCOME_PENDING
     if r1 != 0 goto ended\@
@@ -408,17 +418,17 @@ ended\@:
     copy_entry_addrs
 send\@:
     emit r6, r8
-    r0 = *(u64 *)(r10 - 144)
+    r0 = *(u64 *)(r10 + STACK_ENTRY)
     r1 = CONNECT_EMITTED
     r1 = atomic_fetch_or((u64 *)(r0 + CONN_FLAGS), r1)
     r1 &= OUTCOME_PENDING
     if r1 == 0 goto out\@
     ; The handshake ended before the call returned: its record waited for ours.
-    r7 = *(u64 *)(r10 - 144)
+    r7 = *(u64 *)(r10 + STACK_ENTRY)
     r7 += CONN_EV
     emit r6, r7
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     r1 = map conns ll
     call bpf_map_delete_elem
     goto out\@
@@ -446,7 +456,7 @@ out\@:
 .macro accept_done
     require_tcp r7, out\@
     r8 = r10
-    r8 += -128
+    r8 += STACK_EVENT
     fill_local r7, r8
     fill_remote r7, r8
     ; A socket with no peer is not an accepted one (MPTCP grafts its connecting subflows).

@@ -75,30 +75,30 @@ syn_sent:
     filter_task out
     zero_stack
     r8 = r10
-    r8 += -128                              ; the entry's event (CONN_EV)
+    r8 += STACK_ENTRY + CONN_EV             ; = STACK_EVENT: the entry is built in place
     fill_remote r7, r8
     filter_addr r8, EV_REMOTE_PORT, out
     task_info r8
     sock_ids r7, r8
     call bpf_ktime_get_ns
-    *(u64 *)(r10 - 136) = r0                ; CONN_START
+    *(u64 *)(r10 + STACK_ENTRY + CONN_START) = r0
     *(u64 *)(r8 + EV_TS) = r0               ; the connect record's time, for birth_id
     birth_id r8
-    *(u64 *)(r10 - 152) = r7
+    *(u64 *)(r10 + STACK_KEY) = r7
     r1 = map conns ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     r3 = r10
-    r3 += -144
+    r3 += STACK_ENTRY
     r4 = BPF_ANY
     call bpf_map_update_elem
     goto out
 
 outcome:
-    *(u64 *)(r10 - 152) = r7
+    *(u64 *)(r10 + STACK_KEY) = r7
     r1 = map conns ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     call bpf_map_lookup_elem
     if r0 == 0 goto out
     r9 = r0
@@ -128,7 +128,7 @@ ended:
     emit r6, r8
     r1 = map conns ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     call bpf_map_delete_elem
 out:
     r0 = 0

@@ -3,26 +3,26 @@
 
 ; Go to `skip` unless `sk` is a TCP socket (struct sock's sk_protocol).
 .macro check_tcp_protocol sk, skip
-    *(u64 *)(r10 - 160) = 0
+    *(u64 *)(r10 + STACK_SCRATCH) = 0
     r1 = r10
-    r1 += -160
+    r1 += STACK_SCRATCH
     r2 = 2
     r3 = \sk
     r3 += offsetof(sock, sk_protocol)
     call bpf_probe_read_kernel
-    r1 = *(u16 *)(r10 - 160)
+    r1 = *(u16 *)(r10 + STACK_SCRATCH)
     if r1 != IPPROTO_TCP goto \skip
 .endm
 
 ; The socket's network namespace inode (sk->__sk_common.skc_net.net->ns.inum) into the event.
 .macro read_netns sk, ev
     r1 = r10
-    r1 += -168
+    r1 += STACK_SCRATCH2
     r2 = 8
     r3 = \sk
     r3 += offsetof(sock_common, skc_net)
     call bpf_probe_read_kernel
-    r3 = *(u64 *)(r10 - 168)
+    r3 = *(u64 *)(r10 + STACK_SCRATCH2)
     r3 += offsetof(net, ns.inum)
     r1 = \ev
     r1 += EV_NETNS
