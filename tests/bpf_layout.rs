@@ -1,17 +1,27 @@
 //! The layouts src/bpf/*.s shares with Rust, checked without root: every `EV_*` (WireEvent),
-//! `CFG_*` (FilterConfig), `KIND_*` and `DROP_*` (LossReason::DROPS) constant the probes use is
-//! evaluated with bpf-asm, as build.rs assembles them, and compared with `offset_of!`,
-//! `size_of` and the Rust constants. A constant of those families in the .s files that this test
+//! `CFG_*` (FilterConfig), `KIND_*` and `DROP_*` (LossReason::DROPS) constant the probes use,
+//! and the sockaddr and socket constants they take from the kernel's ABI, is evaluated with
+//! bpf-asm, as build.rs assembles them, and compared with `offset_of!`, `size_of`, the Rust
+//! constants and libc's. A constant of those families in the .s files that this test
 //! does not know fails too, so a new one gets its Rust counterpart here.
 
 use conntrace::event::{self, LossReason, WireEvent};
 use conntrace::filter::FilterConfig;
 use std::collections::HashMap;
-use std::mem::{offset_of, size_of};
+use std::mem::{offset_of, size_of, size_of_val};
 use std::path::{Path, PathBuf};
 
 /// The prefixes whose constants copy a Rust definition.
-const SHARED: [&str; 4] = ["EV_", "CFG_", "KIND_", "DROP_"];
+const SHARED: [&str; 8] = [
+    "EV_",
+    "CFG_",
+    "KIND_",
+    "DROP_",
+    "SIN_",
+    "SIN6_",
+    "SOCKADDR_",
+    "AF_",
+];
 
 /// What each shared constant must be, with the Rust expression it comes from.
 fn expected() -> Vec<(&'static str, i128, String)> {
@@ -92,6 +102,11 @@ fn expected() -> Vec<(&'static str, i128, String)> {
             "port_filter",
             offset_of!(FilterConfig, port_filter),
         ),
+        (
+            "CFG_SIZE",
+            size_of::<FilterConfig>() as i128,
+            "size_of::<FilterConfig>()".into(),
+        ),
     ]);
     let kind = |name: &'static str, value: u8| (name, value as i128, format!("event::{name}"));
     table.extend([
@@ -116,7 +131,30 @@ fn expected() -> Vec<(&'static str, i128, String)> {
         drop("DROP_RING_FULL", LossReason::RingFull),
         drop("DROP_RETURN_MISSED", LossReason::ReturnMissed),
         drop("DROP_STATE_FULL", LossReason::StateFull),
+        (
+            "DROP_COUNT",
+            LossReason::DROPS.len() as i128,
+            "LossReason::DROPS.len()".into(),
+        ),
     ]);
+    let libc = |name: &'static str, value: i128, how: &str| (name, value, format!("libc::{how}"));
+    table.extend([
+        libc("SIN_PORT", port as i128, "sockaddr_in's sin_port"),
+        libc("SIN_ADDR", addr4 as i128, "sockaddr_in's sin_addr"),
+        libc("SIN6_ADDR", addr6 as i128, "sockaddr_in6's sin6_addr"),
+        libc(
+            "SOCKADDR_SIZE",
+            size_of::<libc::sockaddr_in6>() as i128,
+            "sockaddr_in6's size",
+        ),
+        libc("AF_INET", libc::AF_INET as i128, "AF_INET"),
+        libc("AF_INET6", libc::AF_INET6 as i128, "AF_INET6"),
+        libc("IPPROTO_TCP", libc::IPPROTO_TCP as i128, "IPPROTO_TCP"),
+    ]);
+    // Each end holds a whole sockaddr_in6 (and so a sockaddr_in).
+    let wire: WireEvent = bytemuck::Zeroable::zeroed();
+    assert_eq!(size_of_val(&wire.local), size_of::<libc::sockaddr_in6>());
+    assert_eq!(size_of_val(&wire.remote), size_of::<libc::sockaddr_in6>());
     table
 }
 

@@ -22,17 +22,23 @@
 .equ EV_KIND, 48
 .equ EV_ERROR, 52
 .equ EV_COMM, 56
-.equ EV_LOCAL, 72              ; sockaddr_in / sockaddr_in6 (28 bytes)
-.equ EV_LOCAL_PORT, 74
-.equ EV_LOCAL_ADDR4, 76
-.equ EV_LOCAL_ADDR6, 80
+.equ EV_LOCAL, 72              ; sockaddr_in / sockaddr_in6 (SOCKADDR_SIZE bytes)
+.equ EV_LOCAL_PORT, EV_LOCAL + SIN_PORT
+.equ EV_LOCAL_ADDR4, EV_LOCAL + SIN_ADDR
+.equ EV_LOCAL_ADDR6, EV_LOCAL + SIN6_ADDR
 .equ EV_REMOTE, 100
-.equ EV_REMOTE_PORT, 102
-.equ EV_REMOTE_ADDR4, 104
-.equ EV_REMOTE_ADDR6, 108
-.equ EV_REMOTE_ADDR6_W1, 112   ; second and third 32-bit words of the remote IPv6 address
-.equ EV_REMOTE_ADDR6_W2, 116
+.equ EV_REMOTE_PORT, EV_REMOTE + SIN_PORT
+.equ EV_REMOTE_ADDR4, EV_REMOTE + SIN_ADDR
+.equ EV_REMOTE_ADDR6, EV_REMOTE + SIN6_ADDR
+.equ EV_REMOTE_ADDR6_W1, EV_REMOTE_ADDR6 + 4   ; second and third 32-bit words of the remote
+.equ EV_REMOTE_ADDR6_W2, EV_REMOTE_ADDR6 + 8   ; IPv6 address
 .equ EV_SIZE, 128
+
+; struct sockaddr_in / sockaddr_in6, the form both ends of an event take.
+.equ SIN_PORT, 2               ; sin_port / sin6_port, network order
+.equ SIN_ADDR, 4               ; sin_addr
+.equ SIN6_ADDR, 8              ; sin6_addr
+.equ SOCKADDR_SIZE, 28         ; sizeof(struct sockaddr_in6), the larger
 
 .equ KIND_CONNECT, 1
 .equ KIND_ESTABLISHED, 2
@@ -44,20 +50,21 @@
 .equ CFG_UID, 4
 .equ CFG_FAMILY, 8
 .equ CFG_PORT_FILTER, 12
+.equ CFG_SIZE, 16
 
 ; A `conns` entry: one connect in flight, from SYN_SENT until both its records are out.
 .equ CONN_FLAGS, 0             ; CONNECT_EMITTED | OUTCOME_PENDING, set with atomic or
 .equ CONN_START, 8             ; ktime when the socket entered SYN_SENT
 .equ CONN_EV, 16               ; the outcome record, written by the state change
-.equ CONN_EV_ERROR, 68         ; CONN_EV + EV_ERROR
-.equ CONN_SIZE, 144
+.equ CONN_EV_ERROR, CONN_EV + EV_ERROR
+.equ CONN_SIZE, CONN_EV + EV_SIZE
 .equ CONNECT_EMITTED, 1
 .equ OUTCOME_PENDING, 2
 
 ; A `connecting` entry: a connect call between its entry and its return.
 .equ CALL_HANDLE, 0            ; the fd (tracepoints) or the struct sock pointer (kprobes)
-.equ CALL_ADDR, 8              ; the caller's sockaddr, 28 bytes (32 with padding)
-.equ CALL_SIZE, 40
+.equ CALL_ADDR, 8              ; the caller's sockaddr, SOCKADDR_SIZE bytes
+.equ CALL_SIZE, (CALL_ADDR + SOCKADDR_SIZE + 7) & ~7   ; 40: padded to 8, as the map's value
 
 ; Stack slots, as offsets from r10 (see the top). zero_stack clears STACK_ENTRY up to r10.
 .equ STACK_ENTRY, -CONN_SIZE                  ; -144: a `conns` (or `connecting`) entry
@@ -81,13 +88,14 @@
 .equ DROP_RING_FULL, 0         ; perf_event_output failed: the ring was full
 .equ DROP_RETURN_MISSED, 1     ; a kretprobe missed a call's return
 .equ DROP_STATE_FULL, 2        ; a map that holds state between hooks was full
+.equ DROP_COUNT, 3             ; the number of keys (LossReason::DROPS.len())
 
 .map events, perf_event_array, 4, 4, 0          ; max_entries 0: the loader sets the CPU count
-.map config, array, 4, 16, 1
+.map config, array, 4, CFG_SIZE, 1
 .map ports, hash, 4, 4, 64
-.map connecting, hash, 8, 40, 10240
-.map conns, lru_hash, 8, 144, 16384            ; connects in flight; preallocated, so sized for start-up too
-.map drops, percpu_array, 4, 8, 3              ; records the probes could not send, per CPU, by DROP_*
+.map connecting, hash, 8, CALL_SIZE, 10240
+.map conns, lru_hash, 8, CONN_SIZE, 16384      ; connects in flight; preallocated, so sized for start-up too
+.map drops, percpu_array, 4, 8, DROP_COUNT     ; records the probes could not send, per CPU, by DROP_*
 
 ; Zero the 144 bytes at r10-144 .. r10-1 (the verifier wants every byte we send initialised).
 .macro zero_stack

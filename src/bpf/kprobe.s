@@ -36,7 +36,7 @@ fresh\@:
     *(u64 *)(r10 + STACK_ENTRY + CALL_HANDLE) = r7     ; the struct sock
     r1 = r10
     r1 += STACK_ENTRY + CALL_ADDR
-    r2 = 28
+    r2 = SOCKADDR_SIZE
     r3 = *(u64 *)(r6 + PT_REGS_PARM2)
     call bpf_probe_read_kernel
     r1 = map connecting ll

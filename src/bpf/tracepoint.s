@@ -21,8 +21,8 @@
     ; The caller's sockaddr: on a failure before the SYN it is the only record of the peer.
     r2 = *(u64 *)(r6 + SYS_ARG2)
     w2 = w2                                 ; int addrlen
-    if r2 <= 28 goto len_ok
-    r2 = 28
+    if r2 <= SOCKADDR_SIZE goto len_ok
+    r2 = SOCKADDR_SIZE
 len_ok:
     r1 = r10
     r1 += STACK_ENTRY + CALL_ADDR
