@@ -97,26 +97,12 @@
 .map conns, lru_hash, 8, CONN_SIZE, 16384      ; connects in flight; preallocated, so sized for start-up too
 .map drops, percpu_array, 4, 8, DROP_COUNT     ; records the probes could not send, per CPU, by DROP_*
 
-; Zero the 144 bytes at r10-144 .. r10-1 (the verifier wants every byte we send initialised).
+; Zero STACK_ENTRY up to r10, CONN_SIZE bytes (the verifier wants every byte we send
+; initialised). One store per 8 bytes: stack stores must be aligned, and this is 18 of them.
 .macro zero_stack
-    *(u64 *)(r10 + STACK_ENTRY) = 0
-    *(u64 *)(r10 - 136) = 0
-    *(u64 *)(r10 + STACK_EVENT) = 0
-    *(u64 *)(r10 - 120) = 0
-    *(u64 *)(r10 - 112) = 0
-    *(u64 *)(r10 - 104) = 0
-    *(u64 *)(r10 - 96) = 0
-    *(u64 *)(r10 - 88) = 0
-    *(u64 *)(r10 - 80) = 0
-    *(u64 *)(r10 - 72) = 0
-    *(u64 *)(r10 - 64) = 0
-    *(u64 *)(r10 - 56) = 0
-    *(u64 *)(r10 - 48) = 0
-    *(u64 *)(r10 - 40) = 0
-    *(u64 *)(r10 - 32) = 0
-    *(u64 *)(r10 - 24) = 0
-    *(u64 *)(r10 - 16) = 0
-    *(u64 *)(r10 - 8) = 0
+.irp off, 0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136
+    *(u64 *)(r10 + STACK_ENTRY + \off) = 0
+.endr
 .endm
 
 ; Go to `skip` unless the current task passes the pid and uid filters.
@@ -479,54 +465,21 @@ out\@:
 out\@:
 .endm
 
-; Copy the caller's sockaddr from the `connecting` entry in r0 to the stack event's EV_REMOTE
-; (r10-28, 4-byte aligned: the verifier wants aligned stack access).
+; Copy the caller's sockaddr (SOCKADDR_SIZE bytes) from the `connecting` entry in r0 to the
+; stack event's EV_REMOTE, 4 bytes at a time: STACK_EVENT + EV_REMOTE is only 4-byte aligned,
+; and the verifier wants aligned stack access.
 .macro copy_call_addr
-    r1 = *(u32 *)(r0 + 8)
-    *(u32 *)(r10 - 28) = r1
-    r1 = *(u32 *)(r0 + 12)
-    *(u32 *)(r10 - 24) = r1
-    r1 = *(u32 *)(r0 + 16)
-    *(u32 *)(r10 - 20) = r1
-    r1 = *(u32 *)(r0 + 20)
-    *(u32 *)(r10 - 16) = r1
-    r1 = *(u32 *)(r0 + 24)
-    *(u32 *)(r10 - 12) = r1
-    r1 = *(u32 *)(r0 + 28)
-    *(u32 *)(r10 - 8) = r1
-    r1 = *(u32 *)(r0 + 32)
-    *(u32 *)(r10 - 4) = r1
+.irp off, 0, 4, 8, 12, 16, 20, 24
+    r1 = *(u32 *)(r0 + CALL_ADDR + \off)
+    *(u32 *)(r10 + STACK_EVENT + EV_REMOTE + \off) = r1
+.endr
 .endm
 
 ; Copy the local and remote sockaddrs of the `conns` entry in r0 (its outcome record) to
-; the stack event (r10-56 .. r10-1).
+; the stack event: EV_LOCAL up to EV_SIZE, 4 bytes at a time (aligned, as copy_call_addr).
 .macro copy_entry_addrs
-    r1 = *(u32 *)(r0 + 88)
-    *(u32 *)(r10 - 56) = r1
-    r1 = *(u32 *)(r0 + 92)
-    *(u32 *)(r10 - 52) = r1
-    r1 = *(u32 *)(r0 + 96)
-    *(u32 *)(r10 - 48) = r1
-    r1 = *(u32 *)(r0 + 100)
-    *(u32 *)(r10 - 44) = r1
-    r1 = *(u32 *)(r0 + 104)
-    *(u32 *)(r10 - 40) = r1
-    r1 = *(u32 *)(r0 + 108)
-    *(u32 *)(r10 - 36) = r1
-    r1 = *(u32 *)(r0 + 112)
-    *(u32 *)(r10 - 32) = r1
-    r1 = *(u32 *)(r0 + 116)
-    *(u32 *)(r10 - 28) = r1
-    r1 = *(u32 *)(r0 + 120)
-    *(u32 *)(r10 - 24) = r1
-    r1 = *(u32 *)(r0 + 124)
-    *(u32 *)(r10 - 20) = r1
-    r1 = *(u32 *)(r0 + 128)
-    *(u32 *)(r10 - 16) = r1
-    r1 = *(u32 *)(r0 + 132)
-    *(u32 *)(r10 - 12) = r1
-    r1 = *(u32 *)(r0 + 136)
-    *(u32 *)(r10 - 8) = r1
-    r1 = *(u32 *)(r0 + 140)
-    *(u32 *)(r10 - 4) = r1
+.irp off, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52
+    r1 = *(u32 *)(r0 + CONN_EV + EV_LOCAL + \off)
+    *(u32 *)(r10 + STACK_EVENT + EV_LOCAL + \off) = r1
+.endr
 .endm

@@ -37,22 +37,15 @@
     *(u32 *)(r8 + EV_REMOTE_ADDR4) = r2
     goto done\@
 v6\@:
-    r2 = *(u32 *)(r6 + 40)
-    *(u32 *)(r8 + 80) = r2
-    r2 = *(u32 *)(r6 + 44)
-    *(u32 *)(r8 + 84) = r2
-    r2 = *(u32 *)(r6 + 48)
-    *(u32 *)(r8 + 88) = r2
-    r2 = *(u32 *)(r6 + 52)
-    *(u32 *)(r8 + 92) = r2
-    r2 = *(u32 *)(r6 + 56)
-    *(u32 *)(r8 + 108) = r2
-    r2 = *(u32 *)(r6 + 60)
-    *(u32 *)(r8 + 112) = r2
-    r2 = *(u32 *)(r6 + 64)
-    *(u32 *)(r8 + 116) = r2
-    r2 = *(u32 *)(r6 + 68)
-    *(u32 *)(r8 + 120) = r2
+    ; In 4-byte words: EV_REMOTE_ADDR6 is only 4-byte aligned.
+.irp off, 0, 4, 8, 12
+    r2 = *(u32 *)(r6 + TP_SADDR_V6 + \off)
+    *(u32 *)(r8 + EV_LOCAL_ADDR6 + \off) = r2
+.endr
+.irp off, 0, 4, 8, 12
+    r2 = *(u32 *)(r6 + TP_DADDR_V6 + \off)
+    *(u32 *)(r8 + EV_REMOTE_ADDR6 + \off) = r2
+.endr
 done\@:
 .endm
 
