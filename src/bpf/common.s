@@ -97,8 +97,30 @@
 .map conns, lru_hash, 8, CONN_SIZE, 16384      ; connects in flight; preallocated, so sized for start-up too
 .map drops, percpu_array, 4, 8, DROP_COUNT     ; records the probes could not send, per CPU, by DROP_*
 
+; `size` bytes of kernel memory at `src` + `src_off` to `dst` + `dst_off` (the stack or a
+; map value), with bpf_probe_read_kernel: a fault leaves zeros. Clobbers r0-r5.
+; `src_off` is usually offsetof(STRUCT, FIELD); `src` must not be r1 or r2.
+.macro probe_read dst, dst_off, size, src, src_off
+    r1 = \dst
+    r1 += \dst_off
+    r2 = \size
+    r3 = \src
+    r3 += \src_off
+    call bpf_probe_read_kernel
+.endm
+
+; Look `map` up by the `width` (u32 or u64) key `key` (a register or an immediate), stored at
+; the stack slot `slot` first: r0 = the value, or 0. Clobbers r0-r5.
+.macro map_lookup map, width, slot, key
+    *(\width *)(r10 + \slot) = \key
+    r2 = r10
+    r2 += \slot
+    r1 = map \map ll
+    call bpf_map_lookup_elem
+.endm
+
 ; Zero STACK_ENTRY up to r10, CONN_SIZE bytes (the verifier wants every byte we send
-; initialised). One store per 8 bytes: stack stores must be aligned, and this is 18 of them.
+; initialised), one aligned 8-byte store at a time.
 .macro zero_stack
 .irp off, 0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136
     *(u64 *)(r10 + STACK_ENTRY + \off) = 0
@@ -107,11 +129,7 @@
 
 ; Go to `skip` unless the current task passes the pid and uid filters.
 .macro filter_task skip
-    *(u32 *)(r10 + STACK_SCRATCH) = 0
-    r2 = r10
-    r2 += STACK_SCRATCH
-    r1 = map config ll
-    call bpf_map_lookup_elem
+    map_lookup config, u32, STACK_SCRATCH, 0
     if r0 == 0 goto \skip
     r1 = *(u32 *)(r0 + CFG_PID)
     *(u32 *)(r10 + STACK_SCRATCH) = r1
@@ -135,11 +153,7 @@ done\@:
 ; Go to `skip` unless the event in `ev` passes the family and port filters; `port` is the
 ; offset of the port to check (remote for connects, local for accepts).
 .macro filter_addr ev, port, skip
-    *(u32 *)(r10 + STACK_SCRATCH) = 0
-    r2 = r10
-    r2 += STACK_SCRATCH
-    r1 = map config ll
-    call bpf_map_lookup_elem
+    map_lookup config, u32, STACK_SCRATCH, 0
     if r0 == 0 goto \skip
     r1 = *(u32 *)(r0 + CFG_FAMILY)
     if r1 == 0 goto port\@
@@ -162,11 +176,7 @@ port\@:
     if r1 == 0 goto done\@
     r1 = *(u16 *)(\ev + \port)
     r1 = be16 r1
-    *(u32 *)(r10 + STACK_SCRATCH) = r1
-    r2 = r10
-    r2 += STACK_SCRATCH
-    r1 = map ports ll
-    call bpf_map_lookup_elem
+    map_lookup ports, u32, STACK_SCRATCH, r1
     if r0 == 0 goto \skip
 done\@:
 .endm
@@ -191,12 +201,7 @@ done\@:
 .macro require_tcp sk, skip
     check_tcp_protocol \sk, \skip
     *(u64 *)(r10 + STACK_SCRATCH) = 0
-    r1 = r10
-    r1 += STACK_SCRATCH
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_family)
-    call bpf_probe_read_kernel
+    probe_read r10, STACK_SCRATCH, 2, \sk, offsetof(sock_common, skc_family)
     r1 = *(u16 *)(r10 + STACK_SCRATCH)
     if r1 == AF_INET goto done\@
     if r1 != AF_INET6 goto \skip
@@ -205,62 +210,27 @@ done\@:
 
 ; This host's end of `sk` as a sockaddr_in/sockaddr_in6 at ev + EV_LOCAL.
 .macro fill_local sk, ev
-    r1 = \ev
-    r1 += EV_LOCAL
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_family)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_LOCAL, 2, \sk, offsetof(sock_common, skc_family)
     read_local_port \sk, \ev
     r1 = *(u16 *)(\ev + EV_LOCAL)
     if r1 == AF_INET6 goto v6\@
-    r1 = \ev
-    r1 += EV_LOCAL_ADDR4
-    r2 = 4
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_rcv_saddr)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_LOCAL_ADDR4, 4, \sk, offsetof(sock_common, skc_rcv_saddr)
     goto done\@
 v6\@:
-    r1 = \ev
-    r1 += EV_LOCAL_ADDR6
-    r2 = 16
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_v6_rcv_saddr)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_LOCAL_ADDR6, 16, \sk, offsetof(sock_common, skc_v6_rcv_saddr)
 done\@:
 .endm
 
 ; The peer's end of `sk` as a sockaddr_in/sockaddr_in6 at ev + EV_REMOTE.
 .macro fill_remote sk, ev
-    r1 = \ev
-    r1 += EV_REMOTE
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_family)
-    call bpf_probe_read_kernel
-    r1 = \ev
-    r1 += EV_REMOTE_PORT
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_dport)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_REMOTE, 2, \sk, offsetof(sock_common, skc_family)
+    probe_read \ev, EV_REMOTE_PORT, 2, \sk, offsetof(sock_common, skc_dport)
     r1 = *(u16 *)(\ev + EV_REMOTE)
     if r1 == AF_INET6 goto v6\@
-    r1 = \ev
-    r1 += EV_REMOTE_ADDR4
-    r2 = 4
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_daddr)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_REMOTE_ADDR4, 4, \sk, offsetof(sock_common, skc_daddr)
     goto done\@
 v6\@:
-    r1 = \ev
-    r1 += EV_REMOTE_ADDR6
-    r2 = 16
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_v6_daddr)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_REMOTE_ADDR6, 16, \sk, offsetof(sock_common, skc_v6_daddr)
 done\@:
 .endm
 
@@ -297,11 +267,7 @@ sent\@:
 ; Count one record that could not be sent, in the `drops` slot `reason` of this CPU.
 ; Clobbers r0-r5 and STACK_SCRATCH.
 .macro count_drop reason
-    *(u32 *)(r10 + STACK_SCRATCH) = \reason
-    r2 = r10
-    r2 += STACK_SCRATCH
-    r1 = map drops ll
-    call bpf_map_lookup_elem
+    map_lookup drops, u32, STACK_SCRATCH, \reason
     if r0 == 0 goto done\@
     r1 = 1
     lock *(u64 *)(r0 + 0) += r1
@@ -367,11 +333,7 @@ done\@:
     require_tcp r7, out\@
     r8 = r10
     r8 += STACK_EVENT
-    *(u64 *)(r10 + STACK_KEY) = r7
-    r2 = r10
-    r2 += STACK_KEY
-    r1 = map conns ll
-    call bpf_map_lookup_elem
+    map_lookup conns, u64, STACK_KEY, r7
     if r0 == 0 goto nosyn\@
     ; A connect() repeated while the handshake runs (EALREADY) is not a new attempt.
     r1 = *(u64 *)(r0 + CONN_FLAGS)
