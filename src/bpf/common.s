@@ -10,7 +10,8 @@
 
 .license "GPL"
 
-; struct WireEvent (src/event.rs): 128 bytes.
+; struct WireEvent (src/event.rs): 128 bytes. tests/bpf_layout.rs checks these tables, and the
+; CFG_*, KIND_*, DROP_*, SIN*_* and AF_* ones below, against the Rust and libc definitions.
 .equ EV_TS, 0
 .equ EV_SOCK, 8
 .equ EV_LATENCY, 16
@@ -249,7 +250,7 @@ done\@:
     *(u64 *)(\ev + EV_SOCK) = r1
 .endm
 
-; Send the 128-byte event at `ev` to this CPU's ring. `ctx` must not be r1-r5 other than r1.
+; Send the EV_SIZE-byte event at `ev` to this CPU's ring. `ctx` must not be r1-r5 other than r1.
 .macro emit ctx, ev
     r4 = \ev
     r1 = \ctx

@@ -12,6 +12,7 @@
 ; The socket's network namespace inode (sk->__sk_common.skc_net.net->ns.inum) into the event.
 .macro read_netns sk, ev
     probe_read r10, STACK_SCRATCH2, 8, \sk, offsetof(sock_common, skc_net)
+    ; Written out: the source is already in r3, where probe_read would copy it.
     r3 = *(u64 *)(r10 + STACK_SCRATCH2)
     r3 += offsetof(net, ns.inum)
     r1 = \ev
