@@ -28,6 +28,11 @@ pub struct Constants {
 }
 
 impl Constants {
+    /// The value of `name`, if it is defined and its definition is not in error.
+    pub fn value(&self, name: &str) -> Option<i128> {
+        self.values.get(name).copied().flatten()
+    }
+
     /// The value of `name` for an expression at `origin`/`col`.
     pub fn get(&self, name: &str, origin: &Origin, col: usize) -> Result<i128, EvalError> {
         match self.values.get(name) {

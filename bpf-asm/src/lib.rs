@@ -42,6 +42,15 @@ pub fn parse(sources: &[Source]) -> Result<Program, Error> {
     Ok(program::build(&lines)?)
 }
 
+/// Every `.equ`/`.set` constant of one unit (every file given at once, macros expanded) with
+/// its value, in order of definition. Values are exact: -2^63 to 2^64-1, as the assembler
+/// computes them. The unit must assemble: any error in it is returned, as [`parse`] would.
+/// For tests that check layouts the sources share with Rust definitions.
+pub fn constants(sources: &[Source]) -> Result<Vec<(String, i128)>, Error> {
+    let lines = macros::expand(sources)?;
+    Ok(program::build_with_constants(&lines)?.1)
+}
+
 /// Assembles one unit into the bytes of an ELF object.
 pub fn assemble(sources: &[Source]) -> Result<Vec<u8>, Error> {
     elf::write(&parse(sources)?)

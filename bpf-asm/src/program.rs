@@ -121,6 +121,15 @@ enum Place {
 
 /// Builds the program from macro-expanded lines.
 pub fn build(lines: &[Origin]) -> Result<Program, Vec<Diagnostic>> {
+    build_with_constants(lines).map(|(program, _)| program)
+}
+
+/// `.equ`/`.set` constants by name, in order of definition.
+pub type ConstantList = Vec<(String, i128)>;
+
+/// Builds the program, and gives every `.equ`/`.set` constant with its value, in order of
+/// definition.
+pub fn build_with_constants(lines: &[Origin]) -> Result<(Program, ConstantList), Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut collected = collect(lines, &mut errors);
     if errors.len() >= MAX_ERRORS {
@@ -145,7 +154,12 @@ pub fn build(lines: &[Origin]) -> Result<Program, Vec<Diagnostic>> {
     };
     program.symbols = resolve_symbols(&c.symbols, &labels, &c.constants, &mut errors);
     if errors.is_empty() {
-        Ok(program)
+        let constants = c
+            .definitions
+            .iter()
+            .filter_map(|d| c.constants.value(&d.name).map(|v| (d.name.clone(), v)))
+            .collect();
+        Ok((program, constants))
     } else {
         Err(errors)
     }

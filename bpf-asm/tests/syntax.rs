@@ -311,3 +311,27 @@ fn runaway_repetitions_are_an_error_not_a_hang() {
         );
     }
 }
+
+#[test]
+fn constants_lists_every_equ_in_order_with_its_value() {
+    let text = ".equ B, A + 4\n.set A, 8\n.macro m\n.equ C\\@, -B\n.endm\nm\n\
+                .equ BIG, 0xffffffffffffffff\n.section s\n r1 = B\n exit\n";
+    let got = bpf_asm::constants(&[Source { name: "t.s", text }]).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..2], ["B", "A"]);
+    assert!(names[2].starts_with('C'), "{names:?}");
+    assert_eq!(names[3], "BIG");
+    let values: Vec<i128> = got.iter().map(|&(_, v)| v).collect();
+    assert_eq!(values, [12, 8, -12, u64::MAX as i128]);
+}
+
+#[test]
+fn constants_reports_errors_of_the_unit() {
+    let e = bpf_asm::constants(&[Source {
+        name: "t.s",
+        text: ".equ A, NOPE\n.section s\n r1 = 1 +\n",
+    }])
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("unknown constant `NOPE`"), "{e}");
+}

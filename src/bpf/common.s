@@ -2,12 +2,16 @@
 ;
 ; Register conventions in every program: r6 = the program's context, r7 = the socket,
 ; r8 = the event being built (on the stack, or inside a `conns` entry), r9 = free per program.
-; Stack: the event at r10-128 .. r10-1 (a `conns` entry at r10-144 when one is built),
-; a map key at r10-152, macro scratch at r10-160 and r10-168.
+; Stack (offsets from r10, below): the event at STACK_EVENT (EV_SIZE bytes, up to r10); a map
+; value being built at STACK_ENTRY, which ends at r10 too: a `conns` entry, whose CONN_EV is
+; the stack event, or a `connecting` entry; a map key at STACK_KEY; macro scratch at
+; STACK_SCRATCH (filter_*, require_tcp, count_drop, check_tcp_protocol) and STACK_SCRATCH2
+; (fd_to_sock, fd_read_ptr, read_netns). Programs use nothing below STACK_SCRATCH2.
 
 .license "GPL"
 
-; struct WireEvent (src/event.rs): 128 bytes.
+; struct WireEvent (src/event.rs): 128 bytes. tests/bpf_layout.rs checks these tables, and the
+; CFG_*, KIND_*, DROP_*, SIN*_* and AF_* ones below, against the Rust and libc definitions.
 .equ EV_TS, 0
 .equ EV_SOCK, 8
 .equ EV_LATENCY, 16
@@ -19,17 +23,23 @@
 .equ EV_KIND, 48
 .equ EV_ERROR, 52
 .equ EV_COMM, 56
-.equ EV_LOCAL, 72              ; sockaddr_in / sockaddr_in6 (28 bytes)
-.equ EV_LOCAL_PORT, 74
-.equ EV_LOCAL_ADDR4, 76
-.equ EV_LOCAL_ADDR6, 80
+.equ EV_LOCAL, 72              ; sockaddr_in / sockaddr_in6 (SOCKADDR_SIZE bytes)
+.equ EV_LOCAL_PORT, EV_LOCAL + SIN_PORT
+.equ EV_LOCAL_ADDR4, EV_LOCAL + SIN_ADDR
+.equ EV_LOCAL_ADDR6, EV_LOCAL + SIN6_ADDR
 .equ EV_REMOTE, 100
-.equ EV_REMOTE_PORT, 102
-.equ EV_REMOTE_ADDR4, 104
-.equ EV_REMOTE_ADDR6, 108
-.equ EV_REMOTE_ADDR6_W1, 112   ; second and third 32-bit words of the remote IPv6 address
-.equ EV_REMOTE_ADDR6_W2, 116
+.equ EV_REMOTE_PORT, EV_REMOTE + SIN_PORT
+.equ EV_REMOTE_ADDR4, EV_REMOTE + SIN_ADDR
+.equ EV_REMOTE_ADDR6, EV_REMOTE + SIN6_ADDR
+.equ EV_REMOTE_ADDR6_W1, EV_REMOTE_ADDR6 + 4   ; second and third 32-bit words of the remote
+.equ EV_REMOTE_ADDR6_W2, EV_REMOTE_ADDR6 + 8   ; IPv6 address
 .equ EV_SIZE, 128
+
+; struct sockaddr_in / sockaddr_in6, the form both ends of an event take.
+.equ SIN_PORT, 2               ; sin_port / sin6_port, network order
+.equ SIN_ADDR, 4               ; sin_addr
+.equ SIN6_ADDR, 8              ; sin6_addr
+.equ SOCKADDR_SIZE, 28         ; sizeof(struct sockaddr_in6), the larger
 
 .equ KIND_CONNECT, 1
 .equ KIND_ESTABLISHED, 2
@@ -41,20 +51,28 @@
 .equ CFG_UID, 4
 .equ CFG_FAMILY, 8
 .equ CFG_PORT_FILTER, 12
+.equ CFG_SIZE, 16
 
 ; A `conns` entry: one connect in flight, from SYN_SENT until both its records are out.
 .equ CONN_FLAGS, 0             ; CONNECT_EMITTED | OUTCOME_PENDING, set with atomic or
 .equ CONN_START, 8             ; ktime when the socket entered SYN_SENT
 .equ CONN_EV, 16               ; the outcome record, written by the state change
-.equ CONN_EV_ERROR, 68         ; CONN_EV + EV_ERROR
-.equ CONN_SIZE, 144
+.equ CONN_EV_ERROR, CONN_EV + EV_ERROR
+.equ CONN_SIZE, CONN_EV + EV_SIZE
 .equ CONNECT_EMITTED, 1
 .equ OUTCOME_PENDING, 2
 
 ; A `connecting` entry: a connect call between its entry and its return.
 .equ CALL_HANDLE, 0            ; the fd (tracepoints) or the struct sock pointer (kprobes)
-.equ CALL_ADDR, 8              ; the caller's sockaddr, 28 bytes (32 with padding)
-.equ CALL_SIZE, 40
+.equ CALL_ADDR, 8              ; the caller's sockaddr, SOCKADDR_SIZE bytes
+.equ CALL_SIZE, (CALL_ADDR + SOCKADDR_SIZE + 7) & ~7   ; 40: padded to 8, as the map's value
+
+; Stack slots, as offsets from r10 (see the top). zero_stack clears STACK_ENTRY up to r10.
+.equ STACK_ENTRY, -CONN_SIZE                  ; -144: a `conns` (or `connecting`) entry
+.equ STACK_EVENT, STACK_ENTRY + CONN_EV        ; -128: the event, that entry's outcome record
+.equ STACK_KEY, STACK_ENTRY - 8                ; -152: an 8-byte map key
+.equ STACK_SCRATCH, STACK_KEY - 8              ; -160: 8 bytes
+.equ STACK_SCRATCH2, STACK_SCRATCH - 8         ; -168: 8 bytes
 
 .equ AF_INET, 2
 .equ AF_INET6, 10
@@ -71,59 +89,64 @@
 .equ DROP_RING_FULL, 0         ; perf_event_output failed: the ring was full
 .equ DROP_RETURN_MISSED, 1     ; a kretprobe missed a call's return
 .equ DROP_STATE_FULL, 2        ; a map that holds state between hooks was full
+.equ DROP_COUNT, 3             ; the number of keys (LossReason::DROPS.len())
 
 .map events, perf_event_array, 4, 4, 0          ; max_entries 0: the loader sets the CPU count
-.map config, array, 4, 16, 1
+.map config, array, 4, CFG_SIZE, 1
 .map ports, hash, 4, 4, 64
-.map connecting, hash, 8, 40, 10240
-.map conns, lru_hash, 8, 144, 16384            ; connects in flight; preallocated, so sized for start-up too
-.map drops, percpu_array, 4, 8, 3              ; records the probes could not send, per CPU, by DROP_*
+.map connecting, hash, 8, CALL_SIZE, 10240
+.map conns, lru_hash, 8, CONN_SIZE, 16384      ; connects in flight; preallocated, so sized for start-up too
+.map drops, percpu_array, 4, 8, DROP_COUNT     ; records the probes could not send, per CPU, by DROP_*
 
-; Zero the 144 bytes at r10-144 .. r10-1 (the verifier wants every byte we send initialised).
+; `size` bytes of kernel memory at `src` + `src_off` to `dst` + `dst_off` (the stack or a
+; map value), with bpf_probe_read_kernel: a fault leaves zeros. Clobbers r0-r5.
+; `src_off` is usually offsetof(STRUCT, FIELD); `src` must not be r1 or r2.
+.macro probe_read dst, dst_off, size, src, src_off
+    r1 = \dst
+    r1 += \dst_off
+    r2 = \size
+    r3 = \src
+    r3 += \src_off
+    call bpf_probe_read_kernel
+.endm
+
+; Look `map` up by the `width` (u32 or u64) key `key` (a register or an immediate), stored at
+; the stack slot `slot` first: r0 = the value, or 0. Clobbers r0-r5.
+.macro map_lookup map, width, slot, key
+    *(\width *)(r10 + \slot) = \key
+    r2 = r10
+    r2 += \slot
+    r1 = map \map ll
+    call bpf_map_lookup_elem
+.endm
+
+; Zero STACK_ENTRY up to r10, CONN_SIZE bytes (the verifier wants every byte we send
+; initialised), one aligned 8-byte store at a time.
 .macro zero_stack
-    *(u64 *)(r10 - 144) = 0
-    *(u64 *)(r10 - 136) = 0
-    *(u64 *)(r10 - 128) = 0
-    *(u64 *)(r10 - 120) = 0
-    *(u64 *)(r10 - 112) = 0
-    *(u64 *)(r10 - 104) = 0
-    *(u64 *)(r10 - 96) = 0
-    *(u64 *)(r10 - 88) = 0
-    *(u64 *)(r10 - 80) = 0
-    *(u64 *)(r10 - 72) = 0
-    *(u64 *)(r10 - 64) = 0
-    *(u64 *)(r10 - 56) = 0
-    *(u64 *)(r10 - 48) = 0
-    *(u64 *)(r10 - 40) = 0
-    *(u64 *)(r10 - 32) = 0
-    *(u64 *)(r10 - 24) = 0
-    *(u64 *)(r10 - 16) = 0
-    *(u64 *)(r10 - 8) = 0
+.irp off, 0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136
+    *(u64 *)(r10 + STACK_ENTRY + \off) = 0
+.endr
 .endm
 
 ; Go to `skip` unless the current task passes the pid and uid filters.
 .macro filter_task skip
-    *(u32 *)(r10 - 160) = 0
-    r2 = r10
-    r2 += -160
-    r1 = map config ll
-    call bpf_map_lookup_elem
+    map_lookup config, u32, STACK_SCRATCH, 0
     if r0 == 0 goto \skip
     r1 = *(u32 *)(r0 + CFG_PID)
-    *(u32 *)(r10 - 160) = r1
+    *(u32 *)(r10 + STACK_SCRATCH) = r1
     r1 = *(u32 *)(r0 + CFG_UID)
-    *(u32 *)(r10 - 156) = r1
-    r1 = *(u32 *)(r10 - 160)
+    *(u32 *)(r10 + STACK_SCRATCH + 4) = r1
+    r1 = *(u32 *)(r10 + STACK_SCRATCH)
     if r1 == 0 goto uid\@
     call bpf_get_current_pid_tgid
     r0 >>= 32
-    r1 = *(u32 *)(r10 - 160)
+    r1 = *(u32 *)(r10 + STACK_SCRATCH)
     if r1 != r0 goto \skip
 uid\@:
-    r1 = *(u32 *)(r10 - 156)
+    r1 = *(u32 *)(r10 + STACK_SCRATCH + 4)
     if w1 == -1 goto done\@
     call bpf_get_current_uid_gid
-    r1 = *(u32 *)(r10 - 156)
+    r1 = *(u32 *)(r10 + STACK_SCRATCH + 4)
     if w1 != w0 goto \skip
 done\@:
 .endm
@@ -131,11 +154,7 @@ done\@:
 ; Go to `skip` unless the event in `ev` passes the family and port filters; `port` is the
 ; offset of the port to check (remote for connects, local for accepts).
 .macro filter_addr ev, port, skip
-    *(u32 *)(r10 - 160) = 0
-    r2 = r10
-    r2 += -160
-    r1 = map config ll
-    call bpf_map_lookup_elem
+    map_lookup config, u32, STACK_SCRATCH, 0
     if r0 == 0 goto \skip
     r1 = *(u32 *)(r0 + CFG_FAMILY)
     if r1 == 0 goto port\@
@@ -158,11 +177,7 @@ port\@:
     if r1 == 0 goto done\@
     r1 = *(u16 *)(\ev + \port)
     r1 = be16 r1
-    *(u32 *)(r10 - 160) = r1
-    r2 = r10
-    r2 += -160
-    r1 = map ports ll
-    call bpf_map_lookup_elem
+    map_lookup ports, u32, STACK_SCRATCH, r1
     if r0 == 0 goto \skip
 done\@:
 .endm
@@ -186,14 +201,9 @@ done\@:
 ; Go to `skip` unless `sk` is a TCP socket of family AF_INET or AF_INET6.
 .macro require_tcp sk, skip
     check_tcp_protocol \sk, \skip
-    *(u64 *)(r10 - 160) = 0
-    r1 = r10
-    r1 += -160
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_family)
-    call bpf_probe_read_kernel
-    r1 = *(u16 *)(r10 - 160)
+    *(u64 *)(r10 + STACK_SCRATCH) = 0
+    probe_read r10, STACK_SCRATCH, 2, \sk, offsetof(sock_common, skc_family)
+    r1 = *(u16 *)(r10 + STACK_SCRATCH)
     if r1 == AF_INET goto done\@
     if r1 != AF_INET6 goto \skip
 done\@:
@@ -201,62 +211,27 @@ done\@:
 
 ; This host's end of `sk` as a sockaddr_in/sockaddr_in6 at ev + EV_LOCAL.
 .macro fill_local sk, ev
-    r1 = \ev
-    r1 += EV_LOCAL
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_family)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_LOCAL, 2, \sk, offsetof(sock_common, skc_family)
     read_local_port \sk, \ev
     r1 = *(u16 *)(\ev + EV_LOCAL)
     if r1 == AF_INET6 goto v6\@
-    r1 = \ev
-    r1 += EV_LOCAL_ADDR4
-    r2 = 4
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_rcv_saddr)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_LOCAL_ADDR4, 4, \sk, offsetof(sock_common, skc_rcv_saddr)
     goto done\@
 v6\@:
-    r1 = \ev
-    r1 += EV_LOCAL_ADDR6
-    r2 = 16
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_v6_rcv_saddr)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_LOCAL_ADDR6, 16, \sk, offsetof(sock_common, skc_v6_rcv_saddr)
 done\@:
 .endm
 
 ; The peer's end of `sk` as a sockaddr_in/sockaddr_in6 at ev + EV_REMOTE.
 .macro fill_remote sk, ev
-    r1 = \ev
-    r1 += EV_REMOTE
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_family)
-    call bpf_probe_read_kernel
-    r1 = \ev
-    r1 += EV_REMOTE_PORT
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_dport)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_REMOTE, 2, \sk, offsetof(sock_common, skc_family)
+    probe_read \ev, EV_REMOTE_PORT, 2, \sk, offsetof(sock_common, skc_dport)
     r1 = *(u16 *)(\ev + EV_REMOTE)
     if r1 == AF_INET6 goto v6\@
-    r1 = \ev
-    r1 += EV_REMOTE_ADDR4
-    r2 = 4
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_daddr)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_REMOTE_ADDR4, 4, \sk, offsetof(sock_common, skc_daddr)
     goto done\@
 v6\@:
-    r1 = \ev
-    r1 += EV_REMOTE_ADDR6
-    r2 = 16
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_v6_daddr)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_REMOTE_ADDR6, 16, \sk, offsetof(sock_common, skc_v6_daddr)
 done\@:
 .endm
 
@@ -275,7 +250,7 @@ done\@:
     *(u64 *)(\ev + EV_SOCK) = r1
 .endm
 
-; Send the 128-byte event at `ev` to this CPU's ring. `ctx` must not be r1-r5 other than r1.
+; Send the EV_SIZE-byte event at `ev` to this CPU's ring. `ctx` must not be r1-r5 other than r1.
 .macro emit ctx, ev
     r4 = \ev
     r1 = \ctx
@@ -291,13 +266,9 @@ sent\@:
 .endm
 
 ; Count one record that could not be sent, in the `drops` slot `reason` of this CPU.
-; Clobbers r0-r5 and the scratch slot r10-160.
+; Clobbers r0-r5 and STACK_SCRATCH.
 .macro count_drop reason
-    *(u32 *)(r10 - 160) = \reason
-    r2 = r10
-    r2 += -160
-    r1 = map drops ll
-    call bpf_map_lookup_elem
+    map_lookup drops, u32, STACK_SCRATCH, \reason
     if r0 == 0 goto done\@
     r1 = 1
     lock *(u64 *)(r0 + 0) += r1
@@ -324,13 +295,13 @@ done\@:
     fd_read_ptr
     ; fdt: check the fd against max_fds before indexing fd[].
     r9 = r3
-    *(u64 *)(r10 - 168) = 0
+    *(u64 *)(r10 + STACK_SCRATCH2) = 0
     r1 = r10
-    r1 += -168
+    r1 += STACK_SCRATCH2
     r2 = 4
     r3 += offsetof(fdtable, max_fds)
     call bpf_probe_read_kernel
-    r1 = *(u32 *)(r10 - 168)
+    r1 = *(u32 *)(r10 + STACK_SCRATCH2)
     if r7 >= r1 goto \skip
     r3 = r9
     r3 += offsetof(fdtable, fd)
@@ -348,12 +319,12 @@ done\@:
 
 ; r3 = *(u64 *)r3, read with bpf_probe_read_kernel; 0 on a fault.
 .macro fd_read_ptr
-    *(u64 *)(r10 - 168) = 0
+    *(u64 *)(r10 + STACK_SCRATCH2) = 0
     r1 = r10
-    r1 += -168
+    r1 += STACK_SCRATCH2
     r2 = 8
     call bpf_probe_read_kernel
-    r3 = *(u64 *)(r10 - 168)
+    r3 = *(u64 *)(r10 + STACK_SCRATCH2)
 .endm
 
 ; A connect call returned: r6 = ctx, r7 = sk, r9 = its return value (sign-extended), the
@@ -362,12 +333,8 @@ done\@:
 .macro connect_done
     require_tcp r7, out\@
     r8 = r10
-    r8 += -128
-    *(u64 *)(r10 - 152) = r7
-    r2 = r10
-    r2 += -152
-    r1 = map conns ll
-    call bpf_map_lookup_elem
+    r8 += STACK_EVENT
+    map_lookup conns, u64, STACK_KEY, r7
     if r0 == 0 goto nosyn\@
     ; A connect() repeated while the handshake runs (EALREADY) is not a new attempt.
     r1 = *(u64 *)(r0 + CONN_FLAGS)
@@ -382,12 +349,12 @@ done\@:
     if r9 s>= 0 goto syn\@
     if r9 == NEG_EINPROGRESS goto syn\@
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     r1 = map conns ll
     call bpf_map_delete_elem
     goto sync\@
 syn\@:
-    *(u64 *)(r10 - 144) = r0
+    *(u64 *)(r10 + STACK_ENTRY) = r0
     r1 = *(u64 *)(r0 + CONN_START)
     *(u64 *)(r8 + EV_TS) = r1
     r1 = KIND_CONNECT
@@ -395,7 +362,7 @@ syn\@:
     task_info r8
     sock_ids r7, r8
     birth_id r8
-    r0 = *(u64 *)(r10 - 144)
+    r0 = *(u64 *)(r10 + STACK_ENTRY)
     r1 = *(u64 *)(r0 + CONN_FLAGS)
     r1 &= OUTCOME_PENDING
     if r1 != 0 goto ended\@
@@ -408,17 +375,17 @@ ended\@:
     copy_entry_addrs
 send\@:
     emit r6, r8
-    r0 = *(u64 *)(r10 - 144)
+    r0 = *(u64 *)(r10 + STACK_ENTRY)
     r1 = CONNECT_EMITTED
     r1 = atomic_fetch_or((u64 *)(r0 + CONN_FLAGS), r1)
     r1 &= OUTCOME_PENDING
     if r1 == 0 goto out\@
     ; The handshake ended before the call returned: its record waited for ours.
-    r7 = *(u64 *)(r10 - 144)
+    r7 = *(u64 *)(r10 + STACK_ENTRY)
     r7 += CONN_EV
     emit r6, r7
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     r1 = map conns ll
     call bpf_map_delete_elem
     goto out\@
@@ -446,7 +413,7 @@ out\@:
 .macro accept_done
     require_tcp r7, out\@
     r8 = r10
-    r8 += -128
+    r8 += STACK_EVENT
     fill_local r7, r8
     fill_remote r7, r8
     ; A socket with no peer is not an accepted one (MPTCP grafts its connecting subflows).
@@ -461,54 +428,21 @@ out\@:
 out\@:
 .endm
 
-; Copy the caller's sockaddr from the `connecting` entry in r0 to the stack event's EV_REMOTE
-; (r10-28, 4-byte aligned: the verifier wants aligned stack access).
+; Copy the caller's sockaddr (SOCKADDR_SIZE bytes) from the `connecting` entry in r0 to the
+; stack event's EV_REMOTE, 4 bytes at a time: STACK_EVENT + EV_REMOTE is only 4-byte aligned,
+; and the verifier wants aligned stack access.
 .macro copy_call_addr
-    r1 = *(u32 *)(r0 + 8)
-    *(u32 *)(r10 - 28) = r1
-    r1 = *(u32 *)(r0 + 12)
-    *(u32 *)(r10 - 24) = r1
-    r1 = *(u32 *)(r0 + 16)
-    *(u32 *)(r10 - 20) = r1
-    r1 = *(u32 *)(r0 + 20)
-    *(u32 *)(r10 - 16) = r1
-    r1 = *(u32 *)(r0 + 24)
-    *(u32 *)(r10 - 12) = r1
-    r1 = *(u32 *)(r0 + 28)
-    *(u32 *)(r10 - 8) = r1
-    r1 = *(u32 *)(r0 + 32)
-    *(u32 *)(r10 - 4) = r1
+.irp off, 0, 4, 8, 12, 16, 20, 24
+    r1 = *(u32 *)(r0 + CALL_ADDR + \off)
+    *(u32 *)(r10 + STACK_EVENT + EV_REMOTE + \off) = r1
+.endr
 .endm
 
 ; Copy the local and remote sockaddrs of the `conns` entry in r0 (its outcome record) to
-; the stack event (r10-56 .. r10-1).
+; the stack event: EV_LOCAL up to EV_SIZE, 4 bytes at a time (aligned, as copy_call_addr).
 .macro copy_entry_addrs
-    r1 = *(u32 *)(r0 + 88)
-    *(u32 *)(r10 - 56) = r1
-    r1 = *(u32 *)(r0 + 92)
-    *(u32 *)(r10 - 52) = r1
-    r1 = *(u32 *)(r0 + 96)
-    *(u32 *)(r10 - 48) = r1
-    r1 = *(u32 *)(r0 + 100)
-    *(u32 *)(r10 - 44) = r1
-    r1 = *(u32 *)(r0 + 104)
-    *(u32 *)(r10 - 40) = r1
-    r1 = *(u32 *)(r0 + 108)
-    *(u32 *)(r10 - 36) = r1
-    r1 = *(u32 *)(r0 + 112)
-    *(u32 *)(r10 - 32) = r1
-    r1 = *(u32 *)(r0 + 116)
-    *(u32 *)(r10 - 28) = r1
-    r1 = *(u32 *)(r0 + 120)
-    *(u32 *)(r10 - 24) = r1
-    r1 = *(u32 *)(r0 + 124)
-    *(u32 *)(r10 - 20) = r1
-    r1 = *(u32 *)(r0 + 128)
-    *(u32 *)(r10 - 16) = r1
-    r1 = *(u32 *)(r0 + 132)
-    *(u32 *)(r10 - 12) = r1
-    r1 = *(u32 *)(r0 + 136)
-    *(u32 *)(r10 - 8) = r1
-    r1 = *(u32 *)(r0 + 140)
-    *(u32 *)(r10 - 4) = r1
+.irp off, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52
+    r1 = *(u32 *)(r0 + CONN_EV + EV_LOCAL + \off)
+    *(u32 *)(r10 + STACK_EVENT + EV_LOCAL + \off) = r1
+.endr
 .endm

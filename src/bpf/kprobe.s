@@ -20,30 +20,30 @@
     zero_stack
     r7 = *(u64 *)(r6 + PT_REGS_PARM1)
     call bpf_get_current_pid_tgid
-    *(u64 *)(r10 - 152) = r0
+    *(u64 *)(r10 + STACK_KEY) = r0
     ; An entry this thread left behind is a call whose return was never seen: if it was
     ; refused before its SYN, that refusal is lost. Count it. (tcp_v6_connect calls
     ; tcp_v4_connect for an IPv4-mapped peer: the same socket, one call.)
     r1 = map connecting ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     call bpf_map_lookup_elem
     if r0 == 0 goto fresh\@
     r1 = *(u64 *)(r0 + CALL_HANDLE)
     if r1 == r7 goto fresh\@
     count_drop DROP_RETURN_MISSED
 fresh\@:
-    *(u64 *)(r10 - 144) = r7                ; CALL_HANDLE: the struct sock
+    *(u64 *)(r10 + STACK_ENTRY + CALL_HANDLE) = r7     ; the struct sock
     r1 = r10
-    r1 += -136                              ; CALL_ADDR
-    r2 = 28
+    r1 += STACK_ENTRY + CALL_ADDR
+    r2 = SOCKADDR_SIZE
     r3 = *(u64 *)(r6 + PT_REGS_PARM2)
     call bpf_probe_read_kernel
     r1 = map connecting ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     r3 = r10
-    r3 += -144
+    r3 += STACK_ENTRY
     r4 = BPF_ANY
     call bpf_map_update_elem
     if r0 == 0 goto out\@
@@ -56,10 +56,10 @@ out\@:
 .macro connect_return
     r6 = r1
     call bpf_get_current_pid_tgid
-    *(u64 *)(r10 - 152) = r0
+    *(u64 *)(r10 + STACK_KEY) = r0
     r1 = map connecting ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     call bpf_map_lookup_elem
     if r0 == 0 goto out\@
     zero_stack
@@ -67,7 +67,7 @@ out\@:
     r7 = *(u64 *)(r0 + CALL_HANDLE)
     r1 = map connecting ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     call bpf_map_delete_elem
     r9 = *(u64 *)(r6 + PT_REGS_RC)
     r9 <<= 32                               ; an int: sign-extend it
@@ -96,10 +96,10 @@ out\@:
     r6 = r1
     r7 = *(u64 *)(r6 + PT_REGS_PARM1)
     call bpf_get_current_pid_tgid
-    *(u64 *)(r10 - 152) = r0
+    *(u64 *)(r10 + STACK_KEY) = r0
     r1 = map connecting ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     call bpf_map_delete_elem
     zero_stack
     r9 = 0

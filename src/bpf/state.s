@@ -37,22 +37,15 @@
     *(u32 *)(r8 + EV_REMOTE_ADDR4) = r2
     goto done\@
 v6\@:
-    r2 = *(u32 *)(r6 + 40)
-    *(u32 *)(r8 + 80) = r2
-    r2 = *(u32 *)(r6 + 44)
-    *(u32 *)(r8 + 84) = r2
-    r2 = *(u32 *)(r6 + 48)
-    *(u32 *)(r8 + 88) = r2
-    r2 = *(u32 *)(r6 + 52)
-    *(u32 *)(r8 + 92) = r2
-    r2 = *(u32 *)(r6 + 56)
-    *(u32 *)(r8 + 108) = r2
-    r2 = *(u32 *)(r6 + 60)
-    *(u32 *)(r8 + 112) = r2
-    r2 = *(u32 *)(r6 + 64)
-    *(u32 *)(r8 + 116) = r2
-    r2 = *(u32 *)(r6 + 68)
-    *(u32 *)(r8 + 120) = r2
+    ; In 4-byte words: EV_REMOTE_ADDR6 is only 4-byte aligned.
+.irp off, 0, 4, 8, 12
+    r2 = *(u32 *)(r6 + TP_SADDR_V6 + \off)
+    *(u32 *)(r8 + EV_LOCAL_ADDR6 + \off) = r2
+.endr
+.irp off, 0, 4, 8, 12
+    r2 = *(u32 *)(r6 + TP_DADDR_V6 + \off)
+    *(u32 *)(r8 + EV_REMOTE_ADDR6 + \off) = r2
+.endr
 done\@:
 .endm
 
@@ -75,30 +68,30 @@ syn_sent:
     filter_task out
     zero_stack
     r8 = r10
-    r8 += -128                              ; the entry's event (CONN_EV)
+    r8 += STACK_ENTRY + CONN_EV             ; = STACK_EVENT: the entry is built in place
     fill_remote r7, r8
     filter_addr r8, EV_REMOTE_PORT, out
     task_info r8
     sock_ids r7, r8
     call bpf_ktime_get_ns
-    *(u64 *)(r10 - 136) = r0                ; CONN_START
+    *(u64 *)(r10 + STACK_ENTRY + CONN_START) = r0
     *(u64 *)(r8 + EV_TS) = r0               ; the connect record's time, for birth_id
     birth_id r8
-    *(u64 *)(r10 - 152) = r7
+    *(u64 *)(r10 + STACK_KEY) = r7
     r1 = map conns ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     r3 = r10
-    r3 += -144
+    r3 += STACK_ENTRY
     r4 = BPF_ANY
     call bpf_map_update_elem
     goto out
 
 outcome:
-    *(u64 *)(r10 - 152) = r7
+    *(u64 *)(r10 + STACK_KEY) = r7
     r1 = map conns ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     call bpf_map_lookup_elem
     if r0 == 0 goto out
     r9 = r0
@@ -128,7 +121,7 @@ ended:
     emit r6, r8
     r1 = map conns ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     call bpf_map_delete_elem
 out:
     r0 = 0

@@ -17,24 +17,24 @@
     zero_stack
     r1 = *(u64 *)(r6 + SYS_ARG0)
     w1 = w1                                 ; int fd
-    *(u64 *)(r10 - 144) = r1                ; CALL_HANDLE
+    *(u64 *)(r10 + STACK_ENTRY + CALL_HANDLE) = r1     ; the fd
     ; The caller's sockaddr: on a failure before the SYN it is the only record of the peer.
     r2 = *(u64 *)(r6 + SYS_ARG2)
     w2 = w2                                 ; int addrlen
-    if r2 <= 28 goto len_ok
-    r2 = 28
+    if r2 <= SOCKADDR_SIZE goto len_ok
+    r2 = SOCKADDR_SIZE
 len_ok:
     r1 = r10
-    r1 += -136                              ; CALL_ADDR
+    r1 += STACK_ENTRY + CALL_ADDR
     r3 = *(u64 *)(r6 + SYS_ARG1)
     call bpf_probe_read_user
     call bpf_get_current_pid_tgid
-    *(u64 *)(r10 - 152) = r0
+    *(u64 *)(r10 + STACK_KEY) = r0
     r1 = map connecting ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     r3 = r10
-    r3 += -144
+    r3 += STACK_ENTRY
     r4 = BPF_ANY
     call bpf_map_update_elem
 out:
@@ -44,10 +44,10 @@ out:
 .section tracepoint/syscalls/sys_exit_connect
     r6 = r1
     call bpf_get_current_pid_tgid
-    *(u64 *)(r10 - 152) = r0
+    *(u64 *)(r10 + STACK_KEY) = r0
     r1 = map connecting ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     call bpf_map_lookup_elem
     if r0 == 0 goto out
     zero_stack
@@ -55,7 +55,7 @@ out:
     r7 = *(u64 *)(r0 + CALL_HANDLE)
     r1 = map connecting ll
     r2 = r10
-    r2 += -152
+    r2 += STACK_KEY
     call bpf_map_delete_elem
     fd_to_sock r7, out
     r9 = *(u64 *)(r6 + SYS_RET)

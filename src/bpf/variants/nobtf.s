@@ -19,12 +19,7 @@
 ; struct inet_sock varies: the local port comes from sock_common's skc_num (host order), which
 ; a connection reset before accept() returns has already lost (its accept shows port 0).
 .macro read_local_port sk, ev
-    r1 = \ev
-    r1 += EV_LOCAL_PORT
-    r2 = 2
-    r3 = \sk
-    r3 += offsetof(sock_common, skc_num)
-    call bpf_probe_read_kernel
+    probe_read \ev, EV_LOCAL_PORT, 2, \sk, offsetof(sock_common, skc_num)
     r1 = *(u16 *)(\ev + EV_LOCAL_PORT)
     r1 = be16 r1
     *(u16 *)(\ev + EV_LOCAL_PORT) = r1
