@@ -156,6 +156,7 @@ pub fn read_events(
 
     // Detach, so nothing new arrives, then take what the rings still hold: on a signal or at
     // the end of -d, every event that happened before is printed or counted as lost.
+    let detached_at = Clock::monotonic_now_ns().unwrap_or(u64::MAX);
     let detached = attach::detach_all(std::mem::take(&mut session.attachments));
     for error in &detached.errors {
         eprintln!("conntrace: warning: {error}");
@@ -191,14 +192,13 @@ pub fn read_events(
         reason: LossReason::ReturnMissed,
     });
     // A kretprobe's missed return leaves its thread's `connecting` entry behind; the next call
-    // of that thread counts it, and what is left at exit is counted here. (A call inside
-    // tcp_v4_connect at the very moment of detaching is counted too: a window of microseconds.
-    // The tracepoint backend's entries at exit are connect() calls still blocking: nothing
-    // missed, nothing counted.)
+    // of that thread counts it, and what is left at exit is counted here, unless it began so
+    // shortly before the probes went that it was simply still running. (The tracepoint
+    // backend's entries at exit are connect() calls still blocking: nothing missed.)
     if session.backend == Backend::Kprobe {
         reader.lost(Loss {
             cpu: None,
-            count: unfinished_calls(sys, &session.loaded, opts)?,
+            count: unfinished_calls(sys, &session.loaded, opts, detached_at)?,
             reason: LossReason::ReturnMissed,
         });
     }
@@ -228,9 +228,22 @@ fn dropped_per_cpu(sys: &dyn Sys, loaded: &Loaded) -> Result<Vec<(u32, LossReaso
     Ok(counts)
 }
 
-/// Entries left in `connecting` (a connect call seen entering, never returning) whose peer
-/// the user's filters would have shown, counted.
-fn unfinished_calls(sys: &dyn Sys, loaded: &Loaded, opts: &TraceOptions) -> Result<u64, String> {
+/// Where a `connecting` entry holds the caller's sockaddr and the call's start (CALL_ADDR,
+/// CALL_START in src/bpf/common.s; tests/bpf_layout.rs holds them equal).
+pub const CALL_ADDR: usize = 8;
+pub const CALL_START: usize = 40;
+/// tcp_v4_connect does not sleep: a call that began this long before the probes were
+/// detached and never returned had its return missed.
+const STILL_RUNNING_NS: u64 = 1_000_000_000;
+
+/// Entries left in `connecting` by calls that began well before `detached_at` (CLOCK_MONOTONIC)
+/// and never returned, whose peer the user's filters would have shown, counted.
+fn unfinished_calls(
+    sys: &dyn Sys,
+    loaded: &Loaded,
+    opts: &TraceOptions,
+    detached_at: u64,
+) -> Result<u64, String> {
     let Some(map) = loaded.map("connecting") else {
         return Ok(0);
     };
@@ -253,7 +266,9 @@ fn unfinished_calls(sys: &dyn Sys, loaded: &Loaded, opts: &TraceOptions) -> Resu
         seen += 1;
         std::mem::swap(&mut key, &mut next);
         match sys.map_lookup(fd, &key, &mut value) {
-            Ok(()) if call_is_shown(&value, opts) => count += 1,
+            Ok(()) if call_is_shown(&value, opts) && began_before(&value, detached_at) => {
+                count += 1
+            }
             Ok(()) => {}
             Err(e) if e.errno == libc::ENOENT => {}
             Err(e) => return Err(failed(e)),
@@ -262,10 +277,19 @@ fn unfinished_calls(sys: &dyn Sys, loaded: &Loaded, opts: &TraceOptions) -> Resu
     Ok(count)
 }
 
-/// Whether the caller's sockaddr in a `connecting` entry (CALL_ADDR, at 8) is an IPv4 or IPv6
-/// peer that passes the family and port filters.
+/// Whether a `connecting` entry's call began well before `detached_at`.
+fn began_before(entry: &[u8], detached_at: u64) -> bool {
+    let start = entry
+        .get(CALL_START..CALL_START + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_ne_bytes);
+    start != 0 && start.saturating_add(STILL_RUNNING_NS) < detached_at
+}
+
+/// Whether the caller's sockaddr in a `connecting` entry is an IPv4 or IPv6 peer that passes
+/// the family and port filters.
 fn call_is_shown(entry: &[u8], opts: &TraceOptions) -> bool {
-    let Some(addr) = entry.get(8..36) else {
+    let Some(addr) = entry.get(CALL_ADDR..CALL_ADDR + 28) else {
         return false;
     };
     let family = u16::from_ne_bytes([addr[0], addr[1]]);

@@ -7,13 +7,15 @@
 
 use conntrace::event::{self, LossReason, WireEvent};
 use conntrace::filter::FilterConfig;
+use conntrace::reader;
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of, size_of_val};
 use std::path::{Path, PathBuf};
 
 /// The prefixes whose constants copy a Rust definition.
-const SHARED: [&str; 8] = [
+const SHARED: [&str; 9] = [
     "EV_",
+    "CALL_",
     "CFG_",
     "KIND_",
     "DROP_",
@@ -135,6 +137,25 @@ fn expected() -> Vec<(&'static str, i128, String)> {
             "DROP_COUNT",
             LossReason::DROPS.len() as i128,
             "LossReason::DROPS.len()".into(),
+        ),
+    ]);
+    // The `connecting` entry: user space reads the sockaddr and the start at exit.
+    table.extend([
+        ("CALL_HANDLE", 0, "the entry's first field".to_string()),
+        (
+            "CALL_ADDR",
+            reader::CALL_ADDR as i128,
+            "reader::CALL_ADDR".into(),
+        ),
+        (
+            "CALL_START",
+            reader::CALL_START as i128,
+            "reader::CALL_START".into(),
+        ),
+        (
+            "CALL_SIZE",
+            reader::CALL_START as i128 + 8,
+            "reader::CALL_START + 8".into(),
         ),
     ]);
     let libc = |name: &'static str, value: i128, how: &str| (name, value, format!("libc::{how}"));

@@ -65,7 +65,8 @@
 ; A `connecting` entry: a connect call between its entry and its return.
 .equ CALL_HANDLE, 0            ; the fd (tracepoints) or the struct sock pointer (kprobes)
 .equ CALL_ADDR, 8              ; the caller's sockaddr, SOCKADDR_SIZE bytes
-.equ CALL_SIZE, (CALL_ADDR + SOCKADDR_SIZE + 7) & ~7   ; 40: padded to 8, as the map's value
+.equ CALL_START, (CALL_ADDR + SOCKADDR_SIZE + 7) & ~7  ; 40: ktime at entry (kprobes only)
+.equ CALL_SIZE, CALL_START + 8  ; 48
 
 ; Stack slots, as offsets from r10 (see the top). zero_stack clears STACK_ENTRY up to r10.
 .equ STACK_ENTRY, -CONN_SIZE                  ; -144: a `conns` (or `connecting`) entry

@@ -39,6 +39,10 @@ fresh\@:
     r2 = SOCKADDR_SIZE
     r3 = *(u64 *)(r6 + PT_REGS_PARM2)
     call bpf_probe_read_kernel
+    ; When the call began: at exit an old entry is a missed return, a fresh one a call that
+    ; was running while the probes were detached.
+    call bpf_ktime_get_ns
+    *(u64 *)(r10 + STACK_ENTRY + CALL_START) = r0
     r1 = map connecting ll
     r2 = r10
     r2 += STACK_KEY
