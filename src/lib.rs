@@ -14,23 +14,6 @@
 //! - `sys` is the only module that calls bpf(), perf_event_open(), ioctl, mmap and epoll;
 //!   `errno` names errors.
 
-pub mod attach;
-pub mod backend;
-pub mod btf;
-pub mod check;
-pub mod cli;
-pub mod errno;
-pub mod event;
-pub mod fields;
-pub mod filter;
-pub mod load;
-pub mod output;
-pub mod privileges;
-pub mod probe_object;
-pub mod reader;
-pub mod ring;
-pub mod selftest;
+pub mod app;
+pub mod kernel;
 pub mod session;
-pub mod signals;
-pub mod sys;
-pub mod trace;

@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use conntrace::probe_object;
+use conntrace::kernel::probe_object;
 use conntrace::session::PROBES;
 
 /// A real slice of a kernel's BTF (the fuzzer's seed; see fuzz/seeds/btf_slice.py).
@@ -144,7 +144,7 @@ fn garbage(len: usize, prefix: &[u8]) -> Vec<u8> {
 #[test]
 fn the_real_btf_slice_is_valid_to_begin_with() {
     // Otherwise the corruptions below would prove nothing.
-    let btf = conntrace::btf::Btf::parse(REAL_BTF.to_vec()).expect("seed BTF parses");
+    let btf = conntrace::kernel::btf::Btf::parse(REAL_BTF.to_vec()).expect("seed BTF parses");
     assert_eq!(btf.field("sock_common.skc_dport").map(|f| f.size), Ok(2));
 }
 

@@ -1,0 +1,295 @@
+//! Setting up a traced session: field offsets, the probe object, maps and filters, perf
+//! rings, and the probes attached where the backend says.
+
+pub mod backend;
+pub mod event;
+pub mod fields;
+pub mod filter;
+pub mod selftest;
+
+use std::os::fd::AsFd;
+
+use crate::app::cli::{self, FamilyFilter, TraceOptions};
+use crate::kernel::attach::{self, Attachment, KprobeSupport};
+use crate::kernel::load::{self, LoadOptions, Loaded, ProgramFilter};
+use crate::kernel::probe_object::{self, ProgramKind};
+use crate::kernel::ring::{self, PerfRings, Wakeup};
+use crate::kernel::sys::Sys;
+use crate::session::backend::{Hook, Role};
+use crate::session::event::Kind;
+use crate::session::fields::FieldSource;
+use crate::session::filter::{FilterConfig, ANY_UID};
+
+/// The probe object build.rs assembled from src/bpf/*.s.
+pub static PROBES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probes.o"));
+/// The same programs for kernels without BTF (src/bpf/variants/nobtf.s): no field outside the
+/// built-in sock_common table.
+pub static PROBES_NOBTF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probes-nobtf.o"));
+
+/// A traced session: everything that must stay alive while events are read. Fields drop in
+/// order: probes are detached before the rings and maps go away.
+pub struct Session<'s> {
+    pub attachments: Vec<Attachment<'s>>,
+    pub rings: PerfRings<'s>,
+    pub loaded: Loaded,
+    /// Why this backend, for the "attached" line.
+    pub why: String,
+    /// Without BTF: the families whose built-in layout the self-test must verify before the
+    /// user's filters go in and tracing begins.
+    pub verify: Option<Vec<selftest::Family>>,
+    /// The hook each attached probe uses.
+    pub hooks: Vec<(Role, &'static Hook)>,
+    /// What the user must know about the hooks in use (their limits).
+    pub notes: Vec<String>,
+}
+
+impl Session<'_> {
+    /// "connect: kprobe tcp_connect, ...; accept: kprobe security_sock_graft", for the
+    /// "attached" line.
+    pub fn describe_hooks(&self) -> String {
+        describe_hooks(&self.hooks)
+    }
+}
+
+/// The hooks per role, as the "attached" line and `conntrace check` name them.
+pub fn describe_hooks(hooks: &[(Role, &Hook)]) -> String {
+    let mut parts = Vec::new();
+    for (role, name) in [(Role::Connect, "connect"), (Role::Accept, "accept")] {
+        let of_role: Vec<String> = hooks
+            .iter()
+            .filter(|(r, _)| *r == role)
+            .map(|(_, h)| h.section.replacen('/', " ", 1))
+            .collect();
+        if !of_role.is_empty() {
+            parts.push(format!("{name}: {}", of_role.join(", ")));
+        }
+    }
+    parts.join("; ")
+}
+
+/// `conntrace check --btf none`: attaches as tracing would, runs the self-test, detaches.
+/// Returns the families verified ("IPv4, IPv6").
+pub fn verify_without_btf(sys: &dyn Sys) -> Result<String, String> {
+    let opts = TraceOptions {
+        btf: cli::BtfSource::None,
+        ..TraceOptions::default()
+    };
+    let mut session = start(sys, &opts)?;
+    let families = session.verify.take().unwrap_or_default();
+    selftest::verify(&mut session.rings, &families)?;
+    let names: Vec<_> = families.iter().map(|f| f.name()).collect();
+    Ok(names.join(", "))
+}
+
+/// Loads, configures and attaches everything the options ask for.
+pub fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, String> {
+    let fields = FieldSource::open(&opts.btf)?;
+    let (backend, kprobes, why) = backend::choose(sys, opts.backend, fields.has_btf())?;
+    let object =
+        probe_object::parse(fields.probes()).map_err(|e| format!("embedded probe object: {e}"))?;
+    // Without BTF every probe goes in, whatever -e asks: the self-test needs the connect and
+    // accept records to verify the layout (unwanted kinds are dropped in user space).
+    let verify = (!fields.has_btf()).then(|| selftest_families(opts));
+
+    let wants_connect = [Kind::Connect, Kind::Established, Kind::Failed]
+        .iter()
+        .any(|&k| opts.wants(k, true) || opts.wants(k, false));
+    let wants_accept = opts.wants(Kind::Accept, false);
+    let mut probes = Vec::new();
+    for probe in backend.probes().iter().filter(|p| {
+        verify.is_some()
+            || match p.role {
+                Role::Connect => wants_connect,
+                Role::Accept => wants_accept,
+            }
+    }) {
+        probes.push((probe, backend::hooks_of(probe)?));
+    }
+
+    let cpus = ring::online_cpus(sys).map_err(|e| e.to_string())?;
+    let nr_cpus = cpus.iter().max().map_or(1, |&c| c + 1);
+    let load_opts = LoadOptions {
+        nr_cpus,
+        kern_version: load::kernel_version_code(),
+        // Every hook a probe may use is loaded: which one attaches is known only by trying.
+        programs: ProgramFilter::Only(
+            probes
+                .iter()
+                .flat_map(|(_, hooks)| hooks.iter().map(|h| h.section.to_string()))
+                .collect(),
+        ),
+    };
+    let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
+    match verify {
+        None => configure_filters(sys, &loaded, opts)?,
+        Some(_) => write_config(sys, &loaded, &selftest::filter_self())?,
+    }
+
+    let events = loaded
+        .map_fd("events")
+        .ok_or("probe object has no events map")?;
+    let wakeup = Wakeup::Watermark(wakeup_watermark(opts.pages));
+    let rings = PerfRings::open(sys, events, &cpus, opts.pages as usize, wakeup)
+        .map_err(|e| e.to_string())?;
+
+    let mut attachments = Vec::new();
+    let mut hooks_used = Vec::new();
+    let mut notes = Vec::new();
+    for (probe, hooks) in &probes {
+        match attach_first(sys, &loaded, kprobes, hooks)? {
+            Ok((hook, mut attached, note)) => {
+                hooks_used.push((probe.role, hook));
+                notes.extend(hook.caveat.map(|c| format!("{}: {c}", hook.target())));
+                notes.extend(note);
+                attachments.append(&mut attached);
+            }
+            Err(e) if probe.optional => eprintln!(
+                "conntrace: warning: {e}; continuing without {}",
+                hooks
+                    .iter()
+                    .map(|h| h.section)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Session {
+        attachments,
+        rings,
+        loaded,
+        why,
+        verify,
+        hooks: hooks_used,
+        notes,
+    })
+}
+
+/// Attaches the first of `hooks` the kernel has, with its extra tracepoints. The outer error
+/// ends the session (a program that should have been loaded, no privilege); the inner one
+/// says why no hook could be attached, each hook's reason in turn.
+#[allow(clippy::type_complexity)]
+fn attach_first<'s>(
+    sys: &'s dyn Sys,
+    loaded: &Loaded,
+    kprobes: KprobeSupport,
+    hooks: &[&'static Hook],
+) -> Result<Result<(&'static Hook, Vec<Attachment<'s>>, Option<String>), String>, String> {
+    let mut reasons = Vec::new();
+    for &hook in hooks {
+        let program = loaded
+            .program(hook.section)
+            .ok_or_else(|| format!("program {} was not loaded", hook.section))?;
+        let attached = match &program.kind {
+            ProgramKind::Tracepoint { category, name } => {
+                attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+                    .map(|a| (a, None))
+            }
+            _ if hook.misses_are_losses => {
+                let maxactive = kretprobe_maxactive()?;
+                attach::attach_counting_misses(sys, program, kprobes, maxactive)
+            }
+            _ => kprobes
+                .method()
+                .and_then(|method| attach::attach(sys, program, method))
+                .map(|a| (a, None)),
+        };
+        match attached {
+            Ok((first, note)) => {
+                let mut all = vec![first];
+                for tracepoint in hook.extra_tracepoints {
+                    let (category, name) = tracepoint.split_once('/').unwrap_or(("", tracepoint));
+                    all.push(
+                        attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                return Ok(Ok((hook, all, note)));
+            }
+            // No privilege is no privilege for the next hook either.
+            Err(e) if e.is_permission() => return Err(e.to_string()),
+            Err(e) => reasons.push(e.to_string()),
+        }
+    }
+    Ok(Err(reasons.join("; ")))
+}
+
+/// Test and diagnostic knob: `CONNTRACE_KRETPROBE_MAXACTIVE=N` sets the room for calls at once
+/// of the return probes whose misses are counted (1 forces misses). Read here and nowhere else.
+pub const KRETPROBE_MAXACTIVE_ENV: &str = "CONNTRACE_KRETPROBE_MAXACTIVE";
+
+fn kretprobe_maxactive() -> Result<u32, String> {
+    match std::env::var(KRETPROBE_MAXACTIVE_ENV) {
+        Err(_) => Ok(attach::KRETPROBE_MAXACTIVE),
+        Ok(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=4096).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "{KRETPROBE_MAXACTIVE_ENV}={text:?} is not a number from 1 to 4096: fix or unset it"
+            )),
+        },
+    }
+}
+
+/// The families the self-test verifies: IPv4, and IPv6 where the kernel has it and the user
+/// did not ask for IPv4 only (then its fields are never read for an event that is shown).
+fn selftest_families(opts: &TraceOptions) -> Vec<selftest::Family> {
+    let mut families = vec![selftest::Family::Ipv4];
+    if opts.family != FamilyFilter::Ipv4 && std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        families.push(selftest::Family::Ipv6);
+    }
+    families
+}
+
+/// Bytes waiting in a ring before the kernel wakes the reader: an eighth of the ring. Waking
+/// on every record cost a wake-up and a context switch per event, which at ~90k events/s on
+/// 2 CPUs starved the reader and lost records (benchmarks: docs/benchmarks.md); an eighth
+/// leaves seven eighths of the ring as headroom while the reader is woken.
+fn wakeup_watermark(pages: u32) -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
+    (pages.saturating_mul(page) / 8).max(1)
+}
+
+/// Writes the in-kernel filters into the `config` and `ports` maps.
+pub fn configure_filters(
+    sys: &dyn Sys,
+    loaded: &Loaded,
+    opts: &TraceOptions,
+) -> Result<(), String> {
+    write_config(sys, loaded, &user_filter(opts))?;
+    let ports = loaded
+        .map_fd("ports")
+        .ok_or("probe object has no ports map")?;
+    for &port in &opts.ports {
+        sys.map_update(
+            ports,
+            &u32::from(port).to_ne_bytes(),
+            &1u32.to_ne_bytes(),
+            0,
+        )
+        .map_err(|e| format!("cannot set the port filter: {e}"))?;
+    }
+    Ok(())
+}
+
+fn user_filter(opts: &TraceOptions) -> FilterConfig {
+    FilterConfig {
+        pid: opts.pid.unwrap_or(0),
+        uid: opts.uid.unwrap_or(ANY_UID),
+        family: match opts.family {
+            FamilyFilter::Any => 0,
+            FamilyFilter::Ipv4 => libc::AF_INET as u32,
+            FamilyFilter::Ipv6 => libc::AF_INET6 as u32,
+        },
+        port_filter: u32::from(!opts.ports.is_empty()),
+    }
+}
+
+/// Writes the pid/uid/family filter into the `config` map.
+fn write_config(sys: &dyn Sys, loaded: &Loaded, config: &FilterConfig) -> Result<(), String> {
+    let map = loaded
+        .map_fd("config")
+        .ok_or("probe object has no config map")?;
+    sys.map_update(map, &0u32.to_ne_bytes(), bytemuck::bytes_of(config), 0)
+        .map_err(|e| format!("cannot set the pid/uid/family filter: {e}"))
+}
