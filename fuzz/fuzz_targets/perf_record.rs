@@ -3,9 +3,9 @@
 //! events formatted as text and JSON. Nothing on the way may panic.
 #![no_main]
 
-use conntrace::session::event::{decode_bytes, SockIds};
 use conntrace::app::output::{Clock, Format, Printer};
 use conntrace::kernel::ring::{parse_record, Record};
+use conntrace::session::event::{decode_bytes, Loss, LossReason, SockIds};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,7 +31,12 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(Record::Lost { cpu, count }) => {
                 for p in printers.iter_mut() {
-                    p.lost(cpu, count, 0, &mut out);
+                    let loss = Loss {
+                        cpu: Some(cpu),
+                        count,
+                        reason: LossReason::RingFull,
+                    };
+                    p.lost(&loss, 0, &mut out);
                 }
                 record_size(rest)
             }
