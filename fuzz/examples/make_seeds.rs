@@ -31,7 +31,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn probe_objects(dir: &Path) -> std::io::Result<()> {
-    write(dir, "probes.o", conntrace::session::PROBES)?;
+    write(dir, "probes.o", conntrace::session::embedded::PROBE_OBJECT)?;
     let testdata =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/kernel/probe_object/testdata");
     for name in ["bpf-asm-fixture.o", "llvm-mc-map-load.o"] {

@@ -4,14 +4,16 @@
 
 use std::path::Path;
 
-use crate::app::cli::{self, CheckOptions};
+use crate::app::cli::CheckOptions;
 use crate::kernel::attach::{self, KprobeSupport};
 use crate::kernel::load::{self, FieldResolver, LoadOptions, ProgramFilter};
 use crate::kernel::probe_object::{self, ProbeObject};
 use crate::kernel::ring;
 use crate::kernel::sys::{MapCreate, Sys};
 use crate::session::backend::{self, Backend};
+use crate::session::embedded;
 use crate::session::fields::{self, FieldSource};
+use crate::session::options::{BackendChoice, BtfSource};
 
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
@@ -147,7 +149,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     if !fields.has_btf() {
         r.line("without BTF", format!("off: {}", fields::NO_BTF_LIMITS));
     }
-    let object = match probe_object::parse(fields.probes()) {
+    let object = match probe_object::parse(embedded::object_for(&fields)) {
         Ok(o) => o,
         Err(e) => {
             r.fail(format!("embedded probe object: {e}"));
@@ -155,7 +157,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         }
     };
     // Without BTF only the kprobe backend's programs can be used: list what they need.
-    let listed = (!fields.has_btf()).then(|| Backend::Kprobe.probes());
+    let listed = (!fields.has_btf()).then(|| Backend::Kprobe.jobs());
     for spec in field_specs(&object, listed) {
         match fields.field(&spec) {
             Ok(f) => r.line(
@@ -166,7 +168,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         }
     }
 
-    let (backend, why) = match backend::choose(sys, cli::Backend::Auto, fields.has_btf()) {
+    let (backend, why) = match backend::choose(sys, BackendChoice::Auto, fields.has_btf()) {
         Ok((b, _, why)) => (b, why),
         Err(e) => {
             r.fail(e);
@@ -185,9 +187,9 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         .and_then(|c| c.iter().max().map(|m| m + 1))
         .unwrap_or(1);
     let sections = backend
-        .probes()
+        .jobs()
         .iter()
-        .flat_map(|p| p.sections().map(str::to_string))
+        .flat_map(|j| j.sections().map(str::to_string))
         .collect();
     let load_opts = LoadOptions {
         nr_cpus,
@@ -221,7 +223,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     r
 }
 
-/// Which hook each kprobe probe will use: the first whose function the kernel has (as
+/// Which hook each kprobe job will use: the first whose function the kernel has (as
 /// tracing finds by attaching, in the same order), from /proc/kallsyms.
 fn report_hooks(sys: &dyn Sys, r: &mut Report) {
     let kallsyms = match sys.read_file(Path::new("/proc/kallsyms")) {
@@ -231,17 +233,17 @@ fn report_hooks(sys: &dyn Sys, r: &mut Report) {
             return;
         }
     };
-    let probes = Backend::Kprobe.probes();
-    let wanted: Vec<&str> = probes
+    let jobs = Backend::Kprobe.jobs();
+    let wanted: Vec<&str> = jobs
         .iter()
-        .flat_map(|p| p.hooks.iter())
+        .flat_map(|j| j.hooks.iter())
         .filter(|h| !h.section.starts_with("tracepoint/"))
         .map(|h| h.target())
         .collect();
     let present = kernel_functions(&kallsyms, &wanted);
     let mut chosen = Vec::new();
-    for probe in probes {
-        let hooks = match backend::hooks_of(probe) {
+    for job in jobs {
+        let hooks = match backend::hooks_of(job) {
             Ok(h) => h,
             Err(e) => {
                 r.fail(e);
@@ -253,12 +255,12 @@ fn report_hooks(sys: &dyn Sys, r: &mut Report) {
             .find(|h| h.section.starts_with("tracepoint/") || present.contains(&h.target()));
         match found {
             Some(&hook) => {
-                chosen.push((probe.role, hook));
+                chosen.push((job.role, hook));
                 if let Some(caveat) = hook.caveat {
                     r.line("hook caveat", format!("{}: {caveat}", hook.target()));
                 }
             }
-            None if probe.optional => {}
+            None if job.optional => {}
             None => {
                 let names: Vec<_> = hooks.iter().map(|h| h.target()).collect();
                 r.fail(format!(
@@ -293,20 +295,20 @@ fn kernel_functions<'w>(kallsyms: &[u8], wanted: &[&'w str]) -> Vec<&'w str> {
     found
 }
 
-fn btf_origin(arg: &cli::BtfSource, fields: &FieldSource) -> String {
+fn btf_origin(arg: &BtfSource, fields: &FieldSource) -> String {
     match (arg, fields) {
         (_, FieldSource::Builtin) => fields.describe().to_string(),
-        (cli::BtfSource::Path(p), _) => format!("BTF in {}", p.display()),
+        (BtfSource::Path(p), _) => format!("BTF in {}", p.display()),
         _ => format!("BTF in {}", crate::kernel::btf::VMLINUX_BTF),
     }
 }
 
-/// Every distinct "struct.field" the probes use (those of `only`, if given), in order of
-/// first use.
-fn field_specs(object: &ProbeObject, only: Option<&[backend::Probe]>) -> Vec<String> {
+/// Every distinct "struct.field" the programs use (those of the jobs `only`, if given), in
+/// order of first use.
+fn field_specs(object: &ProbeObject, only: Option<&[backend::Job]>) -> Vec<String> {
     let mut specs: Vec<String> = Vec::new();
     let used = |section: &str| {
-        only.is_none_or(|probes| probes.iter().any(|p| p.sections().any(|s| s == section)))
+        only.is_none_or(|jobs| jobs.iter().any(|j| j.sections().any(|s| s == section)))
     };
     for reloc in object
         .programs

@@ -10,8 +10,7 @@ use crate::app::reader::read_events;
 use crate::app::signals;
 use crate::kernel::sys::{RealSys, Sys};
 use crate::session::fields;
-use crate::session::selftest;
-use crate::session::{configure_filters, start};
+use crate::session::start;
 
 /// The program's entry point; returns the exit status (0 done, 1 tracing failed, 2 bad usage).
 pub fn main() -> i32 {
@@ -45,16 +44,12 @@ pub fn main() -> i32 {
 
 fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
     signals::install();
-    let mut session = start(sys, opts)?;
-    if let Some(families) = session.verify.take() {
-        // The self-test runs under a this-process-only filter; the user's go in afterwards.
-        selftest::verify(&mut session.rings, &families)?;
-        configure_filters(sys, &session.loaded, opts)?;
-        let names: Vec<_> = families.iter().map(|f| f.name()).collect();
+    let session_opts = opts.session();
+    let mut session = start(sys, &session_opts)?;
+    if let Some(families) = session.verify_builtin_layout(sys, &session_opts)? {
         eprintln!(
             "conntrace: no BTF: using the built-in sock_common layout (verified on loopback: \
-             {}); off without BTF: {}",
-            names.join(", "),
+             {families}); off without BTF: {}",
             fields::NO_BTF_LIMITS
         );
     }

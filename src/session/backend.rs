@@ -1,8 +1,9 @@
-//! Which probes a backend uses, where each is attached, and how `auto` picks a backend.
+//! Which jobs a backend does (connect, accept, outcome), the hooks each can use, and how
+//! `auto` picks a backend.
 
-use crate::app::cli::Backend as Choice;
 use crate::kernel::attach::{self, KprobeSupport};
 use crate::kernel::sys::Sys;
+use crate::session::options::BackendChoice as Choice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -18,16 +19,16 @@ impl Backend {
         }
     }
 
-    /// The program sections this backend loads, each with the events it produces.
-    pub fn probes(self) -> &'static [Probe] {
+    /// The jobs this backend's programs do, each with the hooks that can do it.
+    pub fn jobs(self) -> &'static [Job] {
         match self {
-            Backend::Kprobe => KPROBE_PROBES,
-            Backend::Tracepoint => TRACEPOINT_PROBES,
+            Backend::Kprobe => KPROBE_JOBS,
+            Backend::Tracepoint => TRACEPOINT_JOBS,
         }
     }
 }
 
-/// What a probe is needed for: `-e accept` alone loads no connect probe, and the reverse.
+/// What a job is needed for: `-e accept` alone loads no connect job, and the reverse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Connect,
@@ -38,10 +39,10 @@ pub enum Role {
 /// best first. Each hook is a program section of its own; attaching takes the first hook the
 /// running kernel has, so the choice is made by the kernel itself, not by a version number.
 #[derive(Debug)]
-pub struct Probe {
+pub struct Job {
     pub role: Role,
     pub hooks: &'static [Hook],
-    /// A probe whose hooks may all be missing (IPv6 built as a module that is not loaded):
+    /// A job whose hooks may all be missing (IPv6 built as a module that is not loaded):
     /// its failure to attach is a warning, not an error.
     pub optional: bool,
 }
@@ -68,8 +69,8 @@ impl Hook {
     }
 }
 
-impl Probe {
-    /// Every section this probe may use, best first.
+impl Job {
+    /// Every section this job may use, best first.
     pub fn sections(&self) -> impl Iterator<Item = &'static str> {
         self.hooks.iter().map(|h| h.section)
     }
@@ -85,25 +86,25 @@ const fn hook(section: &'static str) -> Hook {
     }
 }
 
-const STATE: Probe = Probe {
+const STATE: Job = Job {
     role: Role::Connect,
     hooks: &[hook("tracepoint/sock/inet_sock_set_state")],
     optional: false,
 };
 
-static TRACEPOINT_PROBES: &[Probe] = &[
-    Probe {
+static TRACEPOINT_JOBS: &[Job] = &[
+    Job {
         role: Role::Connect,
         hooks: &[hook("tracepoint/syscalls/sys_enter_connect")],
         optional: false,
     },
-    Probe {
+    Job {
         role: Role::Connect,
         hooks: &[hook("tracepoint/syscalls/sys_exit_connect")],
         optional: false,
     },
     STATE,
-    Probe {
+    Job {
         role: Role::Accept,
         hooks: &[Hook {
             extra_tracepoints: &["syscalls/sys_exit_accept"],
@@ -127,34 +128,34 @@ pub static ACCEPT_HOOKS: &[Hook] = &[
     },
 ];
 
-static KPROBE_PROBES: &[Probe] = &[
-    Probe {
+static KPROBE_JOBS: &[Job] = &[
+    Job {
         role: Role::Connect,
         hooks: &[hook("kprobe/tcp_v4_connect")],
         optional: false,
     },
-    Probe {
+    Job {
         role: Role::Connect,
         hooks: &[hook("kretprobe/tcp_v4_connect")],
         optional: false,
     },
-    Probe {
+    Job {
         role: Role::Connect,
         hooks: &[hook("kprobe/tcp_v6_connect")],
         optional: true,
     },
-    Probe {
+    Job {
         role: Role::Connect,
         hooks: &[hook("kretprobe/tcp_v6_connect")],
         optional: true,
     },
-    Probe {
+    Job {
         role: Role::Connect,
         hooks: &[hook("kprobe/tcp_connect")],
         optional: false,
     },
     STATE,
-    Probe {
+    Job {
         role: Role::Accept,
         hooks: ACCEPT_HOOKS,
         optional: false,
@@ -166,15 +167,15 @@ static KPROBE_PROBES: &[Probe] = &[
 /// that has better). Read here and nowhere else.
 pub const ACCEPT_HOOK_ENV: &str = "CONNTRACE_ACCEPT_HOOK";
 
-/// The hooks `probe` may use: all of them, or the one [`ACCEPT_HOOK_ENV`] names.
-pub fn hooks_of(probe: &Probe) -> Result<Vec<&'static Hook>, String> {
+/// The hooks `job` may use: all of them, or the one [`ACCEPT_HOOK_ENV`] names.
+pub fn hooks_of(job: &Job) -> Result<Vec<&'static Hook>, String> {
     let forced = std::env::var(ACCEPT_HOOK_ENV).ok();
-    hooks_with(probe, forced.as_deref())
+    hooks_with(job, forced.as_deref())
 }
 
-fn hooks_with(probe: &Probe, forced: Option<&str>) -> Result<Vec<&'static Hook>, String> {
+fn hooks_with(job: &Job, forced: Option<&str>) -> Result<Vec<&'static Hook>, String> {
     match forced.filter(|f| !f.is_empty()) {
-        Some(function) if std::ptr::eq(probe.hooks.as_ptr(), ACCEPT_HOOKS.as_ptr()) => {
+        Some(function) if std::ptr::eq(job.hooks.as_ptr(), ACCEPT_HOOKS.as_ptr()) => {
             match ACCEPT_HOOKS.iter().find(|h| h.target() == function) {
                 Some(h) => Ok(vec![h]),
                 None => {
@@ -187,7 +188,7 @@ fn hooks_with(probe: &Probe, forced: Option<&str>) -> Result<Vec<&'static Hook>,
                 }
             }
         }
-        _ => Ok(probe.hooks.iter().collect()),
+        _ => Ok(job.hooks.iter().collect()),
     }
 }
 
@@ -408,7 +409,7 @@ mod tests {
     #[test]
     fn accept_hooks_prefer_entry_probes_and_the_knob_forces_one() {
         let accept = Backend::Kprobe
-            .probes()
+            .jobs()
             .iter()
             .find(|p| p.role == Role::Accept)
             .unwrap();
@@ -446,7 +447,7 @@ mod tests {
         );
         // The knob leaves every other probe alone.
         for p in Backend::Kprobe
-            .probes()
+            .jobs()
             .iter()
             .filter(|p| p.role != Role::Accept)
         {
@@ -459,7 +460,7 @@ mod tests {
         // The connect record comes from tcp_connect's entry: a kretprobe's instance limit
         // cannot lose it. The return probes only add refusals before the SYN.
         let sections: Vec<_> = Backend::Kprobe
-            .probes()
+            .jobs()
             .iter()
             .flat_map(|p| p.sections())
             .collect();

@@ -1,9 +1,9 @@
 //! Where struct-field offsets come from: the kernel's BTF, or (without BTF) the built-in
 //! table of fields whose layout has been stable for a decade.
 
-use crate::app::cli;
-use crate::kernel::btf::{self, Btf, BtfSource};
+use crate::kernel::btf::{self, Btf};
 use crate::kernel::load::{FieldOffset, FieldResolver};
+use crate::session::options::BtfSource;
 
 /// What tracing without BTF cannot do, for stderr and `conntrace check`.
 pub const NO_BTF_LIMITS: &str = "failed records carry no error (null), netns is not \
@@ -19,35 +19,24 @@ pub enum FieldSource {
 
 impl FieldSource {
     /// `--btf PATH`, `--btf none`, or the running kernel's BTF.
-    pub fn open(arg: &cli::BtfSource) -> Result<FieldSource, String> {
-        match arg {
-            cli::BtfSource::None => Ok(FieldSource::Builtin),
-            cli::BtfSource::Path(path) => btf::load(&BtfSource::Path(path.clone()))
+    pub fn open(source: &BtfSource) -> Result<FieldSource, String> {
+        match source {
+            BtfSource::None => Ok(FieldSource::Builtin),
+            BtfSource::Path(path) => btf::load_file(path)
                 .map(FieldSource::Btf)
                 // The error names the file already.
                 .map_err(|e| e.to_string()),
-            cli::BtfSource::Kernel => btf::load(&BtfSource::Vmlinux)
-                .map(FieldSource::Btf)
-                .map_err(|e| {
-                    format!(
-                        "cannot read the kernel's BTF ({}): {e}; pass --btf PATH or --btf none",
-                        btf::VMLINUX_BTF
-                    )
-                }),
+            BtfSource::Kernel => btf::load_vmlinux().map(FieldSource::Btf).map_err(|e| {
+                format!(
+                    "cannot read the kernel's BTF ({}): {e}; pass --btf PATH or --btf none",
+                    btf::VMLINUX_BTF
+                )
+            }),
         }
     }
 
     pub fn has_btf(&self) -> bool {
         matches!(self, FieldSource::Btf(_))
-    }
-
-    /// The embedded probe object written for this source: without BTF, one whose programs
-    /// use no field outside the built-in table (build.rs, src/bpf/variants/).
-    pub fn probes(&self) -> &'static [u8] {
-        match self {
-            FieldSource::Btf(_) => crate::session::PROBES,
-            FieldSource::Builtin => crate::session::PROBES_NOBTF,
-        }
     }
 
     pub fn describe(&self) -> &'static str {

@@ -1,30 +1,26 @@
-//! Setting up a traced session: field offsets, the probe object, maps and filters, perf
-//! rings, and the probes attached where the backend says.
+//! The session layer: setting up a traced session (field offsets, the probe object, maps
+//! and filters, perf rings, the programs attached where the backend says) on top of `kernel`,
+//! and verifying the built-in layout without BTF. Nothing here knows about the command line:
+//! `options` is what it is asked to do.
 
 pub mod backend;
+pub mod embedded;
 pub mod event;
 pub mod fields;
 pub mod filter;
+pub mod options;
 pub mod selftest;
 
 use std::os::fd::AsFd;
 
-use crate::app::cli::{self, FamilyFilter, TraceOptions};
 use crate::kernel::attach::{self, Attachment, KprobeSupport};
 use crate::kernel::load::{self, LoadOptions, Loaded, ProgramFilter};
 use crate::kernel::probe_object::{self, ProgramKind};
 use crate::kernel::ring::{self, PerfRings, Wakeup};
 use crate::kernel::sys::Sys;
 use crate::session::backend::{Hook, Role};
-use crate::session::event::Kind;
 use crate::session::fields::FieldSource;
-use crate::session::filter::{FilterConfig, ANY_UID};
-
-/// The probe object build.rs assembled from src/bpf/*.s.
-pub static PROBES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probes.o"));
-/// The same programs for kernels without BTF (src/bpf/variants/nobtf.s): no field outside the
-/// built-in sock_common table.
-pub static PROBES_NOBTF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probes-nobtf.o"));
+use crate::session::options::{BtfSource, FamilyFilter, SessionOptions};
 
 /// A traced session: everything that must stay alive while events are read. Fields drop in
 /// order: probes are detached before the rings and maps go away.
@@ -37,7 +33,7 @@ pub struct Session<'s> {
     /// Without BTF: the families whose built-in layout the self-test must verify before the
     /// user's filters go in and tracing begins.
     pub verify: Option<Vec<selftest::Family>>,
-    /// The hook each attached probe uses.
+    /// The hook each attached job uses.
     pub hooks: Vec<(Role, &'static Hook)>,
     /// What the user must know about the hooks in use (their limits).
     pub notes: Vec<String>,
@@ -48,6 +44,23 @@ impl Session<'_> {
     /// "attached" line.
     pub fn describe_hooks(&self) -> String {
         describe_hooks(&self.hooks)
+    }
+
+    /// Without BTF: proves the built-in layout with the self-test (run under a
+    /// this-process-only filter), then puts the user's filters in. Returns the families
+    /// verified ("IPv4, IPv6"), or None with BTF (nothing to verify, the filters are in).
+    pub fn verify_builtin_layout(
+        &mut self,
+        sys: &dyn Sys,
+        opts: &SessionOptions,
+    ) -> Result<Option<String>, String> {
+        let Some(families) = self.verify.take() else {
+            return Ok(None);
+        };
+        selftest::verify(&mut self.rings, &families)?;
+        filter::configure(sys, &self.loaded, opts)?;
+        let names: Vec<_> = families.iter().map(|f| f.name()).collect();
+        Ok(Some(names.join(", ")))
     }
 }
 
@@ -70,40 +83,35 @@ pub fn describe_hooks(hooks: &[(Role, &Hook)]) -> String {
 /// `conntrace check --btf none`: attaches as tracing would, runs the self-test, detaches.
 /// Returns the families verified ("IPv4, IPv6").
 pub fn verify_without_btf(sys: &dyn Sys) -> Result<String, String> {
-    let opts = TraceOptions {
-        btf: cli::BtfSource::None,
-        ..TraceOptions::default()
+    let opts = SessionOptions {
+        btf: BtfSource::None,
+        ..SessionOptions::default()
     };
     let mut session = start(sys, &opts)?;
-    let families = session.verify.take().unwrap_or_default();
-    selftest::verify(&mut session.rings, &families)?;
-    let names: Vec<_> = families.iter().map(|f| f.name()).collect();
-    Ok(names.join(", "))
+    Ok(session
+        .verify_builtin_layout(sys, &opts)?
+        .unwrap_or_default())
 }
 
 /// Loads, configures and attaches everything the options ask for.
-pub fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, String> {
+pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>, String> {
     let fields = FieldSource::open(&opts.btf)?;
     let (backend, kprobes, why) = backend::choose(sys, opts.backend, fields.has_btf())?;
-    let object =
-        probe_object::parse(fields.probes()).map_err(|e| format!("embedded probe object: {e}"))?;
-    // Without BTF every probe goes in, whatever -e asks: the self-test needs the connect and
+    let object = probe_object::parse(embedded::object_for(&fields))
+        .map_err(|e| format!("embedded probe object: {e}"))?;
+    // Without BTF every job is done, whatever -e asks: the self-test needs the connect and
     // accept records to verify the layout (unwanted kinds are dropped in user space).
     let verify = (!fields.has_btf()).then(|| selftest_families(opts));
 
-    let wants_connect = [Kind::Connect, Kind::Established, Kind::Failed]
-        .iter()
-        .any(|&k| opts.wants(k, true) || opts.wants(k, false));
-    let wants_accept = opts.wants(Kind::Accept, false);
-    let mut probes = Vec::new();
-    for probe in backend.probes().iter().filter(|p| {
+    let mut jobs = Vec::new();
+    for job in backend.jobs().iter().filter(|j| {
         verify.is_some()
-            || match p.role {
-                Role::Connect => wants_connect,
-                Role::Accept => wants_accept,
+            || match j.role {
+                Role::Connect => opts.connects,
+                Role::Accept => opts.accepts,
             }
     }) {
-        probes.push((probe, backend::hooks_of(probe)?));
+        jobs.push((job, backend::hooks_of(job)?));
     }
 
     let cpus = ring::online_cpus(sys).map_err(|e| e.to_string())?;
@@ -111,18 +119,17 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, S
     let load_opts = LoadOptions {
         nr_cpus,
         kern_version: load::kernel_version_code(),
-        // Every hook a probe may use is loaded: which one attaches is known only by trying.
+        // Every hook a job may use is loaded: which one attaches is known only by trying.
         programs: ProgramFilter::Only(
-            probes
-                .iter()
+            jobs.iter()
                 .flat_map(|(_, hooks)| hooks.iter().map(|h| h.section.to_string()))
                 .collect(),
         ),
     };
     let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
     match verify {
-        None => configure_filters(sys, &loaded, opts)?,
-        Some(_) => write_config(sys, &loaded, &selftest::filter_self())?,
+        None => filter::configure(sys, &loaded, opts)?,
+        Some(_) => filter::write_config(sys, &loaded, &selftest::filter_self())?,
     }
 
     let events = loaded
@@ -135,15 +142,15 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &TraceOptions) -> Result<Session<'s>, S
     let mut attachments = Vec::new();
     let mut hooks_used = Vec::new();
     let mut notes = Vec::new();
-    for (probe, hooks) in &probes {
+    for (job, hooks) in &jobs {
         match attach_first(sys, &loaded, kprobes, hooks)? {
             Ok((hook, mut attached, note)) => {
-                hooks_used.push((probe.role, hook));
+                hooks_used.push((job.role, hook));
                 notes.extend(hook.caveat.map(|c| format!("{}: {c}", hook.target())));
                 notes.extend(note);
                 attachments.append(&mut attached);
             }
-            Err(e) if probe.optional => eprintln!(
+            Err(e) if job.optional => eprintln!(
                 "conntrace: warning: {e}; continuing without {}",
                 hooks
                     .iter()
@@ -232,7 +239,7 @@ fn kretprobe_maxactive() -> Result<u32, String> {
 
 /// The families the self-test verifies: IPv4, and IPv6 where the kernel has it and the user
 /// did not ask for IPv4 only (then its fields are never read for an event that is shown).
-fn selftest_families(opts: &TraceOptions) -> Vec<selftest::Family> {
+fn selftest_families(opts: &SessionOptions) -> Vec<selftest::Family> {
     let mut families = vec![selftest::Family::Ipv4];
     if opts.family != FamilyFilter::Ipv4 && std::path::Path::new("/proc/sys/net/ipv6").exists() {
         families.push(selftest::Family::Ipv6);
@@ -248,48 +255,4 @@ fn wakeup_watermark(pages: u32) -> u32 {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
     (pages.saturating_mul(page) / 8).max(1)
-}
-
-/// Writes the in-kernel filters into the `config` and `ports` maps.
-pub fn configure_filters(
-    sys: &dyn Sys,
-    loaded: &Loaded,
-    opts: &TraceOptions,
-) -> Result<(), String> {
-    write_config(sys, loaded, &user_filter(opts))?;
-    let ports = loaded
-        .map_fd("ports")
-        .ok_or("probe object has no ports map")?;
-    for &port in &opts.ports {
-        sys.map_update(
-            ports,
-            &u32::from(port).to_ne_bytes(),
-            &1u32.to_ne_bytes(),
-            0,
-        )
-        .map_err(|e| format!("cannot set the port filter: {e}"))?;
-    }
-    Ok(())
-}
-
-fn user_filter(opts: &TraceOptions) -> FilterConfig {
-    FilterConfig {
-        pid: opts.pid.unwrap_or(0),
-        uid: opts.uid.unwrap_or(ANY_UID),
-        family: match opts.family {
-            FamilyFilter::Any => 0,
-            FamilyFilter::Ipv4 => libc::AF_INET as u32,
-            FamilyFilter::Ipv6 => libc::AF_INET6 as u32,
-        },
-        port_filter: u32::from(!opts.ports.is_empty()),
-    }
-}
-
-/// Writes the pid/uid/family filter into the `config` map.
-fn write_config(sys: &dyn Sys, loaded: &Loaded, config: &FilterConfig) -> Result<(), String> {
-    let map = loaded
-        .map_fd("config")
-        .ok_or("probe object has no config map")?;
-    sys.map_update(map, &0u32.to_ne_bytes(), bytemuck::bytes_of(config), 0)
-        .map_err(|e| format!("cannot set the pid/uid/family filter: {e}"))
 }

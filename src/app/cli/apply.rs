@@ -3,8 +3,8 @@
 use super::spec::{Opt, Spec};
 use super::values::{invalid, number, seconds, utf8};
 use super::{
-    Backend, BtfSource, CliError, Command, EventSet, FamilyFilter, TraceOptions, MAX_DURATION_SECS,
-    MAX_PAGES, MAX_PID, MAX_PORTS, MAX_UID,
+    BackendChoice, BtfSource, CliError, Command, EventSet, FamilyFilter, TraceOptions,
+    MAX_DURATION_SECS, MAX_PAGES, MAX_PID, MAX_PORTS, MAX_UID,
 };
 use crate::session::event::Kind;
 use std::ffi::OsStr;
@@ -132,9 +132,9 @@ pub(super) fn apply<'a>(
         Opt::Backend => {
             let v = utf8(value()?, spelled)?;
             options.backend = match v {
-                "auto" => Backend::Auto,
-                "kprobe" => Backend::Kprobe,
-                "tracepoint" => Backend::Tracepoint,
+                "auto" => BackendChoice::Auto,
+                "kprobe" => BackendChoice::Kprobe,
+                "tracepoint" => BackendChoice::Tracepoint,
                 _ => {
                     return Err(invalid(
                         "backend",

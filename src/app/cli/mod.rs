@@ -19,9 +19,11 @@ use crate::session::event::Kind;
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::session::options::{
+    BackendChoice, BtfSource, FamilyFilter, SessionOptions, DEFAULT_PAGES,
+};
 pub use help::{help, version, VERSION};
 use parser::{unexpected, Parser};
 
@@ -31,9 +33,6 @@ const MAX_PID: u64 = 4_194_304;
 const MAX_UID: u64 = u32::MAX as u64 - 1;
 /// The in-kernel port filter is a map of this many entries.
 pub const MAX_PORTS: usize = 64;
-/// 256 pages (1 MiB per CPU, ~7k events) ride out a reader descheduled for ~0.25 s at the full
-/// loopback rate; 64 lost records on a busy 2-CPU machine (docs/benchmarks.md).
-pub const DEFAULT_PAGES: u32 = 256;
 const MAX_PAGES: u64 = 4096;
 /// About 31 years: large enough for "forever", small enough that deadline arithmetic cannot
 /// overflow.
@@ -63,7 +62,7 @@ pub struct TraceOptions {
     pub timestamps: bool,
     pub duration: Option<Duration>,
     pub max_events: Option<u64>,
-    pub backend: Backend,
+    pub backend: BackendChoice,
     pub btf: BtfSource,
     /// Data pages per CPU for each perf ring (a power of two).
     pub pages: u32,
@@ -82,7 +81,7 @@ impl Default for TraceOptions {
             timestamps: false,
             duration: None,
             max_events: None,
-            backend: Backend::Auto,
+            backend: BackendChoice::Auto,
             btf: BtfSource::Kernel,
             pages: DEFAULT_PAGES,
         }
@@ -96,6 +95,24 @@ impl TraceOptions {
             return kind == Kind::Failed || (kind == Kind::Connect && has_error);
         }
         self.events.contains(kind)
+    }
+
+    /// What the session must set up for these options.
+    pub fn session(&self) -> SessionOptions {
+        let wanted = |kind| self.wants(kind, true) || self.wants(kind, false);
+        SessionOptions {
+            btf: self.btf.clone(),
+            backend: self.backend,
+            pid: self.pid,
+            uid: self.uid,
+            ports: self.ports.clone(),
+            family: self.family,
+            connects: [Kind::Connect, Kind::Established, Kind::Failed]
+                .into_iter()
+                .any(wanted),
+            accepts: self.wants(Kind::Accept, false),
+            pages: self.pages,
+        }
     }
 
     pub fn format(&self) -> Format {
@@ -112,32 +129,6 @@ impl TraceOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckOptions {
     pub btf: BtfSource,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FamilyFilter {
-    Any,
-    Ipv4,
-    Ipv6,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Auto,
-    Kprobe,
-    Tracepoint,
-}
-
-/// Where struct layouts come from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum BtfSource {
-    /// `/sys/kernel/btf/vmlinux`.
-    #[default]
-    Kernel,
-    /// `--btf PATH`: raw BTF or an ELF vmlinux with a `.BTF` section.
-    Path(PathBuf),
-    /// `--btf none`: use the built-in offsets and verify them.
-    None,
 }
 
 /// A set of event kinds.

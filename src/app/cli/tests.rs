@@ -28,7 +28,7 @@ fn no_arguments_traces_everything() {
     assert_eq!(o, TraceOptions::default());
     assert_eq!(o.pages, 256);
     assert_eq!(o.btf, BtfSource::Kernel);
-    assert_eq!(o.backend, Backend::Auto);
+    assert_eq!(o.backend, BackendChoice::Auto);
     assert_eq!(o.format(), Format::Text { timestamps: false });
     for kind in [Kind::Connect, Kind::Established, Kind::Failed, Kind::Accept] {
         assert!(o.wants(kind, false) && o.wants(kind, true));
@@ -237,11 +237,11 @@ fn max_events() {
 
 #[test]
 fn backend() {
-    assert_eq!(trace(&["--backend", "auto"]).backend, Backend::Auto);
-    assert_eq!(trace(&["--backend=kprobe"]).backend, Backend::Kprobe);
+    assert_eq!(trace(&["--backend", "auto"]).backend, BackendChoice::Auto);
+    assert_eq!(trace(&["--backend=kprobe"]).backend, BackendChoice::Kprobe);
     assert_eq!(
         trace(&["--backend", "tracepoint"]).backend,
-        Backend::Tracepoint
+        BackendChoice::Tracepoint
     );
     assert_eq!(
         error(&["--backend", "fentry"]),
@@ -414,7 +414,7 @@ fn later_values_override_earlier_ones() {
     assert_eq!(trace(&["-p", "1", "-p", "2"]).pid, Some(2));
     assert_eq!(
         trace(&["--backend=kprobe", "--backend=auto"]).backend,
-        Backend::Auto
+        BackendChoice::Auto
     );
 }
 

@@ -19,7 +19,7 @@ mod tests;
 mod types;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::OnceLock;
 
 pub use builtin::{builtin_field, builtin_specs};
@@ -45,15 +45,6 @@ pub struct Btf {
 pub struct Field {
     pub offset: u32,
     pub size: u32,
-}
-
-/// Where to read BTF from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BtfSource {
-    /// The running kernel's `/sys/kernel/btf/vmlinux`.
-    Vmlinux,
-    /// A file given with `--btf`: raw BTF, or an ELF vmlinux with a `.BTF` section.
-    Path(PathBuf),
 }
 
 /// Why BTF could not be read or a field not resolved; `Display` is a message for the user.
@@ -121,23 +112,20 @@ impl Btf {
     }
 }
 
-/// Reads and parses BTF from `source`.
-pub fn load(source: &BtfSource) -> Result<Btf, BtfError> {
-    match source {
-        BtfSource::Vmlinux => {
-            let bytes = std::fs::read(VMLINUX_BTF).map_err(|e| {
-                BtfError::new(format!(
-                    "cannot read {VMLINUX_BTF}: {e}. This kernel may be built without \
-                     CONFIG_DEBUG_INFO_BTF; pass --btf PATH with a vmlinux that has BTF"
-                ))
-            })?;
-            Btf::parse(bytes).map_err(|e| BtfError::new(format!("{VMLINUX_BTF}: {e}")))
-        }
-        BtfSource::Path(path) => {
-            let shown = path.display();
-            let named =
-                |e: BtfError| BtfError::new(format!("cannot use the BTF file {shown}: {e}"));
-            Btf::parse(file::read_btf_file(path).map_err(named)?).map_err(named)
-        }
-    }
+/// Reads and parses the running kernel's BTF, [`VMLINUX_BTF`].
+pub fn load_vmlinux() -> Result<Btf, BtfError> {
+    let bytes = std::fs::read(VMLINUX_BTF).map_err(|e| {
+        BtfError::new(format!(
+            "cannot read {VMLINUX_BTF}: {e}. This kernel may be built without \
+             CONFIG_DEBUG_INFO_BTF; pass --btf PATH with a vmlinux that has BTF"
+        ))
+    })?;
+    Btf::parse(bytes).map_err(|e| BtfError::new(format!("{VMLINUX_BTF}: {e}")))
+}
+
+/// Reads and parses a BTF file: raw BTF, or an ELF vmlinux with a `.BTF` section.
+pub fn load_file(path: &Path) -> Result<Btf, BtfError> {
+    let shown = path.display();
+    let named = |e: BtfError| BtfError::new(format!("cannot use the BTF file {shown}: {e}"));
+    Btf::parse(file::read_btf_file(path).map_err(named)?).map_err(named)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::builder::sample;
 use super::elf::elf_with_section;
-use crate::kernel::btf::{load, BtfSource, Field, MAX_BTF_BYTES};
+use crate::kernel::btf::{load_file, Field, MAX_BTF_BYTES};
 
 /// A scratch file or directory unique to this test process, removed on drop.
 struct Scratch(PathBuf);
@@ -27,7 +27,7 @@ impl Scratch {
     }
 
     fn error(&self) -> String {
-        match load(&BtfSource::Path(self.0.clone())) {
+        match load_file(&self.0) {
             Ok(_) => panic!("{} was accepted", self.0.display()),
             Err(e) => e.to_string(),
         }
@@ -44,10 +44,10 @@ impl Drop for Scratch {
 #[test]
 fn raw_and_elf_files_load() {
     let raw = Scratch::file("raw", &sample());
-    let btf = load(&BtfSource::Path(raw.0.clone())).expect("raw BTF file");
+    let btf = load_file(&raw.0).expect("raw BTF file");
     assert_eq!(btf.field("outer.d"), Ok(Field { offset: 6, size: 2 }));
     let elf = Scratch::file("elf", &elf_with_section(".BTF", &sample()));
-    let btf = load(&BtfSource::Path(elf.0.clone())).expect("ELF file");
+    let btf = load_file(&elf.0).expect("ELF file");
     assert_eq!(btf.field("outer.d"), Ok(Field { offset: 6, size: 2 }));
 }
 
@@ -94,7 +94,7 @@ fn oversized_file_is_refused_before_reading() {
 
 #[test]
 fn endless_device_is_read_no_further_than_the_limit() {
-    let message = load(&BtfSource::Path("/dev/zero".into()))
+    let message = load_file("/dev/zero".as_ref())
         .err()
         .expect("/dev/zero")
         .to_string();

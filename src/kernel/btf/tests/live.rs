@@ -3,7 +3,9 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::kernel::btf::{builtin_field, builtin_specs, load, Btf, BtfSource, Field, VMLINUX_BTF};
+use crate::kernel::btf::{
+    builtin_field, builtin_specs, load_file, load_vmlinux, Btf, Field, VMLINUX_BTF,
+};
 
 /// The fields conntrace's probes need.
 pub const LIVE_SPECS: &[&str] = &[
@@ -164,12 +166,12 @@ fn builtin_table_matches_this_kernel() {
 
 #[test]
 fn load_reads_vmlinux_and_files() {
-    let btf = load(&BtfSource::Vmlinux).expect("vmlinux");
+    let btf = load_vmlinux().expect("vmlinux");
     assert_eq!(btf.type_count(), live().type_count());
-    let btf = load(&BtfSource::Path(VMLINUX_BTF.into())).expect("path");
+    let btf = load_file(VMLINUX_BTF.as_ref()).expect("path");
     assert_eq!(btf.field("socket.sk"), Ok(field("socket.sk")));
 
-    let message = load(&BtfSource::Path("/nonexistent/vmlinux".into()))
+    let message = load_file("/nonexistent/vmlinux".as_ref())
         .err()
         .expect("missing file")
         .to_string();
