@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::app::cli::CheckOptions;
+use crate::kernel::abi::BPF_MAP_TYPE_ARRAY;
 use crate::kernel::attach::{self, KprobeSupport};
 use crate::kernel::load::{self, FieldResolver, LoadOptions, ProgramFilter};
 use crate::kernel::probe_object::{self, ProbeObject};
@@ -14,8 +15,6 @@ use crate::session::backend::{self, Backend};
 use crate::session::embedded;
 use crate::session::fields::{self, FieldSource};
 use crate::session::options::{BackendChoice, BtfSource};
-
-const BPF_MAP_TYPE_ARRAY: u32 = 2;
 
 /// Prints the report; returns 0 when tracing will work, 1 when not.
 pub fn run(sys: &dyn Sys, opts: &CheckOptions) -> i32 {

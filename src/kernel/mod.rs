@@ -1,6 +1,7 @@
 //! The kernel-facing layer: system calls, BTF, the probe object, loading, attaching, rings.
 //! Nothing here knows about sessions, backends or the command line.
 
+pub mod abi;
 pub mod attach;
 pub mod btf;
 pub mod errno;

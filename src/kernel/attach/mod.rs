@@ -12,9 +12,10 @@ mod tests;
 
 pub use tracefs::root as tracefs_root;
 
+use crate::kernel::abi::PERF_TYPE_TRACEPOINT;
 use crate::kernel::load::LoadedProgram;
 use crate::kernel::probe_object::ProgramKind;
-use crate::kernel::sys::{HeldFile, Sys, SysError};
+use crate::kernel::sys::{HeldFile, PerfEventIoctl, Sys, SysError};
 use kprobe_events::{KprobeEvent, Removal};
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -212,7 +213,7 @@ impl<'s> Attachment<'s> {
 
     fn teardown(&mut self) -> Result<(), AttachError> {
         if let Some(fd) = self.perf.take() {
-            let _ = self.sys.ioctl(fd.as_fd(), perf::PERF_EVENT_IOC_DISABLE, 0);
+            let _ = self.sys.ioctl(fd.as_fd(), PerfEventIoctl::Disable);
             drop(fd);
         }
         match self.kprobe_event.take() {
@@ -243,7 +244,7 @@ pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
     let mut counted = Vec::new();
     for mut a in attachments {
         if let Some(fd) = a.perf.take() {
-            let _ = a.sys.ioctl(fd.as_fd(), perf::PERF_EVENT_IOC_DISABLE, 0);
+            let _ = a.sys.ioctl(fd.as_fd(), PerfEventIoctl::Disable);
             fds.push(fd);
         }
         if let Some(removal) = a.kprobe_event.take() {
@@ -388,12 +389,7 @@ pub fn attach_tracepoint<'s>(
         name: name.to_string(),
     })?;
     let what = format!("tracepoint {category}/{name}");
-    let fd = perf::open_with_program(
-        sys,
-        &perf::attr(perf::PERF_TYPE_TRACEPOINT, id),
-        prog,
-        &what,
-    )?;
+    let fd = perf::open_with_program(sys, &perf::attr(PERF_TYPE_TRACEPOINT, id), prog, &what)?;
     Ok(Attachment::new(sys, what, fd, None))
 }
 
@@ -439,12 +435,8 @@ fn attach_kprobe<'s>(
             let root = tracefs::root(sys)?;
             let (removal, id) = KprobeEvent::create(sys, &root, function, retprobe, maxactive)?;
             // On error `removal` drops after the perf fd is gone, removing the entry.
-            let fd = perf::open_with_program(
-                sys,
-                &perf::attr(perf::PERF_TYPE_TRACEPOINT, id),
-                prog,
-                &what,
-            )?;
+            let fd =
+                perf::open_with_program(sys, &perf::attr(PERF_TYPE_TRACEPOINT, id), prog, &what)?;
             Ok(Attachment::new(sys, what, fd, Some(removal)))
         }
     }

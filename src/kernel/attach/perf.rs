@@ -1,15 +1,9 @@
 //! One perf event with a BPF program on it: perf_event_open, PERF_EVENT_IOC_SET_BPF, enable.
 
 use super::AttachError;
-use crate::kernel::sys::{PerfEventAttr, Sys, PERF_ATTR_SIZE};
+use crate::kernel::abi::PERF_FLAG_FD_CLOEXEC;
+use crate::kernel::sys::{PerfEventAttr, PerfEventIoctl, Sys, PERF_ATTR_SIZE};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-
-pub const PERF_TYPE_TRACEPOINT: u32 = 2;
-pub const PERF_FLAG_FD_CLOEXEC: u64 = 8;
-pub const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
-pub const PERF_EVENT_IOC_DISABLE: u64 = 0x2401;
-/// `_IOW('$', 8, __u32)`.
-pub const PERF_EVENT_IOC_SET_BPF: u64 = 0x4004_2408;
 
 /// The attributes every event of ours shares: one sample per hit (the program runs each time).
 pub fn attr(type_: u32, config: u64) -> PerfEventAttr {
@@ -33,9 +27,9 @@ pub fn open_with_program(
     let fd = sys
         .perf_event_open(attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC)
         .map_err(|error| AttachError::sys(format!("opening a perf event for {what}"), error))?;
-    sys.ioctl(fd.as_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd() as u64)
+    sys.ioctl(fd.as_fd(), PerfEventIoctl::SetBpf(prog.as_raw_fd()))
         .map_err(|error| AttachError::sys(format!("attaching the BPF program to {what}"), error))?;
-    sys.ioctl(fd.as_fd(), PERF_EVENT_IOC_ENABLE, 0)
+    sys.ioctl(fd.as_fd(), PerfEventIoctl::Enable)
         .map_err(|error| AttachError::sys(format!("enabling {what}"), error))?;
     Ok(fd)
 }

@@ -1,11 +1,12 @@
 use super::*;
+use crate::kernel::abi::{PERF_FLAG_FD_CLOEXEC, PERF_TYPE_TRACEPOINT};
 use crate::kernel::load::{
     load, FieldOffset, FieldResolver, LoadError, LoadOptions, ProgramFilter,
 };
 use crate::kernel::probe_object::test_elf::asm;
 use crate::kernel::probe_object::{ProbeObject, Program};
 use crate::kernel::sys::fake::{Call, FakeSys};
-use crate::kernel::sys::{MapCreate, PerfEventAttr, ProgLoad, RealSys, SysResult};
+use crate::kernel::sys::{MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, RealSys, SysResult};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -99,12 +100,12 @@ impl Kernel {
             .collect()
     }
 
-    fn ioctls(&self) -> Vec<(u64, u64)> {
+    fn ioctls(&self) -> Vec<PerfEventIoctl> {
         self.fake
             .calls()
             .into_iter()
             .filter_map(|c| match c {
-                Call::Ioctl { request, arg, .. } => Some((request, arg)),
+                Call::Ioctl { request, .. } => Some(request),
                 _ => None,
             })
             .collect()
@@ -138,7 +139,7 @@ impl Sys for Kernel {
         group_fd: i32,
         flags: u64,
     ) -> SysResult<OwnedFd> {
-        if attr.type_ != perf::PERF_TYPE_TRACEPOINT && attr.config1 != 0 {
+        if attr.type_ != PERF_TYPE_TRACEPOINT && attr.config1 != 0 {
             // SAFETY: for kprobe PMU events config1 must point at a NUL-terminated name that
             // the caller keeps alive during this call: exactly the contract under test.
             let name = unsafe { CStr::from_ptr(attr.config1 as *const libc::c_char) };
@@ -151,8 +152,8 @@ impl Sys for Kernel {
         self.open_events.borrow_mut().push((attr.config, reader));
         Ok(OwnedFd::from(writer))
     }
-    fn ioctl(&self, fd: BorrowedFd<'_>, request: u64, arg: u64) -> SysResult<i32> {
-        self.fake.ioctl(fd, request, arg)
+    fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32> {
+        self.fake.ioctl(fd, request)
     }
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>> {
         self.fake.mmap_shared(fd, len)
@@ -266,17 +267,21 @@ fn tracepoint_opens_the_event_by_id_and_sets_the_program() {
         ..Default::default()
     };
     assert_eq!(attr, expected);
-    assert_eq!(
-        (pid, cpu, group, flags),
-        (-1, 0, -1, perf::PERF_FLAG_FD_CLOEXEC)
-    );
+    assert_eq!((pid, cpu, group, flags), (-1, 0, -1, PERF_FLAG_FD_CLOEXEC));
     assert_eq!(
         k.ioctls(),
-        vec![(0x4004_2408, prog.fd.as_raw_fd() as u64), (0x2400, 0)]
+        vec![
+            PerfEventIoctl::SetBpf(prog.fd.as_raw_fd()),
+            PerfEventIoctl::Enable
+        ]
     );
 
     drop(a);
-    assert_eq!(k.ioctls().last(), Some(&(0x2401, 0)), "disabled on drop");
+    assert_eq!(
+        k.ioctls().last(),
+        Some(&PerfEventIoctl::Disable),
+        "disabled on drop"
+    );
     assert!(!k.still_open(731), "perf fd closed on drop");
     assert!(k.writes().is_empty());
 }
@@ -487,7 +492,11 @@ fn detach_all_closes_every_event_then_removes_the_entries() {
         removals,
         names.iter().map(|n| format!("-:{n}\n")).collect::<Vec<_>>()
     );
-    let disables = k.ioctls().iter().filter(|i| i.0 == 0x2401).count();
+    let disables = k
+        .ioctls()
+        .iter()
+        .filter(|&&i| i == PerfEventIoctl::Disable)
+        .count();
     assert_eq!(disables, 3, "each event disabled first");
 }
 

@@ -11,12 +11,12 @@ mod tests;
 
 pub use kernel_version::{kernel_version_code, parse_kernel_release};
 
+use crate::kernel::abi::{BPF_ANY, BPF_MAP_TYPE_PERF_EVENT_ARRAY};
 use crate::kernel::probe_object::{MapDef, ProbeObject, Program, ProgramKind};
 use crate::kernel::sys::{MapCreate, ProgLoad, Sys, SysError};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
 const PRIVILEGE_HINT: &str = "needs root or CAP_BPF+CAP_PERFMON";
 
 /// Where a struct field lives in the running kernel, in bytes.
@@ -342,7 +342,6 @@ pub fn update_map(
             message,
         });
     }
-    const BPF_ANY: u64 = 0;
     sys.map_update(map.fd.as_fd(), key, value, BPF_ANY)
         .map_err(|e| LoadError::MapUpdate {
             map: name.to_string(),

@@ -10,6 +10,7 @@ pub(crate) mod test_elf;
 #[cfg(test)]
 mod tests;
 
+use crate::kernel::abi::{BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT};
 use bpf_insn::{Instruction, OpCode};
 use object::elf;
 use object::read::elf::{FileHeader, Rel, SectionHeader, SectionTable, Sym, SymbolTable};
@@ -84,8 +85,8 @@ impl ProgramKind {
     /// BPF_PROG_TYPE_KPROBE (2) or BPF_PROG_TYPE_TRACEPOINT (5).
     pub fn prog_type(&self) -> u32 {
         match self {
-            ProgramKind::Kprobe { .. } | ProgramKind::Kretprobe { .. } => 2,
-            ProgramKind::Tracepoint { .. } => 5,
+            ProgramKind::Kprobe { .. } | ProgramKind::Kretprobe { .. } => BPF_PROG_TYPE_KPROBE,
+            ProgramKind::Tracepoint { .. } => BPF_PROG_TYPE_TRACEPOINT,
         }
     }
 }

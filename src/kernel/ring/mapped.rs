@@ -4,14 +4,11 @@
 //! data_tail with Release so the kernel may reuse the space. One load and one store per batch.
 
 use super::record::{self, Record, HEADER_SIZE};
+use crate::kernel::abi::{PERF_MMAP_DATA_HEAD, PERF_MMAP_DATA_TAIL};
 use crate::kernel::sys::{Sys, SysError};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Offsets in `struct perf_event_mmap_page` (include/uapi/linux/perf_event.h).
-const DATA_HEAD_OFFSET: usize = 1024;
-const DATA_TAIL_OFFSET: usize = 1032;
 
 /// What one drain found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +69,8 @@ impl<'s> MappedRing<'s> {
 
     /// Whether the kernel has published records we have not consumed.
     pub fn has_data(&self) -> bool {
-        self.word(DATA_HEAD_OFFSET).load(Ordering::Acquire)
-            != self.word(DATA_TAIL_OFFSET).load(Ordering::Relaxed)
+        self.word(PERF_MMAP_DATA_HEAD).load(Ordering::Acquire)
+            != self.word(PERF_MMAP_DATA_TAIL).load(Ordering::Relaxed)
     }
 
     /// Copies `out.len()` bytes starting at ring position `pos`, across the end if need be.
@@ -115,9 +112,9 @@ impl<'s> MappedRing<'s> {
         scratch: &mut Vec<u8>,
         on_record: &mut dyn FnMut(Record<'_>),
     ) -> Drained {
-        let head = self.word(DATA_HEAD_OFFSET).load(Ordering::Acquire);
+        let head = self.word(PERF_MMAP_DATA_HEAD).load(Ordering::Acquire);
         // Only we write data_tail.
-        let tail = self.word(DATA_TAIL_OFFSET).load(Ordering::Relaxed);
+        let tail = self.word(PERF_MMAP_DATA_TAIL).load(Ordering::Relaxed);
         let mut done = Drained::default();
         if head == tail {
             return done;
@@ -148,7 +145,7 @@ impl<'s> MappedRing<'s> {
                 }
             }
         }
-        self.word(DATA_TAIL_OFFSET).store(pos, Ordering::Release);
+        self.word(PERF_MMAP_DATA_TAIL).store(pos, Ordering::Release);
         done
     }
 

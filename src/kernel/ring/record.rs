@@ -3,10 +3,9 @@
 
 use std::fmt;
 
-pub const PERF_RECORD_LOST: u32 = 2;
-pub const PERF_RECORD_SAMPLE: u32 = 9;
-/// `struct perf_event_header`: u32 type, u16 misc, u16 size (of the whole record).
-pub const HEADER_SIZE: usize = 8;
+pub use crate::kernel::abi::{
+    PERF_EVENT_HEADER_SIZE as HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD_SAMPLE,
+};
 
 /// One record from a CPU's ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

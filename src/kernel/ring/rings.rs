@@ -2,17 +2,13 @@
 
 use super::mapped::MappedRing;
 use super::{Record, RingError};
-use crate::kernel::sys::{PerfEventAttr, Sys, PERF_ATTR_SIZE};
+use crate::kernel::sys::{PerfEventAttr, PerfEventIoctl, Sys, PERF_ATTR_SIZE};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-pub const PERF_TYPE_SOFTWARE: u32 = 1;
-pub const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
-pub const PERF_SAMPLE_RAW: u64 = 1 << 10;
-/// `perf_event_attr.watermark`: wake up on `wakeup_watermark` bytes, not events.
-pub const PERF_ATTR_FLAG_WATERMARK: u64 = 1 << 14;
-pub const PERF_FLAG_FD_CLOEXEC: u64 = 1 << 3;
-/// `_IO('$', 0)`.
-pub const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
+use crate::kernel::abi::{
+    PERF_ATTR_FLAG_WATERMARK, PERF_COUNT_SW_BPF_OUTPUT, PERF_FLAG_FD_CLOEXEC, PERF_SAMPLE_RAW,
+    PERF_TYPE_SOFTWARE,
+};
 
 /// When the kernel wakes a reader blocked in `poll`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +114,7 @@ impl<'s> PerfRings<'s> {
                 .map_err(|(bytes, err)| RingError::Mmap { cpu, bytes, err })?;
             sys.map_update(events_map, &cpu.to_ne_bytes(), &fd_value(ring.fd()), 0)
                 .map_err(|err| RingError::MapUpdate { cpu, err })?;
-            sys.ioctl(ring.fd(), PERF_EVENT_IOC_ENABLE, 0)
+            sys.ioctl(ring.fd(), PerfEventIoctl::Enable)
                 .map_err(|err| RingError::Enable { cpu, err })?;
             sys.epoll_add(epoll.as_fd(), ring.fd(), index as u64)
                 .map_err(|err| RingError::EpollAdd { cpu, err })?;

@@ -5,7 +5,7 @@ use super::*;
 use crate::kernel::sys::fake::{
     perf_lost_record, perf_record_header, perf_sample_record, Call, FakeRing, FakeSys,
 };
-use crate::kernel::sys::{MapCreate, RealSys, Sys};
+use crate::kernel::sys::{MapCreate, PerfEventIoctl, RealSys, Sys};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,8 +361,7 @@ fn open_asks_for_a_bpf_output_event_ring_map_entry_and_epoll_per_cpu() {
             chunk[3],
             Call::Ioctl {
                 fd,
-                request: 0x2400,
-                arg: 0
+                request: PerfEventIoctl::Enable
             }
         );
         assert_eq!(

@@ -12,7 +12,9 @@ mod real;
 
 use std::fmt;
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+
+use crate::kernel::abi;
 use std::path::Path;
 use std::ptr::NonNull;
 
@@ -141,6 +143,27 @@ pub struct HeldFile {
     pub file: Option<std::fs::File>,
 }
 
+/// The perf event ioctls conntrace issues, typed: each carries its own argument, and the
+/// request numbers are written once, in `abi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerfEventIoctl {
+    Enable,
+    Disable,
+    /// Run the BPF program with this fd on the event.
+    SetBpf(RawFd),
+}
+
+impl PerfEventIoctl {
+    /// The request number and the integer argument, as ioctl(2) takes them.
+    pub fn encode(self) -> (u64, u64) {
+        match self {
+            PerfEventIoctl::Enable => (abi::PERF_EVENT_IOC_ENABLE, 0),
+            PerfEventIoctl::Disable => (abi::PERF_EVENT_IOC_DISABLE, 0),
+            PerfEventIoctl::SetBpf(prog) => (abi::PERF_EVENT_IOC_SET_BPF, prog as u64),
+        }
+    }
+}
+
 pub const PERF_ATTR_SIZE: u32 = std::mem::size_of::<PerfEventAttr>() as u32;
 
 /// The kernel interface conntrace uses. Implemented by [`RealSys`] (the syscalls) and by
@@ -177,7 +200,7 @@ pub trait Sys {
         group_fd: i32,
         flags: u64,
     ) -> SysResult<OwnedFd>;
-    fn ioctl(&self, fd: BorrowedFd<'_>, request: u64, arg: u64) -> SysResult<i32>;
+    fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32>;
     /// A shared read-write mapping of `len` bytes of `fd` from offset 0.
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>>;
     /// # Safety
@@ -220,5 +243,17 @@ pub trait Sys {
     /// Writes `data` to a file from `open_append`, in one write (a tracefs command).
     fn append(&self, file: &AppendFile, data: &[u8]) -> io::Result<()> {
         self.write_file(&file.path, data, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PerfEventIoctl;
+
+    #[test]
+    fn perf_ioctls_encode_as_the_uapi_header_says() {
+        assert_eq!(PerfEventIoctl::Enable.encode(), (0x2400, 0));
+        assert_eq!(PerfEventIoctl::Disable.encode(), (0x2401, 0));
+        assert_eq!(PerfEventIoctl::SetBpf(7).encode(), (0x4004_2408, 7));
     }
 }

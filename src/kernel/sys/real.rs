@@ -1,8 +1,8 @@
 //! [`Sys`] over the real system calls.
 
 use super::{
-    AppendFile, HeldFile, MapCreate, PerfEventAttr, ProgLoad, Sys, SysError, SysResult,
-    PERF_ATTR_SIZE,
+    AppendFile, HeldFile, MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, Sys, SysError,
+    SysResult, PERF_ATTR_SIZE,
 };
 use std::ffi::CString;
 use std::io::{self, Write};
@@ -11,11 +11,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
-const BPF_PROG_LOAD: libc::c_long = 5;
+use crate::kernel::abi::{
+    BPF_MAP_CREATE, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_PROG_LOAD,
+};
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -68,17 +66,13 @@ fn object_name(name: &str) -> [u8; 16] {
     out
 }
 
-fn bpf<T: bytemuck::Pod>(
-    cmd: libc::c_long,
-    attr: &mut T,
-    call: &'static str,
-) -> SysResult<libc::c_long> {
+fn bpf<T: bytemuck::Pod>(cmd: u32, attr: &mut T, call: &'static str) -> SysResult<libc::c_long> {
     // SAFETY: `attr` is a live, exclusively borrowed #[repr(C)] bpf_attr prefix of the size we
     // pass; the kernel reads and writes only within it. Pointers inside it are the caller's job.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            cmd,
+            libc::c_long::from(cmd),
             attr as *mut T as *mut libc::c_void,
             std::mem::size_of::<T>() as u32,
         )
@@ -221,7 +215,8 @@ impl Sys for RealSys {
         }
     }
 
-    fn ioctl(&self, fd: BorrowedFd<'_>, request: u64, arg: u64) -> SysResult<i32> {
+    fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32> {
+        let (request, arg) = request.encode();
         // SAFETY: the perf ioctls we issue take an integer argument, never a pointer.
         let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
         if ret < 0 {

@@ -1,6 +1,6 @@
 //! What the fake records: one [`Call`] per `Sys` call, arguments copied.
 
-use crate::kernel::sys::PerfEventAttr;
+use crate::kernel::sys::{PerfEventAttr, PerfEventIoctl};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
@@ -46,8 +46,7 @@ pub enum Call {
     },
     Ioctl {
         fd: RawFd,
-        request: u64,
-        arg: u64,
+        request: PerfEventIoctl,
     },
     MmapShared {
         fd: RawFd,

@@ -6,11 +6,10 @@ use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Offsets in `struct perf_event_mmap_page` (include/uapi/linux/perf_event.h).
-const DATA_HEAD_OFFSET: usize = 1024;
-const DATA_TAIL_OFFSET: usize = 1032;
-const DATA_OFFSET_OFFSET: usize = 1040;
-const DATA_SIZE_OFFSET: usize = 1048;
+use crate::kernel::abi::{
+    PERF_MMAP_DATA_HEAD as DATA_HEAD_OFFSET, PERF_MMAP_DATA_OFFSET as DATA_OFFSET_OFFSET,
+    PERF_MMAP_DATA_SIZE as DATA_SIZE_OFFSET, PERF_MMAP_DATA_TAIL as DATA_TAIL_OFFSET,
+};
 
 /// A region handed out by `mmap_shared`. The fake keeps it alive until the fake itself drops,
 /// even after `munmap`, so a `FakeRing` a test still holds never dangles.

@@ -3,7 +3,9 @@
 
 use super::ring::{page_size, FakeRing, Mapping};
 use super::{Call, FakeSys};
-use crate::kernel::sys::{MapCreate, PerfEventAttr, ProgLoad, Sys, SysError, SysResult};
+use crate::kernel::sys::{
+    MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, Sys, SysError, SysResult,
+};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -114,11 +116,10 @@ impl Sys for FakeSys {
         result
     }
 
-    fn ioctl(&self, fd: BorrowedFd<'_>, request: u64, arg: u64) -> SysResult<i32> {
+    fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32> {
         self.record(Call::Ioctl {
             fd: fd.as_raw_fd(),
             request,
-            arg,
         });
         self.check("ioctl", "ioctl").map(|_| 0)
     }
