@@ -10,7 +10,7 @@ use crate::kernel::attach::{self, KprobeSupport};
 use crate::kernel::load::{self, FieldResolver, LoadOptions, ProgramFilter};
 use crate::kernel::probe_object::{self, ProbeObject};
 use crate::kernel::ring;
-use crate::kernel::sys::{MapCreate, Sys};
+use crate::kernel::sys::{host, MapCreate, Sys};
 use crate::session::backend::{self, Backend};
 use crate::session::embedded;
 use crate::session::fields::{self, FieldSource};
@@ -323,21 +323,10 @@ fn field_specs(object: &ProbeObject, only: Option<&[backend::Job]>) -> Vec<Strin
 }
 
 fn kernel_release() -> String {
-    // SAFETY: a zeroed utsname is a valid output buffer for uname(2).
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `uts` is a live, writable utsname.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return "unknown".to_string();
+    match host::uname() {
+        Some(u) => format!("{} ({})", u.release, u.machine),
+        None => "unknown".to_string(),
     }
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    format!("{} ({})", field(&uts.release), field(&uts.machine))
 }
 
 #[cfg(test)]

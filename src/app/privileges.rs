@@ -22,6 +22,7 @@
 //! step is read back. The capability calls are process-wide only for a single-threaded
 //! process, so a second thread is an error.
 
+use crate::kernel::sys::process::{self, capget, capset, resgid, resuid, CapSets};
 use crate::kernel::sys::Sys;
 use std::io;
 use std::path::Path;
@@ -37,7 +38,6 @@ pub const CAP_BPF: u32 = 39;
 
 /// The highest capability number the capability API can express (two 32-bit words).
 const CAP_WORDS_BITS: u32 = 64;
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// What the process holds after [`drop_privileges`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,9 +102,7 @@ pub fn drop_privileges(sys: &dyn Sys) -> Result<Dropped, String> {
             if kept & (1 << cap) != 0 {
                 continue;
             }
-            // SAFETY: prctl with integer arguments only; no memory is passed.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
-                let e = io::Error::last_os_error();
+            if let Err(e) = process::drop_from_bounding_set(cap) {
                 if e.raw_os_error() == Some(libc::EINVAL) {
                     break; // past the kernel's last capability
                 }
@@ -112,18 +110,7 @@ pub fn drop_privileges(sys: &dyn Sys) -> Result<Dropped, String> {
             }
         }
     }
-    // SAFETY: prctl with integer arguments only.
-    let ambient = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if ambient != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = process::clear_ambient_capabilities() {
         // Kernels before 4.3 have no ambient set, so nothing to clear.
         if e.raw_os_error() != Some(libc::EINVAL) {
             return Err(fail("clearing the ambient capabilities", e));
@@ -138,14 +125,8 @@ pub fn drop_privileges(sys: &dyn Sys) -> Result<Dropped, String> {
         inheritable: 0,
     };
     capset(&caps).map_err(|e| fail("capset", e))?;
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(fail("PR_SET_NO_NEW_PRIVS", io::Error::last_os_error()));
-    }
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(fail("PR_SET_DUMPABLE", io::Error::last_os_error()));
-    }
+    process::set_no_new_privs().map_err(|e| fail("PR_SET_NO_NEW_PRIVS", e))?;
+    process::set_dumpable(false).map_err(|e| fail("PR_SET_DUMPABLE", e))?;
 
     let (uid, gid) = verify(kept, held.effective & (1 << CAP_SETPCAP) != 0)?;
     Ok(Dropped {
@@ -171,35 +152,19 @@ fn switch_ids(held: &CapSets, kept: u64) -> Result<Option<String>, String> {
             uids[1], gids[1]
         )));
     }
-    let fail = |what: &str| {
-        format!(
-            "cannot drop privileges after attaching: {what} failed ({})",
-            io::Error::last_os_error()
-        )
+    let fail = |what: &str, e: io::Error| {
+        format!("cannot drop privileges after attaching: {what} failed ({e})")
     };
     if kept != 0 {
         // Keep the permitted set across the uid change, so capset can keep `kept`.
-        // SAFETY: prctl with integer arguments only.
-        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
-            return Err(fail("PR_SET_KEEPCAPS"));
-        }
+        process::set_keep_capabilities(true).map_err(|e| fail("PR_SET_KEEPCAPS", e))?;
     }
     let id = UNPRIVILEGED_ID;
-    // SAFETY: an empty group list: size 0 and a null pointer the kernel does not read.
-    if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 {
-        return Err(fail("setgroups([])"));
-    }
-    // SAFETY: setresgid/setresuid take plain integers; libc applies them to every thread.
-    if unsafe { libc::setresgid(id, id, id) } != 0 {
-        return Err(fail(&format!("setresgid({id})")));
-    }
-    // SAFETY: as above.
-    if unsafe { libc::setresuid(id, id, id) } != 0 {
-        return Err(fail(&format!("setresuid({id})")));
-    }
+    process::clear_groups().map_err(|e| fail("setgroups([])", e))?;
+    process::set_all_gids(id).map_err(|e| fail(&format!("setresgid({id})"), e))?;
+    process::set_all_uids(id).map_err(|e| fail(&format!("setresuid({id})"), e))?;
     if kept != 0 {
-        // SAFETY: prctl with integer arguments only.
-        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+        let _ = process::set_keep_capabilities(false);
     }
     Ok(None)
 }
@@ -217,108 +182,21 @@ fn verify(kept: u64, bounding_dropped: bool) -> Result<(u32, u32), String> {
     }
     if bounding_dropped {
         for cap in 0..CAP_WORDS_BITS {
-            // SAFETY: prctl with integer arguments only.
-            let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
-            if r < 0 {
+            let Ok(present) = process::in_bounding_set(cap) else {
                 break; // past the last capability
-            }
-            if r == 1 && kept & (1 << cap) == 0 {
+            };
+            if present && kept & (1 << cap) == 0 {
                 return Err(bad(format!(
                     "capability {cap} is still in the bounding set"
                 )));
             }
         }
     }
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } != 1 {
+    if !process::no_new_privs() {
         return Err(bad("no_new_privs is not set".into()));
     }
     let (uids, gids) = (resuid(), resgid());
     Ok((uids[1], gids[1]))
-}
-
-/// The three capability sets, one bit per capability number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct CapSets {
-    effective: u64,
-    permitted: u64,
-    inheritable: u64,
-}
-
-/// `struct __user_cap_header_struct`.
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-/// `struct __user_cap_data_struct`; version 3 passes two of them (capabilities 0-31, 32-63).
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-fn capget() -> io::Result<CapSets> {
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: capget writes two CapData (the count version 3 implies) into `data` and may
-    // write the header's version; both are live, writable and laid out as the kernel's structs.
-    let r = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let join = |f: fn(&CapData) -> u32| u64::from(f(&data[0])) | (u64::from(f(&data[1])) << 32);
-    Ok(CapSets {
-        effective: join(|d| d.effective),
-        permitted: join(|d| d.permitted),
-        inheritable: join(|d| d.inheritable),
-    })
-}
-
-fn capset(caps: &CapSets) -> io::Result<()> {
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let split = |bits: u64| [bits as u32, (bits >> 32) as u32];
-    let (e, p, i) = (
-        split(caps.effective),
-        split(caps.permitted),
-        split(caps.inheritable),
-    );
-    let data = [0, 1].map(|w| CapData {
-        effective: e[w],
-        permitted: p[w],
-        inheritable: i[w],
-    });
-    // SAFETY: capset reads the header and two CapData from live, correctly laid out values.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn resuid() -> [u32; 3] {
-    let mut ids = [0u32; 3];
-    let [r, e, s] = &mut ids;
-    // SAFETY: three valid, writable uid_t locations; getresuid cannot fail with them.
-    unsafe { libc::getresuid(r, e, s) };
-    ids
-}
-
-fn resgid() -> [u32; 3] {
-    let mut ids = [0u32; 3];
-    let [r, e, s] = &mut ids;
-    // SAFETY: three valid, writable gid_t locations; getresgid cannot fail with them.
-    unsafe { libc::getresgid(r, e, s) };
-    ids
 }
 
 #[cfg(test)]
@@ -360,12 +238,11 @@ mod tests {
     /// threads): the child reports what it holds afterwards through its exit code.
     #[test]
     fn drop_privileges_leaves_nothing_in_a_forked_child() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if process::euid() != 0 {
             // The stderr handle, not eprintln!: libtest captures only the macros.
             let _ = writeln!(
                 io::stderr(),
-                "privileges::tests::drop_privileges_leaves_nothing_in_a_forked_child: \
+                "app::privileges::tests::drop_privileges_leaves_nothing_in_a_forked_child: \
                  skipped: needs root (it drops real privileges)"
             );
             return;
@@ -374,17 +251,12 @@ mod tests {
         std::fs::write(&secret, "root only\n").unwrap();
         std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
-        // SAFETY: the child leaves with _exit, never returning into the multi-threaded test
-        // harness; glibc's fork resets malloc's locks in the child, so allocating is sound.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed: {}", io::Error::last_os_error());
-        if pid == 0 {
-            let code = match drop_privileges(&crate::kernel::sys::RealSys) {
+        let code = process::exit_code_of_forked(|| {
+            match drop_privileges(&crate::kernel::sys::RealSys) {
                 Ok(d) if d.kept == 0 && d.uid == UNPRIVILEGED_ID && d.gid == UNPRIVILEGED_ID => {
                     // What the drop promises, seen from outside the module: root's powers are
                     // gone, so a root-only file cannot be opened and uid 0 cannot come back.
-                    // SAFETY: setuid takes an integer; it must fail here.
-                    let regained = unsafe { libc::setuid(0) } == 0;
+                    let regained = process::set_uid(0).is_ok();
                     let opened = std::fs::File::open(&secret).is_ok();
                     let caps = capget().map(|c| c.effective | c.permitted).unwrap_or(1);
                     match (regained, opened, caps) {
@@ -394,18 +266,11 @@ mod tests {
                 }
                 Ok(_) => 2,
                 Err(_) => 1,
-            };
-            // SAFETY: _exit ends the child without running the parent's atexit handlers.
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child with a valid status pointer.
-        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+            }
+        });
         let _ = std::fs::remove_file(&secret);
-        assert_eq!(waited, pid);
-        assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
         assert_eq!(
-            libc::WEXITSTATUS(status),
+            code.expect("the child exits"),
             0,
             "child exit 1: drop failed, 2: unexpected ids or caps, 3: root powers remained"
         );

@@ -17,7 +17,7 @@ use crate::kernel::attach::{self, Attachment, KprobeSupport};
 use crate::kernel::load::{self, LoadOptions, Loaded, ProgramFilter};
 use crate::kernel::probe_object::{self, ProgramKind};
 use crate::kernel::ring::{self, PerfRings, Wakeup};
-use crate::kernel::sys::Sys;
+use crate::kernel::sys::{host, Sys};
 use crate::session::backend::{Hook, Role};
 use crate::session::fields::FieldSource;
 use crate::session::options::{BtfSource, FamilyFilter, SessionOptions};
@@ -252,7 +252,6 @@ fn selftest_families(opts: &SessionOptions) -> Vec<selftest::Family> {
 /// 2 CPUs starved the reader and lost records (benchmarks: docs/benchmarks.md); an eighth
 /// leaves seven eighths of the ring as headroom while the reader is woken.
 fn wakeup_watermark(pages: u32) -> u32 {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
+    let page = host::page_size().max(4096) as u32;
     (pages.saturating_mul(page) / 8).max(1)
 }

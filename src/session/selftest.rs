@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::kernel::btf;
 use crate::kernel::ring::{PerfRings, Record};
+use crate::kernel::sys::process;
 use crate::session::event::{self, Kind, WireEvent};
 use crate::session::filter::{FilterConfig, ANY_UID};
 
@@ -107,10 +108,8 @@ fn connect_on_loopback(family: Family) -> std::io::Result<(u32, [Expected; 3])> 
     let client = TcpStream::connect(listener.local_addr()?)?;
     let (server, _) = listener.accept()?;
     let pid = std::process::id();
-    // SAFETY: gettid takes no arguments and cannot fail.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
-    // SAFETY: getuid takes no arguments and cannot fail.
-    let uid = unsafe { libc::getuid() };
+    let tid = process::tid();
+    let uid = process::uid();
     let record = |kind, local, remote| Expected {
         kind,
         local,

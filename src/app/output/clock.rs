@@ -6,6 +6,7 @@
 use super::digits::{push_i64, push_u64_zero_padded};
 use std::io;
 
+#[cfg(test)]
 const NS_PER_SEC: i64 = 1_000_000_000;
 const SECS_PER_DAY: i64 = 86_400;
 
@@ -49,17 +50,7 @@ impl Clock {
 }
 
 fn read_clock(id: libc::clockid_t) -> io::Result<i128> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call; clock_gettime
-    // writes nothing else.
-    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(i128::from(ts.tv_sec) * i128::from(NS_PER_SEC) + i128::from(ts.tv_nsec))
+    crate::kernel::sys::host::clock_ns(id)
 }
 
 /// A calendar date in the proleptic Gregorian calendar.

@@ -731,8 +731,7 @@ impl FieldResolver for NoFields {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    crate::kernel::sys::process::euid() == 0
 }
 
 /// The real kernel: load `r0 = 0; exit` as a tracepoint program and attach it to
@@ -780,8 +779,8 @@ fn real_kernel_loads_and_attaches_a_tracepoint_program() {
         attachment.describe(),
         "tracepoint syscalls/sys_enter_getpid"
     );
-    // SAFETY: getpid has no preconditions; it fires the tracepoint the program is on.
-    let _ = unsafe { libc::getpid() };
+    // getpid(2) fires the tracepoint the program is on.
+    let _ = std::process::id();
     attachment.detach().unwrap();
 
     let e =

@@ -21,21 +21,8 @@ pub fn parse_kernel_release(release: &str) -> Option<u32> {
 /// The running kernel's version code, from uname(2); 0 (which kernels since 5.0 accept) if the
 /// release string cannot be read or parsed.
 pub fn kernel_version_code() -> u32 {
-    // SAFETY: utsname is plain bytes, so all-zero is a valid value.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `uts` is a valid, writable utsname for the duration of the call.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return 0;
-    }
-    let bytes: Vec<u8> = uts
-        .release
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(parse_kernel_release)
+    crate::kernel::sys::host::uname()
+        .and_then(|u| parse_kernel_release(&u.release))
         .unwrap_or(0)
 }
 

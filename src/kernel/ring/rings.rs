@@ -2,7 +2,7 @@
 
 use super::mapped::MappedRing;
 use super::{Record, RingError};
-use crate::kernel::sys::{PerfEventAttr, PerfEventIoctl, Sys, PERF_ATTR_SIZE};
+use crate::kernel::sys::{host, PerfEventAttr, PerfEventIoctl, Sys, PERF_ATTR_SIZE};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::kernel::abi::{
@@ -65,15 +65,6 @@ pub fn bpf_output_attr(wakeup: Wakeup) -> PerfEventAttr {
     }
 }
 
-fn page_size() -> usize {
-    // SAFETY: sysconf reads a constant of the process; no memory is involved.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(n)
-        .ok()
-        .filter(|n| n.is_power_of_two())
-        .unwrap_or(4096)
-}
-
 impl<'s> PerfRings<'s> {
     /// Opens a BPF output perf event on each of `cpus`, maps its ring (`data_pages` pages, a
     /// power of two, plus the metadata page), stores it in `events_map` at key = CPU number,
@@ -88,7 +79,7 @@ impl<'s> PerfRings<'s> {
         if cpus.is_empty() {
             return Err(RingError::NoCpus);
         }
-        let page = page_size();
+        let page = host::page_size();
         if !data_pages.is_power_of_two()
             || data_pages
                 .checked_add(1)

@@ -15,8 +15,7 @@ enum Got {
 }
 
 fn page() -> usize {
-    // SAFETY: sysconf reads a constant of the process.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+    crate::kernel::sys::host::page_size()
 }
 
 fn events_map(sys: &dyn Sys, entries: u32) -> OwnedFd {
@@ -481,8 +480,7 @@ fn an_interrupted_wait_is_not_an_error_but_a_broken_one_is() {
 fn real_rings_open_and_poll_quietly_or_explain_the_permission_error() {
     let cpus = online_cpus(&RealSys).expect("reading the online CPUs");
     let max_cpu = *cpus.iter().max().unwrap();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = crate::kernel::sys::process::euid() == 0;
     if root {
         let map = events_map(&RealSys, max_cpu + 1);
         {
@@ -503,9 +501,8 @@ fn real_rings_open_and_poll_quietly_or_explain_the_permission_error() {
         std::thread::spawn(move || {
             // The raw syscall changes only this thread's credentials (glibc's setresuid would
             // change every thread's); going from uid 0 to 65534 also clears its capabilities.
-            // SAFETY: plain integer arguments.
-            let ret = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
-            assert_eq!(ret, 0, "dropping privileges on the test thread");
+            crate::kernel::sys::process::set_thread_uids(65534)
+                .expect("dropping privileges on the test thread");
             assert_permission_error(&map, &cpus_for_thread);
         })
         .join()

@@ -2,13 +2,20 @@
 //! mount, and the few sysfs/tracefs file accesses attach needs.
 //!
 //! Everything above this module takes a `&dyn Sys`, so the loader, attach logic and ring
-//! reader run unchanged against `fake::FakeSys` in unit tests.
+//! reader run unchanged against `fake::FakeSys` in unit tests. What a fake could not usefully
+//! answer is not on `Sys` but safe free functions: `process` (this process's ids,
+//! capabilities and prctl flags), `host` (uname, the page size, the clocks), `signals`.
+//!
+//! With the ring's mapped memory (`ring::mapped`), this is the only code allowed `unsafe`.
 
 // Tests only: the crate's unit tests, and the fuzz targets through the `test-util` feature.
 // Kept out of the binary.
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
+pub mod host;
+pub mod process;
 mod real;
+pub mod signals;
 
 use std::fmt;
 use std::io;

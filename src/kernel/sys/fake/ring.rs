@@ -63,15 +63,8 @@ impl FakeSys {
     }
 }
 
-pub(super) fn page_size() -> usize {
-    // SAFETY: sysconf reads a constant of the process; no memory is involved.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 {
-        n as usize
-    } else {
-        4096
-    }
-}
+/// The real page size, as the ring code under test sees it.
+pub(super) use crate::kernel::sys::host::page_size;
 
 /// A test's view of one fake perf ring: the metadata page then the data area, laid out as the
 /// kernel lays out `mmap(perf_fd)`. Writes go where the kernel would write.
