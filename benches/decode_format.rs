@@ -1,10 +1,10 @@
 //! Cost of decoding a perf sample and formatting it, per event, for JSON and text output.
 //! Budget: decode + JSON < 300 ns per event. Also checks that the loop allocates nothing.
 
-use conntrace::event::{
+use conntrace::app::output::{Clock, Format, Printer};
+use conntrace::session::event::{
     decode_bytes, SockIds, WireEvent, KIND_ACCEPT, KIND_CONNECT, KIND_ESTABLISHED, KIND_FAILED,
 };
-use conntrace::output::{Clock, Format, Printer};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use conntrace::btf::{Btf, VMLINUX_BTF};
+use conntrace::kernel::btf::{Btf, VMLINUX_BTF};
 
 const FIELDS: &[&str] = &[
     "sock_common.skc_dport",

@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(conntrace::trace::main());
+    std::process::exit(conntrace::app::trace::main());
 }

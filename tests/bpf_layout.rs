@@ -5,9 +5,9 @@
 //! constants and libc's. A constant of those families in the .s files that this test
 //! does not know fails too, so a new one gets its Rust counterpart here.
 
-use conntrace::event::{self, LossReason, WireEvent};
-use conntrace::filter::FilterConfig;
-use conntrace::reader;
+use conntrace::app::reader;
+use conntrace::session::event::{self, LossReason, WireEvent};
+use conntrace::session::filter::FilterConfig;
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of, size_of_val};
 use std::path::{Path, PathBuf};

@@ -11,8 +11,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use conntrace::probe_object;
-use conntrace::session::PROBES;
+use conntrace::kernel::probe_object;
+use conntrace::session::embedded::PROBE_OBJECT;
 
 /// A real slice of a kernel's BTF (the fuzzer's seed; see fuzz/seeds/btf_slice.py).
 const REAL_BTF: &[u8] = include_bytes!("../fuzz/corpus/btf_parse/probe_structs.btf");
@@ -144,7 +144,7 @@ fn garbage(len: usize, prefix: &[u8]) -> Vec<u8> {
 #[test]
 fn the_real_btf_slice_is_valid_to_begin_with() {
     // Otherwise the corruptions below would prove nothing.
-    let btf = conntrace::btf::Btf::parse(REAL_BTF.to_vec()).expect("seed BTF parses");
+    let btf = conntrace::kernel::btf::Btf::parse(REAL_BTF.to_vec()).expect("seed BTF parses");
     assert_eq!(btf.field("sock_common.skc_dport").map(|f| f.size), Ok(2));
 }
 
@@ -239,19 +239,22 @@ fn sparse(dir: &Path, name: &str, len: u64) -> PathBuf {
 
 #[test]
 fn damaged_probe_objects_are_errors_not_panics() {
-    let whole = probe_object::parse(PROBES).expect("the embedded object parses");
+    let whole = probe_object::parse(PROBE_OBJECT).expect("the embedded object parses");
     assert!(!whole.programs.is_empty());
     // Every truncation leaves sections or their table past the end: always an error.
-    for len in (0..PROBES.len()).step_by(7).chain([PROBES.len() - 1]) {
-        let err = probe_object::parse(&PROBES[..len])
+    for len in (0..PROBE_OBJECT.len())
+        .step_by(7)
+        .chain([PROBE_OBJECT.len() - 1])
+    {
+        let err = probe_object::parse(&PROBE_OBJECT[..len])
             .err()
             .unwrap_or_else(|| panic!("truncated to {len} bytes was accepted"));
         assert!(err.message().starts_with("probe object: "), "{err}");
     }
     // Bit flips anywhere may or may not leave a valid object; none may panic, and the ones in
     // the ELF identification bytes must be caught.
-    for bit in (0..PROBES.len() * 8).step_by(5) {
-        let mut bytes = PROBES.to_vec();
+    for bit in (0..PROBE_OBJECT.len() * 8).step_by(5) {
+        let mut bytes = PROBE_OBJECT.to_vec();
         bytes[bit / 8] ^= 1 << (bit % 8);
         let result = probe_object::parse(&bytes);
         if bit < 6 * 8 {

@@ -8,8 +8,8 @@ mod root;
 
 use std::process::{Command, Output};
 
-use conntrace::attach::{kprobe_support, KprobeSupport};
-use conntrace::sys::RealSys;
+use conntrace::kernel::attach::{kprobe_support, KprobeSupport};
+use conntrace::kernel::sys::RealSys;
 
 const NO_KPROBES: &str = "without BTF conntrace needs the kprobe backend, and this kernel has \
                           no kprobes";

@@ -9,8 +9,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use conntrace::event::{WireEvent, KIND_ACCEPT, KIND_CONNECT, KIND_ESTABLISHED, KIND_FAILED};
-use conntrace::sys::fake::{perf_lost_record, perf_record_header, perf_sample_record};
+use conntrace::kernel::sys::fake::{perf_lost_record, perf_record_header, perf_sample_record};
+use conntrace::session::event::{
+    WireEvent, KIND_ACCEPT, KIND_CONNECT, KIND_ESTABLISHED, KIND_FAILED,
+};
 
 fn main() -> std::io::Result<()> {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
@@ -29,8 +31,9 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn probe_objects(dir: &Path) -> std::io::Result<()> {
-    write(dir, "probes.o", conntrace::session::PROBES)?;
-    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/probe_object/testdata");
+    write(dir, "probes.o", conntrace::session::embedded::PROBE_OBJECT)?;
+    let testdata =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/kernel/probe_object/testdata");
     for name in ["bpf-asm-fixture.o", "llvm-mc-map-load.o"] {
         write(dir, name, &fs::read(testdata.join(name))?)?;
     }

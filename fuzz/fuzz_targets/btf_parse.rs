@@ -3,7 +3,7 @@
 //! never a panic, a hang or an allocation out of proportion to the input.
 #![no_main]
 
-use conntrace::btf::{builtin_specs, Btf};
+use conntrace::kernel::btf::{builtin_specs, Btf};
 use libfuzzer_sys::fuzz_target;
 
 /// Specs that exercise each resolver path: plain members, members inside anonymous unions,

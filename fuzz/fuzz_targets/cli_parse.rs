@@ -6,8 +6,8 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-use conntrace::cli::{self, Command};
-use conntrace::event::Kind;
+use conntrace::app::cli::{self, Command};
+use conntrace::session::event::Kind;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

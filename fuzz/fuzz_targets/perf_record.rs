@@ -3,9 +3,9 @@
 //! events formatted as text and JSON. Nothing on the way may panic.
 #![no_main]
 
-use conntrace::event::{decode_bytes, Loss, LossReason, SockIds};
-use conntrace::output::{Clock, Format, Printer};
-use conntrace::ring::{parse_record, Record};
+use conntrace::app::output::{Clock, Format, Printer};
+use conntrace::kernel::ring::{parse_record, Record};
+use conntrace::session::event::{decode_bytes, Loss, LossReason, SockIds};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -54,5 +54,5 @@ fuzz_target!(|data: &[u8]| {
 
 /// The size of the record `parse_record` just accepted (at least 8, so the loop advances).
 fn record_size(bytes: &[u8]) -> usize {
-    conntrace::ring::parse_header(bytes).map_or(bytes.len(), |h| h.size)
+    conntrace::kernel::ring::parse_header(bytes).map_or(bytes.len(), |h| h.size)
 }

@@ -3,10 +3,10 @@
 //! loaded, against the fake syscall layer) without a panic.
 #![no_main]
 
-use conntrace::fields::FieldSource;
-use conntrace::load::{self, LoadOptions, ProgramFilter};
-use conntrace::probe_object;
-use conntrace::sys::fake::FakeSys;
+use conntrace::kernel::load::{self, LoadOptions, ProgramFilter};
+use conntrace::kernel::probe_object;
+use conntrace::kernel::sys::fake::FakeSys;
+use conntrace::session::fields::FieldSource;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,7 @@
 
 .license "GPL"
 
-; struct WireEvent (src/event.rs): 128 bytes. tests/bpf_layout.rs checks these tables, and the
+; struct WireEvent (src/session/event.rs): 128 bytes. tests/bpf_layout.rs checks these tables, and the
 ; CFG_*, KIND_*, DROP_*, SIN*_* and AF_* ones below, against the Rust and libc definitions.
 .equ EV_TS, 0
 .equ EV_SOCK, 8
@@ -46,7 +46,7 @@
 .equ KIND_FAILED, 3
 .equ KIND_ACCEPT, 4
 
-; struct FilterConfig (src/filter.rs): 16 bytes.
+; struct FilterConfig (src/session/filter.rs): 16 bytes.
 .equ CFG_PID, 0
 .equ CFG_UID, 4
 .equ CFG_FAMILY, 8
@@ -86,7 +86,7 @@
 .equ NEG_EISCONN, -106
 .equ BPF_ANY, 0
 
-; Keys of the `drops` map: why a record could not be sent (LossReason in src/event.rs).
+; Keys of the `drops` map: why a record could not be sent (LossReason in src/session/event.rs).
 .equ DROP_RING_FULL, 0         ; perf_event_output failed: the ring was full
 .equ DROP_RETURN_MISSED, 1     ; a kretprobe missed a call's return
 .equ DROP_STATE_FULL, 2        ; a map that holds state between hooks was full

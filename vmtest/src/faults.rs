@@ -6,7 +6,7 @@ use crate::console::{BackendRun, KprobeListing};
 use crate::runs::{CleanupCase, Fault};
 use crate::verdict::BackendVerdict;
 
-/// What conntrace prints when it lacks privileges (src/load, src/attach).
+/// What conntrace prints when it lacks privileges (src/kernel/load, src/kernel/attach).
 pub const PRIVILEGE_MESSAGE: &str = "needs root or CAP_BPF+CAP_PERFMON";
 /// strerror(ENOSPC), in conntrace's message about a failed write to /dev/full.
 pub const ENOSPC_TEXT: &str = "No space left on device";
@@ -123,7 +123,7 @@ pub fn check_kprobe_events_during(run: &BackendRun, ipv6: bool, failures: &mut V
     }
 }
 
-/// The kprobe backend's entry probes for accepts (src/backend.rs, ACCEPT_HOOKS).
+/// The kprobe backend's entry probes for accepts (src/session/backend.rs, ACCEPT_HOOKS).
 const ACCEPT_ENTRY_HOOKS: [&str; 2] = ["security_sock_graft", "__inet_accept"];
 
 /// "r16:kprobes/conntrace_9_1 inet_csk_accept+0" -> ('r', "conntrace_9_1", "inet_csk_accept").

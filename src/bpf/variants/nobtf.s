@@ -1,10 +1,11 @@
 ; Prelude of probes-nobtf.o, for kernels without BTF: only the built-in sock_common layout
-; (src/btf/builtin.rs) is known, so these macros read no field outside it. The loader then
+; (src/kernel/btf/builtin.rs) is known, so these macros read no field outside it. The loader then
 ; never meets a field the fallback lacks. Only the kprobe backend is used without BTF.
 
-; sk_protocol lives in struct sock, whose layout varies: no check. The hooks that use this
-; imply TCP already (tcp_v4_connect, tcp_v6_connect; inet_csk_accept serves TCP, and DCCP on
-; kernels that still have it).
+; sk_protocol lives in struct sock, whose layout varies: no check. The connect hooks imply
+; TCP (tcp_v4_connect, tcp_v6_connect, tcp_connect); the accept hooks do not quite:
+; security_sock_graft and __inet_accept also see SCTP's (and DCCP's, on kernels that still have
+; it) AF_INET/AF_INET6 accepts, which without BTF show as TCP.
 .macro check_tcp_protocol sk, skip
 .endm
 

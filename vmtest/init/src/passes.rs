@@ -7,7 +7,7 @@ use crate::report::{one_line, say};
 use crate::scenario;
 use crate::tracer::{self, Finish, Launch, Stdout};
 
-/// The kprobe method knob conntrace reads (src/backend.rs).
+/// The kprobe method knob conntrace reads (src/session/backend.rs).
 pub const FORCE_TRACEFS: (&str, &str) = ("CONNTRACE_KPROBE_METHOD", "tracefs");
 
 /// What every scenario run shares: the machine's facts and the next free port pair.

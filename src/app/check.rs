@@ -1,0 +1,355 @@
+//! `conntrace check`: what this kernel offers and what conntrace will use, for a person at a
+//! rescue shell. Every line is a probe of the real thing (a map created, the programs loaded
+//! by the verifier), not a guess from version numbers.
+
+use std::path::Path;
+
+use crate::app::cli::CheckOptions;
+use crate::kernel::abi::BPF_MAP_TYPE_ARRAY;
+use crate::kernel::attach::{self, KprobeSupport};
+use crate::kernel::load::{self, FieldResolver, LoadOptions, ProgramFilter};
+use crate::kernel::probe_object::{self, ProbeObject};
+use crate::kernel::ring;
+use crate::kernel::sys::{host, MapCreate, Sys};
+use crate::session::backend::{self, Backend};
+use crate::session::embedded;
+use crate::session::fields::{self, FieldSource};
+use crate::session::options::{BackendChoice, BtfSource};
+
+/// Prints the report; returns 0 when tracing will work, 1 when not.
+pub fn run(sys: &dyn Sys, opts: &CheckOptions) -> i32 {
+    let report = check(sys, opts);
+    print!("{}", report.text);
+    match &report.problem {
+        None => {
+            println!(
+                "result: tracing will work ({} backend)",
+                report.backend.map_or("?", Backend::name)
+            );
+            0
+        }
+        Some(why) => {
+            println!("result: tracing will NOT work: {why}");
+            1
+        }
+    }
+}
+
+struct Report {
+    text: String,
+    backend: Option<Backend>,
+    /// The first thing that stops tracing, if any.
+    problem: Option<String>,
+}
+
+impl Report {
+    fn line(&mut self, what: &str, value: impl AsRef<str>) {
+        self.text
+            .push_str(&format!("{what:<14} {}\n", value.as_ref()));
+    }
+
+    fn fail(&mut self, why: String) {
+        if self.problem.is_none() {
+            self.problem = Some(why);
+        }
+    }
+}
+
+fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
+    let mut r = Report {
+        text: String::new(),
+        backend: None,
+        problem: None,
+    };
+    r.line("kernel", kernel_release());
+
+    match sys.map_create(&MapCreate {
+        name: "ct_check",
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        flags: 0,
+    }) {
+        Ok(_) => r.line("bpf()", "allowed"),
+        Err(e) => {
+            r.line("bpf()", format!("refused: {e}"));
+            r.fail(format!(
+                "bpf() is refused ({e}): needs root or CAP_BPF+CAP_PERFMON"
+            ));
+        }
+    }
+
+    match ring::online_cpus(sys) {
+        Ok(cpus) => r.line(
+            "perf rings",
+            format!("one per online CPU: {} CPUs", cpus.len()),
+        ),
+        Err(e) => {
+            r.line("perf rings", format!("unknown: {e}"));
+            r.fail(e.to_string());
+        }
+    }
+
+    let support = attach::kprobe_support(sys);
+    r.line(
+        "kprobes",
+        match support {
+            KprobeSupport::Pmu { perf_type, .. } => format!("kprobe PMU (perf type {perf_type})"),
+            KprobeSupport::TracefsOnly => "tracefs kprobe_events".to_string(),
+            KprobeSupport::None => "none (no kprobe PMU, no kprobe_events)".to_string(),
+        },
+    );
+
+    for tp in [
+        "sock/inet_sock_set_state",
+        "syscalls/sys_enter_connect",
+        "syscalls/sys_exit_connect",
+        "syscalls/sys_exit_accept4",
+        "syscalls/sys_exit_accept",
+    ] {
+        let (category, name) = tp.split_once('/').unwrap_or(("", tp));
+        let state = match attach::tracefs_root(sys) {
+            Ok(root)
+                if sys
+                    .read_file(&root.join("events").join(category).join(name).join("id"))
+                    .is_ok() =>
+            {
+                "present"
+            }
+            Ok(_) => "missing",
+            Err(_) => "unknown (no tracefs)",
+        };
+        r.line("tracepoint", format!("{tp}: {state}"));
+    }
+
+    let ipv6 = Path::new("/proc/sys/net/ipv6").exists();
+    r.line(
+        "IPv6",
+        if ipv6 {
+            "enabled"
+        } else {
+            "disabled (IPv4 only)"
+        },
+    );
+
+    let fields = match FieldSource::open(&opts.btf) {
+        Ok(f) => f,
+        Err(e) => {
+            r.line("BTF", format!("unusable: {e}"));
+            r.fail(e);
+            return r;
+        }
+    };
+    r.line(
+        "field offsets",
+        format!("from {}", btf_origin(&opts.btf, &fields)),
+    );
+    if !fields.has_btf() {
+        r.line("without BTF", format!("off: {}", fields::NO_BTF_LIMITS));
+    }
+    let object = match probe_object::parse(embedded::object_for(&fields)) {
+        Ok(o) => o,
+        Err(e) => {
+            r.fail(format!("embedded probe object: {e}"));
+            return r;
+        }
+    };
+    // Without BTF only the kprobe backend's programs can be used: list what they need.
+    let listed = (!fields.has_btf()).then(|| Backend::Kprobe.jobs());
+    for spec in field_specs(&object, listed) {
+        match fields.field(&spec) {
+            Ok(f) => r.line(
+                "",
+                format!("{spec:<32} offset {:>5}  size {}", f.offset, f.size),
+            ),
+            Err(e) => r.line("", format!("{spec:<32} unavailable: {e}")),
+        }
+    }
+
+    let (backend, why) = match backend::choose(sys, BackendChoice::Auto, fields.has_btf()) {
+        Ok((b, _, why)) => (b, why),
+        Err(e) => {
+            r.fail(e);
+            return r;
+        }
+    };
+    r.backend = Some(backend);
+    r.line("backend", format!("auto picks the {why}"));
+    if backend == Backend::Kprobe {
+        report_hooks(sys, &mut r);
+    }
+
+    // The verifier is the final word: load (not attach) every program the backend needs.
+    let nr_cpus = ring::online_cpus(sys)
+        .ok()
+        .and_then(|c| c.iter().max().map(|m| m + 1))
+        .unwrap_or(1);
+    let sections = backend
+        .jobs()
+        .iter()
+        .flat_map(|j| j.sections().map(str::to_string))
+        .collect();
+    let load_opts = LoadOptions {
+        nr_cpus,
+        kern_version: load::kernel_version_code(),
+        programs: ProgramFilter::Only(sections),
+    };
+    match load::load(sys, &object, &fields, &load_opts) {
+        Ok(loaded) => r.line(
+            "programs",
+            format!("{} loaded and verified", loaded.programs.len()),
+        ),
+        Err(e) => {
+            r.line("programs", "rejected");
+            r.fail(e.to_string());
+            return r;
+        }
+    }
+    // The built-in layout is only a claim until a real connection proves it.
+    if !fields.has_btf() {
+        match crate::session::verify_without_btf(sys) {
+            Ok(families) => r.line(
+                "self-test",
+                format!("built-in layout verified on loopback ({families})"),
+            ),
+            Err(e) => {
+                r.line("self-test", "failed");
+                r.fail(e);
+            }
+        }
+    }
+    r
+}
+
+/// Which hook each kprobe job will use: the first whose function the kernel has (as
+/// tracing finds by attaching, in the same order), from /proc/kallsyms.
+fn report_hooks(sys: &dyn Sys, r: &mut Report) {
+    let kallsyms = match sys.read_file(Path::new("/proc/kallsyms")) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            r.line("hooks", format!("unknown: cannot read /proc/kallsyms: {e}"));
+            return;
+        }
+    };
+    let jobs = Backend::Kprobe.jobs();
+    let wanted: Vec<&str> = jobs
+        .iter()
+        .flat_map(|j| j.hooks.iter())
+        .filter(|h| !h.section.starts_with("tracepoint/"))
+        .map(|h| h.target())
+        .collect();
+    let present = kernel_functions(&kallsyms, &wanted);
+    let mut chosen = Vec::new();
+    for job in jobs {
+        let hooks = match backend::hooks_of(job) {
+            Ok(h) => h,
+            Err(e) => {
+                r.fail(e);
+                return;
+            }
+        };
+        let found = hooks
+            .iter()
+            .find(|h| h.section.starts_with("tracepoint/") || present.contains(&h.target()));
+        match found {
+            Some(&hook) => {
+                chosen.push((job.role, hook));
+                if let Some(caveat) = hook.caveat {
+                    r.line("hook caveat", format!("{}: {caveat}", hook.target()));
+                }
+            }
+            None if job.optional => {}
+            None => {
+                let names: Vec<_> = hooks.iter().map(|h| h.target()).collect();
+                r.fail(format!(
+                    "the kernel has none of the functions {} (not in /proc/kallsyms)",
+                    names.join(", ")
+                ));
+            }
+        }
+    }
+    r.line("hooks", crate::session::describe_hooks(&chosen));
+}
+
+/// The names among `wanted` that /proc/kallsyms lists as functions ("ADDR t|T NAME").
+fn kernel_functions<'w>(kallsyms: &[u8], wanted: &[&'w str]) -> Vec<&'w str> {
+    let mut found = Vec::new();
+    for line in kallsyms.split(|&b| b == b'\n') {
+        let mut words = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|w| !w.is_empty());
+        let (Some(_), Some(kind), Some(name)) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        if kind != b"t" && kind != b"T" {
+            continue;
+        }
+        if let Some(&w) = wanted.iter().find(|w| w.as_bytes() == name) {
+            if !found.contains(&w) {
+                found.push(w);
+            }
+        }
+    }
+    found
+}
+
+fn btf_origin(arg: &BtfSource, fields: &FieldSource) -> String {
+    match (arg, fields) {
+        (_, FieldSource::Builtin) => fields.describe().to_string(),
+        (BtfSource::Path(p), _) => format!("BTF in {}", p.display()),
+        _ => format!("BTF in {}", crate::kernel::btf::VMLINUX_BTF),
+    }
+}
+
+/// Every distinct "struct.field" the programs use (those of the jobs `only`, if given), in
+/// order of first use.
+fn field_specs(object: &ProbeObject, only: Option<&[backend::Job]>) -> Vec<String> {
+    let mut specs: Vec<String> = Vec::new();
+    let used = |section: &str| {
+        only.is_none_or(|jobs| jobs.iter().any(|j| j.sections().any(|s| s == section)))
+    };
+    for reloc in object
+        .programs
+        .iter()
+        .filter(|p| used(&p.section))
+        .flat_map(|p| &p.field_relocs)
+    {
+        if !specs.contains(&reloc.name) {
+            specs.push(reloc.name.clone());
+        }
+    }
+    specs
+}
+
+fn kernel_release() -> String {
+    match host::uname() {
+        Some(u) => format!("{} ({})", u.release, u.machine),
+        None => "unknown".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_functions;
+
+    #[test]
+    fn finds_functions_in_kallsyms() {
+        let text = b"ffffffff81abe150 T security_sock_graft\n\
+                     ffffffff82066e50 t inet_csk_accept\n\
+                     ffffffff82066e60 D tcp_connect\n\
+                     ffffffffc0001000 t __inet_accept\t[some_module]\n\
+                     garbage\n\n";
+        let wanted = [
+            "security_sock_graft",
+            "__inet_accept",
+            "tcp_connect",
+            "inet_csk_accept",
+        ];
+        assert_eq!(
+            kernel_functions(text, &wanted),
+            ["security_sock_graft", "inet_csk_accept", "__inet_accept"]
+        );
+        assert!(kernel_functions(b"", &wanted).is_empty());
+    }
+}

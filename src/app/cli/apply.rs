@@ -1,0 +1,176 @@
+//! What each option does to the [`TraceOptions`]: its value read and range-checked.
+
+use super::spec::{Opt, Spec};
+use super::values::{invalid, number, seconds, utf8};
+use super::{
+    BackendChoice, BtfSource, CliError, Command, EventSet, FamilyFilter, TraceOptions,
+    MAX_DURATION_SECS, MAX_PAGES, MAX_PID, MAX_PORTS, MAX_UID,
+};
+use crate::session::event::Kind;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// Applies one option. Returns a command when the option ends parsing (help, version).
+pub(super) fn apply<'a>(
+    options: &mut TraceOptions,
+    spec: &Spec,
+    spelled: &str,
+    inline: Option<&'a OsStr>,
+    rest: &mut impl Iterator<Item = &'a OsStr>,
+) -> Result<Option<Command>, CliError> {
+    let mut value = || -> Result<&'a OsStr, CliError> {
+        inline.or_else(|| rest.next()).ok_or_else(|| {
+            CliError::new(format!(
+                "option {spelled} needs a value: {spelled} {}",
+                spec.value.unwrap_or("VALUE")
+            ))
+        })
+    };
+    match spec.opt {
+        Opt::Help => return Ok(Some(Command::Help)),
+        Opt::Version => return Ok(Some(Command::Version)),
+        Opt::Pid => {
+            let v = utf8(value()?, spelled)?;
+            let pid = number(v)
+                .filter(|p| (1..=MAX_PID).contains(p))
+                .ok_or_else(|| {
+                    invalid(
+                        "process id",
+                        v,
+                        spelled,
+                        &format!("expected a number from 1 to {MAX_PID}"),
+                    )
+                })?;
+            options.pid = Some(pid as u32);
+        }
+        Opt::Uid => {
+            let v = utf8(value()?, spelled)?;
+            let uid = number(v).filter(|&u| u <= MAX_UID).ok_or_else(|| {
+                invalid(
+                    "uid",
+                    v,
+                    spelled,
+                    &format!("expected a number from 0 to {MAX_UID}"),
+                )
+            })?;
+            options.uid = Some(uid as u32);
+        }
+        Opt::Port => {
+            let v = utf8(value()?, spelled)?;
+            for item in v.split(',') {
+                let port = number(item)
+                    .filter(|p| (1..=65535).contains(p))
+                    .ok_or_else(|| invalid("port", item, spelled, "expected 1-65535"))?
+                    as u16;
+                if !options.ports.contains(&port) {
+                    if options.ports.len() == MAX_PORTS {
+                        return Err(CliError::new(format!(
+                            "too many ports for {spelled}: at most {MAX_PORTS}"
+                        )));
+                    }
+                    options.ports.push(port);
+                }
+            }
+        }
+        Opt::Ipv4 | Opt::Ipv6 => {
+            let wanted = if spec.opt == Opt::Ipv4 {
+                FamilyFilter::Ipv4
+            } else {
+                FamilyFilter::Ipv6
+            };
+            if options.family != FamilyFilter::Any && options.family != wanted {
+                return Err(CliError::new(
+                    "-4 and -6 cannot be combined: leave both out to trace IPv4 and IPv6",
+                ));
+            }
+            options.family = wanted;
+        }
+        Opt::Events => {
+            let v = utf8(value()?, spelled)?;
+            let mut set = EventSet::EMPTY;
+            for item in v.split(',') {
+                let kind = [Kind::Connect, Kind::Established, Kind::Failed, Kind::Accept]
+                    .into_iter()
+                    .find(|k| k.name() == item)
+                    .ok_or_else(|| {
+                        invalid(
+                            "event",
+                            item,
+                            spelled,
+                            "expected connect, established, failed or accept",
+                        )
+                    })?;
+                set = set.with(kind);
+            }
+            options.events = set;
+        }
+        Opt::Failed => options.failed_only = true,
+        Opt::Json => options.json = true,
+        Opt::Timestamp => options.timestamps = true,
+        Opt::Duration => {
+            let v = utf8(value()?, spelled)?;
+            let duration = seconds(v).ok_or_else(|| {
+                invalid(
+                    "duration",
+                    v,
+                    spelled,
+                    &format!(
+                        "expected seconds above 0 and up to {MAX_DURATION_SECS}, like 10 or 0.5"
+                    ),
+                )
+            })?;
+            options.duration = Some(duration);
+        }
+        Opt::MaxEvents => {
+            let v = utf8(value()?, spelled)?;
+            let n = number(v)
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| invalid("event count", v, spelled, "expected a number above 0"))?;
+            options.max_events = Some(n);
+        }
+        Opt::Backend => {
+            let v = utf8(value()?, spelled)?;
+            options.backend = match v {
+                "auto" => BackendChoice::Auto,
+                "kprobe" => BackendChoice::Kprobe,
+                "tracepoint" => BackendChoice::Tracepoint,
+                _ => {
+                    return Err(invalid(
+                        "backend",
+                        v,
+                        spelled,
+                        "expected auto, kprobe or tracepoint",
+                    ))
+                }
+            };
+        }
+        Opt::Btf => {
+            let v = value()?;
+            options.btf = match v.as_bytes() {
+                b"none" => BtfSource::None,
+                b"" => {
+                    return Err(CliError::new(format!(
+                        "empty path for {spelled}: expected a file or none"
+                    )))
+                }
+                _ => BtfSource::Path(PathBuf::from(v)),
+            };
+        }
+        Opt::Pages => {
+            let v = utf8(value()?, spelled)?;
+            let pages = number(v)
+                .filter(|&n| (1..=MAX_PAGES).contains(&n) && n.is_power_of_two())
+                .ok_or_else(|| {
+                    invalid(
+                        "page count",
+                        v,
+                        spelled,
+                        &format!("expected a power of two from 1 to {MAX_PAGES}"),
+                    )
+                })?;
+            options.pages = pages as u32;
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,76 @@
+//! JSON lines: one object per record, keys in the documented order (DESIGN.md, "Events").
+
+use super::addr::push_ip;
+use super::clock::TimestampFormatter;
+use super::digits::{push_hex16, push_u64};
+use super::error_name;
+use super::escape::{push_json_plain, push_json_string};
+use crate::session::event::{Event, Loss};
+
+/// Appends one event line, newline included.
+pub fn push_event(out: &mut Vec<u8>, ev: &Event, ts: &mut TimestampFormatter, unix_ns: i64) {
+    out.extend_from_slice(b"{\"ts\":\"");
+    ts.push(out, unix_ns);
+    out.extend_from_slice(b"\",\"event\":");
+    push_json_plain(out, ev.kind.name());
+    out.extend_from_slice(b",\"pid\":");
+    push_u64(out, ev.pid.into());
+    out.extend_from_slice(b",\"tid\":");
+    push_u64(out, ev.tid.into());
+    out.extend_from_slice(b",\"uid\":");
+    push_u64(out, ev.uid.into());
+    out.extend_from_slice(b",\"comm\":");
+    push_json_string(out, ev.comm.as_bytes());
+    out.extend_from_slice(b",\"family\":");
+    push_json_plain(out, ev.family.name());
+    out.extend_from_slice(b",\"laddr\":\"");
+    push_ip(out, ev.local.ip());
+    out.extend_from_slice(b"\",\"lport\":");
+    push_u64(out, ev.local.port().into());
+    out.extend_from_slice(b",\"raddr\":\"");
+    push_ip(out, ev.remote.ip());
+    out.extend_from_slice(b"\",\"rport\":");
+    push_u64(out, ev.remote.port().into());
+    out.extend_from_slice(b",\"netns\":");
+    match ev.netns {
+        Some(inum) => push_u64(out, inum.into()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"cgroup\":");
+    push_u64(out, ev.cgroup);
+    out.extend_from_slice(b",\"sock\":\"");
+    push_hex16(out, ev.sock_id);
+    out.extend_from_slice(b"\",\"error\":");
+    match ev.error {
+        Some(errno) => {
+            out.push(b'"');
+            error_name(out, errno);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"latency_us\":");
+    match ev.latency_ns {
+        Some(ns) => push_u64(out, ns / 1000),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Appends a lost-records line:
+/// `{"ts":...,"event":"lost","cpu":1,"count":17,"reason":"ring_full"}` (cpu null when the
+/// loss belongs to no CPU).
+pub fn push_lost(out: &mut Vec<u8>, ts: &mut TimestampFormatter, unix_ns: i64, loss: &Loss) {
+    out.extend_from_slice(b"{\"ts\":\"");
+    ts.push(out, unix_ns);
+    out.extend_from_slice(b"\",\"event\":\"lost\",\"cpu\":");
+    match loss.cpu {
+        Some(cpu) => push_u64(out, cpu.into()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"count\":");
+    push_u64(out, loss.count);
+    out.extend_from_slice(b",\"reason\":\"");
+    out.extend_from_slice(loss.reason.name().as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}

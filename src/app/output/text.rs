@@ -1,0 +1,111 @@
+//! The default table: a header line, then one line per event, columns in the style of bcc's
+//! tcpconnect/tcpaccept.
+
+use super::addr::push_ip;
+use super::digits::{push_u64, push_u64_zero_padded};
+use super::error_name;
+use super::escape::push_text_escaped;
+use crate::session::event::{Event, Family, Loss};
+
+/// Column titles and minimum widths. A wider value (a long IPv6 address) pushes the rest of
+/// its line right rather than being cut: losing digits of an address would be worse.
+const TIME: (&str, usize) = ("TIME(s)", 13);
+const COLUMNS: [(&str, usize); 12] = [
+    ("EVENT", 11),
+    ("PID", 7),
+    ("TID", 7),
+    ("UID", 6),
+    ("COMM", 16),
+    ("IP", 2),
+    ("LADDR", 15),
+    ("LPORT", 5),
+    ("RADDR", 15),
+    ("RPORT", 5),
+    ("LAT(ms)", 9),
+    ("ERROR", 0),
+];
+
+pub fn push_header(out: &mut Vec<u8>, timestamps: bool) {
+    if timestamps {
+        push_cell(out, TIME, |o| o.extend_from_slice(TIME.0.as_bytes()));
+    }
+    for column in COLUMNS {
+        push_cell(out, column, |o| o.extend_from_slice(column.0.as_bytes()));
+    }
+    end_line(out);
+}
+
+/// Appends one event line. `elapsed_ns` is the TIME(s) column, when timestamps are on.
+pub fn push_event(out: &mut Vec<u8>, ev: &Event, elapsed_ns: Option<u64>) {
+    if let Some(ns) = elapsed_ns {
+        push_cell(out, TIME, |o| push_fixed(o, ns / 1000, 1_000_000, 6));
+    }
+    let [event, pid, tid, uid, comm, ip, laddr, lport, raddr, rport, latency, error] = COLUMNS;
+    push_cell(out, event, |o| {
+        o.extend_from_slice(ev.kind.name().as_bytes())
+    });
+    push_cell(out, pid, |o| push_u64(o, ev.pid.into()));
+    push_cell(out, tid, |o| push_u64(o, ev.tid.into()));
+    push_cell(out, uid, |o| push_u64(o, ev.uid.into()));
+    push_cell(out, comm, |o| push_text_escaped(o, ev.comm.as_bytes()));
+    push_cell(out, ip, |o| {
+        o.push(match ev.family {
+            Family::Ipv4 => b'4',
+            Family::Ipv6 => b'6',
+        })
+    });
+    push_cell(out, laddr, |o| push_ip(o, ev.local.ip()));
+    push_cell(out, lport, |o| push_u64(o, ev.local.port().into()));
+    push_cell(out, raddr, |o| push_ip(o, ev.remote.ip()));
+    push_cell(out, rport, |o| push_u64(o, ev.remote.port().into()));
+    push_cell(out, latency, |o| match ev.latency_ns {
+        Some(ns) => push_fixed(o, ns / 1000, 1000, 3),
+        None => o.push(b'-'),
+    });
+    push_cell(out, error, |o| match ev.error {
+        Some(errno) => error_name(o, errno),
+        None => o.push(b'-'),
+    });
+    end_line(out);
+}
+
+/// The notice for lost records, meant for stderr: `lost 17 events on CPU 1 (ring full)`.
+pub fn push_lost(out: &mut Vec<u8>, loss: &Loss) {
+    out.extend_from_slice(b"lost ");
+    push_u64(out, loss.count);
+    out.extend_from_slice(if loss.count == 1 {
+        b" event"
+    } else {
+        b" events"
+    });
+    if let Some(cpu) = loss.cpu {
+        out.extend_from_slice(b" on CPU ");
+        push_u64(out, cpu.into());
+    }
+    out.extend_from_slice(b" (");
+    out.extend_from_slice(loss.reason.describe().as_bytes());
+    out.extend_from_slice(b")\n");
+}
+
+/// Writes a cell, then pads it to its width plus one separating space.
+fn push_cell(out: &mut Vec<u8>, (_, width): (&str, usize), write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    write(out);
+    let written = out.len() - start;
+    out.extend(std::iter::repeat_n(b' ', width.saturating_sub(written) + 1));
+}
+
+/// The last column has no padding to keep; trailing spaces would only clutter the line.
+fn end_line(out: &mut Vec<u8>) {
+    while out.last() == Some(&b' ') {
+        out.pop();
+    }
+    out.push(b'\n');
+}
+
+/// `value / scale` with `decimals` fractional digits, e.g. 1234567 us at scale 1000 -> 1234.567.
+fn push_fixed(out: &mut Vec<u8>, value: u64, scale: u64, decimals: usize) {
+    push_u64(out, value / scale);
+    out.push(b'.');
+    push_u64_zero_padded(out, value % scale, decimals);
+}

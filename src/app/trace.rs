@@ -1,0 +1,77 @@
+//! The program: parse the command line, then check, or trace: set up a session (`session`),
+//! verify the built-in layout when there is no BTF (`selftest`), drop privileges, read until
+//! told to stop (`reader`), print the totals.
+
+use std::ffi::OsString;
+
+use crate::app::cli::{self, Command, TraceOptions};
+use crate::app::privileges;
+use crate::app::reader::read_events;
+use crate::app::signals;
+use crate::kernel::sys::{RealSys, Sys};
+use crate::session::fields;
+use crate::session::start;
+
+/// The program's entry point; returns the exit status (0 done, 1 tracing failed, 2 bad usage).
+pub fn main() -> i32 {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let command = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    match command {
+        Command::Help => {
+            print!("{}", cli::help());
+            0
+        }
+        Command::Version => {
+            println!("{}", cli::version());
+            0
+        }
+        Command::Check(opts) => crate::app::check::run(&RealSys, &opts),
+        Command::Trace(opts) => match run(&RealSys, &opts) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("conntrace: {e}");
+                1
+            }
+        },
+    }
+}
+
+fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
+    signals::install();
+    let session_opts = opts.session();
+    let mut session = start(sys, &session_opts)?;
+    if let Some(families) = session.verify_builtin_layout(sys, &session_opts)? {
+        eprintln!(
+            "conntrace: no BTF: using the built-in sock_common layout (verified on loopback: \
+             {families}); off without BTF: {}",
+            fields::NO_BTF_LIMITS
+        );
+    }
+    // From here on only rings, stdout and our own fds are used: see `privileges`.
+    let dropped = privileges::drop_privileges(sys)?;
+    if let Some(warning) = dropped.warning {
+        eprintln!("conntrace: warning: {warning}");
+    }
+    for note in &session.notes {
+        eprintln!("conntrace: note: {note}");
+    }
+    eprintln!(
+        "conntrace: attached {} probes: {} ({}); Ctrl-C to stop",
+        session.attachments.len(),
+        session.why,
+        session.describe_hooks()
+    );
+    let totals = read_events(sys, session, opts)?;
+    let mut summary = format!("conntrace: {} events, {} lost", totals.events, totals.lost);
+    if totals.malformed > 0 {
+        summary.push_str(&format!(", {} malformed records skipped", totals.malformed));
+    }
+    eprintln!("{summary}");
+    Ok(())
+}

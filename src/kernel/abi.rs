@@ -1,0 +1,52 @@
+//! The kernel's numbers that conntrace uses, in one place, each as the uapi header spells it
+//! (include/uapi/linux/bpf.h, perf_event.h). Nothing else in the crate writes these numbers.
+
+// bpf(2) commands.
+pub const BPF_MAP_CREATE: u32 = 0;
+pub const BPF_MAP_LOOKUP_ELEM: u32 = 1;
+pub const BPF_MAP_UPDATE_ELEM: u32 = 2;
+pub const BPF_MAP_GET_NEXT_KEY: u32 = 4;
+pub const BPF_PROG_LOAD: u32 = 5;
+
+/// BPF_MAP_UPDATE_ELEM flag: create or replace.
+pub const BPF_ANY: u64 = 0;
+
+// Map types.
+pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
+pub const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
+
+// Program types.
+pub const BPF_PROG_TYPE_KPROBE: u32 = 2;
+pub const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
+
+// perf_event_attr.type and config.
+pub const PERF_TYPE_SOFTWARE: u32 = 1;
+pub const PERF_TYPE_TRACEPOINT: u32 = 2;
+pub const PERF_COUNT_SW_BPF_OUTPUT: u64 = 10;
+/// perf_event_attr.sample_type: the raw data a BPF program passes to bpf_perf_event_output.
+pub const PERF_SAMPLE_RAW: u64 = 1 << 10;
+/// `perf_event_attr.watermark` (bit 14 of the flags word): wake up on `wakeup_watermark`
+/// bytes, not events.
+pub const PERF_ATTR_FLAG_WATERMARK: u64 = 1 << 14;
+/// perf_event_open(2) flag.
+pub const PERF_FLAG_FD_CLOEXEC: u64 = 1 << 3;
+
+// perf event ioctls (see `sys::PerfEventIoctl`).
+/// `_IO('$', 0)`.
+pub const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
+/// `_IO('$', 1)`.
+pub const PERF_EVENT_IOC_DISABLE: u64 = 0x2401;
+/// `_IOW('$', 8, __u32)`.
+pub const PERF_EVENT_IOC_SET_BPF: u64 = 0x4004_2408;
+
+// Offsets in `struct perf_event_mmap_page`, the first page of a perf ring mapping.
+pub const PERF_MMAP_DATA_HEAD: usize = 1024;
+pub const PERF_MMAP_DATA_TAIL: usize = 1032;
+pub const PERF_MMAP_DATA_OFFSET: usize = 1040;
+pub const PERF_MMAP_DATA_SIZE: usize = 1048;
+
+// Perf ring records.
+pub const PERF_RECORD_LOST: u32 = 2;
+pub const PERF_RECORD_SAMPLE: u32 = 9;
+/// `struct perf_event_header`: u32 type, u16 misc, u16 size (of the whole record).
+pub const PERF_EVENT_HEADER_SIZE: usize = 8;

@@ -1,0 +1,350 @@
+//! Turns a parsed probe object into kernel objects: creates its maps, patches map fds and
+//! struct-field offsets into the instructions, and loads the programs, with the verifier's
+//! log tail when the kernel refuses one.
+
+mod kernel_version;
+mod patch;
+mod verifier;
+
+#[cfg(test)]
+mod tests;
+
+pub use kernel_version::{kernel_version_code, parse_kernel_release};
+
+use crate::kernel::abi::{BPF_ANY, BPF_MAP_TYPE_PERF_EVENT_ARRAY};
+use crate::kernel::probe_object::{MapDef, ProbeObject, Program, ProgramKind};
+use crate::kernel::sys::{MapCreate, ProgLoad, Sys, SysError};
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+const PRIVILEGE_HINT: &str = "needs root or CAP_BPF+CAP_PERFMON";
+
+/// Where a struct field lives in the running kernel, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldOffset {
+    pub offset: u32,
+    pub size: u32,
+}
+
+/// Resolves "STRUCT.FIELD.PATH" (e.g. "sock_common.skc_dport") for the running kernel. The
+/// BTF module implements it; the error says why the field cannot be found.
+pub trait FieldResolver {
+    fn field(&self, spec: &str) -> Result<FieldOffset, String>;
+}
+
+/// Which program sections to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgramFilter {
+    All,
+    /// Exact section names ("kprobe/tcp_v4_connect") or prefixes ending in '/' ("tracepoint/").
+    /// Each entry must match at least one program.
+    Only(Vec<String>),
+}
+
+impl ProgramFilter {
+    fn entry_matches(entry: &str, section: &str) -> bool {
+        if entry.ends_with('/') {
+            section.starts_with(entry)
+        } else {
+            section == entry
+        }
+    }
+
+    fn selects(&self, section: &str) -> bool {
+        match self {
+            ProgramFilter::All => true,
+            ProgramFilter::Only(entries) => entries.iter().any(|e| Self::entry_matches(e, section)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// max_entries of a PERF_EVENT_ARRAY defined with 0: one slot per possible CPU.
+    pub nr_cpus: u32,
+    /// KERNEL_VERSION of the running kernel, see [`kernel_version_code`].
+    pub kern_version: u32,
+    pub programs: ProgramFilter,
+}
+
+#[derive(Debug)]
+pub struct LoadedMap {
+    pub def: MapDef,
+    pub fd: OwnedFd,
+}
+
+#[derive(Debug)]
+pub struct LoadedProgram {
+    pub section: String,
+    pub kind: ProgramKind,
+    pub fd: OwnedFd,
+}
+
+/// Everything `load` created. Dropping it closes the fds; attached programs stay alive as long
+/// as their perf events hold them.
+#[derive(Debug)]
+pub struct Loaded {
+    pub maps: Vec<LoadedMap>,
+    pub programs: Vec<LoadedProgram>,
+}
+
+impl Loaded {
+    pub fn map(&self, name: &str) -> Option<&LoadedMap> {
+        self.maps.iter().find(|m| m.def.name == name)
+    }
+
+    pub fn map_fd(&self, name: &str) -> Option<BorrowedFd<'_>> {
+        self.map(name).map(|m| m.fd.as_fd())
+    }
+
+    pub fn program(&self, section: &str) -> Option<&LoadedProgram> {
+        self.programs.iter().find(|p| p.section == section)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// A filter entry that matches no program of the object.
+    NoSuchProgram {
+        wanted: String,
+    },
+    NoSuchMap {
+        name: String,
+    },
+    MapCreate {
+        map: String,
+        error: SysError,
+    },
+    /// A relocation could not be applied (bad object, unknown field, offset out of range).
+    Patch {
+        program: String,
+        message: String,
+    },
+    Verifier {
+        program: String,
+        errno: i32,
+        log_tail: Vec<String>,
+        log_truncated: bool,
+    },
+    /// The kernel refused for lack of privilege (`what` names the step).
+    Permission {
+        what: String,
+        error: SysError,
+    },
+    MapUpdate {
+        map: String,
+        message: String,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::NoSuchProgram { wanted } => {
+                write!(f, "the probe object has no program matching `{wanted}`")
+            }
+            LoadError::NoSuchMap { name } => {
+                write!(f, "the probe object has no map named `{name}`")
+            }
+            LoadError::MapCreate { map, error } => {
+                write!(f, "creating BPF map `{map}`: {error}: this kernel does not support the map as defined")
+            }
+            LoadError::Patch { program, message } => {
+                write!(f, "preparing program {program}: {message}")
+            }
+            LoadError::Verifier {
+                program,
+                errno,
+                log_tail,
+                log_truncated,
+            } => {
+                let why = crate::kernel::errno::name(*errno)
+                    .map_or_else(|| format!("errno {errno}"), str::to_string);
+                write!(f, "the kernel refused to load program {program} ({why})")?;
+                if log_tail.is_empty() {
+                    return write!(f, " and gave no verifier log");
+                }
+                if *log_truncated {
+                    write!(f, "; the verifier log outgrew 16 MiB")?;
+                }
+                write!(f, "; the verifier said:")?;
+                for line in log_tail {
+                    write!(f, "\n    {line}")?;
+                }
+                Ok(())
+            }
+            LoadError::Permission { what, error } => {
+                write!(f, "{what}: {error}: conntrace {PRIVILEGE_HINT}")
+            }
+            LoadError::MapUpdate { map, message } => {
+                write!(f, "updating BPF map `{map}`: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Creates every map of `obj`, then patches and loads the programs `opts.programs` selects.
+pub fn load(
+    sys: &dyn Sys,
+    obj: &ProbeObject,
+    fields: &dyn FieldResolver,
+    opts: &LoadOptions,
+) -> Result<Loaded, LoadError> {
+    if let ProgramFilter::Only(entries) = &opts.programs {
+        if let Some(missing) = entries.iter().find(|e| {
+            !obj.programs
+                .iter()
+                .any(|p| ProgramFilter::entry_matches(e, &p.section))
+        }) {
+            return Err(LoadError::NoSuchProgram {
+                wanted: missing.clone(),
+            });
+        }
+    }
+    let maps = obj
+        .maps
+        .iter()
+        .map(|def| create_map(sys, def, opts.nr_cpus))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut programs = Vec::new();
+    for program in obj
+        .programs
+        .iter()
+        .filter(|p| opts.programs.selects(&p.section))
+    {
+        let fd = load_program(sys, obj, program, &maps, fields, opts)?;
+        programs.push(LoadedProgram {
+            section: program.section.clone(),
+            kind: program.kind.clone(),
+            fd,
+        });
+    }
+    Ok(Loaded { maps, programs })
+}
+
+fn create_map(sys: &dyn Sys, def: &MapDef, nr_cpus: u32) -> Result<LoadedMap, LoadError> {
+    let max_entries = if def.map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && def.max_entries == 0 {
+        nr_cpus
+    } else {
+        def.max_entries
+    };
+    let req = MapCreate {
+        name: &def.name,
+        map_type: def.map_type,
+        key_size: def.key_size,
+        value_size: def.value_size,
+        max_entries,
+        flags: def.flags,
+    };
+    let fd = sys.map_create(&req).map_err(|error| {
+        if error.errno == libc::EPERM {
+            // Before 5.11 an exhausted RLIMIT_MEMLOCK also gives EPERM.
+            let what = format!(
+                "creating BPF map `{}` (on kernels before 5.11 also raise `ulimit -l`)",
+                def.name
+            );
+            LoadError::Permission { what, error }
+        } else {
+            LoadError::MapCreate {
+                map: def.name.clone(),
+                error,
+            }
+        }
+    })?;
+    Ok(LoadedMap {
+        def: MapDef {
+            max_entries,
+            ..def.clone()
+        },
+        fd,
+    })
+}
+
+fn load_program(
+    sys: &dyn Sys,
+    obj: &ProbeObject,
+    program: &Program,
+    maps: &[LoadedMap],
+    fields: &dyn FieldResolver,
+    opts: &LoadOptions,
+) -> Result<OwnedFd, LoadError> {
+    let patch_error = |message| LoadError::Patch {
+        program: program.section.clone(),
+        message,
+    };
+    let mut insns = program.insns.clone();
+    for &(insn_index, map_index) in &program.map_relocs {
+        let Some(map) = maps.get(map_index) else {
+            let message = format!("map relocation at instruction {insn_index} names map {map_index}, but there are {}", maps.len());
+            return Err(patch_error(message));
+        };
+        patch::map_fd(program, &mut insns, insn_index, map.fd.as_raw_fd()).map_err(patch_error)?;
+    }
+    for reloc in &program.field_relocs {
+        patch::field(program, &mut insns, reloc, fields).map_err(patch_error)?;
+    }
+    let name = program_name(&program.kind);
+    let req = ProgLoad {
+        name: &name,
+        prog_type: program.kind.prog_type(),
+        insns: &insns,
+        license: &obj.license,
+        kern_version: opts.kern_version,
+    };
+    verifier::load_with_log(sys, &req).map_err(|failure| match failure {
+        verifier::Failure::Verifier {
+            errno,
+            log_tail,
+            log_truncated,
+        } => LoadError::Verifier {
+            program: program.section.clone(),
+            errno,
+            log_tail,
+            log_truncated,
+        },
+        verifier::Failure::Permission(error) => LoadError::Permission {
+            what: format!("loading BPF program {}", program.section),
+            error,
+        },
+    })
+}
+
+/// The kernel's name for the program (bpftool shows it; 15 characters survive).
+fn program_name(kind: &ProgramKind) -> String {
+    match kind {
+        ProgramKind::Kprobe { function } => format!("kp_{function}"),
+        ProgramKind::Kretprobe { function } => format!("kr_{function}"),
+        ProgramKind::Tracepoint { name, .. } => format!("tp_{name}"),
+    }
+}
+
+/// Writes one entry into map `name`, checking the key and value sizes against its definition.
+pub fn update_map(
+    sys: &dyn Sys,
+    loaded: &Loaded,
+    name: &str,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), LoadError> {
+    let map = loaded.map(name).ok_or_else(|| LoadError::NoSuchMap {
+        name: name.to_string(),
+    })?;
+    let sizes = (key.len(), value.len());
+    if sizes != (map.def.key_size as usize, map.def.value_size as usize) {
+        let message = format!(
+            "got a {}-byte key and {}-byte value, the map holds {}-byte keys and {}-byte values",
+            sizes.0, sizes.1, map.def.key_size, map.def.value_size
+        );
+        return Err(LoadError::MapUpdate {
+            map: name.to_string(),
+            message,
+        });
+    }
+    sys.map_update(map.fd.as_fd(), key, value, BPF_ANY)
+        .map_err(|e| LoadError::MapUpdate {
+            map: name.to_string(),
+            message: e.to_string(),
+        })
+}

@@ -1,0 +1,279 @@
+//! The fake's answer to each `Sys` call: record it, consume the script, then behave like the
+//! kernel would on success (real descriptors, zeroed ring memory, epoll readiness from data).
+
+use super::ring::{page_size, FakeRing, Mapping};
+use super::{Call, FakeSys};
+use crate::kernel::sys::{
+    MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, Sys, SysError, SysResult,
+};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::ptr::NonNull;
+
+/// A real, harmless descriptor for the code under test to own and close.
+fn new_fd() -> OwnedFd {
+    match File::options().read(true).write(true).open("/dev/null") {
+        Ok(f) => OwnedFd::from(f),
+        Err(e) => panic!("FakeSys: cannot open /dev/null for a stand-in descriptor: {e}"),
+    }
+}
+
+impl Sys for FakeSys {
+    fn map_create(&self, req: &MapCreate<'_>) -> SysResult<OwnedFd> {
+        let result = self
+            .check("map_create", "bpf(BPF_MAP_CREATE)")
+            .map(|_| new_fd());
+        self.record(Call::MapCreate {
+            name: req.name.to_string(),
+            map_type: req.map_type,
+            key_size: req.key_size,
+            value_size: req.value_size,
+            max_entries: req.max_entries,
+            flags: req.flags,
+            fd: result.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+        });
+        result
+    }
+
+    fn map_update(
+        &self,
+        map: BorrowedFd<'_>,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> SysResult<()> {
+        self.record(Call::MapUpdate {
+            map: map.as_raw_fd(),
+            key: key.to_vec(),
+            value: value.to_vec(),
+            flags,
+        });
+        self.check("map_update", "bpf(BPF_MAP_UPDATE_ELEM)")
+    }
+
+    fn map_lookup(&self, map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> SysResult<()> {
+        self.record(Call::MapLookup {
+            map: map.as_raw_fd(),
+            key: key.to_vec(),
+        });
+        self.check("map_lookup", "bpf(BPF_MAP_LOOKUP_ELEM)")?;
+        value.fill(0);
+        if let Some(v) = self.state.borrow_mut().script.lookup_values.pop_front() {
+            let n = v.len().min(value.len());
+            value[..n].copy_from_slice(&v[..n]);
+        }
+        Ok(())
+    }
+
+    fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd> {
+        if let Some(text) = &self.state.borrow().script.verifier_log {
+            if let Some(room) = log.len().checked_sub(1) {
+                let n = text.len().min(room);
+                log[..n].copy_from_slice(&text[..n]);
+                log[n] = 0;
+            }
+        }
+        let result = self
+            .check("prog_load", "bpf(BPF_PROG_LOAD)")
+            .map(|_| new_fd());
+        self.record(Call::ProgLoad {
+            name: req.name.to_string(),
+            prog_type: req.prog_type,
+            insns: req.insns.to_vec(),
+            license: req.license.to_string(),
+            kern_version: req.kern_version,
+            log_size: log.len(),
+            fd: result.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+        });
+        result
+    }
+
+    fn perf_event_open(
+        &self,
+        attr: &PerfEventAttr,
+        pid: i32,
+        cpu: i32,
+        group_fd: i32,
+        flags: u64,
+    ) -> SysResult<OwnedFd> {
+        let result = self
+            .check("perf_event_open", "perf_event_open")
+            .map(|_| new_fd());
+        let fd = result.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+        if fd >= 0 {
+            self.state.borrow_mut().perf_cpu.insert(fd, cpu);
+        }
+        self.record(Call::PerfEventOpen {
+            attr: *attr,
+            pid,
+            cpu,
+            group_fd,
+            flags,
+            fd,
+        });
+        result
+    }
+
+    fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32> {
+        self.record(Call::Ioctl {
+            fd: fd.as_raw_fd(),
+            request,
+        });
+        self.check("ioctl", "ioctl").map(|_| 0)
+    }
+
+    fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>> {
+        let fd = fd.as_raw_fd();
+        self.record(Call::MmapShared { fd, len });
+        self.check("mmap_shared", "mmap")?;
+        if len == 0 {
+            return Err(SysError::new("mmap", libc::EINVAL));
+        }
+        // SAFETY: a fresh private anonymous mapping at an address the kernel picks; it aliases
+        // nothing. Anonymous memory is zeroed and page-aligned, like a fresh perf ring.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(SysError::last("mmap"));
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(SysError::new("mmap", libc::ENOMEM))?;
+        let page = page_size();
+        if len > page {
+            // Like the kernel (4.1+), say where the data area starts and how big it is.
+            FakeRing::new(ptr, len).set_data_area(page as u64, (len - page) as u64);
+        }
+        self.state.borrow_mut().mappings.push(Mapping {
+            ptr,
+            len,
+            fd,
+            unmapped: false,
+        });
+        Ok(ptr)
+    }
+
+    unsafe fn munmap(&self, ptr: NonNull<u8>, len: usize) {
+        let mut state = self.state.borrow_mut();
+        let Some(m) = state
+            .mappings
+            .iter_mut()
+            .find(|m| m.ptr == ptr && !m.unmapped)
+        else {
+            drop(state);
+            panic!("FakeSys: munmap of {ptr:p} which is not a live mmap_shared region");
+        };
+        if m.len != len {
+            let mapped = m.len;
+            drop(state);
+            panic!("FakeSys: munmap of {len} bytes at {ptr:p}, but {mapped} were mapped");
+        }
+        // The memory stays until the fake drops (see `Mapping`); only the bookkeeping changes.
+        m.unmapped = true;
+        let fd = m.fd;
+        state.calls.push(Call::Munmap { fd, len });
+    }
+
+    fn epoll_create(&self) -> SysResult<OwnedFd> {
+        let result = self
+            .check("epoll_create", "epoll_create1")
+            .map(|_| new_fd());
+        let fd = result.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+        if fd >= 0 {
+            self.state.borrow_mut().epoll.insert(fd, Vec::new());
+        }
+        self.record(Call::EpollCreate { fd });
+        result
+    }
+
+    fn epoll_add(&self, epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> SysResult<()> {
+        let (epoll, fd) = (epoll.as_raw_fd(), fd.as_raw_fd());
+        self.record(Call::EpollAdd { epoll, fd, token });
+        self.check("epoll_add", "epoll_ctl")?;
+        self.state
+            .borrow_mut()
+            .epoll
+            .entry(epoll)
+            .or_default()
+            .push((fd, token));
+        Ok(())
+    }
+
+    fn epoll_wait(
+        &self,
+        epoll: BorrowedFd<'_>,
+        tokens: &mut [u64],
+        timeout_ms: i32,
+    ) -> SysResult<usize> {
+        let epoll = epoll.as_raw_fd();
+        self.record(Call::EpollWait {
+            epoll,
+            capacity: tokens.len(),
+            timeout_ms,
+        });
+        self.check("epoll_wait", "epoll_wait")?;
+        let scripted = self.state.borrow_mut().script.epoll_results.pop_front();
+        let ready: Vec<u64> = match scripted {
+            Some(list) => list,
+            None => {
+                let regs = self
+                    .state
+                    .borrow()
+                    .epoll
+                    .get(&epoll)
+                    .cloned()
+                    .unwrap_or_default();
+                regs.into_iter()
+                    .filter(|&(fd, _)| self.ring_has_data(fd))
+                    .map(|(_, t)| t)
+                    .collect()
+            }
+        };
+        // Never sleeps: with nothing ready this is a timeout that happened at once.
+        let n = ready.len().min(tokens.len());
+        tokens[..n].copy_from_slice(&ready[..n]);
+        Ok(n)
+    }
+
+    fn mount(&self, source: &str, target: &Path, fstype: &str) -> SysResult<()> {
+        self.record(Call::Mount {
+            source: source.to_string(),
+            target: target.to_path_buf(),
+            fstype: fstype.to_string(),
+        });
+        self.check("mount", "mount")
+    }
+
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.record(Call::ReadFile {
+            path: path.to_path_buf(),
+        });
+        self.scripted("read_file")
+            .map_err(io::Error::from_raw_os_error)?;
+        match self.state.borrow().script.files.get(path) {
+            Some(contents) => Ok(contents.clone()),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("FakeSys: no file {}", path.display()),
+            )),
+        }
+    }
+
+    fn write_file(&self, path: &Path, data: &[u8], append: bool) -> io::Result<()> {
+        self.record(Call::WriteFile {
+            path: path.to_path_buf(),
+            data: data.to_vec(),
+            append,
+        });
+        self.scripted("write_file")
+            .map_err(io::Error::from_raw_os_error)
+    }
+}

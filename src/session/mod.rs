@@ -1,0 +1,259 @@
+//! The session layer: setting up a traced session (field offsets, the probe object, maps
+//! and filters, perf rings, the programs attached where the backend says) on top of `kernel`,
+//! and verifying the built-in layout without BTF. Nothing here knows about the command line:
+//! `options` is what it is asked to do.
+
+pub mod backend;
+pub mod embedded;
+pub mod event;
+pub mod fields;
+pub mod filter;
+pub mod options;
+pub mod selftest;
+
+use std::os::fd::AsFd;
+
+use crate::kernel::attach::{self, Attachment, KprobeSupport};
+use crate::kernel::load::{self, LoadOptions, Loaded, ProgramFilter};
+use crate::kernel::probe_object::{self, ProgramKind};
+use crate::kernel::ring::{self, PerfRings, Wakeup};
+use crate::kernel::sys::{host, Sys};
+use crate::session::backend::{Backend, Hook, Role};
+use crate::session::fields::FieldSource;
+use crate::session::options::{BtfSource, FamilyFilter, SessionOptions};
+
+/// A traced session: everything that must stay alive while events are read. Fields drop in
+/// order: probes are detached before the rings and maps go away.
+pub struct Session<'s> {
+    pub attachments: Vec<Attachment<'s>>,
+    pub rings: PerfRings<'s>,
+    pub loaded: Loaded,
+    pub backend: Backend,
+    /// Why this backend, for the "attached" line.
+    pub why: String,
+    /// Without BTF: the families whose built-in layout the self-test must verify before the
+    /// user's filters go in and tracing begins.
+    pub verify: Option<Vec<selftest::Family>>,
+    /// The hook each attached job uses.
+    pub hooks: Vec<(Role, &'static Hook)>,
+    /// What the user must know about the hooks in use (their limits).
+    pub notes: Vec<String>,
+}
+
+impl Session<'_> {
+    /// "connect: kprobe tcp_connect, ...; accept: kprobe security_sock_graft", for the
+    /// "attached" line.
+    pub fn describe_hooks(&self) -> String {
+        describe_hooks(&self.hooks)
+    }
+
+    /// Without BTF: proves the built-in layout with the self-test (run under a
+    /// this-process-only filter), then puts the user's filters in. Returns the families
+    /// verified ("IPv4, IPv6"), or None with BTF (nothing to verify, the filters are in).
+    pub fn verify_builtin_layout(
+        &mut self,
+        sys: &dyn Sys,
+        opts: &SessionOptions,
+    ) -> Result<Option<String>, String> {
+        let Some(families) = self.verify.take() else {
+            return Ok(None);
+        };
+        selftest::verify(&mut self.rings, &families)?;
+        filter::configure(sys, &self.loaded, opts)?;
+        let names: Vec<_> = families.iter().map(|f| f.name()).collect();
+        Ok(Some(names.join(", ")))
+    }
+}
+
+/// The hooks per role, as the "attached" line and `conntrace check` name them.
+pub fn describe_hooks(hooks: &[(Role, &Hook)]) -> String {
+    let mut parts = Vec::new();
+    for (role, name) in [(Role::Connect, "connect"), (Role::Accept, "accept")] {
+        let of_role: Vec<String> = hooks
+            .iter()
+            .filter(|(r, _)| *r == role)
+            .map(|(_, h)| h.section.replacen('/', " ", 1))
+            .collect();
+        if !of_role.is_empty() {
+            parts.push(format!("{name}: {}", of_role.join(", ")));
+        }
+    }
+    parts.join("; ")
+}
+
+/// `conntrace check --btf none`: attaches as tracing would, runs the self-test, detaches.
+/// Returns the families verified ("IPv4, IPv6").
+pub fn verify_without_btf(sys: &dyn Sys) -> Result<String, String> {
+    let opts = SessionOptions {
+        btf: BtfSource::None,
+        ..SessionOptions::default()
+    };
+    let mut session = start(sys, &opts)?;
+    Ok(session
+        .verify_builtin_layout(sys, &opts)?
+        .unwrap_or_default())
+}
+
+/// Loads, configures and attaches everything the options ask for.
+pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>, String> {
+    let fields = FieldSource::open(&opts.btf)?;
+    let (backend, kprobes, why) = backend::choose(sys, opts.backend, fields.has_btf())?;
+    let object = probe_object::parse(embedded::object_for(&fields))
+        .map_err(|e| format!("embedded probe object: {e}"))?;
+    // Without BTF every job is done, whatever -e asks: the self-test needs the connect and
+    // accept records to verify the layout (unwanted kinds are dropped in user space).
+    let verify = (!fields.has_btf()).then(|| selftest_families(opts));
+
+    let mut jobs = Vec::new();
+    for job in backend.jobs().iter().filter(|j| {
+        verify.is_some()
+            || match j.role {
+                Role::Connect => opts.connects,
+                Role::Accept => opts.accepts,
+            }
+    }) {
+        jobs.push((job, backend::hooks_of(job)?));
+    }
+
+    let cpus = ring::online_cpus(sys).map_err(|e| e.to_string())?;
+    let nr_cpus = cpus.iter().max().map_or(1, |&c| c + 1);
+    let load_opts = LoadOptions {
+        nr_cpus,
+        kern_version: load::kernel_version_code(),
+        // Every hook a job may use is loaded: which one attaches is known only by trying.
+        programs: ProgramFilter::Only(
+            jobs.iter()
+                .flat_map(|(_, hooks)| hooks.iter().map(|h| h.section.to_string()))
+                .collect(),
+        ),
+    };
+    let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
+    match verify {
+        None => filter::configure(sys, &loaded, opts)?,
+        Some(_) => filter::write_config(sys, &loaded, &selftest::filter_self())?,
+    }
+
+    let events = loaded
+        .map_fd("events")
+        .ok_or("probe object has no events map")?;
+    let wakeup = Wakeup::Watermark(wakeup_watermark(opts.pages));
+    let rings = PerfRings::open(sys, events, &cpus, opts.pages as usize, wakeup)
+        .map_err(|e| e.to_string())?;
+
+    let mut attachments = Vec::new();
+    let mut hooks_used = Vec::new();
+    let mut notes = Vec::new();
+    for (job, hooks) in &jobs {
+        match attach_first(sys, &loaded, kprobes, hooks)? {
+            Ok((hook, mut attached, note)) => {
+                hooks_used.push((job.role, hook));
+                notes.extend(hook.caveat.map(|c| format!("{}: {c}", hook.target())));
+                notes.extend(note);
+                attachments.append(&mut attached);
+            }
+            Err(e) if job.optional => eprintln!(
+                "conntrace: warning: {e}; continuing without {}",
+                hooks
+                    .iter()
+                    .map(|h| h.section)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Session {
+        attachments,
+        rings,
+        loaded,
+        backend,
+        why,
+        verify,
+        hooks: hooks_used,
+        notes,
+    })
+}
+
+/// Attaches the first of `hooks` the kernel has, with its extra tracepoints. The outer error
+/// ends the session (a program that should have been loaded, no privilege); the inner one
+/// says why no hook could be attached, each hook's reason in turn.
+#[allow(clippy::type_complexity)]
+fn attach_first<'s>(
+    sys: &'s dyn Sys,
+    loaded: &Loaded,
+    kprobes: KprobeSupport,
+    hooks: &[&'static Hook],
+) -> Result<Result<(&'static Hook, Vec<Attachment<'s>>, Option<String>), String>, String> {
+    let mut reasons = Vec::new();
+    for &hook in hooks {
+        let program = loaded
+            .program(hook.section)
+            .ok_or_else(|| format!("program {} was not loaded", hook.section))?;
+        let attached = match &program.kind {
+            ProgramKind::Tracepoint { category, name } => {
+                attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+                    .map(|a| (a, None))
+            }
+            _ if hook.misses_are_losses => {
+                let maxactive = kretprobe_maxactive()?;
+                attach::attach_counting_misses(sys, program, kprobes, maxactive)
+            }
+            _ => kprobes
+                .method()
+                .and_then(|method| attach::attach(sys, program, method))
+                .map(|a| (a, None)),
+        };
+        match attached {
+            Ok((first, note)) => {
+                let mut all = vec![first];
+                for tracepoint in hook.extra_tracepoints {
+                    let (category, name) = tracepoint.split_once('/').unwrap_or(("", tracepoint));
+                    all.push(
+                        attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                return Ok(Ok((hook, all, note)));
+            }
+            // No privilege is no privilege for the next hook either.
+            Err(e) if e.is_permission() => return Err(e.to_string()),
+            Err(e) => reasons.push(e.to_string()),
+        }
+    }
+    Ok(Err(reasons.join("; ")))
+}
+
+/// Test and diagnostic knob: `CONNTRACE_KRETPROBE_MAXACTIVE=N` sets the room for calls at once
+/// of the return probes whose misses are counted (1 forces misses). Read here and nowhere else.
+pub const KRETPROBE_MAXACTIVE_ENV: &str = "CONNTRACE_KRETPROBE_MAXACTIVE";
+
+fn kretprobe_maxactive() -> Result<u32, String> {
+    match std::env::var(KRETPROBE_MAXACTIVE_ENV) {
+        Err(_) => Ok(attach::KRETPROBE_MAXACTIVE),
+        Ok(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=4096).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "{KRETPROBE_MAXACTIVE_ENV}={text:?} is not a number from 1 to 4096: fix or unset it"
+            )),
+        },
+    }
+}
+
+/// The families the self-test verifies: IPv4, and IPv6 where the kernel has it and the user
+/// did not ask for IPv4 only (then its fields are never read for an event that is shown).
+fn selftest_families(opts: &SessionOptions) -> Vec<selftest::Family> {
+    let mut families = vec![selftest::Family::Ipv4];
+    if opts.family != FamilyFilter::Ipv4 && std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        families.push(selftest::Family::Ipv6);
+    }
+    families
+}
+
+/// Bytes waiting in a ring before the kernel wakes the reader: an eighth of the ring. Waking
+/// on every record cost a wake-up and a context switch per event, which at ~90k events/s on
+/// 2 CPUs starved the reader and lost records (benchmarks: docs/benchmarks.md); an eighth
+/// leaves seven eighths of the ring as headroom while the reader is woken.
+fn wakeup_watermark(pages: u32) -> u32 {
+    let page = host::page_size().max(4096) as u32;
+    (pages.saturating_mul(page) / 8).max(1)
+}

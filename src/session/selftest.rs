@@ -1,0 +1,444 @@
+//! Without BTF, the built-in sock_common offsets are a claim about the running kernel, not a
+//! fact. Before conntrace prints anything it proves them: it makes loopback connections of
+//! its own while the probes are attached, reads back their records, and compares every field
+//! with what the sockets say (getsockname/getpeername, its own pid, tid and uid). One wrong
+//! field and it refuses, naming the field, rather than print wrong data.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::kernel::btf;
+use crate::kernel::ring::{PerfRings, Record};
+use crate::kernel::sys::process;
+use crate::session::event::{self, Kind, WireEvent};
+use crate::session::filter::{FilterConfig, ANY_UID};
+
+/// How long one family's records may take to arrive.
+const WAIT: Duration = Duration::from_secs(2);
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+/// What to do when the layout cannot be trusted.
+const ADVICE: &str = "use a kernel with BTF or pass --btf FILE";
+
+/// The in-kernel filter while the self-test runs: this process only, so no other traffic
+/// mixes in, and no user filter (-p, -u, -P, -4/-6) can hide the self-test's records.
+pub fn filter_self() -> FilterConfig {
+    FilterConfig {
+        pid: std::process::id(),
+        uid: ANY_UID,
+        family: 0,
+        port_filter: 0,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "IPv4",
+            Family::Ipv6 => "IPv6",
+        }
+    }
+
+    fn loopback(self) -> SocketAddr {
+        match self {
+            Family::Ipv4 => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            Family::Ipv6 => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 0),
+        }
+    }
+}
+
+/// One record the self-test's own connection must produce, as the sockets describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub kind: Kind,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+}
+
+/// Verifies the built-in layout with one loopback connection per family, in turn, or says
+/// which fields did not verify and why the layout cannot be trusted.
+pub fn verify(rings: &mut PerfRings<'_>, families: &[Family]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for &family in families {
+        let expected = connect_on_loopback(family).map_err(|e| match family {
+            Family::Ipv4 => format!(
+                "cannot make an IPv4 loopback connection to verify the built-in layout: {e}; \
+                 {ADVICE}"
+            ),
+            Family::Ipv6 => format!(
+                "cannot verify the built-in IPv6 fields (sock_common.skc_v6_rcv_saddr, \
+                 sock_common.skc_v6_daddr): no IPv6 loopback connection: {e}; pass -4 to \
+                 trace IPv4 only, or {ADVICE}"
+            ),
+        })?;
+        let records = collect(rings, expected.0, WAIT)?;
+        problems.extend(
+            compare_all(&records, &expected)
+                .into_iter()
+                .map(|p| format!("{} self-test: {p}", family.name())),
+        );
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut message = String::from(
+        "the built-in sock_common layout could not be verified on this kernel \
+         (records of conntrace's own loopback connections):",
+    );
+    for p in &problems {
+        message.push_str("\n    ");
+        message.push_str(p);
+    }
+    message.push_str(&format!("\n  refusing to print wrong data: {ADVICE}"));
+    Err(message)
+}
+
+/// Makes a connection on loopback and returns its pid, then the records it must produce.
+fn connect_on_loopback(family: Family) -> std::io::Result<(u32, [Expected; 3])> {
+    let listener = TcpListener::bind(family.loopback())?;
+    let client = TcpStream::connect(listener.local_addr()?)?;
+    let (server, _) = listener.accept()?;
+    let pid = std::process::id();
+    let tid = process::tid();
+    let uid = process::uid();
+    let record = |kind, local, remote| Expected {
+        kind,
+        local,
+        remote,
+        pid,
+        tid,
+        uid,
+    };
+    let (c_local, c_remote) = (client.local_addr()?, client.peer_addr()?);
+    let (s_local, s_remote) = (server.local_addr()?, server.peer_addr()?);
+    Ok((
+        pid,
+        [
+            record(Kind::Connect, c_local, c_remote),
+            record(Kind::Established, c_local, c_remote),
+            record(Kind::Accept, s_local, s_remote),
+        ],
+    ))
+}
+
+/// This process's records from the rings, until one of each expected kind arrived or `wait`
+/// passed. Anything else is dropped: tracing proper has not begun.
+fn collect(rings: &mut PerfRings<'_>, pid: u32, wait: Duration) -> Result<Vec<WireEvent>, String> {
+    let deadline = Instant::now() + wait;
+    let mut records: Vec<WireEvent> = Vec::new();
+    let complete = |records: &[WireEvent]| {
+        [Kind::Connect, Kind::Established, Kind::Accept]
+            .iter()
+            .all(|&k| records.iter().any(|r| Kind::from_wire(r.kind) == Some(k)))
+    };
+    while !complete(&records) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let timeout_ms = left.as_millis().clamp(1, 2000) as i32;
+        rings
+            .poll(timeout_ms, |record| {
+                if let Record::Sample { data, .. } = record {
+                    if let Ok(wire) = event::wire_from_bytes(data) {
+                        if wire.pid == pid {
+                            records.push(wire);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("self-test: {e}"))?;
+    }
+    Ok(records)
+}
+
+/// Every way `records` differ from what the connection produced (empty: verified).
+pub fn compare_all(records: &[WireEvent], expected: &(u32, [Expected; 3])) -> Vec<String> {
+    let mut problems = Vec::new();
+    for want in &expected.1 {
+        match records
+            .iter()
+            .find(|r| Kind::from_wire(r.kind) == Some(want.kind))
+        {
+            Some(got) => problems.extend(compare(got, want)),
+            None => problems.push(format!(
+                "no {} record arrived within {} s: the probes did not see the connection",
+                want.kind.name(),
+                WAIT.as_secs()
+            )),
+        }
+    }
+    problems
+}
+
+/// How one record differs from what it should say. An accept record's addresses come straight
+/// from sock_common (fill_local/fill_remote), so its differences name the built-in field; a
+/// connect's may come from the state tracepoint's copy, so those name the record's field.
+pub fn compare(got: &WireEvent, want: &Expected) -> Vec<String> {
+    let mut problems = Vec::new();
+    let kind = want.kind.name();
+    let from_sock_common = want.kind == Kind::Accept;
+    let mut check = |what: &str, spec: &str, read: String, expected: String| {
+        if read == expected {
+            return;
+        }
+        problems.push(match btf::builtin_field(spec) {
+            Some(f) if from_sock_common => format!(
+                "{kind} record: built-in offset of {spec} ({}) read {read}, expected {expected}",
+                f.offset
+            ),
+            _ => format!("{kind} record: {what} read {read}, expected {expected}"),
+        });
+    };
+    check("pid", "", got.pid.to_string(), want.pid.to_string());
+    check("tid", "", got.tid.to_string(), want.tid.to_string());
+    check("uid", "", got.uid.to_string(), want.uid.to_string());
+    check("error", "", got.error.to_string(), "0".into());
+    for (end, raw, addr, port_spec, v4_spec, v6_spec) in [
+        (
+            "local",
+            &got.local,
+            want.local,
+            "sock_common.skc_num",
+            "sock_common.skc_rcv_saddr",
+            "sock_common.skc_v6_rcv_saddr",
+        ),
+        (
+            "remote",
+            &got.remote,
+            want.remote,
+            "sock_common.skc_dport",
+            "sock_common.skc_daddr",
+            "sock_common.skc_v6_daddr",
+        ),
+    ] {
+        let view = SockaddrView(raw);
+        let family = if addr.is_ipv4() { AF_INET } else { AF_INET6 };
+        check(
+            &format!("{end} family"),
+            "sock_common.skc_family",
+            view.family().to_string(),
+            family.to_string(),
+        );
+        check(
+            &format!("{end} port"),
+            port_spec,
+            view.port().to_string(),
+            addr.port().to_string(),
+        );
+        let (spec, read) = match addr.ip() {
+            IpAddr::V4(_) => (v4_spec, view.ipv4().to_string()),
+            IpAddr::V6(_) => (v6_spec, view.ipv6().to_string()),
+        };
+        check(&format!("{end} address"), spec, read, addr.ip().to_string());
+    }
+    problems
+}
+
+/// The fields of a wire sockaddr as the probes lay them out (family in host order, port in
+/// network order), read whatever the family claims.
+struct SockaddrView<'a>(&'a [u8; 28]);
+
+impl SockaddrView<'_> {
+    fn bytes<const N: usize>(&self, at: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        if let Some(src) = self.0.get(at..at + N) {
+            out.copy_from_slice(src);
+        }
+        out
+    }
+
+    fn family(&self) -> u16 {
+        u16::from_ne_bytes(self.bytes(0))
+    }
+
+    fn port(&self) -> u16 {
+        u16::from_be_bytes(self.bytes(2))
+    }
+
+    fn ipv4(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.bytes::<4>(4))
+    }
+
+    fn ipv6(&self) -> Ipv6Addr {
+        Ipv6Addr::from(self.bytes::<16>(8))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::event::{KIND_ACCEPT, KIND_CONNECT, KIND_ESTABLISHED};
+
+    fn sockaddr(addr: SocketAddr) -> [u8; 28] {
+        let mut raw = [0u8; 28];
+        match addr {
+            SocketAddr::V4(a) => {
+                raw[0..2].copy_from_slice(&AF_INET.to_ne_bytes());
+                raw[4..8].copy_from_slice(&a.ip().octets());
+            }
+            SocketAddr::V6(a) => {
+                raw[0..2].copy_from_slice(&AF_INET6.to_ne_bytes());
+                raw[8..24].copy_from_slice(&a.ip().octets());
+            }
+        }
+        raw[2..4].copy_from_slice(&addr.port().to_be_bytes());
+        raw
+    }
+
+    fn expected(kind: Kind, local: &str, remote: &str) -> Expected {
+        Expected {
+            kind,
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            pid: 100,
+            tid: 101,
+            uid: 0,
+        }
+    }
+
+    /// The record a correct layout produces for `want`.
+    fn record(want: &Expected) -> WireEvent {
+        let kind = match want.kind {
+            Kind::Connect => KIND_CONNECT,
+            Kind::Established => KIND_ESTABLISHED,
+            _ => KIND_ACCEPT,
+        };
+        WireEvent {
+            ts_ns: 1,
+            sock: 0xffff_8880_0000_1000,
+            latency_ns: 0,
+            cgroup: 1,
+            pid: want.pid,
+            tid: want.tid,
+            uid: want.uid,
+            netns: 0,
+            kind,
+            _pad: [0; 3],
+            error: 0,
+            comm: [0; 16],
+            local: sockaddr(want.local),
+            remote: sockaddr(want.remote),
+        }
+    }
+
+    fn connection(local: &str, remote: &str) -> (u32, [Expected; 3]) {
+        (
+            100,
+            [
+                expected(Kind::Connect, local, remote),
+                expected(Kind::Established, local, remote),
+                expected(Kind::Accept, remote, local),
+            ],
+        )
+    }
+
+    #[test]
+    fn matching_records_verify() {
+        for (local, remote) in [
+            ("127.0.0.1:43817", "127.0.0.1:40000"),
+            ("[::1]:43817", "[::1]:40000"),
+        ] {
+            let conn = connection(local, remote);
+            let records: Vec<_> = conn.1.iter().map(record).collect();
+            assert_eq!(compare_all(&records, &conn), Vec::<String>::new());
+        }
+    }
+
+    #[test]
+    fn wrong_local_port_names_the_builtin_field() {
+        let want = expected(Kind::Accept, "127.0.0.1:40000", "127.0.0.1:43817");
+        let mut got = record(&want);
+        got.local[2..4].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(
+            compare(&got, &want),
+            ["accept record: built-in offset of sock_common.skc_num (14) read 0, expected 40000"]
+        );
+    }
+
+    #[test]
+    fn wrong_ipv6_addresses_name_the_builtin_fields() {
+        let want = expected(Kind::Accept, "[::1]:40000", "[::1]:43817");
+        let mut got = record(&want);
+        got.local[8..24].fill(0);
+        got.remote[8..24].fill(0xff);
+        let problems = compare(&got, &want);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0]
+            .starts_with("accept record: built-in offset of sock_common.skc_v6_rcv_saddr"));
+        assert!(
+            problems[0].ends_with("read ::, expected ::1"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[1].contains("sock_common.skc_v6_daddr"),
+            "{}",
+            problems[1]
+        );
+    }
+
+    #[test]
+    fn wrong_family_and_address_in_accept() {
+        let want = expected(Kind::Accept, "127.0.0.1:40000", "127.0.0.1:43817");
+        let mut got = record(&want);
+        got.remote[0..2].copy_from_slice(&0u16.to_ne_bytes());
+        got.remote[4..8].copy_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(
+            compare(&got, &want),
+            [
+                "accept record: built-in offset of sock_common.skc_family (16) read 0, expected 2",
+                "accept record: built-in offset of sock_common.skc_daddr (0) read 0.0.0.0, \
+                 expected 127.0.0.1",
+            ]
+        );
+    }
+
+    #[test]
+    fn connect_differences_name_the_record_field() {
+        let want = expected(Kind::Connect, "127.0.0.1:43817", "127.0.0.1:40000");
+        let mut got = record(&want);
+        got.remote[2..4].copy_from_slice(&1u16.to_be_bytes());
+        got.tid = 7;
+        got.error = 111;
+        assert_eq!(
+            compare(&got, &want),
+            [
+                "connect record: tid read 7, expected 101",
+                "connect record: error read 111, expected 0",
+                "connect record: remote port read 1, expected 40000",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_records_are_named() {
+        let conn = connection("127.0.0.1:43817", "127.0.0.1:40000");
+        let records = vec![record(&conn.1[2])];
+        assert_eq!(
+            compare_all(&records, &conn),
+            [
+                "no connect record arrived within 2 s: the probes did not see the connection",
+                "no established record arrived within 2 s: the probes did not see the connection",
+            ]
+        );
+    }
+
+    #[test]
+    fn self_filter_is_this_process_only() {
+        let f = filter_self();
+        assert_eq!(
+            (f.pid, f.uid, f.family, f.port_filter),
+            (std::process::id(), ANY_UID, 0, 0)
+        );
+    }
+}
