@@ -6,6 +6,7 @@ use std::os::fd::AsFd;
 use std::time::Instant;
 
 use crate::app::cli::{FamilyFilter, TraceOptions};
+use crate::app::order::Order;
 use crate::app::output::{Clock, Printer, Stream};
 use crate::app::signals;
 use crate::kernel::attach;
@@ -45,6 +46,8 @@ struct Reader<'o> {
     totals: Totals,
     /// The events of one poll, in ring order; reused.
     batch: Vec<WireEvent>,
+    /// Outcomes waiting for their connect.
+    order: Order,
     /// The batch of output not yet written to stdout.
     out: Vec<u8>,
     limit: u64,
@@ -66,26 +69,40 @@ impl Reader<'_> {
         }
     }
 
-    /// Prints the batch in time order. Rings are per CPU: a connect sent on one CPU and its
-    /// outcome sent just after on another can be read in the other order, but only within
-    /// one batch (the outcome is sent after the connect), so sorting the batch restores it.
+    /// Prints the batch in time order, each outcome after its connect (see `order`).
     fn finish_batch(&mut self) {
         self.batch.sort_by_key(|w| w.ts_ns);
-        for wire in &self.batch {
-            match event::decode(wire, &self.ids) {
-                Ok(ev) if ev.pid == self.own_pid => {}
-                Ok(ev)
-                    if self.totals.events < self.limit
-                        && self.opts.wants(ev.kind, ev.error.is_some()) =>
-                {
-                    self.printer.event(&ev, &mut self.out);
-                    self.totals.events += 1;
-                }
-                Ok(_) => {}
-                Err(_) => self.totals.malformed += 1,
-            }
+        let now = Clock::monotonic_now_ns().unwrap_or(0);
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut order = std::mem::take(&mut self.order);
+        for wire in &batch {
+            order.push(wire, now, &mut |w| self.print(w));
         }
-        self.batch.clear();
+        order.expire(now, &mut |w| self.print(w));
+        self.order = order;
+        batch.clear();
+        self.batch = batch;
+    }
+
+    /// Prints what is still held (at exit).
+    fn flush_held(&mut self) {
+        let mut order = std::mem::take(&mut self.order);
+        order.flush(&mut |w| self.print(w));
+    }
+
+    fn print(&mut self, wire: &WireEvent) {
+        match event::decode(wire, &self.ids) {
+            Ok(ev) if ev.pid == self.own_pid => {}
+            Ok(ev)
+                if self.totals.events < self.limit
+                    && self.opts.wants(ev.kind, ev.error.is_some()) =>
+            {
+                self.printer.event(&ev, &mut self.out);
+                self.totals.events += 1;
+            }
+            Ok(_) => {}
+            Err(_) => self.totals.malformed += 1,
+        }
     }
 
     /// JSON: a `lost` record in the output; text: a line on stderr, at once.
@@ -121,6 +138,7 @@ pub fn read_events(
         ids: SockIds::new(),
         totals: Totals::default(),
         batch: Vec::with_capacity(4096),
+        order: Order::default(),
         out: Vec::with_capacity(256 * 1024),
         limit: opts.max_events.unwrap_or(u64::MAX),
         // conntrace connects only in its self-test: a late record of it is never an event.
@@ -164,6 +182,7 @@ pub fn read_events(
     if stop != Some(Stop::ClosedOutput) {
         session.rings.drain(|r| reader.on_record(r));
         reader.finish_batch();
+        reader.flush_held();
     }
     reader.totals.malformed += session.rings.malformed();
 

@@ -53,14 +53,19 @@
 .equ CFG_PORT_FILTER, 12
 .equ CFG_SIZE, 16
 
-; A `conns` entry: one connect in flight, from SYN_SENT until both its records are out.
-.equ CONN_FLAGS, 0             ; CONNECT_EMITTED | OUTCOME_PENDING, set with atomic or
+; A `conns` entry: one connect in flight, from SYN_SENT until both its records are out. Each
+; side writes only its own word, so no update can be lost without atomic fetch (5.12); the
+; one shared word is counted up with XADD (every kernel), and whoever counts to 2 frees it.
+; Each record is sent as soon as it exists; user space puts an outcome after its connect.
+.equ CONN_REFS, 0              ; u32: records of the two sent (XADD)
+.equ CONN_EMITTED, 4           ; u16: 1 once the connect record is out (connect side only)
+.equ CONN_OUTCOME, 6           ; u16: OUTCOME_SENT or NO_SYN (state-change side only)
 .equ CONN_START, 8             ; ktime when the socket entered SYN_SENT
 .equ CONN_EV, 16               ; the outcome record, written by the state change
 .equ CONN_EV_ERROR, CONN_EV + EV_ERROR
 .equ CONN_SIZE, CONN_EV + EV_SIZE
-.equ CONNECT_EMITTED, 1
-.equ OUTCOME_PENDING, 2
+.equ OUTCOME_SENT, 1           ; the outcome record is out; its addresses are in CONN_EV
+.equ NO_SYN, 2                 ; closed before any SYN: the connect's return reports it
 
 ; A `connecting` entry: a connect call between its entry and its return.
 .equ CALL_HANDLE, 0            ; the fd (tracepoints) or the struct sock pointer (kprobes)
@@ -144,11 +149,14 @@
     r1 = *(u32 *)(r10 + STACK_SCRATCH)
     if r1 != r0 goto \skip
 uid\@:
+    ; 64-bit compares only: JMP32 came in 5.1. (ALU32 zero-extends: w2 = -1 is 0xffffffff.)
     r1 = *(u32 *)(r10 + STACK_SCRATCH + 4)
-    if w1 == -1 goto done\@
+    w2 = -1
+    if r1 == r2 goto done\@
     call bpf_get_current_uid_gid
+    w0 = w0                                 ; the uid: the low half
     r1 = *(u32 *)(r10 + STACK_SCRATCH + 4)
-    if w1 != w0 goto \skip
+    if r1 != r0 goto \skip
 done\@:
 .endm
 
@@ -168,7 +176,8 @@ done\@:
     r3 = *(u32 *)(\ev + EV_REMOTE_ADDR6_W1)
     if r3 != 0 goto v6\@
     r3 = *(u32 *)(\ev + EV_REMOTE_ADDR6_W2)
-    if w3 == -65536 goto family\@        ; 00 00 ff ff: ::ffff:a.b.c.d
+    w4 = -65536                             ; 00 00 ff ff (::ffff:a.b.c.d), zero-extended
+    if r3 == r4 goto family\@
 v6\@:
     r2 = AF_INET6
 family\@:
@@ -276,6 +285,21 @@ sent\@:
 done\@:
 .endm
 
+; One of the two records of the `conns` entry at `entry` is out: count it, and free the entry
+; when this was the second (STACK_KEY must hold the socket). XADD and a read of the same word:
+; the later adder always reads 2, so the entry is freed at least once (twice is harmless).
+.macro release_conn entry
+    r1 = 1
+    lock *(u32 *)(\entry + CONN_REFS) += w1
+    r1 = *(u32 *)(\entry + CONN_REFS)
+    if r1 < 2 goto kept\@
+    r2 = r10
+    r2 += STACK_KEY
+    r1 = map conns ll
+    call bpf_map_delete_elem
+kept\@:
+.endm
+
 ; Store the stack event's kind and timestamp (now).
 .macro stamp ev, kind
     r1 = \kind
@@ -338,15 +362,12 @@ done\@:
     map_lookup conns, u64, STACK_KEY, r7
     if r0 == 0 goto nosyn\@
     ; A connect() repeated while the handshake runs (EALREADY) is not a new attempt.
-    r1 = *(u64 *)(r0 + CONN_FLAGS)
-    if r1 & CONNECT_EMITTED goto out\@
-    ; An entry means the socket entered SYN_SENT. If it already closed with no socket error
-    ; and the call failed, the kernel gave up before sending the SYN (e.g. no free port).
-    r1 = *(u64 *)(r0 + CONN_FLAGS)
-    r1 &= OUTCOME_PENDING
-    if r1 == 0 goto syn\@
-    r1 = *(u32 *)(r0 + CONN_EV_ERROR)
-    if r1 != 0 goto syn\@
+    r1 = *(u16 *)(r0 + CONN_EMITTED)
+    if r1 != 0 goto out\@
+    ; The state change saw the socket close before any SYN (no free port) and the call
+    ; failed: that is this connect's own refusal.
+    r1 = *(u16 *)(r0 + CONN_OUTCOME)
+    if r1 != NO_SYN goto syn\@
     if r9 s>= 0 goto syn\@
     if r9 == NEG_EINPROGRESS goto syn\@
     r2 = r10
@@ -364,9 +385,8 @@ syn\@:
     sock_ids r7, r8
     birth_id r8
     r0 = *(u64 *)(r10 + STACK_ENTRY)
-    r1 = *(u64 *)(r0 + CONN_FLAGS)
-    r1 &= OUTCOME_PENDING
-    if r1 != 0 goto ended\@
+    r1 = *(u16 *)(r0 + CONN_OUTCOME)
+    if r1 == OUTCOME_SENT goto ended\@
     fill_local r7, r8
     fill_remote r7, r8
     goto send\@
@@ -376,19 +396,10 @@ ended\@:
     copy_entry_addrs
 send\@:
     emit r6, r8
-    r0 = *(u64 *)(r10 + STACK_ENTRY)
-    r1 = CONNECT_EMITTED
-    r1 = atomic_fetch_or((u64 *)(r0 + CONN_FLAGS), r1)
-    r1 &= OUTCOME_PENDING
-    if r1 == 0 goto out\@
-    ; The handshake ended before the call returned: its record waited for ours.
-    r7 = *(u64 *)(r10 + STACK_ENTRY)
-    r7 += CONN_EV
-    emit r6, r7
-    r2 = r10
-    r2 += STACK_KEY
-    r1 = map conns ll
-    call bpf_map_delete_elem
+    r9 = *(u64 *)(r10 + STACK_ENTRY)
+    r1 = 1
+    *(u16 *)(r9 + CONN_EMITTED) = r1
+    release_conn r9
     goto out\@
 nosyn\@:
     ; No SYN was sent: a failed call is a connect record with its error; anything else

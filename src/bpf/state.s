@@ -1,9 +1,10 @@
 ; sock/inet_sock_set_state: when a connect starts and how it ends, on both backends.
 ;
 ; CLOSE -> SYN_SENT runs in the connecting task: it creates the `conns` entry with the task's
-; identity and the start time. SYN_SENT -> ESTABLISHED or CLOSE (often in softirq) writes the
-; outcome record into the entry; whichever of it and the connect's return comes second sends it,
-; so the `connect` record always precedes its outcome (see connect_done).
+; identity and the start time. SYN_SENT -> ESTABLISHED or CLOSE (often in softirq) builds the
+; outcome record in the entry and sends it at once; the connect record may follow it (the
+; tracepoint backend reports connects at the syscall's return), and user space holds an outcome
+; until its connect is printed (src/app/reader.rs). The entry goes when both are out.
 
 ; struct trace_event_raw_inet_sock_set_state (stable since 4.16).
 .equ TP_SKADDR, 8
@@ -99,6 +100,14 @@ outcome:
     r8 += CONN_EV
     r1 = *(u32 *)(r6 + TP_NEWSTATE)
     if r1 == TCP_ESTABLISHED goto established
+    ; Closed without a local port: the kernel gave up before any SYN (no free port). That is
+    ; the connect's own refusal, which its return reports; this is no outcome.
+    r1 = *(u16 *)(r6 + TP_SPORT)
+    if r1 != 0 goto failed
+    r1 = NO_SYN
+    *(u16 *)(r9 + CONN_OUTCOME) = r1
+    goto out
+failed:
     r1 = KIND_FAILED
     *(u8 *)(r8 + EV_KIND) = r1
     ; ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH ...: set before the state change.
@@ -114,15 +123,11 @@ ended:
     r0 -= r1
     *(u64 *)(r8 + EV_LATENCY) = r0
     fill_from_tracepoint
-    r1 = OUTCOME_PENDING
-    r1 = atomic_fetch_or((u64 *)(r9 + CONN_FLAGS), r1)
-    r1 &= CONNECT_EMITTED
-    if r1 == 0 goto out
+    ; Sent now, whether or not the connect record is out yet: user space orders them.
     emit r6, r8
-    r1 = map conns ll
-    r2 = r10
-    r2 += STACK_KEY
-    call bpf_map_delete_elem
+    r1 = OUTCOME_SENT
+    *(u16 *)(r9 + CONN_OUTCOME) = r1
+    release_conn r9
 out:
     r0 = 0
     exit
