@@ -85,7 +85,9 @@ fn check_without_btf_reports_the_fallback() {
     let out = conntrace(&["check", "--btf", "none"]);
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("field offsets  from the built-in sock_common layout (no BTF)"),
+        stdout.contains(
+            "field offsets  from the built-in sock_common layout and tracefs formats (no BTF)"
+        ),
         "{stdout}"
     );
     assert!(

@@ -133,7 +133,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         },
     );
 
-    let fields = match FieldSource::open(&opts.btf) {
+    let fields = match FieldSource::open(sys, &opts.btf) {
         Ok(f) => f,
         Err(e) => {
             r.line("BTF", format!("unusable: {e}"));
@@ -296,7 +296,7 @@ fn kernel_functions<'w>(kallsyms: &[u8], wanted: &[&'w str]) -> Vec<&'w str> {
 
 fn btf_origin(arg: &BtfSource, fields: &FieldSource) -> String {
     match (arg, fields) {
-        (_, FieldSource::Builtin) => fields.describe().to_string(),
+        (_, FieldSource::Builtin(_)) => fields.describe().to_string(),
         (BtfSource::Path(p), _) => format!("BTF in {}", p.display()),
         _ => format!("BTF in {}", crate::kernel::btf::VMLINUX_BTF),
     }

@@ -6,57 +6,44 @@
 ; tracepoint backend reports connects at the syscall's return), and user space holds an outcome
 ; until its connect is printed (src/app/reader.rs). The entry goes when both are out.
 
-; struct trace_event_raw_inet_sock_set_state (stable since 4.16).
-.equ TP_SKADDR, 8
-.equ TP_OLDSTATE, 16
-.equ TP_NEWSTATE, 20
-.equ TP_SPORT, 24               ; host order
-.equ TP_DPORT, 26               ; host order
-.equ TP_FAMILY, 28
-.equ TP_PROTOCOL, 30
-.equ TP_SADDR, 32
-.equ TP_DADDR, 36
-.equ TP_SADDR_V6, 40
-.equ TP_DADDR_V6, 56
+; The tracepoint's record, struct trace_event_raw_inet_sock_set_state: its layout changed
+; between kernels (protocol grew from u8 to u16 in 5.6, moving the addresses to odd offsets
+; before), so every field is placed at load time, from BTF or the tracepoint's tracefs format
+; (src/session/fields.rs). Ports are in host order. The addresses are copied with
+; bpf_probe_read_kernel: a direct ctx load must be aligned, and before 5.6 they are not.
+.macro tp_load dst, width, field
+    \dst = *(\width *)(r6 + offsetof(trace_event_raw_inet_sock_set_state, \field))
+.endm
 
 ; The outcome's addresses from the tracepoint's own copy, taken before the state change
 ; clears the socket's port (a refused socket has lport 0 by the time anyone reads it).
 .macro fill_from_tracepoint
-    r1 = *(u16 *)(r6 + TP_FAMILY)
+    tp_load r1, u16, family
     *(u16 *)(r8 + EV_LOCAL) = r1
     *(u16 *)(r8 + EV_REMOTE) = r1
-    r2 = *(u16 *)(r6 + TP_SPORT)
+    tp_load r2, u16, sport
     r2 = be16 r2
     *(u16 *)(r8 + EV_LOCAL_PORT) = r2
-    r2 = *(u16 *)(r6 + TP_DPORT)
+    tp_load r2, u16, dport
     r2 = be16 r2
     *(u16 *)(r8 + EV_REMOTE_PORT) = r2
     if r1 == AF_INET6 goto v6\@
-    r2 = *(u32 *)(r6 + TP_SADDR)
-    *(u32 *)(r8 + EV_LOCAL_ADDR4) = r2
-    r2 = *(u32 *)(r6 + TP_DADDR)
-    *(u32 *)(r8 + EV_REMOTE_ADDR4) = r2
+    probe_read r8, EV_LOCAL_ADDR4, 4, r6, offsetof(trace_event_raw_inet_sock_set_state, saddr)
+    probe_read r8, EV_REMOTE_ADDR4, 4, r6, offsetof(trace_event_raw_inet_sock_set_state, daddr)
     goto done\@
 v6\@:
-    ; In 4-byte words: EV_REMOTE_ADDR6 is only 4-byte aligned.
-.irp off, 0, 4, 8, 12
-    r2 = *(u32 *)(r6 + TP_SADDR_V6 + \off)
-    *(u32 *)(r8 + EV_LOCAL_ADDR6 + \off) = r2
-.endr
-.irp off, 0, 4, 8, 12
-    r2 = *(u32 *)(r6 + TP_DADDR_V6 + \off)
-    *(u32 *)(r8 + EV_REMOTE_ADDR6 + \off) = r2
-.endr
+    probe_read r8, EV_LOCAL_ADDR6, 16, r6, offsetof(trace_event_raw_inet_sock_set_state, saddr_v6)
+    probe_read r8, EV_REMOTE_ADDR6, 16, r6, offsetof(trace_event_raw_inet_sock_set_state, daddr_v6)
 done\@:
 .endm
 
 .section tracepoint/sock/inet_sock_set_state
     r6 = r1
-    r1 = *(u16 *)(r6 + TP_PROTOCOL)
+    tp_load r1, u16, protocol          ; a u8 before 5.6: the loader narrows the load
     if r1 != IPPROTO_TCP goto out
-    r7 = *(u64 *)(r6 + TP_SKADDR)
-    r1 = *(u32 *)(r6 + TP_OLDSTATE)
-    r2 = *(u32 *)(r6 + TP_NEWSTATE)
+    tp_load r7, u64, skaddr
+    tp_load r1, u32, oldstate
+    tp_load r2, u32, newstate
     if r1 != TCP_CLOSE goto not_opening
     if r2 == TCP_SYN_SENT goto syn_sent
 not_opening:
@@ -98,11 +85,11 @@ outcome:
     r9 = r0
     r8 = r0
     r8 += CONN_EV
-    r1 = *(u32 *)(r6 + TP_NEWSTATE)
+    tp_load r1, u32, newstate
     if r1 == TCP_ESTABLISHED goto established
     ; Closed without a local port: the kernel gave up before any SYN (no free port). That is
     ; the connect's own refusal, which its return reports; this is no outcome.
-    r1 = *(u16 *)(r6 + TP_SPORT)
+    tp_load r1, u16, sport
     if r1 != 0 goto failed
     r1 = NO_SYN
     *(u16 *)(r9 + CONN_OUTCOME) = r1

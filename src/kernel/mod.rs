@@ -12,3 +12,4 @@ pub mod ring;
 // The system calls: one of the two places the crate root allows `unsafe` (lib.rs).
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tracepoint_format;

@@ -1,9 +1,63 @@
 //! Where struct-field offsets come from: the kernel's BTF, or (without BTF) the built-in
-//! table of fields whose layout has been stable for a decade.
+//! table of fields whose layout has been stable for a decade, and the tracepoints' own
+//! tracefs `format` files for the records the tracepoint programs read.
 
+use crate::kernel::attach;
 use crate::kernel::btf::{self, Btf};
 use crate::kernel::load::{FieldOffset, FieldResolver};
+use crate::kernel::sys::Sys;
+use crate::kernel::tracepoint_format::{self, FormatField};
 use crate::session::options::BtfSource;
+
+/// The tracepoint records the probes read, by their BTF struct name, and where tracefs
+/// describes each ("category/name").
+const TRACEPOINT_RECORDS: [(&str, &str); 1] = [(
+    "trace_event_raw_inet_sock_set_state",
+    "sock/inet_sock_set_state",
+)];
+
+/// Without BTF: each tracepoint record's fields from its format file, or why it is unknown.
+pub struct TracepointFormats(Vec<(&'static str, Result<Vec<FormatField>, String>)>);
+
+impl TracepointFormats {
+    /// Reads the format file of every record in [`TRACEPOINT_RECORDS`].
+    pub fn read(sys: &dyn Sys) -> TracepointFormats {
+        let root = attach::tracefs_root(sys).map_err(|e| e.to_string());
+        TracepointFormats(
+            TRACEPOINT_RECORDS
+                .iter()
+                .map(|&(record, event)| {
+                    let fields = root.clone().and_then(|root| {
+                        let path = root.join("events").join(event).join("format");
+                        let bytes = sys
+                            .read_file(&path)
+                            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                        tracepoint_format::parse(&String::from_utf8_lossy(&bytes))
+                            .map_err(|e| format!("{}: {e}", path.display()))
+                    });
+                    (record, fields)
+                })
+                .collect(),
+        )
+    }
+
+    /// `Some` when `spec` names a tracepoint record ("trace_event_raw_X.field").
+    fn field(&self, spec: &str) -> Option<Result<FieldOffset, String>> {
+        let (record, name) = spec.split_once('.')?;
+        let (_, fields) = self.0.iter().find(|(r, _)| *r == record)?;
+        Some(match fields {
+            Err(why) => Err(why.clone()),
+            Ok(fields) => fields
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| FieldOffset {
+                    offset: f.offset,
+                    size: f.size,
+                })
+                .ok_or_else(|| format!("the tracepoint's format has no field {name}")),
+        })
+    }
+}
 
 /// What tracing without BTF cannot do, for stderr and `conntrace check`.
 pub const NO_BTF_LIMITS: &str = "failed records carry no error (null), netns is not \
@@ -13,15 +67,15 @@ pub const NO_BTF_LIMITS: &str = "failed records carry no error (null), netns is 
 
 pub enum FieldSource {
     Btf(Btf),
-    /// No BTF: only the fields of `btf::builtin_field`.
-    Builtin,
+    /// No BTF: only the fields of `btf::builtin_field`, and the tracepoints' formats.
+    Builtin(TracepointFormats),
 }
 
 impl FieldSource {
     /// `--btf PATH`, `--btf none`, or the running kernel's BTF.
-    pub fn open(source: &BtfSource) -> Result<FieldSource, String> {
+    pub fn open(sys: &dyn Sys, source: &BtfSource) -> Result<FieldSource, String> {
         match source {
-            BtfSource::None => Ok(FieldSource::Builtin),
+            BtfSource::None => Ok(FieldSource::Builtin(TracepointFormats::read(sys))),
             BtfSource::Path(path) => btf::load_file(path)
                 .map(FieldSource::Btf)
                 // The error names the file already.
@@ -42,7 +96,9 @@ impl FieldSource {
     pub fn describe(&self) -> &'static str {
         match self {
             FieldSource::Btf(_) => "BTF",
-            FieldSource::Builtin => "the built-in sock_common layout (no BTF)",
+            FieldSource::Builtin(_) => {
+                "the built-in sock_common layout and tracefs formats (no BTF)"
+            }
         }
     }
 }
@@ -57,14 +113,75 @@ impl FieldResolver for FieldSource {
                     size: f.size,
                 })
                 .map_err(|e| e.to_string()),
-            FieldSource::Builtin => btf::builtin_field(spec)
-                .map(|f| FieldOffset {
-                    offset: f.offset,
-                    size: f.size,
-                })
-                .ok_or_else(|| {
-                    format!("{spec} is not in the built-in layout and there is no BTF to find it")
-                }),
+            FieldSource::Builtin(formats) => {
+                if let Some(found) = formats.field(spec) {
+                    return found;
+                }
+                btf::builtin_field(spec)
+                    .map(|f| FieldOffset {
+                        offset: f.offset,
+                        size: f.size,
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "{spec} is not in the built-in layout and there is no BTF to find it"
+                        )
+                    })
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::sys::fake::FakeSys;
+
+    const FORMAT: &str = "/sys/kernel/tracing/events/sock/inet_sock_set_state/format";
+
+    fn builtin(fake: &FakeSys) -> FieldSource {
+        fake.set_file("/sys/kernel/tracing/events/header_page", "x");
+        FieldSource::open(fake, &BtfSource::None).unwrap()
+    }
+
+    #[test]
+    fn without_btf_tracepoint_fields_come_from_the_format_file() {
+        let fake = FakeSys::new();
+        fake.set_file(
+            FORMAT,
+            "format:\n\tfield:__u8 protocol;\toffset:30;\tsize:1;\tsigned:0;\n\
+             \tfield:__u8 saddr[4];\toffset:31;\tsize:4;\tsigned:0;\n",
+        );
+        let f = builtin(&fake);
+        let at = |spec: &str| f.field(spec);
+        assert_eq!(
+            at("trace_event_raw_inet_sock_set_state.saddr"),
+            Ok(FieldOffset {
+                offset: 31,
+                size: 4
+            })
+        );
+        assert_eq!(
+            at("trace_event_raw_inet_sock_set_state.protocol"),
+            Ok(FieldOffset {
+                offset: 30,
+                size: 1
+            })
+        );
+        assert_eq!(
+            at("trace_event_raw_inet_sock_set_state.daddr"),
+            Err("the tracepoint's format has no field daddr".into())
+        );
+        // sock_common still comes from the built-in table.
+        assert!(at("sock_common.skc_dport").is_ok());
+    }
+
+    #[test]
+    fn an_unreadable_format_is_named_when_a_field_is_asked_for() {
+        let f = builtin(&FakeSys::new());
+        let e = f
+            .field("trace_event_raw_inet_sock_set_state.sport")
+            .unwrap_err();
+        assert!(e.starts_with(&format!("cannot read {FORMAT}")), "{e}");
     }
 }

@@ -96,7 +96,7 @@ pub fn verify_without_btf(sys: &dyn Sys) -> Result<String, String> {
 
 /// Loads, configures and attaches everything the options ask for.
 pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>, String> {
-    let fields = FieldSource::open(&opts.btf)?;
+    let fields = FieldSource::open(sys, &opts.btf)?;
     let (backend, kprobes, why) = backend::choose(sys, opts.backend, fields.has_btf())?;
     let object = probe_object::parse(embedded::object_for(&fields))
         .map_err(|e| format!("embedded probe object: {e}"))?;

@@ -129,6 +129,7 @@ pub fn field(
                     reloc.name, field.offset, reloc.addend
                 )
             })?;
+            narrow_load(&mut insn, reloc, field);
             check_access_size(insn.opcode.access_size(), reloc, field, &at)?;
         }
         FieldRelocKind::Imm => {
@@ -143,6 +144,30 @@ pub fn field(
     }
     encode_at(insns, reloc.insn_index, &insn);
     Ok(())
+}
+
+/// A plain load of a whole tracepoint-record field that is narrower in this kernel than in
+/// the source (inet_sock_set_state's `protocol` is a u8 before 5.6, a u16 after) becomes a
+/// load of the field's own width, as libbpf's CO-RE does: the value is the same,
+/// zero-extended, and the neighbour is not read. Only tracepoint records (whose integer widths
+/// do change between kernels): anywhere else a too-wide load is the source's mistake, which
+/// the size check names.
+fn narrow_load(insn: &mut Instruction, reloc: &FieldReloc, field: FieldOffset) {
+    let OpCode::Load(size) = insn.opcode else {
+        return;
+    };
+    if !reloc.name.starts_with("trace_event_raw_") {
+        return;
+    }
+    let narrower = match field.size {
+        1 => Size::B,
+        2 => Size::H,
+        4 => Size::W,
+        _ => return,
+    };
+    if reloc.addend == 0 && narrower.bytes() < size.bytes() {
+        insn.opcode = OpCode::Load(narrower);
+    }
 }
 
 /// A load or store that starts inside the field must end inside it: a u32 read of a 2-byte

@@ -642,3 +642,29 @@ fn patching_changes_only_the_patched_field() {
     assert_eq!(after[3], insn::with_imm(before[3], 60));
     assert_eq!(after[4], before[4]);
 }
+
+#[test]
+fn a_tracepoint_field_narrower_in_this_kernel_gets_a_narrower_load() {
+    // inet_sock_set_state's protocol: a u16 in the source, a u8 before 5.6.
+    struct Narrow;
+    impl FieldResolver for Narrow {
+        fn field(&self, _: &str) -> Result<FieldOffset, String> {
+            Ok(FieldOffset {
+                offset: 30,
+                size: 1,
+            })
+        }
+    }
+    let spec = "trace_event_raw_inet_sock_set_state.protocol";
+    let obj = object_with(asm::ldx(0x08, 2, 1, 0x7bad), spec, 0);
+    let sys = FakeSys::new();
+    load(&sys, &obj, &Narrow, &opts()).unwrap();
+    let loads = prog_loads(&sys.calls());
+    let (_, _, insns, _) = loads.iter().find(|l| l.2.len() == 5).unwrap();
+    let insn = insns[2];
+    assert_eq!(insn & 0xff, 0x71, "ldxh became ldxb: {insn:#x}");
+    assert_eq!((insn >> 16) & 0xffff, 30, "at the field's offset");
+    // Elsewhere a too-wide load stays an error (see checks_the_access_width_against_the_field).
+    let obj = object_with(asm::ldx(0x08, 2, 1, 0x7bad), "sock_common.skc_family", 0);
+    assert!(load(&FakeSys::new(), &obj, &Narrow, &opts()).is_err());
+}
