@@ -6,25 +6,8 @@
 use std::time::{Duration, Instant};
 
 use conntrace::kernel::btf::{Btf, VMLINUX_BTF};
-
-const FIELDS: &[&str] = &[
-    "sock_common.skc_dport",
-    "sock_common.skc_num",
-    "sock_common.skc_family",
-    "sock_common.skc_daddr",
-    "sock_common.skc_rcv_saddr",
-    "sock_common.skc_v6_daddr",
-    "sock_common.skc_net.net",
-    "net.ns.inum",
-    "task_struct.files",
-    "files_struct.fdt",
-    "fdtable.fd",
-    "fdtable.max_fds",
-    "file.private_data",
-    "socket.sk",
-    "sock.sk_err",
-    "sock.sk_protocol",
-];
+use conntrace::kernel::probe_object;
+use conntrace::session::embedded::PROBE_OBJECT;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -33,6 +16,9 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::args().nth(1).map_or(Ok(50), |n| n.parse())?;
+    // The fields the BTF probe object reads: what conntrace resolves at start-up.
+    let object = probe_object::parse(PROBE_OBJECT)?;
+    let fields = object.field_specs(|_| true);
     let (mut read, mut parse, mut resolve, mut total) = (vec![], vec![], vec![], vec![]);
     let mut type_count = 0;
     for _ in 0..runs.max(1) {
@@ -41,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t1 = Instant::now();
         let btf = Btf::parse(bytes)?;
         let t2 = Instant::now();
-        for spec in FIELDS {
+        for spec in &fields {
             btf.field(spec)?;
         }
         let t3 = Instant::now();
@@ -56,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          resolve {} fields {:?}, total {:?}",
         median(read),
         median(parse),
-        FIELDS.len(),
+        fields.len(),
         median(resolve),
         median(total)
     );

@@ -1,6 +1,10 @@
 //! conntrace: every TCP connection a Linux machine makes and accepts, traced with BPF programs
 //! we assemble ourselves and load with raw syscalls.
 //!
+//! `docs/ARCHITECTURE.md` maps the pipeline (src/bpf/*.s to output) onto these modules, states
+//! the rules below with their tests, and has recipes for a new field, probe, event kind or VM
+//! kernel.
+//!
 //! Three layers, each importing only from those below it (`layering` checks this):
 //!
 //! - `kernel` meets the kernel and knows nothing of sessions or the command line.

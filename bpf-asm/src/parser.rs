@@ -361,17 +361,9 @@ impl<'a> Parser<'a> {
 
     /// `(rN)`, `(rN + expr)`, `(rN - expr)`, the opening parenthesis already taken.
     fn memory_tail(&mut self) -> PResult<(RegOp, Option<Expr>)> {
-        let base = self.reg()?;
-        if base.w {
-            return Err(self.error_at(base.col, "a memory base must be a 64-bit register rN"));
-        }
-        let off = if matches!(self.peek_tok(0), Some(Tok::Punct("+" | "-"))) {
-            Some(self.offset_expr()?)
-        } else {
-            None
-        };
+        let operand = self.memory_tail_unparenthesized()?;
         self.expect(")")?;
-        Ok((base, off))
+        Ok(operand)
     }
 
     /// `*(SIZE *)(rN + off)`, the `*` already taken.

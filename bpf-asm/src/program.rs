@@ -457,40 +457,35 @@ fn resolve_insn(c: &Collected, pending: &Pending) -> Result<Insn, EvalError> {
                 addend,
             });
         } else {
+            // The value must lie in [lo, hi]; `range` says so in the error.
+            let within = |lo: i128, hi: i128, what: &str, range: &str| {
+                if (lo..=hi).contains(&v.constant) {
+                    Ok(())
+                } else {
+                    Err(out_of_range(origin, expr.col, what, v.constant, range))
+                }
+            };
             insn.imm = match range {
-                ImmRange::I32 => i32::try_from(v.constant).map(i64::from).map_err(|_| {
-                    out_of_range(
-                        origin,
-                        expr.col,
+                ImmRange::I32 => {
+                    within(
+                        i32::MIN.into(),
+                        i32::MAX.into(),
                         "immediate",
-                        v.constant,
                         "in i32 (-2147483648 to 2147483647)",
-                    )
-                })?,
+                    )?;
+                    v.constant as i64
+                }
                 ImmRange::Bits32 => {
-                    if v.constant < i128::from(i32::MIN) || v.constant > i128::from(u32::MAX) {
-                        return Err(out_of_range(
-                            origin,
-                            expr.col,
-                            "immediate",
-                            v.constant,
-                            "in 32 bits (-2147483648 to 4294967295)",
-                        )
-                        .into());
-                    }
+                    within(
+                        i32::MIN.into(),
+                        u32::MAX.into(),
+                        "immediate",
+                        "in 32 bits (-2147483648 to 4294967295)",
+                    )?;
                     i64::from(v.constant as u32 as i32)
                 }
                 ImmRange::Bits64 => {
-                    if v.constant < i128::from(i64::MIN) || v.constant > i128::from(u64::MAX) {
-                        return Err(out_of_range(
-                            origin,
-                            expr.col,
-                            "constant",
-                            v.constant,
-                            "in 64 bits",
-                        )
-                        .into());
-                    }
+                    within(i64::MIN.into(), u64::MAX.into(), "constant", "in 64 bits")?;
                     v.constant as u64 as i64
                 }
             };

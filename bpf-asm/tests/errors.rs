@@ -71,6 +71,15 @@ fn immediate_out_of_range() {
 }
 
 #[test]
+fn alu32_immediate_out_of_range() {
+    // A 32-bit ALU immediate may be written signed or unsigned: 0xffffffff is fine.
+    check(
+        ".section s\nw3 = 0xffffffff\nw1 = 0x100000000\n",
+        "t.s:3:6: error: immediate 4294967296 is out of range: it must fit in 32 bits (-2147483648 to 4294967295)\nw1 = 0x100000000\n     ^",
+    );
+}
+
+#[test]
 fn offset_out_of_range() {
     check(
         ".section s\nr1 = *(u64 *)(r2 + 40000)\n",

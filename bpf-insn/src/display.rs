@@ -20,16 +20,15 @@ impl fmt::Display for Hex {
     }
 }
 
-/// A jump offset: `+0x3`, `-0x2`.
+/// A jump offset: `+0x3`, `-0x2` (a [`Hex`] that always has a sign).
 struct JumpOffset(i64);
 
 impl fmt::Display for JumpOffset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 < 0 {
-            write!(f, "-0x{:x}", self.0.unsigned_abs())
-        } else {
-            write!(f, "+0x{:x}", self.0)
+        if self.0 >= 0 {
+            f.write_str("+")?;
         }
+        fmt::Display::fmt(&Hex(self.0), f)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Offsets for kernels without BTF: the `struct sock_common` fields that have kept their
-//! place since Linux 3.x. Callers must verify them at run time (see DESIGN.md); a test checks
-//! them against this machine's BTF.
+//! place since Linux 3.x. Callers must verify them at run time (`session::selftest` does); a
+//! test checks them against this machine's BTF.
 
 use super::Field;
 

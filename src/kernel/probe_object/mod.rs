@@ -37,6 +37,23 @@ impl ProbeObject {
     pub fn map(&self, name: &str) -> Option<&MapDef> {
         self.maps.iter().find(|m| m.name == name)
     }
+
+    /// The struct-field specs ("sock_common.skc_dport") the programs `used` picks read, each
+    /// once, in the order they first appear: what the loader will resolve for them.
+    pub fn field_specs(&self, used: impl Fn(&Program) -> bool) -> Vec<&str> {
+        let mut specs: Vec<&str> = Vec::new();
+        for reloc in self
+            .programs
+            .iter()
+            .filter(|p| used(p))
+            .flat_map(|p| &p.field_relocs)
+        {
+            if !specs.contains(&reloc.name.as_str()) {
+                specs.push(&reloc.name);
+            }
+        }
+        specs
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

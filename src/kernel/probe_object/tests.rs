@@ -418,6 +418,15 @@ fn reads_a_bpf_asm_object() {
     assert_eq!(kp.field_relocs[2].placeholder, 0x7badf00d);
     let tp = obj.program("tracepoint/syscalls/sys_exit_connect").unwrap();
     assert_eq!(tp.map_relocs, vec![(0, 0)]);
+    let all = [
+        "sock_common.skc_dport",
+        "sock_common.skc_v6_daddr",
+        "sock_common.skc_v6_rcv_saddr",
+    ];
+    assert_eq!(obj.field_specs(|_| true), all);
+    assert!(obj
+        .field_specs(|p| p.section.starts_with("tracepoint/"))
+        .is_empty());
 }
 
 #[test]
