@@ -1,4 +1,5 @@
-//! JSON lines: one object per record, keys in the documented order (DESIGN.md, "Events").
+//! JSON lines: one object per record, keys in the documented order (README, "What it prints";
+//! the order is `vmtest::verdict::FIELDS`).
 
 use super::addr::push_ip;
 use super::clock::TimestampFormatter;
