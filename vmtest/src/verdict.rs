@@ -80,8 +80,8 @@ impl VmVerdict {
 /// The keys of a `lost` record, in order.
 pub const LOST_FIELDS: [&str; 5] = ["ts", "event", "cpu", "count", "reason"];
 
-/// The record fields of the JSON contract (the README's "What it prints"), in order: the one statement of it the
-/// tests share (VM harness, host tests, output unit tests), kept apart from the writer so a
+/// The record fields of the JSON contract (the README's "What it prints"), in order: the one
+/// statement of it the tests share (VM harness, host tests, output unit tests), kept apart from the writer so a
 /// change to the writer cannot quietly change what the tests expect.
 pub const FIELDS: [&str; 16] = [
     "ts",
