@@ -81,8 +81,8 @@ impl VmVerdict {
 pub const LOST_FIELDS: [&str; 5] = ["ts", "event", "cpu", "count", "reason"];
 
 /// The record fields of the JSON contract (the README's "What it prints"), in order: the one
-/// statement of it the tests share (VM harness, host tests, output unit tests), kept apart from the writer so a
-/// change to the writer cannot quietly change what the tests expect.
+/// statement of it the tests share (VM harness, host tests, output unit tests), kept apart
+/// from the writer so a change to the writer cannot quietly change what the tests expect.
 pub const FIELDS: [&str; 16] = [
     "ts",
     "event",
