@@ -101,7 +101,9 @@
 .map config, array, 4, CFG_SIZE, 1
 .map ports, hash, 4, 4, 64
 .map connecting, hash, 8, CALL_SIZE, 10240
-.map conns, lru_hash, 8, CONN_SIZE, 16384      ; connects in flight; preallocated, so sized for start-up too
+; Connects in flight. A plain hash, not an LRU: an LRU evicts quietly, and each eviction was a
+; connect whose outcome vanished. A full map is counted (DROP_STATE_FULL) instead.
+.map conns, hash, 8, CONN_SIZE, 16384
 .map drops, percpu_array, 4, 8, DROP_COUNT     ; records the probes could not send, per CPU, by DROP_*
 
 ; `size` bytes of kernel memory at `src` + `src_off` to `dst` + `dst_off` (the stack or a

@@ -73,6 +73,9 @@ syn_sent:
     r3 += STACK_ENTRY
     r4 = BPF_ANY
     call bpf_map_update_elem
+    if r0 == 0 goto out
+    ; No room: this connect's records cannot be made. Count it, never drop it quietly.
+    count_drop DROP_STATE_FULL
     goto out
 
 outcome:
