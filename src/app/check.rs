@@ -70,6 +70,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         value_size: 4,
         max_entries: 1,
         flags: 0,
+        btf: None,
     }) {
         Ok(_) => r.line("bpf()", "allowed"),
         Err(e) => {

@@ -237,6 +237,7 @@ fn create_map(sys: &dyn Sys, def: &MapDef, nr_cpus: u32) -> Result<LoadedMap, Lo
         value_size: def.value_size,
         max_entries,
         flags: def.flags,
+        btf: None,
     };
     let fd = sys.map_create(&req).map_err(|error| {
         if error.errno == libc::EPERM {
