@@ -10,6 +10,7 @@ mod verifier;
 mod tests;
 
 pub use kernel_version::{kernel_version_code, parse_kernel_release};
+pub use verifier::tail as log_tail;
 
 use crate::kernel::abi::{BPF_ANY, BPF_MAP_TYPE_PERF_EVENT_ARRAY};
 use crate::kernel::probe_object::{MapDef, ProbeObject, Program, ProgramKind};
