@@ -1,7 +1,7 @@
 use super::*;
 use crate::kernel::abi::{PERF_FLAG_FD_CLOEXEC, PERF_TYPE_TRACEPOINT};
 use crate::kernel::load::{
-    load, FieldOffset, FieldResolver, LoadError, LoadOptions, ProgramFilter,
+    load, FieldOffset, FieldResolver, LoadError, LoadOptions, PermissionContext, ProgramFilter,
 };
 use crate::kernel::probe_object::test_elf::asm;
 use crate::kernel::probe_object::{ProbeObject, Program};
@@ -769,6 +769,8 @@ fn real_kernel_loads_and_attaches_a_tracepoint_program() {
         nr_cpus: 1,
         kern_version: crate::kernel::load::kernel_version_code(),
         programs: ProgramFilter::All,
+        helper_rewrites: Vec::new(),
+        permission: PermissionContext::Unprivileged,
     };
     let loaded = load(&sys, &obj, &NoFields, &opts);
     if !is_root() {
