@@ -176,20 +176,22 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     };
     r.line(
         "variant",
-        format!(
-            "{} ({}; {})",
-            crate::session::describe_variant(&fields, &features),
-            if fields.has_btf() {
-                "the kernel's types are known"
-            } else {
-                "no BTF: only the built-in sock_common layout"
-            },
-            if features.helper_rewrites().is_empty() {
-                "the kernel has bpf_probe_read_kernel/_user"
-            } else {
-                "the loader rewrites their calls"
-            }
-        ),
+        if fields.has_btf() {
+            "probes.o, the programs for kernels with BTF (field offsets from its types)"
+        } else {
+            "probes-nobtf.o, the programs for kernels without BTF (built-in sock_common layout)"
+        },
+    );
+    r.line(
+        "helpers",
+        if features.helper_rewrites().is_empty() {
+            format!("{} (the kernel has them)", features.helpers_in_use())
+        } else {
+            format!(
+                "{}: the loader rewrites those calls",
+                features.helpers_in_use()
+            )
+        },
     );
     for unmet in features.unmet(&object) {
         r.line("variant", format!("cannot load: {unmet}"));

@@ -97,7 +97,7 @@ impl Feature {
             Feature::RingBuf => "not used: events go through the perf event array",
             Feature::RawTracepoint => "not used: classic tracepoints",
             Feature::SkStorage => "not used: hash maps keyed by socket",
-            Feature::KprobePmu => "tracefs kprobe_events",
+            Feature::KprobePmu => "tracefs kprobe_events, else the tracepoint backend",
             Feature::VmlinuxBtf => "built-in layout, verified on loopback",
             Feature::MemcgAccounting => "RLIMIT_MEMLOCK is raised to unlimited",
         }
@@ -248,10 +248,13 @@ fn run_probe(sys: &dyn Sys, feature: Feature) -> Probed {
         Feature::SkStorage => probe::sk_storage(sys),
         Feature::KprobePmu => match attach::kprobe_support(sys) {
             KprobeSupport::Pmu { .. } => Probed::Present,
-            KprobeSupport::TracefsOnly => {
-                Probed::Missing("no /sys/bus/event_source/devices/kprobe".into())
-            }
-            KprobeSupport::None => Probed::Missing("no kprobe PMU, no kprobe_events".into()),
+            KprobeSupport::TracefsOnly => Probed::Missing(
+                "no /sys/bus/event_source/devices/kprobe; tracefs kprobe_events is there".into(),
+            ),
+            KprobeSupport::None => Probed::Missing(
+                "no /sys/bus/event_source/devices/kprobe, and no tracefs kprobe_events either"
+                    .into(),
+            ),
         },
         Feature::VmlinuxBtf => probe::vmlinux_btf(sys, std::path::Path::new(VMLINUX_BTF)),
         // libbpf's probe for FEAT_MEMCG_ACCOUNT: the helper came in the same release.
