@@ -7,12 +7,14 @@ use std::path::Path;
 use crate::app::cli::CheckOptions;
 use crate::kernel::abi::BPF_MAP_TYPE_ARRAY;
 use crate::kernel::attach::{self, KprobeSupport};
-use crate::kernel::load::{self, FieldResolver, LoadOptions, ProgramFilter};
+use crate::kernel::load::{self, FieldResolver, LoadOptions, PermissionContext, ProgramFilter};
+use crate::kernel::probe::Probed;
 use crate::kernel::probe_object::{self, ProbeObject};
 use crate::kernel::ring;
 use crate::kernel::sys::{host, MapCreate, Sys};
 use crate::session::backend::{self, Backend};
 use crate::session::embedded;
+use crate::session::features::{self, Feature, Features};
 use crate::session::fields::{self, FieldSource};
 use crate::session::options::{BackendChoice, BtfSource};
 
@@ -63,6 +65,13 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     };
     r.line("kernel", kernel_release());
 
+    let features = Features::new(sys);
+    let privileged = features::bpf_privileged();
+    // Before the first map, as tracing does: kernels before 5.11 charge maps to the limit.
+    let memlock = features.prepare_memlock();
+    r.line("memlock", memlock.describe());
+    let permission = memlock.permission_context(privileged);
+
     match sys.map_create(&MapCreate {
         name: "ct_check",
         map_type: BPF_MAP_TYPE_ARRAY,
@@ -70,14 +79,24 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         value_size: 4,
         max_entries: 1,
         flags: 0,
+        btf: None,
     }) {
         Ok(_) => r.line("bpf()", "allowed"),
         Err(e) => {
             r.line("bpf()", format!("refused: {e}"));
-            r.fail(format!(
-                "bpf() is refused ({e}): needs root or CAP_BPF+CAP_PERFMON"
-            ));
+            let why = match (&permission, e.errno) {
+                (PermissionContext::Privileged { memlock }, libc::EPERM) => format!(
+                    "bpf() is refused ({e}) although conntrace has the privileges: \
+                     RLIMIT_MEMLOCK, {memlock}"
+                ),
+                _ => format!("bpf() is refused ({e}): needs root or CAP_BPF+CAP_PERFMON"),
+            };
+            r.fail(why);
         }
+    }
+
+    for (feature, probed) in features.all() {
+        r.line("feature", describe_feature(feature, probed));
     }
 
     match ring::online_cpus(sys) {
@@ -155,6 +174,29 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
             return r;
         }
     };
+    r.line(
+        "variant",
+        if fields.has_btf() {
+            "probes.o, the programs for kernels with BTF (field offsets from its types)"
+        } else {
+            "probes-nobtf.o, the programs for kernels without BTF (built-in sock_common layout)"
+        },
+    );
+    r.line(
+        "helpers",
+        if features.helper_rewrites().is_empty() {
+            format!("{} (the kernel has them)", features.helpers_in_use())
+        } else {
+            format!(
+                "{}: the loader rewrites those calls",
+                features.helpers_in_use()
+            )
+        },
+    );
+    for unmet in features.unmet(&object) {
+        r.line("variant", format!("cannot load: {unmet}"));
+        r.fail(format!("the embedded probe object cannot load: {unmet}"));
+    }
     // Without BTF only the kprobe backend's programs can be used: list what they need.
     let listed = (!fields.has_btf()).then(|| Backend::Kprobe.jobs());
     for spec in field_specs(&object, listed) {
@@ -194,6 +236,8 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         nr_cpus,
         kern_version: load::kernel_version_code(),
         programs: ProgramFilter::Only(sections),
+        helper_rewrites: features.helper_rewrites(),
+        permission,
     };
     match load::load(sys, &object, &fields, &load_opts) {
         Ok(loaded) => r.line(
@@ -220,6 +264,20 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         }
     }
     r
+}
+
+/// "bpf_probe_read_kernel      found    (Linux 5.5+)", and for what is missing, what
+/// conntrace does instead and the kernel's answer.
+fn describe_feature(feature: Feature, probed: &Probed) -> String {
+    let head = format!("{:<26}", feature.name());
+    let since = format!("(Linux {}+)", feature.since());
+    match probed {
+        Probed::Present => format!("{head} found    {since}"),
+        Probed::Missing(why) => {
+            format!("{head} missing  {since}: {}; {why}", feature.without())
+        }
+        Probed::Unknown(why) => format!("{head} unknown  {since}: {why}"),
+    }
 }
 
 /// Which hook each kprobe job will use: the first whose function the kernel has (as

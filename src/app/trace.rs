@@ -62,10 +62,11 @@ fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
         eprintln!("conntrace: note: {note}");
     }
     eprintln!(
-        "conntrace: attached {} probes: {} ({}); Ctrl-C to stop",
+        "conntrace: attached {} probes: {} ({}); {}; Ctrl-C to stop",
         session.attachments.len(),
         session.why,
-        session.describe_hooks()
+        session.describe_hooks(),
+        session.variant
     );
     let totals = read_events(sys, session, opts)?;
     let mut summary = format!("conntrace: {} events, {} lost", totals.events, totals.lost);

@@ -7,6 +7,7 @@ pub const BPF_MAP_LOOKUP_ELEM: u32 = 1;
 pub const BPF_MAP_UPDATE_ELEM: u32 = 2;
 pub const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 pub const BPF_PROG_LOAD: u32 = 5;
+pub const BPF_BTF_LOAD: u32 = 18;
 
 /// BPF_MAP_UPDATE_ELEM flag: create or replace.
 pub const BPF_ANY: u64 = 0;
@@ -14,10 +15,32 @@ pub const BPF_ANY: u64 = 0;
 // Map types.
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 pub const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
+pub const BPF_MAP_TYPE_SK_STORAGE: u32 = 24;
+pub const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+
+/// BPF_MAP_CREATE flag: allocate elements on demand (local storage maps require it).
+pub const BPF_F_NO_PREALLOC: u32 = 1;
 
 // Program types.
+pub const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const BPF_PROG_TYPE_KPROBE: u32 = 2;
 pub const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
+pub const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
+
+// Helper function ids (`enum bpf_func_id`).
+pub const BPF_FUNC_PROBE_READ: u32 = 4;
+pub const BPF_FUNC_PROBE_READ_STR: u32 = 45;
+pub const BPF_FUNC_PROBE_READ_USER: u32 = 112;
+pub const BPF_FUNC_PROBE_READ_KERNEL: u32 = 113;
+pub const BPF_FUNC_PROBE_READ_USER_STR: u32 = 114;
+pub const BPF_FUNC_PROBE_READ_KERNEL_STR: u32 = 115;
+pub const BPF_FUNC_KTIME_GET_COARSE_NS: u32 = 160;
+
+// BTF (include/uapi/linux/btf.h).
+pub const BTF_MAGIC: u16 = 0xeb9f;
+pub const BTF_KIND_INT: u32 = 1;
+/// BTF_INT_ENCODING: signed.
+pub const BTF_INT_SIGNED: u32 = 1;
 
 // perf_event_attr.type and config.
 pub const PERF_TYPE_SOFTWARE: u32 = 1;

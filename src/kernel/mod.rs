@@ -7,6 +7,7 @@ pub mod attach;
 pub mod btf;
 pub mod errno;
 pub mod load;
+pub mod probe;
 pub mod probe_object;
 pub mod ring;
 // The system calls: one of the two places the crate root allows `unsafe` (lib.rs).

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod embedded;
 pub mod event;
+pub mod features;
 pub mod fields;
 pub mod filter;
 pub mod options;
@@ -19,6 +20,7 @@ use crate::kernel::probe_object::{self, ProgramKind};
 use crate::kernel::ring::{self, PerfRings, Wakeup};
 use crate::kernel::sys::{host, Sys};
 use crate::session::backend::{Backend, Hook, Role};
+use crate::session::features::{Features, Memlock};
 use crate::session::fields::FieldSource;
 use crate::session::options::{BtfSource, FamilyFilter, SessionOptions};
 
@@ -38,6 +40,13 @@ pub struct Session<'s> {
     pub hooks: Vec<(Role, &'static Hook)>,
     /// What the user must know about the hooks in use (their limits).
     pub notes: Vec<String>,
+    /// What the kernel offers, as probed for this session.
+    pub features: Features<'s>,
+    /// What was found and done about RLIMIT_MEMLOCK before the maps were created.
+    pub memlock: Memlock,
+    /// The programs loaded and the fallbacks in use, for the "attached" line:
+    /// "programs for BTF, helpers bpf_probe_read_kernel/_user".
+    pub variant: String,
 }
 
 impl Session<'_> {
@@ -115,11 +124,24 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
         jobs.push((job, backend::hooks_of(job)?));
     }
 
+    let features = Features::new(sys);
+    // Before any map exists: kernels before 5.11 charge them to RLIMIT_MEMLOCK.
+    let memlock = features.prepare_memlock();
     let cpus = ring::online_cpus(sys).map_err(|e| e.to_string())?;
     let nr_cpus = cpus.iter().max().map_or(1, |&c| c + 1);
+    let variant = describe_variant(&fields, &features);
+    let unmet = features.unmet(&object);
+    if !unmet.is_empty() {
+        return Err(format!(
+            "the embedded probe object cannot load on this kernel: {}",
+            unmet.join("; ")
+        ));
+    }
     let load_opts = LoadOptions {
         nr_cpus,
         kern_version: load::kernel_version_code(),
+        helper_rewrites: features.helper_rewrites(),
+        permission: memlock.permission_context(features::bpf_privileged()),
         // Every hook a job may use is loaded: which one attaches is known only by trying.
         programs: ProgramFilter::Only(
             jobs.iter()
@@ -171,7 +193,22 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
         verify,
         hooks: hooks_used,
         notes,
+        features,
+        memlock,
+        variant,
     })
+}
+
+/// Which programs a session loads and with which fallbacks: "programs for BTF, helpers
+/// bpf_probe_read_kernel/_user", "programs without BTF, helpers bpf_probe_read (no
+/// bpf_probe_read_kernel/_user)". For the "attached" line and `conntrace check`.
+pub fn describe_variant(fields: &FieldSource, features: &Features<'_>) -> String {
+    let object = if fields.has_btf() {
+        "programs for BTF"
+    } else {
+        "programs without BTF"
+    };
+    format!("{object}, helpers {}", features.helpers_in_use())
 }
 
 /// Attaches the first of `hooks` the kernel has, with its extra tracepoints. The outer error

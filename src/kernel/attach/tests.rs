@@ -1,12 +1,14 @@
 use super::*;
 use crate::kernel::abi::{PERF_FLAG_FD_CLOEXEC, PERF_TYPE_TRACEPOINT};
 use crate::kernel::load::{
-    load, FieldOffset, FieldResolver, LoadError, LoadOptions, ProgramFilter,
+    load, FieldOffset, FieldResolver, LoadError, LoadOptions, PermissionContext, ProgramFilter,
 };
 use crate::kernel::probe_object::test_elf::asm;
 use crate::kernel::probe_object::{ProbeObject, Program};
 use crate::kernel::sys::fake::{Call, FakeSys};
-use crate::kernel::sys::{MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, RealSys, SysResult};
+use crate::kernel::sys::{
+    MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, RealSys, Rlimit, SysResult,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -127,6 +129,15 @@ impl Sys for Kernel {
     }
     fn map_lookup(&self, map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> SysResult<()> {
         self.fake.map_lookup(map, key, value)
+    }
+    fn btf_load(&self, btf: &[u8]) -> SysResult<OwnedFd> {
+        self.fake.btf_load(btf)
+    }
+    fn memlock_limit(&self) -> SysResult<Rlimit> {
+        self.fake.memlock_limit()
+    }
+    fn set_memlock_limit(&self, limit: Rlimit) -> SysResult<()> {
+        self.fake.set_memlock_limit(limit)
     }
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd> {
         self.fake.prog_load(req, log)
@@ -758,6 +769,8 @@ fn real_kernel_loads_and_attaches_a_tracepoint_program() {
         nr_cpus: 1,
         kern_version: crate::kernel::load::kernel_version_code(),
         programs: ProgramFilter::All,
+        helper_rewrites: Vec::new(),
+        permission: PermissionContext::Unprivileged,
     };
     let loaded = load(&sys, &obj, &NoFields, &opts);
     if !is_root() {

@@ -10,8 +10,13 @@ mod verifier;
 mod tests;
 
 pub use kernel_version::{kernel_version_code, parse_kernel_release};
+pub use verifier::tail as log_tail;
 
-use crate::kernel::abi::{BPF_ANY, BPF_MAP_TYPE_PERF_EVENT_ARRAY};
+use crate::kernel::abi::{
+    BPF_ANY, BPF_FUNC_PROBE_READ, BPF_FUNC_PROBE_READ_KERNEL, BPF_FUNC_PROBE_READ_KERNEL_STR,
+    BPF_FUNC_PROBE_READ_STR, BPF_FUNC_PROBE_READ_USER, BPF_FUNC_PROBE_READ_USER_STR,
+    BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+};
 use crate::kernel::probe_object::{MapDef, ProbeObject, Program, ProgramKind};
 use crate::kernel::sys::{MapCreate, ProgLoad, Sys, SysError};
 use std::fmt;
@@ -65,6 +70,36 @@ pub struct LoadOptions {
     /// KERNEL_VERSION of the running kernel, see [`kernel_version_code`].
     pub kern_version: u32,
     pub programs: ProgramFilter,
+    /// Helper calls to rewrite before loading, `(missing helper, the one to call instead)`:
+    /// what the running kernel lacks, probed (see [`helper_fallback`]).
+    pub helper_rewrites: Vec<(u32, u32)>,
+    /// What an EPERM from the kernel means for this process, for the error message.
+    pub permission: PermissionContext,
+}
+
+/// The older helper that does the job of a newer one on kernels without it: the
+/// bpf_probe_read_{kernel,user}{,_str} helpers (5.5) were split from bpf_probe_read (4.1)
+/// and bpf_probe_read_str (4.11), which read either address space on the architectures
+/// conntrace supports.
+pub fn helper_fallback(helper: u32) -> Option<u32> {
+    match helper {
+        BPF_FUNC_PROBE_READ_USER | BPF_FUNC_PROBE_READ_KERNEL => Some(BPF_FUNC_PROBE_READ),
+        BPF_FUNC_PROBE_READ_USER_STR | BPF_FUNC_PROBE_READ_KERNEL_STR => {
+            Some(BPF_FUNC_PROBE_READ_STR)
+        }
+        _ => None,
+    }
+}
+
+/// Why the kernel may answer EPERM to this process.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PermissionContext {
+    /// Neither root nor CAP_SYS_ADMIN/CAP_BPF: EPERM is the missing privilege.
+    #[default]
+    Unprivileged,
+    /// Root or CAP_SYS_ADMIN/CAP_BPF: EPERM is not the privilege but, mostly, the
+    /// locked-memory limit; `memlock` says what it is and what was tried about it.
+    Privileged { memlock: String },
 }
 
 #[derive(Debug)]
@@ -126,10 +161,12 @@ pub enum LoadError {
         log_tail: Vec<String>,
         log_truncated: bool,
     },
-    /// The kernel refused for lack of privilege (`what` names the step).
+    /// The kernel answered EPERM/EACCES (`what` names the step; `context` says whether that
+    /// is the privilege or the locked-memory limit).
     Permission {
         what: String,
         error: SysError,
+        context: PermissionContext,
     },
     MapUpdate {
         map: String,
@@ -173,9 +210,23 @@ impl fmt::Display for LoadError {
                 }
                 Ok(())
             }
-            LoadError::Permission { what, error } => {
-                write!(f, "{what}: {error}: conntrace {PRIVILEGE_HINT}")
-            }
+            LoadError::Permission {
+                what,
+                error,
+                context: PermissionContext::Unprivileged,
+            } => write!(f, "{what}: {error}: conntrace {PRIVILEGE_HINT}"),
+            LoadError::Permission {
+                what,
+                error,
+                context: PermissionContext::Privileged { memlock },
+            } => write!(
+                f,
+                "{what}: {error}: conntrace has the privileges (root or CAP_SYS_ADMIN/CAP_BPF), \
+                 so this is most likely the locked-memory limit, RLIMIT_MEMLOCK, which kernels \
+                 before 5.11 charge BPF maps and programs to: {memlock}; raise it \
+                 (`ulimit -l unlimited`, or LimitMEMLOCK=infinity for a service) and retry \
+                 (other causes: kernel lockdown, an LSM or seccomp policy)"
+            ),
             LoadError::MapUpdate { map, message } => {
                 write!(f, "updating BPF map `{map}`: {message}")
             }
@@ -206,7 +257,7 @@ pub fn load(
     let maps = obj
         .maps
         .iter()
-        .map(|def| create_map(sys, def, opts.nr_cpus))
+        .map(|def| create_map(sys, def, opts))
         .collect::<Result<Vec<_>, _>>()?;
     let mut programs = Vec::new();
     for program in obj
@@ -224,9 +275,9 @@ pub fn load(
     Ok(Loaded { maps, programs })
 }
 
-fn create_map(sys: &dyn Sys, def: &MapDef, nr_cpus: u32) -> Result<LoadedMap, LoadError> {
+fn create_map(sys: &dyn Sys, def: &MapDef, opts: &LoadOptions) -> Result<LoadedMap, LoadError> {
     let max_entries = if def.map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && def.max_entries == 0 {
-        nr_cpus
+        opts.nr_cpus
     } else {
         def.max_entries
     };
@@ -237,15 +288,16 @@ fn create_map(sys: &dyn Sys, def: &MapDef, nr_cpus: u32) -> Result<LoadedMap, Lo
         value_size: def.value_size,
         max_entries,
         flags: def.flags,
+        btf: None,
     };
     let fd = sys.map_create(&req).map_err(|error| {
         if error.errno == libc::EPERM {
-            // Before 5.11 an exhausted RLIMIT_MEMLOCK also gives EPERM.
-            let what = format!(
-                "creating BPF map `{}` (on kernels before 5.11 also raise `ulimit -l`)",
-                def.name
-            );
-            LoadError::Permission { what, error }
+            // Before 5.11 an exhausted RLIMIT_MEMLOCK also gives EPERM: `permission` tells.
+            LoadError::Permission {
+                what: format!("creating BPF map `{}`", def.name),
+                error,
+                context: opts.permission.clone(),
+            }
         } else {
             LoadError::MapCreate {
                 map: def.name.clone(),
@@ -285,6 +337,9 @@ fn load_program(
     for reloc in &program.field_relocs {
         patch::field(program, &mut insns, reloc, fields).map_err(patch_error)?;
     }
+    for &(from, to) in &opts.helper_rewrites {
+        patch::helper_calls(program, &mut insns, from, to).map_err(patch_error)?;
+    }
     let name = program_name(&program.kind);
     let req = ProgLoad {
         name: &name,
@@ -307,6 +362,7 @@ fn load_program(
         verifier::Failure::Permission(error) => LoadError::Permission {
             what: format!("loading BPF program {}", program.section),
             error,
+            context: opts.permission.clone(),
         },
     })
 }

@@ -5,7 +5,7 @@
 
 use super::{FieldOffset, FieldResolver};
 use crate::kernel::probe_object::{FieldReloc, FieldRelocKind, Program};
-use bpf_insn::{DecodeError, Instruction, OpCode, Reg, Size, Source};
+use bpf_insn::{decode_program, DecodeError, Instruction, OpCode, Reg, Size, Source};
 
 /// The instruction starting at slot `index`, or `None` past the end of the program.
 fn decode_at(insns: &[u64], index: usize) -> Option<Result<Instruction, DecodeError>> {
@@ -202,4 +202,35 @@ fn check_access_size(
         ));
     }
     Ok(())
+}
+
+/// Rewrites every call of helper `from` into a call of helper `to` (a kernel without `from`
+/// has `to`, which takes the same arguments): decodes each instruction, takes only helper
+/// calls (`call` with src_reg 0; 1 is a BPF-to-BPF call, 2 a kfunc), changes the number,
+/// encodes it back. Returns how many calls it rewrote.
+pub fn helper_calls(
+    program: &Program,
+    insns: &mut [u64],
+    from: u32,
+    to: u32,
+) -> Result<usize, String> {
+    let mut sites = Vec::new();
+    for decoded in decode_program(insns) {
+        let (slot, insn) = decoded.map_err(|e| {
+            format!(
+                "{}+{}: {}: the probe object is damaged; rebuild conntrace",
+                program.section,
+                e.slot.saturating_mul(8),
+                e.error
+            )
+        })?;
+        if insn.opcode == OpCode::Call && insn.src == Reg::R0 && insn.imm == i64::from(from) {
+            sites.push((slot, insn));
+        }
+    }
+    for (slot, mut call) in sites.iter().copied() {
+        call.imm = i64::from(to);
+        encode_at(insns, slot, &call);
+    }
+    Ok(sites.len())
 }

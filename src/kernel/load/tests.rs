@@ -46,6 +46,8 @@ fn opts() -> LoadOptions {
         nr_cpus: 6,
         kern_version: 0x060100,
         programs: ProgramFilter::All,
+        helper_rewrites: Vec::new(),
+        permission: PermissionContext::Unprivileged,
     }
 }
 
@@ -501,6 +503,8 @@ fn load_rejected_by_the_verifier(test: &str, insns: Vec<u64>) -> Option<LoadErro
         nr_cpus: 1,
         kern_version: crate::kernel::load::kernel_version_code(),
         programs: ProgramFilter::All,
+        helper_rewrites: Vec::new(),
+        permission: PermissionContext::Unprivileged,
     };
     let resolver = Fields(HashMap::new());
     let e = match load(&crate::kernel::sys::RealSys, &obj, &resolver, &opts) {
@@ -667,4 +671,122 @@ fn a_tracepoint_field_narrower_in_this_kernel_gets_a_narrower_load() {
     // Elsewhere a too-wide load stays an error (see checks_the_access_width_against_the_field).
     let obj = object_with(asm::ldx(0x08, 2, 1, 0x7bad), "sock_common.skc_family", 0);
     assert!(load(&FakeSys::new(), &obj, &Narrow, &opts()).is_err());
+}
+
+/// `call N` (a helper: src_reg 0).
+fn call(id: i32) -> u64 {
+    0x85 | (u64::from(id as u32) << 32)
+}
+
+#[test]
+fn missing_helpers_are_rewritten_to_their_fallback_and_nothing_else() {
+    use crate::kernel::abi::{
+        BPF_FUNC_PROBE_READ, BPF_FUNC_PROBE_READ_KERNEL, BPF_FUNC_PROBE_READ_USER,
+    };
+    let [l0, l1] = asm::lddw(1);
+    // A BPF-to-BPF call (src_reg 1) and an lddw whose constant is 113 are not helper calls.
+    let pseudo_call = call(113) | (1 << 12);
+    let lddw_113 = [l0 | (113 << 32), l1];
+    let insns = [
+        call(113),
+        lddw_113[0],
+        lddw_113[1],
+        call(112),
+        pseudo_call,
+        call(14),
+        call(113),
+        asm::EXIT,
+    ];
+    let program = Program {
+        section: "tracepoint/sock/inet_sock_set_state".into(),
+        kind: ProgramKind::Tracepoint {
+            category: "sock".into(),
+            name: "inet_sock_set_state".into(),
+        },
+        insns: insns.to_vec(),
+        map_relocs: Vec::new(),
+        field_relocs: Vec::new(),
+    };
+    let mut patched = insns.to_vec();
+    let n = patch::helper_calls(
+        &program,
+        &mut patched,
+        BPF_FUNC_PROBE_READ_KERNEL,
+        BPF_FUNC_PROBE_READ,
+    )
+    .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(
+        patched,
+        [
+            call(4),
+            lddw_113[0],
+            lddw_113[1],
+            call(112),
+            pseudo_call,
+            call(14),
+            call(4),
+            asm::EXIT
+        ]
+    );
+
+    // Through load(): what the kernel is given.
+    let obj = ProbeObject {
+        license: "GPL".into(),
+        maps: Vec::new(),
+        programs: vec![program],
+    };
+    let sys = FakeSys::new();
+    let opts = LoadOptions {
+        helper_rewrites: vec![
+            (BPF_FUNC_PROBE_READ_KERNEL, BPF_FUNC_PROBE_READ),
+            (BPF_FUNC_PROBE_READ_USER, BPF_FUNC_PROBE_READ),
+        ],
+        ..opts()
+    };
+    load(&sys, &obj, &fields(), &opts).unwrap();
+    let loads = prog_loads(&sys.calls());
+    assert_eq!(loads.len(), 1);
+    assert_eq!(
+        loads[0].2,
+        [
+            call(4),
+            lddw_113[0],
+            lddw_113[1],
+            call(4),
+            pseudo_call,
+            call(14),
+            call(4),
+            asm::EXIT
+        ]
+    );
+}
+
+#[test]
+fn a_damaged_program_is_refused_by_the_helper_rewrite_not_a_panic() {
+    let program = Program {
+        section: "kprobe/x".into(),
+        kind: ProgramKind::Kprobe {
+            function: "x".into(),
+        },
+        insns: vec![call(113), 0xff],
+        map_relocs: Vec::new(),
+        field_relocs: Vec::new(),
+    };
+    let mut insns = program.insns.clone();
+    let e = patch::helper_calls(&program, &mut insns, 113, 4).unwrap_err();
+    assert_eq!(
+        e,
+        "kprobe/x+8: opcode 0xff is not a BPF instruction: the probe object is damaged; rebuild conntrace"
+    );
+    assert_eq!(insns, program.insns, "nothing is half-patched");
+}
+
+#[test]
+fn fallbacks_are_the_pre_5_5_helpers() {
+    assert_eq!(helper_fallback(112), Some(4));
+    assert_eq!(helper_fallback(113), Some(4));
+    assert_eq!(helper_fallback(114), Some(45));
+    assert_eq!(helper_fallback(115), Some(45));
+    assert_eq!(helper_fallback(14), None);
 }

@@ -26,6 +26,7 @@ fn events_map(sys: &dyn Sys, entries: u32) -> OwnedFd {
         value_size: 4,
         max_entries: entries,
         flags: 0,
+        btf: None,
     };
     sys.map_create(&req).expect("creating the events map")
 }

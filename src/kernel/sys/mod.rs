@@ -88,7 +88,28 @@ pub struct MapCreate<'a> {
     pub value_size: u32,
     pub max_entries: u32,
     pub flags: u32,
+    /// BTF for the key and value (socket-local storage maps require it); None for the rest.
+    pub btf: Option<MapBtf>,
 }
+
+/// The BTF a map is created with: a loaded BTF object (`Sys::btf_load`) and the type ids of
+/// its key and value in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapBtf {
+    pub fd: RawFd,
+    pub key_type_id: u32,
+    pub value_type_id: u32,
+}
+
+/// A resource limit as getrlimit(2) gives it: soft and hard, `RLIM_INFINITY` for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// No limit (`RLIM_INFINITY`).
+pub const RLIM_INFINITY: u64 = u64::MAX;
 
 /// What `BPF_PROG_LOAD` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +218,12 @@ pub trait Sys {
     ) -> SysResult<bool> {
         Ok(false)
     }
+    /// BPF_BTF_LOAD of a raw BTF blob (header, types, strings); returns the BTF object's fd.
+    fn btf_load(&self, btf: &[u8]) -> SysResult<OwnedFd>;
+    /// This process's RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF maps and programs to.
+    fn memlock_limit(&self) -> SysResult<Rlimit>;
+    /// Sets this process's RLIMIT_MEMLOCK (raising the hard limit needs CAP_SYS_RESOURCE).
+    fn set_memlock_limit(&self, limit: Rlimit) -> SysResult<()>;
     /// On failure the verifier's log, as far as it fits, is in `log`.
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd>;
     fn perf_event_open(
@@ -262,5 +289,20 @@ mod tests {
         assert_eq!(PerfEventIoctl::Enable.encode(), (0x2400, 0));
         assert_eq!(PerfEventIoctl::Disable.encode(), (0x2401, 0));
         assert_eq!(PerfEventIoctl::SetBpf(7).encode(), (0x4004_2408, 7));
+    }
+
+    #[test]
+    fn rlim_infinity_is_the_c_librarys() {
+        assert_eq!(super::RLIM_INFINITY, libc::RLIM_INFINITY);
+    }
+
+    #[test]
+    fn the_real_memlock_limit_reads_and_sets_back() {
+        use super::{RealSys, Sys};
+        let now = RealSys.memlock_limit().unwrap();
+        assert!(now.soft <= now.hard, "{now:?}");
+        // Setting the limit it already has needs no privilege.
+        RealSys.set_memlock_limit(now).unwrap();
+        assert_eq!(RealSys.memlock_limit().unwrap(), now);
     }
 }

@@ -1,8 +1,8 @@
 //! [`Sys`] over the real system calls.
 
 use super::{
-    AppendFile, HeldFile, MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, Sys, SysError,
-    SysResult, PERF_ATTR_SIZE,
+    AppendFile, HeldFile, MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, Rlimit, Sys,
+    SysError, SysResult, PERF_ATTR_SIZE,
 };
 use std::ffi::CString;
 use std::io::{self, Write};
@@ -12,7 +12,8 @@ use std::path::Path;
 use std::ptr::NonNull;
 
 use crate::kernel::abi::{
-    BPF_MAP_CREATE, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_PROG_LOAD,
+    BPF_BTF_LOAD, BPF_MAP_CREATE, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM,
+    BPF_PROG_LOAD,
 };
 
 #[repr(C)]
@@ -26,6 +27,21 @@ struct MapCreateAttr {
     inner_map_fd: u32,
     numa_node: u32,
     map_name: [u8; 16],
+    map_ifindex: u32,
+    btf_fd: u32,
+    btf_key_type_id: u32,
+    btf_value_type_id: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct BtfLoadAttr {
+    btf: u64,
+    btf_log_buf: u64,
+    btf_size: u32,
+    btf_log_size: u32,
+    btf_log_level: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -104,7 +120,50 @@ impl Sys for RealSys {
             map_name: object_name(req.name),
             ..Default::default()
         };
+        if let Some(btf) = &req.btf {
+            attr.btf_fd = btf.fd as u32;
+            attr.btf_key_type_id = btf.key_type_id;
+            attr.btf_value_type_id = btf.value_type_id;
+        }
         bpf(BPF_MAP_CREATE, &mut attr, "bpf(BPF_MAP_CREATE)").map(owned)
+    }
+
+    fn btf_load(&self, btf: &[u8]) -> SysResult<OwnedFd> {
+        let mut attr = BtfLoadAttr {
+            btf: btf.as_ptr() as u64,
+            btf_size: u32::try_from(btf.len())
+                .map_err(|_| SysError::new("bpf(BPF_BTF_LOAD)", libc::E2BIG))?,
+            ..Default::default()
+        };
+        // The kernel reads btf_size bytes from `btf`, which the borrowed slice holds.
+        bpf(BPF_BTF_LOAD, &mut attr, "bpf(BPF_BTF_LOAD)").map(owned)
+    }
+
+    fn memlock_limit(&self) -> SysResult<Rlimit> {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
+        if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+            return Err(SysError::last("getrlimit(RLIMIT_MEMLOCK)"));
+        }
+        Ok(Rlimit {
+            soft: limit.rlim_cur,
+            hard: limit.rlim_max,
+        })
+    }
+
+    fn set_memlock_limit(&self, limit: Rlimit) -> SysResult<()> {
+        let limit = libc::rlimit {
+            rlim_cur: limit.soft,
+            rlim_max: limit.hard,
+        };
+        // SAFETY: `limit` is a valid rlimit the call only reads.
+        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) } != 0 {
+            return Err(SysError::last("setrlimit(RLIMIT_MEMLOCK)"));
+        }
+        Ok(())
     }
 
     fn map_update(

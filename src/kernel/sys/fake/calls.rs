@@ -1,6 +1,6 @@
 //! What the fake records: one [`Call`] per `Sys` call, arguments copied.
 
-use crate::kernel::sys::{PerfEventAttr, PerfEventIoctl};
+use crate::kernel::sys::{MapBtf, PerfEventAttr, PerfEventIoctl, Rlimit};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
@@ -15,7 +15,16 @@ pub enum Call {
         value_size: u32,
         max_entries: u32,
         flags: u32,
+        btf: Option<MapBtf>,
         fd: RawFd,
+    },
+    BtfLoad {
+        btf: Vec<u8>,
+        fd: RawFd,
+    },
+    MemlockLimit,
+    SetMemlockLimit {
+        limit: Rlimit,
     },
     MapUpdate {
         map: RawFd,

@@ -2,13 +2,16 @@
 //! contents, epoll readiness, values for map lookups. The fake's calls consume it.
 
 use super::FakeSys;
-use crate::kernel::sys::{SysError, SysResult};
+use crate::kernel::sys::{Rlimit, SysError, SysResult};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 /// The names `fail_next`/`fail_nth`/`fail_always` accept: one per `Sys` method.
-const CALL_NAMES: [&str; 14] = [
+const CALL_NAMES: [&str; 17] = [
     "map_create",
+    "btf_load",
+    "memlock_limit",
+    "set_memlock_limit",
     "map_update",
     "map_lookup",
     "prog_load",
@@ -34,6 +37,8 @@ pub(super) struct Script {
     pub(super) epoll_results: VecDeque<Vec<u64>>,
     /// Values the next map_lookup calls copy out, in order (zeros when none is left).
     pub(super) lookup_values: VecDeque<Vec<u8>>,
+    /// RLIMIT_MEMLOCK as `memlock_limit` reports it (8 MiB, the usual default, until set).
+    pub(super) memlock: Option<Rlimit>,
 }
 
 impl FakeSys {
@@ -94,6 +99,19 @@ impl FakeSys {
             .script
             .lookup_values
             .push_back(value.to_vec());
+    }
+
+    /// What `memlock_limit` reports until the code under test sets it.
+    pub fn set_memlock(&self, limit: Rlimit) {
+        self.state.borrow_mut().script.memlock = Some(limit);
+    }
+
+    /// RLIMIT_MEMLOCK as the fake holds it now (8 MiB unless scripted or set).
+    pub fn memlock(&self) -> Rlimit {
+        self.state.borrow().script.memlock.unwrap_or(Rlimit {
+            soft: 8 << 20,
+            hard: 8 << 20,
+        })
     }
 
     /// Consumes the script for one call of `name`: `Err(errno)` if it is due to fail.

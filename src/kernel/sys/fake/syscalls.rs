@@ -4,7 +4,7 @@
 use super::ring::{page_size, FakeRing, Mapping};
 use super::{Call, FakeSys};
 use crate::kernel::sys::{
-    MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, Sys, SysError, SysResult,
+    MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, Rlimit, Sys, SysError, SysResult,
 };
 use std::fs::File;
 use std::io;
@@ -32,9 +32,34 @@ impl Sys for FakeSys {
             value_size: req.value_size,
             max_entries: req.max_entries,
             flags: req.flags,
+            btf: req.btf,
             fd: result.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
         });
         result
+    }
+
+    fn btf_load(&self, btf: &[u8]) -> SysResult<OwnedFd> {
+        let result = self
+            .check("btf_load", "bpf(BPF_BTF_LOAD)")
+            .map(|_| new_fd());
+        self.record(Call::BtfLoad {
+            btf: btf.to_vec(),
+            fd: result.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+        });
+        result
+    }
+
+    fn memlock_limit(&self) -> SysResult<Rlimit> {
+        self.record(Call::MemlockLimit);
+        self.check("memlock_limit", "getrlimit(RLIMIT_MEMLOCK)")?;
+        Ok(self.memlock())
+    }
+
+    fn set_memlock_limit(&self, limit: Rlimit) -> SysResult<()> {
+        self.record(Call::SetMemlockLimit { limit });
+        self.check("set_memlock_limit", "setrlimit(RLIMIT_MEMLOCK)")?;
+        self.set_memlock(limit);
+        Ok(())
     }
 
     fn map_update(

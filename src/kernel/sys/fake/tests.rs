@@ -17,6 +17,7 @@ fn records_calls_and_hands_out_distinct_real_fds() {
         value_size: 4,
         max_entries: 2,
         flags: 0,
+        btf: None,
     };
     let a = fake.map_create(&req).unwrap();
     let b = fake.map_create(&req).unwrap();
