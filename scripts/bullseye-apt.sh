@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Makes Debian 11 (bullseye) packages reachable for the VM tests: its 5.10 cloud kernels and
-# linux-source-5.10, and nothing else. Adds, when missing, an apt source for the suites
-# bullseye and bullseye-security (on the mirrors the machine's own sources already use) and a
-# preferences file that pins every other bullseye package to -1, so nothing the host installs
-# or upgrades can come from bullseye. Then refreshes the package lists once.
+# linux-source-5.10, and nothing else. Adds, when missing, an apt source for the suite bullseye
+# (on the mirror the machine's own sources already use) and a preferences file that pins every
+# other bullseye package to -1, so nothing the host installs or upgrades can come from it. Then
+# refreshes the package lists once.
+#
+# bullseye only, not bullseye-security: the point release's kernel (5.10.0-32, 5.10.223) and
+# linux-source-5.10 of the same version are there, and stay put, while bullseye-security moves
+# every few weeks and its mirror here lacks the -unsigned cloud images (404).
 #
 #   scripts/bullseye-apt.sh        # as root; prints what it does, idempotent
 #   . scripts/bullseye-apt.sh      # only defines ensure_bullseye_apt (scripts/test.sh)
@@ -25,11 +29,10 @@ _apt_uris() {
 }
 
 ensure_bullseye_apt() {
-    local uris main security keyring want_sources want_prefs changed=0
+    local uris main keyring want_sources want_prefs changed=0
     uris=$(_apt_uris)
-    # The Debian archive and its security archive, as the host already names them.
+    # The Debian archive, as the host already names it.
     main=$(grep -E '/debian/?$' <<<"$uris" | head -n1 || true)
-    security=$(grep -E '/debian-security/?$' <<<"$uris" | head -n1 || true)
     if [ -z "$main" ]; then
         echo "bullseye-apt: no apt source of the machine points at a Debian archive (…/debian);" \
             "cannot add bullseye" >&2
@@ -44,25 +47,16 @@ URIs: $main
 Suites: bullseye
 Components: main
 Signed-By: $keyring"
-    if [ -n "$security" ]; then
-        want_sources+="
-
-Types: deb
-URIs: $security
-Suites: bullseye-security
-Components: main
-Signed-By: $keyring"
-    fi
     # "*" is the general form (-1: never a candidate); the named globs are the specific form,
     # whose first match wins, so only these packages can be downloaded from bullseye (":any":
     # a glob without an architecture matches native packages only, and arm64 is foreign here).
     want_prefs="# Added by conntrace's scripts/bullseye-apt.sh: nothing from bullseye but 5.10 kernels.
 Package: *
-Pin: release n=bullseye*
+Pin: release n=bullseye
 Pin-Priority: -1
 
 Package: linux-image-5.10.0-*:any linux-source-5.10
-Pin: release n=bullseye*
+Pin: release n=bullseye
 Pin-Priority: 100"
     if [ "$(cat "$BULLSEYE_PREFS" 2>/dev/null)" != "$want_prefs" ]; then
         echo "bullseye-apt: writing $BULLSEYE_PREFS (bullseye pinned to -1 but for 5.10 kernels)" >&2
@@ -70,7 +64,7 @@ Pin-Priority: 100"
         changed=1
     fi
     if [ "$(cat "$BULLSEYE_SOURCES" 2>/dev/null)" != "$want_sources" ]; then
-        echo "bullseye-apt: writing $BULLSEYE_SOURCES (bullseye${security:+, bullseye-security} from $main${security:+, $security})" >&2
+        echo "bullseye-apt: writing $BULLSEYE_SOURCES (bullseye from $main)" >&2
         printf '%s\n' "$want_sources" >"$BULLSEYE_SOURCES"
         changed=1
     fi
