@@ -8,6 +8,7 @@
 //! ```text
 //! CTVM INIT <free text>                          init started (uptime, kernel, arch)
 //! CTVM NOTE <free text>                          something worth knowing, not a verdict
+//! CTVM BTF present | absent                      whether /sys/kernel/btf/vmlinux exists
 //! CTVM KPROBE_EVENTS_BEFORE <backend> entry <text>   one per line of tracefs kprobe_events
 //! CTVM KPROBE_EVENTS_BEFORE <backend> end            listing complete
 //! CTVM KPROBE_EVENTS_BEFORE <backend> unavailable <why>
@@ -35,6 +36,8 @@
 pub struct Console {
     pub init: Option<String>,
     pub notes: Vec<String>,
+    /// `Some(true)` when the kernel has /sys/kernel/btf/vmlinux.
+    pub btf: Option<bool>,
     pub backends: Vec<BackendRun>,
     pub check_out: Vec<String>,
     pub check_exit: Option<String>,
@@ -158,6 +161,13 @@ fn apply(c: &mut Console, body: &str) -> bool {
         "INIT" => c.init = Some(rest.to_string()),
         "NOTE" => c.notes.push(rest.to_string()),
         "DONE" => c.done = true,
+        "BTF" => {
+            c.btf = Some(match rest {
+                "present" => true,
+                "absent" => false,
+                _ => return false,
+            })
+        }
         "CHECK_OUT" => c.check_out.push(rest.to_string()),
         "CHECK_EXIT" => c.check_exit = Some(rest.to_string()),
         "KPROBE_EVENTS_BEFORE" | "KPROBE_EVENTS_DURING" | "KPROBE_EVENTS_AFTER" => {
@@ -271,6 +281,7 @@ mod tests {
     const SAMPLE: &str = "\
 [    0.000000] Linux version 6.1.0\r
 CTVM INIT uptime=1.92 kernel=6.1.0-28-cloud-amd64 arch=x86_64\r
+CTVM BTF present\r
 CTVM NOTE tracefs mounted at /sys/kernel/tracing\r
 CTVM KPROBE_EVENTS_BEFORE kprobe end\r
 CTVM ATTACHED kprobe 0.41\r
@@ -304,6 +315,7 @@ CTVM DONE\r
             Some("uptime=1.92 kernel=6.1.0-28-cloud-amd64 arch=x86_64")
         );
         assert!(c.done);
+        assert_eq!(c.btf, Some(true));
         assert_eq!(c.backends.len(), 3);
         let k = c.backend("kprobe").unwrap();
         assert_eq!(k.attached, Some(Ok("0.41".to_string())));
@@ -365,9 +377,11 @@ CTVM DONE\r
         let c = parse(
             "CTVM EXPECT kprobe novalue\nCTVM EVENT\nCTVM KPROBE_EVENTS_AFTER x weird\n\
              CTVM PROGS k before=1 after=1\nCTVM PROGS k before=1 during=x after=1\n\
-             CTVM PROGS k before=1 during=- after=1 more\nCTVM SETUP k maybe\n",
+             CTVM PROGS k before=1 during=- after=1 more\nCTVM SETUP k maybe\nCTVM BTF maybe\n",
         );
-        assert_eq!(c.unparsed.len(), 7, "{:?}", c.unparsed);
+        assert_eq!(c.unparsed.len(), 8, "{:?}", c.unparsed);
+        assert_eq!(c.btf, None);
+        assert_eq!(parse("CTVM BTF absent\n").btf, Some(false));
         let c = parse("CTVM PROGS k before=1 during=- after=2\n");
         assert_eq!(
             c.backend("k").unwrap().progs,

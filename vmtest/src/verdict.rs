@@ -116,6 +116,22 @@ pub fn verify(console: &Console, spec: &VmSpec) -> VmVerdict {
                 .into(),
         );
     }
+    // The no-BTF kernel is only worth booting if it really has no BTF.
+    let want_btf = spec.kernel.has_btf();
+    let where_ = "/sys/kernel/btf/vmlinux";
+    match console.btf {
+        _ if console.init.is_none() => {}
+        Some(have) if have == want_btf => {}
+        Some(have) => v.general.push(format!(
+            "the {} kernel {} {where_}, expected it {}",
+            spec.kernel,
+            if have { "has" } else { "lacks" },
+            if want_btf { "present" } else { "absent" }
+        )),
+        None => v.general.push(format!(
+            "the init did not report whether {where_} exists (no `CTVM BTF` line)"
+        )),
+    }
     for line in &console.unparsed {
         v.general
             .push(format!("console line not understood: {line}"));

@@ -58,6 +58,9 @@ fn pid1() {
             system::uptime()
         ),
     );
+    // Whether the kernel has BTF: the host checks the no-BTF kernel really has none.
+    let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+    say("BTF", if btf { "present" } else { "absent" });
     // conntrace must cope without tracefs too (it mounts it itself), but the init needs it
     // to list kprobe_events; a failure here is reported, not fatal.
     if let Err(e) = system::mount("tracefs", kprobes::TRACEFS, "tracefs") {

@@ -41,6 +41,7 @@ fn good_console() -> String {
     let sv = (90, 90, 2000, "ct-server");
     let lines = vec![
         "CTVM INIT uptime=1.2".to_string(),
+        "CTVM BTF present".into(),
         "CTVM KPROBE_EVENTS_BEFORE kprobe end".into(),
         "CTVM ATTACHED kprobe 0.3".into(),
         rec(
@@ -279,6 +280,32 @@ fn exit_status_leftover_kprobes_check_and_attach_are_checked() {
     ] {
         assert!(f.iter().any(|l| l.contains(needle)), "{needle}: {f:#?}");
     }
+}
+
+#[test]
+fn btf_must_be_as_the_kernel_promises() {
+    assert!(verdict_of(&good_console(), true).passed());
+    let mut nobtf = spec(&["kprobe"], &[], true);
+    nobtf.kernel = KernelSeries::V5_10NoBtf;
+    let f = failures(&verify(&console::parse(&good_console()), &nobtf));
+    assert!(
+        f.iter()
+            .any(|l| l == "the 5.10-nobtf kernel has /sys/kernel/btf/vmlinux, expected it absent"),
+        "{f:#?}"
+    );
+    let absent = good_console().replace("CTVM BTF present", "CTVM BTF absent");
+    assert!(verify(&console::parse(&absent), &nobtf).passed());
+    let f = failures(&verdict_of(&absent, true));
+    assert!(
+        f.iter()
+            .any(|l| l == "the 6.1 kernel lacks /sys/kernel/btf/vmlinux, expected it present"),
+        "{f:#?}"
+    );
+    let f = failures(&verdict_of(
+        &good_console().replace("CTVM BTF present", ""),
+        true,
+    ));
+    assert!(f.iter().any(|l| l.contains("no `CTVM BTF` line")), "{f:#?}");
 }
 
 #[test]

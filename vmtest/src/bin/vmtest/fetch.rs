@@ -1,8 +1,10 @@
 //! Debian cloud kernels: found with apt-cache, fetched with `apt-get download`, unpacked with
-//! dpkg-deb, and cached outside the clone so later runs skip the network.
+//! dpkg-deb, and cached outside the clone so later runs skip the network. Debian 11's come from
+//! the suite bullseye, which scripts/bullseye-apt.sh adds (pinned) when the machine lacks it;
+//! the kernel without BTF is built by scripts/build-nobtf-kernel.sh, which caches it itself.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use vmtest::plan::{newest_package, Arch, VmSpec};
 
 /// The cache's root: $CONNTRACE_VM_CACHE, or /var/cache/conntrace-vm.
@@ -12,8 +14,11 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/cache/conntrace-vm"))
 }
 
-/// Returns the path of the vmlinuz for this VM, fetching it on a cache miss.
-pub fn kernel(spec: &VmSpec, cache: &Path) -> Result<PathBuf, String> {
+/// Returns the path of the vmlinuz for this VM, fetching (or building) it on a cache miss.
+pub fn kernel(spec: &VmSpec, cache: &Path, root: &Path) -> Result<PathBuf, String> {
+    let Some(regex) = spec.kernel.package_regex(spec.arch) else {
+        return built_kernel(spec, root);
+    };
     let dir = cache.join(format!("{}-{}", spec.arch.debian(), spec.kernel));
     let vmlinuz = dir.join("vmlinuz");
     if vmlinuz.is_file() {
@@ -29,7 +34,9 @@ pub fn kernel(spec: &VmSpec, cache: &Path) -> Result<PathBuf, String> {
     if spec.arch == Arch::Aarch64 {
         ensure_foreign_arch("arm64")?;
     }
-    let regex = spec.kernel.package_regex(spec.arch);
+    if spec.kernel.needs_bullseye() {
+        script(root, "bullseye-apt.sh")?;
+    }
     let package = match newest_package(&run(
         "apt-cache",
         &["search", "--names-only", &regex],
@@ -40,7 +47,7 @@ pub fn kernel(spec: &VmSpec, cache: &Path) -> Result<PathBuf, String> {
             // The package lists may be missing or stale: refresh once and look again.
             run("apt-get", &["update", "-q"], None)?;
             newest_package(&run("apt-cache", &["search", "--names-only", &regex], None)?)
-                .ok_or_else(|| format!("no Debian package matches {regex}; check /etc/apt/sources.list has bookworm and bookworm-updates/backports"))?
+                .ok_or_else(|| format!("no Debian package matches {regex}; check /etc/apt/sources.list has bookworm and bookworm-updates/backports (bullseye and bullseye-security for 5.10)"))?
         }
     };
     eprintln!(
@@ -103,6 +110,52 @@ fn download_and_extract(package: &str, arch: Arch, work: &Path, dir: &Path) -> R
         .map_err(|e| format!("cannot copy {} to the cache: {e}", image.display()))?;
     std::fs::rename(&partial, dir.join("vmlinuz"))
         .map_err(|e| format!("cannot rename {}: {e}", partial.display()))
+}
+
+/// The kernel scripts/build-nobtf-kernel.sh builds, or reuses when its config is unchanged.
+fn built_kernel(spec: &VmSpec, root: &Path) -> Result<PathBuf, String> {
+    if spec.arch != Arch::X86_64 {
+        return Err(format!(
+            "no recipe to build the {} kernel for {}",
+            spec.kernel, spec.arch
+        ));
+    }
+    eprintln!(
+        "vmtest: {}: building or reusing the kernel (scripts/build-nobtf-kernel.sh)",
+        spec.name()
+    );
+    let out = script(root, "build-nobtf-kernel.sh")?;
+    let image = out
+        .lines()
+        .next_back()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .ok_or("scripts/build-nobtf-kernel.sh printed no kernel path")?;
+    if !image.is_file() {
+        return Err(format!(
+            "scripts/build-nobtf-kernel.sh named {}, which is not a file",
+            image.display()
+        ));
+    }
+    Ok(image)
+}
+
+/// Runs one of scripts/ with bash: its progress on our stderr, its stdout returned.
+fn script(root: &Path, name: &str) -> Result<String, String> {
+    let path = root.join("scripts").join(name);
+    let out = Command::new("bash")
+        .arg(&path)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run bash {}: {e}", path.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scripts/{name} failed ({}); its messages are above",
+            out.status
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Foreign-architecture packages need dpkg to know the architecture, once per machine.

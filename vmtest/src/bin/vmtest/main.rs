@@ -1,8 +1,8 @@
 //! vmtest: boots Debian distro kernels under qemu with conntrace in an initramfs, runs a TCP
 //! scenario inside, and checks every field of what conntrace reported.
 //!
-//! `cargo run -p vmtest --release -- [--arch x86_64|aarch64] [--kernel 6.1|6.12] [--no-ipv6]
-//! [--backends kprobe,tracepoint] [--no-passes] | --all`
+//! `cargo run -p vmtest --release -- [--arch x86_64|aarch64] [--kernel 6.1|6.12|5.10|5.10-nobtf]
+//! [--no-ipv6] [--backends kprobe,tracepoint] [--no-passes] | --all | --all-with-510`
 //!
 //! Besides one run per backend, every VM runs fault passes (see vmtest/src/runs.rs): the
 //! kprobe_events fallback, tracefs unmounted, cleanup after every way of ending, a CPU
@@ -99,7 +99,7 @@ fn prepare(
     cache: &std::path::Path,
     built: &mut BTreeMap<&'static str, artifacts::GuestBinaries>,
 ) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
-    let kernel = fetch::kernel(spec, cache)?;
+    let kernel = fetch::kernel(spec, cache, root)?;
     let key = spec.arch.rust_target();
     if !built.contains_key(key) {
         built.insert(key, artifacts::build(root, spec.arch)?);
