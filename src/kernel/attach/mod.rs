@@ -243,12 +243,17 @@ pub struct Detached {
 /// between: final by then, and gone with the entry.
 pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
     let mut fds = Vec::with_capacity(attachments.len());
+    let mut syscall_fds = Vec::new();
     let mut removals = Vec::new();
     let mut counted = Vec::new();
     for mut a in attachments {
         if let Some(fd) = a.perf.take() {
             let _ = a.sys.ioctl(fd.as_fd(), PerfEventIoctl::Disable);
-            fds.push(fd);
+            if a.what.starts_with("tracepoint syscalls/") {
+                syscall_fds.push(fd);
+            } else {
+                fds.push(fd);
+            }
         }
         if let Some(removal) = a.kprobe_event.take() {
             if let Some(profile) = a.profile.take() {
@@ -257,6 +262,11 @@ pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
             removals.push(removal);
         }
     }
+    // The syscall tracepoints go first, one by one, while this is the only thread: on 5.10
+    // their last close (clearing every task's syscall-tracepoint flag) raced with new threads'
+    // first syscalls and left CPUs spinning in syscall_trace_enter (a soft lockup, seen in the
+    // VM suite). The others close in parallel.
+    drop(syscall_fds);
     std::thread::scope(|scope| {
         for fd in fds {
             // If no thread can be had, spawn_scoped drops the closure, closing fd right here:
