@@ -80,6 +80,12 @@ impl FieldSource {
                 .map(FieldSource::Btf)
                 // The error names the file already.
                 .map_err(|e| e.to_string()),
+            // A kernel built without BTF (most embedded ones) has no file there at all: use
+            // the built-in layout, which the self-test proves before anything is printed. A
+            // file that is there but unreadable or damaged is an error, not a quiet fallback.
+            BtfSource::Kernel if !std::path::Path::new(btf::VMLINUX_BTF).exists() => {
+                Ok(FieldSource::Builtin(TracepointFormats::read(sys)))
+            }
             BtfSource::Kernel => btf::load_vmlinux().map(FieldSource::Btf).map_err(|e| {
                 format!(
                     "cannot read the kernel's BTF ({}): {e}; pass --btf PATH or --btf none",
