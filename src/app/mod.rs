@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod identity;
 pub mod output;
 pub mod privileges;
 pub mod reader;
