@@ -27,6 +27,10 @@ pub const ALL: &[(&str, Test)] = &[
         crate::containers::text_container_column,
     ),
     (
+        "metrics_scraped_by_prometheus_are_exact",
+        crate::metrics::metrics_scraped_by_prometheus_are_exact,
+    ),
+    (
         "ipv4_connect_established_accept",
         ipv4_connect_established_accept,
     ),
