@@ -27,7 +27,8 @@ pub struct Leaf {
     /// The path below the cgroup2 root, as conntrace prints it.
     pub path: String,
     pub id: u64,
-    made: Vec<PathBuf>,
+    /// This test process's slice, the top of every leaf it makes.
+    top: PathBuf,
 }
 
 impl Leaf {
@@ -36,13 +37,12 @@ impl Leaf {
         let mount = cgroup2_mount().ok_or("no cgroup2 mount in /proc/self/mountinfo")?;
         let top = format!("/conntrace-test-{}.slice", std::process::id());
         let path = format!("{top}/{rel}");
-        let mut made = Vec::new();
+        let top_dir = PathBuf::from(&mount).join(top.trim_start_matches('/'));
         let mut dir = PathBuf::from(&mount);
         for part in path.trim_start_matches('/').split('/') {
             dir.push(part);
             if !dir.exists() {
                 std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-                made.push(dir.clone());
             }
         }
         let id = std::fs::metadata(&dir)
@@ -52,7 +52,7 @@ impl Leaf {
             dir,
             path,
             id,
-            made,
+            top: top_dir,
         })
     }
 
@@ -79,15 +79,20 @@ impl Leaf {
 
 impl Drop for Leaf {
     fn drop(&mut self) {
-        // A process that just exited may still count for a moment: retry briefly.
-        for dir in self.made.iter().rev() {
+        // The leaf, then each parent up to our slice that no other leaf still uses. A process
+        // that just exited may still count for a moment: retry briefly.
+        let mut dir = self.dir.clone();
+        loop {
             for _ in 0..50 {
-                match std::fs::remove_dir(dir) {
+                match std::fs::remove_dir(&dir) {
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                         std::thread::sleep(Duration::from_millis(20))
                     }
                     _ => break,
                 }
+            }
+            if dir == self.top || !dir.pop() || !dir.starts_with(&self.top) {
+                break;
             }
         }
     }
