@@ -61,7 +61,9 @@ fi
 
 step "installing test dependencies"
 need=()
-for pkg in llvm-19 qemu-system-x86 qemu-system-arm cpio file musl-tools bpftrace bpftool; do
+# docker.io: tests/containers.rs (it starts its own dockerd when none runs); prometheus:
+# the metrics host test (a real Prometheus on loopback, and promtool).
+for pkg in llvm-19 qemu-system-x86 qemu-system-arm cpio file musl-tools bpftrace bpftool docker.io prometheus; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -85,7 +87,7 @@ else
     echo "fuzz/: clippy skipped: no nightly toolchain yet (the fuzzing step installs it)"
 fi
 
-step "unit tests, assembler oracle, host integration tests"
+step "unit tests, assembler oracle, host integration tests, containers, metrics"
 cargo test --workspace --release 2>&1
 
 step "static release binaries"

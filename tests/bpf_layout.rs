@@ -104,6 +104,7 @@ fn expected() -> Vec<(&'static str, i128, String)> {
             "port_filter",
             offset_of!(FilterConfig, port_filter),
         ),
+        cfg("CFG_CGROUP", "cgroup", offset_of!(FilterConfig, cgroup)),
         (
             "CFG_SIZE",
             size_of::<FilterConfig>() as i128,

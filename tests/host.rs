@@ -8,6 +8,10 @@
 // The crate root is tests/host.rs, so submodules need their paths spelled out.
 #[path = "host/cases.rs"]
 mod cases;
+#[path = "host/containers.rs"]
+mod containers;
+#[path = "host/metrics.rs"]
+mod metrics;
 #[path = "host/peer.rs"]
 mod peer;
 #[path = "host/record.rs"]

@@ -82,6 +82,7 @@ pub const MAP_TYPES: &[(&str, i128)] = &[
     ("percpu_array", 6),
     ("lru_hash", 9),
     ("lru_percpu_hash", 10),
+    ("cgroup_array", 8),
     ("ringbuf", 27),
 ];
 

@@ -3,6 +3,9 @@
 
 pub mod check;
 pub mod cli;
+pub mod fleet;
+pub mod identity;
+pub mod metrics;
 pub mod order;
 pub mod output;
 pub mod privileges;

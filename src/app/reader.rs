@@ -6,6 +6,7 @@ use std::os::fd::AsFd;
 use std::time::Instant;
 
 use crate::app::cli::{FamilyFilter, TraceOptions};
+use crate::app::fleet::Fleet;
 use crate::app::order::Order;
 use crate::app::output::{Clock, Printer, Stream};
 use crate::app::signals;
@@ -52,6 +53,8 @@ struct Reader<'o> {
     out: Vec<u8>,
     limit: u64,
     own_pid: u32,
+    /// Identity, --container, metrics, -q: what each shown event goes through.
+    fleet: Fleet,
 }
 
 impl Reader<'_> {
@@ -72,6 +75,7 @@ impl Reader<'_> {
     /// Prints the batch in time order, each outcome after its connect (see `order`).
     fn finish_batch(&mut self) {
         self.batch.sort_by_key(|w| w.ts_ns);
+        self.fleet.begin_batch();
         let now = Clock::monotonic_now_ns().unwrap_or(0);
         let mut batch = std::mem::take(&mut self.batch);
         let mut order = std::mem::take(&mut self.order);
@@ -97,8 +101,9 @@ impl Reader<'_> {
                 if self.totals.events < self.limit
                     && self.opts.wants(ev.kind, ev.error.is_some()) =>
             {
-                self.printer.event(&ev, &mut self.out);
-                self.totals.events += 1;
+                if self.fleet.event(&ev, &mut self.printer, &mut self.out) {
+                    self.totals.events += 1;
+                }
             }
             Ok(_) => {}
             Err(_) => self.totals.malformed += 1,
@@ -111,6 +116,9 @@ impl Reader<'_> {
             return;
         }
         self.totals.lost += loss.count;
+        if !self.fleet.lost(&loss) {
+            return;
+        }
         let now = Clock::monotonic_now_ns().unwrap_or(0);
         let mut line = Vec::new();
         match self.printer.lost(&loss, now, &mut line) {
@@ -130,11 +138,12 @@ pub fn read_events(
     sys: &dyn Sys,
     mut session: Session<'_>,
     opts: &TraceOptions,
+    fleet: Fleet,
 ) -> Result<Totals, String> {
     let clock = Clock::now().map_err(|e| format!("cannot read the clocks: {e}"))?;
     let mut reader = Reader {
         opts,
-        printer: Printer::new(opts.format(), clock),
+        printer: Printer::new(opts.format(), clock).with_containers(opts.containers),
         ids: SockIds::new(),
         totals: Totals::default(),
         batch: Vec::with_capacity(4096),
@@ -143,12 +152,15 @@ pub fn read_events(
         limit: opts.max_events.unwrap_or(u64::MAX),
         // conntrace connects only in its self-test: a late record of it is never an event.
         own_pid: std::process::id(),
+        fleet,
     };
     let deadline = opts.duration.map(|d| Instant::now() + d);
     let stdout = io::stdout();
     let mut stdout = stdout.lock();
 
-    reader.printer.header(&mut reader.out);
+    if !reader.fleet.quiet() {
+        reader.printer.header(&mut reader.out);
+    }
     let mut stop = flush(&mut stdout, &mut reader.out)?;
     while stop.is_none() {
         let timeout_ms = match deadline {

@@ -5,6 +5,8 @@
 use std::ffi::OsString;
 
 use crate::app::cli::{self, Command, TraceOptions};
+use crate::app::fleet::Fleet;
+use crate::app::identity::{self, Resolver};
 use crate::app::privileges;
 use crate::app::reader::read_events;
 use crate::app::signals;
@@ -44,7 +46,12 @@ pub fn main() -> i32 {
 
 fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
     signals::install();
-    let session_opts = opts.session();
+    let mut session_opts = opts.session();
+    if let Some(path) = &opts.cgroup {
+        session_opts.cgroup = Some(cgroup_directory(path)?);
+    }
+    // Before the drop: the cgroup2 mount is opened and the metrics port bound here.
+    let mut fleet = Fleet::prepare(opts)?;
     let mut session = start(sys, &session_opts)?;
     if let Some(families) = session.verify_builtin_layout(sys, &session_opts)? {
         eprintln!(
@@ -61,6 +68,10 @@ fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
     for note in &session.notes {
         eprintln!("conntrace: note: {note}");
     }
+    if let Some(why) = fleet.unresolvable() {
+        eprintln!("conntrace: note: cgroup_path, container_id and pod_uid will be null: {why}");
+    }
+    fleet.start()?;
     eprintln!(
         "conntrace: attached {} probes: {} ({}); {}; Ctrl-C to stop",
         session.attachments.len(),
@@ -68,11 +79,28 @@ fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
         session.describe_hooks(),
         session.variant
     );
-    let totals = read_events(sys, session, opts)?;
+    let totals = read_events(sys, session, opts, fleet)?;
     let mut summary = format!("conntrace: {} events, {} lost", totals.events, totals.lost);
     if totals.malformed > 0 {
         summary.push_str(&format!(", {} malformed records skipped", totals.malformed));
     }
     eprintln!("{summary}");
     Ok(())
+}
+
+/// The directory `--cgroup PATH` names: as given when it is on the cgroup2 mount, else the
+/// same path below the mount (`/system.slice/x.scope`).
+fn cgroup_directory(path: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let mountinfo = std::fs::read("/proc/self/mountinfo")
+        .map_err(|e| format!("--cgroup: cannot read /proc/self/mountinfo: {e}"))?;
+    let mount = identity::cgroup2_mount(&mountinfo).map_err(|e| format!("--cgroup: {e}"))?;
+    let dir = Resolver::directory_of(&mount, path);
+    if !dir.is_dir() {
+        return Err(format!(
+            "--cgroup {}: no such cgroup ({} is not a directory)",
+            path.display(),
+            dir.display()
+        ));
+    }
+    Ok(dir)
 }

@@ -46,12 +46,13 @@
 .equ KIND_FAILED, 3
 .equ KIND_ACCEPT, 4
 
-; struct FilterConfig (src/session/filter.rs): 16 bytes.
+; struct FilterConfig (src/session/filter.rs): 20 bytes.
 .equ CFG_PID, 0
 .equ CFG_UID, 4
 .equ CFG_FAMILY, 8
 .equ CFG_PORT_FILTER, 12
-.equ CFG_SIZE, 16
+.equ CFG_CGROUP, 16            ; 1 = only tasks under the cgroup in `cgroups` (filter_cgroup)
+.equ CFG_SIZE, 20
 
 ; A `conns` entry: one connect in flight, from SYN_SENT until both its records are out. Each
 ; side writes only its own word, so no update can be lost without atomic fetch (5.12); the
@@ -100,6 +101,7 @@
 .map events, perf_event_array, 4, 4, 0          ; max_entries 0: the loader sets the CPU count
 .map config, array, 4, CFG_SIZE, 1
 .map ports, hash, 4, 4, 64
+.map cgroups, cgroup_array, 4, 4, 1            ; --cgroup: the cgroup v2 directory's fd, at key 0
 .map connecting, hash, 8, CALL_SIZE, 10240
 ; Connects in flight. A plain hash, not an LRU: an LRU evicts quietly, and each eviction was a
 ; connect whose outcome vanished. A full map is counted (DROP_STATE_FULL) instead.
@@ -136,7 +138,20 @@
 .endr
 .endm
 
-; Go to `skip` unless the current task passes the pid and uid filters.
+; Go to `skip` when the cgroup filter is on and the current task is outside the cgroup v2
+; subtree held at key 0 of `cgroups` (bpf_current_task_under_cgroup, 4.9+). `cfg` is the
+; register holding the config value. Clobbers r0-r5.
+.macro filter_cgroup cfg, skip
+    r1 = *(u32 *)(\cfg + CFG_CGROUP)
+    if r1 == 0 goto done\@
+    r1 = map cgroups ll
+    r2 = 0
+    call bpf_current_task_under_cgroup
+    if r0 != 1 goto \skip
+done\@:
+.endm
+
+; Go to `skip` unless the current task passes the pid, uid and cgroup filters.
 .macro filter_task skip
     map_lookup config, u32, STACK_SCRATCH, 0
     if r0 == 0 goto \skip
@@ -144,6 +159,7 @@
     *(u32 *)(r10 + STACK_SCRATCH) = r1
     r1 = *(u32 *)(r0 + CFG_UID)
     *(u32 *)(r10 + STACK_SCRATCH + 4) = r1
+    filter_cgroup r0, \skip
     r1 = *(u32 *)(r10 + STACK_SCRATCH)
     if r1 == 0 goto uid\@
     call bpf_get_current_pid_tgid

@@ -4,6 +4,8 @@
 //! The layout is shared with `src/bpf/*.s` (the `CFG_*` constants there).
 
 use bytemuck::{Pod, Zeroable};
+use std::os::fd::AsRawFd;
+use std::path::Path;
 
 use crate::kernel::load::Loaded;
 use crate::kernel::sys::Sys;
@@ -21,6 +23,8 @@ pub struct FilterConfig {
     pub family: u32,
     /// 1 = only ports present in the `ports` map (remote port of connects, local port of accepts).
     pub port_filter: u32,
+    /// 1 = only tasks under the cgroup v2 directory held in the `cgroups` map (`--cgroup`).
+    pub cgroup: u32,
 }
 
 pub const ANY_UID: u32 = u32::MAX;
@@ -32,6 +36,7 @@ impl Default for FilterConfig {
             uid: ANY_UID,
             family: 0,
             port_filter: 0,
+            cgroup: 0,
         }
     }
 }
@@ -48,12 +53,16 @@ impl FilterConfig {
                 FamilyFilter::Ipv6 => libc::AF_INET6 as u32,
             },
             port_filter: u32::from(!opts.ports.is_empty()),
+            cgroup: u32::from(opts.cgroup.is_some()),
         }
     }
 }
 
-/// Writes the user's in-kernel filters into the `config` and `ports` maps.
+/// Writes the user's in-kernel filters into the `config`, `ports` and `cgroups` maps.
 pub fn configure(sys: &dyn Sys, loaded: &Loaded, opts: &SessionOptions) -> Result<(), String> {
+    if let Some(dir) = &opts.cgroup {
+        set_cgroup(sys, loaded, dir)?;
+    }
     write_config(sys, loaded, &FilterConfig::from_options(opts))?;
     let ports = loaded
         .map_fd("ports")
@@ -77,4 +86,21 @@ pub fn write_config(sys: &dyn Sys, loaded: &Loaded, config: &FilterConfig) -> Re
         .ok_or("probe object has no config map")?;
     sys.map_update(map, &0u32.to_ne_bytes(), bytemuck::bytes_of(config), 0)
         .map_err(|e| format!("cannot set the pid/uid/family filter: {e}"))
+}
+
+/// Puts the cgroup v2 directory `dir` in the `cgroups` map (the map keeps its own reference to
+/// the cgroup, so the descriptor is closed right after).
+fn set_cgroup(sys: &dyn Sys, loaded: &Loaded, dir: &Path) -> Result<(), String> {
+    let map = loaded
+        .map_fd("cgroups")
+        .ok_or("probe object has no cgroups map")?;
+    let file = std::fs::File::open(dir).map_err(|e| format!("--cgroup {}: {e}", dir.display()))?;
+    let fd = file.as_raw_fd() as u32;
+    sys.map_update(map, &0u32.to_ne_bytes(), &fd.to_ne_bytes(), 0)
+        .map_err(|e| {
+            format!(
+                "--cgroup {}: not a directory of the cgroup v2 hierarchy ({e})",
+                dir.display()
+            )
+        })
 }

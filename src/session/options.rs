@@ -46,6 +46,8 @@ pub struct SessionOptions {
     pub uid: Option<u32>,
     pub ports: Vec<u16>,
     pub family: FamilyFilter,
+    /// In-kernel: only tasks under this cgroup v2 directory (a path on the cgroup2 mount).
+    pub cgroup: Option<PathBuf>,
     /// Whether any connect, established or failed record is wanted (else no connect probe
     /// is attached), and whether accept records are.
     pub connects: bool,
@@ -63,6 +65,7 @@ impl Default for SessionOptions {
             uid: None,
             ports: Vec::new(),
             family: FamilyFilter::Any,
+            cgroup: None,
             connects: true,
             accepts: true,
             pages: DEFAULT_PAGES,

@@ -28,6 +28,7 @@ pub fn filter_self() -> FilterConfig {
         uid: ANY_UID,
         family: 0,
         port_filter: 0,
+        cgroup: 0,
     }
 }
 

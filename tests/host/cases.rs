@@ -11,6 +11,26 @@ pub type Test = fn() -> Result<(), String>;
 
 pub const ALL: &[(&str, Test)] = &[
     (
+        "containers_runtime_cgroups_name_container_and_pod",
+        crate::containers::runtime_cgroups_name_container_and_pod,
+    ),
+    (
+        "containers_filter_cgroup_in_the_kernel",
+        crate::containers::filter_cgroup_in_the_kernel,
+    ),
+    (
+        "containers_filter_container_prefix",
+        crate::containers::filter_container_prefix,
+    ),
+    (
+        "containers_text_column",
+        crate::containers::text_container_column,
+    ),
+    (
+        "metrics_scraped_by_prometheus_are_exact",
+        crate::metrics::metrics_scraped_by_prometheus_are_exact,
+    ),
+    (
         "ipv4_connect_established_accept",
         ipv4_connect_established_accept,
     ),

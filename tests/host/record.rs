@@ -24,6 +24,9 @@ pub struct Record {
     pub sock: String,
     pub error: Option<String>,
     pub latency_us: Option<u64>,
+    pub cgroup_path: Option<String>,
+    pub container_id: Option<String>,
+    pub pod_uid: Option<String>,
 }
 
 /// Parses every stdout line of a `--json` run; any line that is not a valid event record fails,
@@ -71,6 +74,9 @@ pub fn parse_record(text: &str) -> Result<Record, String> {
         sock: string(field(13), "sock")?,
         error: nullable(field(14), "error", string)?,
         latency_us: nullable(field(15), "latency_us", number)?,
+        cgroup_path: nullable(field(16), "cgroup_path", string)?,
+        container_id: nullable(field(17), "container_id", string)?,
+        pod_uid: nullable(field(18), "pod_uid", string)?,
     })
 }
 
@@ -150,6 +156,10 @@ pub struct Host {
     pub netns: u64,
     /// The cgroup v2 id of the peers, when cgroup2 is mounted; else only "non-zero" is checked.
     pub cgroup: Option<u64>,
+    /// The peers' cgroup v2 path, when cgroup2 is mounted; None: not checked.
+    pub cgroup_path: Option<String>,
+    /// The container id and pod UID the peers' cgroup names; None: not checked.
+    pub owner: Option<(Option<String>, Option<String>)>,
     /// Wall-clock window of the test, in microseconds since the epoch.
     pub window_us: (u64, u64),
 }
@@ -232,6 +242,21 @@ fn check_fields(got: &Record, want: &Expected, host: &Host) -> Result<(), String
     );
     if let Some(cgroup) = host.cgroup {
         compare("cgroup", got.cgroup.to_string(), cgroup.to_string());
+    }
+    if let Some(path) = &host.cgroup_path {
+        compare(
+            "cgroup_path",
+            format!("{:?}", got.cgroup_path),
+            format!("{:?}", Some(path)),
+        );
+    }
+    if let Some((container, pod)) = &host.owner {
+        compare(
+            "container_id",
+            format!("{:?}", got.container_id),
+            format!("{container:?}"),
+        );
+        compare("pod_uid", format!("{:?}", got.pod_uid), format!("{pod:?}"));
     }
     if got.cgroup == 0 {
         wrong.push("cgroup is 0".into());

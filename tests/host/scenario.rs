@@ -214,9 +214,12 @@ impl Window {
     }
 
     pub fn host(&self) -> Result<Host, String> {
+        let cgroup = cgroup_id()?;
         Ok(Host {
             netns: netns_inode()?,
-            cgroup: cgroup_id()?,
+            cgroup,
+            cgroup_path: cgroup.and_then(|_| own_cgroup_path()),
+            owner: None,
             window_us: (self.start_us, record::now_us()),
         })
     }
@@ -262,6 +265,25 @@ pub fn netns_inode() -> Result<u64, String> {
     std::fs::metadata("/proc/self/ns/net")
         .map(|m| m.ino())
         .map_err(|e| format!("stat /proc/self/ns/net: {e}"))
+}
+
+/// This process's cgroup v2 path (`0::PATH` in /proc/self/cgroup).
+pub fn own_cgroup_path() -> Option<String> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(String::from)
+}
+
+/// The cgroup2 mount point, from /proc/self/mountinfo.
+pub fn cgroup2_mount() -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        (after.split(' ').next()? == "cgroup2")
+            .then(|| before.split(' ').nth(4).map(String::from))?
+    })
 }
 
 /// The cgroup v2 id of this process (peers inherit it): the inode of its cgroup2 directory.
@@ -378,12 +400,14 @@ pub fn self_check_matching() -> Result<(), String> {
     let host = Host {
         netns: 4026531840,
         cgroup: Some(1),
+        cgroup_path: Some("/".into()),
+        owner: Some((None, None)),
         window_us: (window.start_us, window.start_us + 2_000_000),
     };
     let ts = format_ts(window.start_us + 1000);
     let line = |e: &Expected, sock: &str, latency: &str| {
         format!(
-            r#"{{"ts":"{ts}","event":"{}","pid":{},"tid":{},"uid":{},"comm":"{}","family":"{}","laddr":"{}","lport":{},"raddr":"{}","rport":{},"netns":4026531840,"cgroup":1,"sock":"{sock}","error":null,"latency_us":{latency}}}"#,
+            r#"{{"ts":"{ts}","event":"{}","pid":{},"tid":{},"uid":{},"comm":"{}","family":"{}","laddr":"{}","lport":{},"raddr":"{}","rport":{},"netns":4026531840,"cgroup":1,"sock":"{sock}","error":null,"latency_us":{latency},"cgroup_path":"/","container_id":null,"pod_uid":null}}"#,
             e.event, e.task.pid, e.task.tid, e.task.uid, e.task.comm, e.family, e.laddr, e.lport, e.raddr, e.rport
         )
         .into_bytes()

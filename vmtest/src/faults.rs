@@ -265,7 +265,7 @@ mod tests {
     use super::*;
     use crate::console;
 
-    const CONNECT: &str = r#"{"ts":"2026-11-28T03:25:13.239835Z","event":"connect","pid":1,"tid":1,"uid":0,"comm":"init","family":"ipv4","laddr":"127.0.0.1","lport":47314,"raddr":"127.0.0.1","rport":4900,"netns":4026531840,"cgroup":1,"sock":"c8d966e90a7084c7","error":null,"latency_us":null}"#;
+    const CONNECT: &str = r#"{"ts":"2026-11-28T03:25:13.239835Z","event":"connect","pid":1,"tid":1,"uid":0,"comm":"init","family":"ipv4","laddr":"127.0.0.1","lport":47314,"raddr":"127.0.0.1","rport":4900,"netns":4026531840,"cgroup":1,"sock":"c8d966e90a7084c7","error":null,"latency_us":null,"cgroup_path":"/","container_id":null,"pod_uid":null}"#;
 
     /// A cleanup run as the init reports it (lines taken from an x86_64 6.1 console), with
     /// `records` stdout lines, an extra stderr line and an exit status.

@@ -290,14 +290,14 @@ mod tests {
 
     #[test]
     fn parses_a_conntrace_record() {
-        let line = r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"connect","pid":1234,"tid":1234,"uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","lport":51234,"raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"sock":"9f3a0c22e1d04b11","error":null,"latency_us":null}"#;
+        let line = r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"connect","pid":1234,"tid":1234,"uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","lport":51234,"raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"sock":"9f3a0c22e1d04b11","error":null,"latency_us":null,"cgroup_path":"/","container_id":null,"pod_uid":null}"#;
         let v = parse(line).unwrap();
         assert_eq!(v.get("event").and_then(Value::as_str), Some("connect"));
         assert_eq!(v.get("netns").and_then(Value::as_u64), Some(4026531840));
         assert!(v.get("error").unwrap().is_null());
         assert_eq!(v.get("nope"), None);
         match &v {
-            Value::Object(m) => assert_eq!(m.len(), 16),
+            Value::Object(m) => assert_eq!(m.len(), 19),
             _ => panic!("not an object"),
         }
     }

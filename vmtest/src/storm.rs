@@ -322,7 +322,7 @@ mod tests {
         sock: &str,
     ) -> String {
         format!(
-            "CTVM EVENT {RUN} {{\"ts\":\"2026-12-01T00:00:00.000000Z\",\"event\":\"{event}\",\"pid\":{pid},\"tid\":{tid},\"uid\":0,\"comm\":\"{comm}\",\"family\":\"ipv4\",\"laddr\":\"127.0.0.1\",\"lport\":{lport},\"raddr\":\"127.0.0.1\",\"rport\":{rport},\"netns\":1,\"cgroup\":1,\"sock\":\"{sock}\",\"error\":null,\"latency_us\":null}}"
+            "CTVM EVENT {RUN} {{\"ts\":\"2026-12-01T00:00:00.000000Z\",\"event\":\"{event}\",\"pid\":{pid},\"tid\":{tid},\"uid\":0,\"comm\":\"{comm}\",\"family\":\"ipv4\",\"laddr\":\"127.0.0.1\",\"lport\":{lport},\"raddr\":\"127.0.0.1\",\"rport\":{rport},\"netns\":1,\"cgroup\":1,\"sock\":\"{sock}\",\"error\":null,\"latency_us\":null,\"cgroup_path\":null,\"container_id\":null,\"pod_uid\":null}}"
         )
     }
 

@@ -105,6 +105,47 @@ pub(super) fn apply<'a>(
             }
             options.events = set;
         }
+        Opt::Cgroup => {
+            let v = value()?;
+            if v.is_empty() {
+                return Err(CliError::new(format!(
+                    "empty path for {spelled}: expected a cgroup v2 directory, like \
+                     /sys/fs/cgroup/system.slice or /system.slice"
+                )));
+            }
+            options.cgroup = Some(PathBuf::from(v));
+        }
+        Opt::Container => {
+            let v = utf8(value()?, spelled)?;
+            if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    "container id",
+                    v,
+                    spelled,
+                    "expected 1 to 64 hex digits (a prefix of the id, as docker ps shows)",
+                ));
+            }
+            options.container = Some(v.to_ascii_lowercase());
+        }
+        Opt::Containers => options.containers = true,
+        Opt::Quiet => options.quiet = true,
+        Opt::Metrics => {
+            let v = utf8(value()?, spelled)?;
+            let addr: std::net::SocketAddr = v
+                .parse()
+                .ok()
+                .filter(|a: &std::net::SocketAddr| a.port() != 0)
+                .ok_or_else(|| {
+                    invalid(
+                        "listen address",
+                        v,
+                        spelled,
+                        "expected ADDR:PORT with a port from 1 to 65535, like 127.0.0.1:9479 \
+                         or [::]:9479",
+                    )
+                })?;
+            options.metrics = Some(addr);
+        }
         Opt::Failed => options.failed_only = true,
         Opt::Json => options.json = true,
         Opt::Timestamp => options.timestamps = true,

@@ -32,6 +32,10 @@ pub fn help() -> String {
          \x20 conntrace -P 80,443 -4         IPv4 connections on ports 80 and 443\n\
          \x20 conntrace --failed -d 60       connection failures during one minute\n\
          \x20 conntrace -e accept -n 10      the next ten accepted connections\n\
+         \x20 conntrace --containers         which container made each connection (JSON\n\
+         \x20                                always has cgroup_path, container_id, pod_uid)\n\
+         \x20 conntrace --container 4f1c     the connections of one container\n\
+         \x20 conntrace -q --metrics 0.0.0.0:9479   Prometheus metrics only\n\
          \x20 conntrace --btf ./vmlinux      layouts from a vmlinux with BTF (a file named\n\
          \x20                                \"none\" is ./none)\n\
          \x20 conntrace check --btf none     can this kernel run without BTF?\n\

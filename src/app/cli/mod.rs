@@ -18,7 +18,9 @@ use crate::app::output::Format;
 use crate::session::event::Kind;
 use std::ffi::OsString;
 use std::fmt;
+use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::session::options::{
@@ -66,6 +68,17 @@ pub struct TraceOptions {
     pub btf: BtfSource,
     /// Data pages per CPU for each perf ring (a power of two).
     pub pages: u32,
+    /// `--cgroup PATH`: only tasks under this cgroup v2 directory (in the kernel); a path on
+    /// the cgroup2 mount, or one below it (`/system.slice/...`).
+    pub cgroup: Option<PathBuf>,
+    /// `--container ID`: only sockets of a container whose id starts with this (lowercase hex).
+    pub container: Option<String>,
+    /// `--containers`: the table's CONTAINER column.
+    pub containers: bool,
+    /// `--metrics ADDR:PORT`: serve Prometheus metrics there.
+    pub metrics: Option<SocketAddr>,
+    /// `-q`: print no events (the metrics and the totals at exit only).
+    pub quiet: bool,
 }
 
 impl Default for TraceOptions {
@@ -84,6 +97,11 @@ impl Default for TraceOptions {
             backend: BackendChoice::Auto,
             btf: BtfSource::Kernel,
             pages: DEFAULT_PAGES,
+            cgroup: None,
+            container: None,
+            containers: false,
+            metrics: None,
+            quiet: false,
         }
     }
 }
@@ -107,6 +125,7 @@ impl TraceOptions {
             uid: self.uid,
             ports: self.ports.clone(),
             family: self.family,
+            cgroup: self.cgroup.clone(),
             connects: [Kind::Connect, Kind::Established, Kind::Failed]
                 .into_iter()
                 .any(wanted),

@@ -17,6 +17,11 @@ pub(super) enum Opt {
     Backend,
     Btf,
     Pages,
+    Cgroup,
+    Container,
+    Containers,
+    Metrics,
+    Quiet,
     Help,
     Version,
 }
@@ -30,7 +35,7 @@ pub(super) struct Spec {
     pub(super) help: &'static str,
 }
 
-pub(super) const SPECS: [Spec; 16] = [
+pub(super) const SPECS: [Spec; 21] = [
     spec(
         Opt::Pid,
         Some(b'p'),
@@ -75,6 +80,20 @@ pub(super) const SPECS: [Spec; 16] = [
         "only failures (failed handshakes, connects refused at once)",
     ),
     spec(
+        Opt::Cgroup,
+        None,
+        "cgroup",
+        Some("PATH"),
+        "only processes in this cgroup v2 subtree (in the kernel)",
+    ),
+    spec(
+        Opt::Container,
+        None,
+        "container",
+        Some("ID"),
+        "only the container whose id starts with ID",
+    ),
+    spec(
         Opt::Json,
         Some(b'j'),
         "json",
@@ -87,6 +106,27 @@ pub(super) const SPECS: [Spec; 16] = [
         "timestamp",
         None,
         "add a TIME(s) column (since first event)",
+    ),
+    spec(
+        Opt::Containers,
+        None,
+        "containers",
+        None,
+        "add a CONTAINER column (short id) to the table",
+    ),
+    spec(
+        Opt::Quiet,
+        Some(b'q'),
+        "quiet",
+        None,
+        "print no events (with --metrics: only serve them)",
+    ),
+    spec(
+        Opt::Metrics,
+        None,
+        "metrics",
+        Some("ADDR:PORT"),
+        "serve Prometheus metrics at http://ADDR:PORT/metrics",
     ),
     spec(
         Opt::Duration,

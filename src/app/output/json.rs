@@ -6,10 +6,18 @@ use super::clock::TimestampFormatter;
 use super::digits::{push_hex16, push_u64};
 use super::error_name;
 use super::escape::{push_json_plain, push_json_string};
+use crate::app::identity::Identity;
 use crate::session::event::{Event, Loss};
 
 /// Appends one event line, newline included.
-pub fn push_event(out: &mut Vec<u8>, ev: &Event, ts: &mut TimestampFormatter, unix_ns: i64) {
+/// `who` is the socket owner's identity (null keys when unknown).
+pub fn push_event(
+    out: &mut Vec<u8>,
+    ev: &Event,
+    who: Option<&Identity>,
+    ts: &mut TimestampFormatter,
+    unix_ns: i64,
+) {
     out.extend_from_slice(b"{\"ts\":\"");
     ts.push(out, unix_ns);
     out.extend_from_slice(b"\",\"event\":");
@@ -54,6 +62,24 @@ pub fn push_event(out: &mut Vec<u8>, ev: &Event, ts: &mut TimestampFormatter, un
     match ev.latency_ns {
         Some(ns) => push_u64(out, ns / 1000),
         None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"cgroup_path\":");
+    match who {
+        Some(w) => push_json_string(out, &w.cgroup_path),
+        None => out.extend_from_slice(b"null"),
+    }
+    for (key, value) in [
+        (
+            &b",\"container_id\":"[..],
+            who.and_then(|w| w.container_id.as_deref()),
+        ),
+        (b",\"pod_uid\":", who.and_then(|w| w.pod_uid.as_deref())),
+    ] {
+        out.extend_from_slice(key);
+        match value {
+            Some(v) => push_json_string(out, v.as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
     }
     out.extend_from_slice(b"}\n");
 }

@@ -13,6 +13,7 @@ mod text;
 
 pub use clock::Clock;
 
+use crate::app::identity::Identity;
 use crate::session::event::{Event, Loss};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub struct Printer {
     /// CLOCK_MONOTONIC of the first event, the zero of the TIME(s) column.
     first_ts_ns: Option<u64>,
     timestamps: clock::TimestampFormatter,
+    /// The text table's CONTAINER column (`--containers`).
+    containers: bool,
 }
 
 impl Printer {
@@ -46,27 +49,44 @@ impl Printer {
             clock,
             first_ts_ns: None,
             timestamps: Default::default(),
+            containers: false,
         }
+    }
+
+    /// Adds the CONTAINER column (a 12-digit short id) to the text table.
+    pub fn with_containers(mut self, containers: bool) -> Printer {
+        self.containers = containers;
+        self
     }
 
     /// Appends the table's header line (nothing for JSON).
     pub fn header(&mut self, out: &mut Vec<u8>) {
         if let Format::Text { timestamps } = self.format {
-            text::push_header(out, timestamps);
+            text::push_header(out, timestamps, self.containers);
         }
     }
 
-    /// Appends one event's line.
+    /// Appends one event's line, its owner unknown (cgroup_path, container_id, pod_uid null).
     pub fn event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        self.event_of(ev, None, out)
+    }
+
+    /// Appends one event's line with who owns the socket, as resolved from its cgroup id.
+    pub fn event_of(&mut self, ev: &Event, who: Option<&Identity>, out: &mut Vec<u8>) {
         match self.format {
             Format::Json => {
                 let unix_ns = self.clock.unix_ns(ev.ts_ns);
-                json::push_event(out, ev, &mut self.timestamps, unix_ns)
+                json::push_event(out, ev, who, &mut self.timestamps, unix_ns)
             }
-            Format::Text { timestamps: false } => text::push_event(out, ev, None),
-            Format::Text { timestamps: true } => {
-                let first = *self.first_ts_ns.get_or_insert(ev.ts_ns);
-                text::push_event(out, ev, Some(ev.ts_ns.saturating_sub(first)))
+            Format::Text { timestamps } => {
+                let elapsed = timestamps.then(|| {
+                    let first = *self.first_ts_ns.get_or_insert(ev.ts_ns);
+                    ev.ts_ns.saturating_sub(first)
+                });
+                let container = self
+                    .containers
+                    .then(|| who.and_then(|w| w.container_id.as_deref()));
+                text::push_event(out, ev, elapsed, container)
             }
         }
     }
@@ -102,3 +122,10 @@ fn error_name(out: &mut Vec<u8>, errno: i32) {
 
 #[cfg(test)]
 mod tests;
+
+/// The errno's name as [`error_name`] writes it, as a string (for the metrics' labels).
+pub fn error_name_string(errno: i32) -> String {
+    let mut out = Vec::new();
+    error_name(&mut out, errno);
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -64,7 +64,7 @@ fn json_connect() {
             r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"connect","pid":1234,"tid":1234,"#,
             r#""uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","lport":51234,"#,
             r#""raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"#,
-            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":null}"#,
+            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
             "\n"
         )
     );
@@ -82,7 +82,7 @@ fn json_connect_refused_before_syn() {
             r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"connect","pid":1234,"tid":1234,"#,
             r#""uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","lport":51234,"#,
             r#""raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"#,
-            r#""sock":"9f3a0c22e1d04b11","error":"ENETUNREACH","latency_us":null}"#,
+            r#""sock":"9f3a0c22e1d04b11","error":"ENETUNREACH","latency_us":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
             "\n"
         )
     );
@@ -100,7 +100,7 @@ fn json_established() {
             r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"established","pid":1234,"#,
             r#""tid":1234,"uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","#,
             r#""lport":51234,"raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"#,
-            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":1234}"#,
+            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":1234,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
             "\n"
         )
     );
@@ -119,7 +119,7 @@ fn json_failed() {
             r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"failed","pid":1234,"tid":1234,"#,
             r#""uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","lport":51234,"#,
             r#""raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"#,
-            r#""sock":"9f3a0c22e1d04b11","error":"ECONNREFUSED","latency_us":87}"#,
+            r#""sock":"9f3a0c22e1d04b11","error":"ECONNREFUSED","latency_us":87,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
             "\n"
         )
     );
@@ -142,7 +142,7 @@ fn json_accept_ipv6() {
             r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"accept","pid":77,"tid":78,"#,
             r#""uid":0,"comm":"sshd","family":"ipv6","laddr":"2001:db8::1","lport":22,"#,
             r#""raddr":"fe80::a:0:0:1","rport":50000,"netns":4026531840,"cgroup":1234,"#,
-            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":null}"#,
+            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
             "\n"
         )
     );
@@ -155,7 +155,7 @@ fn json_unknown_errno_still_a_string() {
         latency_ns: Some(0),
         ..event(Kind::Failed)
     };
-    assert!(json_line(&ev).ends_with("\"error\":\"E512\",\"latency_us\":0}\n"));
+    assert!(json_line(&ev).contains("\"error\":\"E512\",\"latency_us\":0,"));
 }
 
 fn loss(cpu: Option<u32>, count: u64, reason: LossReason) -> Loss {
@@ -358,4 +358,72 @@ fn text_long_ipv6_addresses_push_columns_right_but_stay_separated() {
     };
     let lines = text_lines(Format::Text { timestamps: false }, &[ev]);
     assert!(lines[1].contains(" 6  2001:db8:1:2:3:4:5:6 1     ::1             2     - "));
+}
+
+const CID: &str = "4f1c9a6b2d3e4f5061728394a5b6c7d8e9f00112233445566778899aabbccdde";
+
+fn pod_identity() -> crate::app::identity::Identity {
+    crate::app::identity::Identity::of_path(
+        format!(
+            "/kubepods.slice/kubepods-pod0a1b2c3d_4e5f_6071_8293_a4b5c6d7e8f9.slice/cri-containerd-{CID}.scope"
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn json_names_the_cgroup_container_and_pod() {
+    let who = pod_identity();
+    let mut printer = Printer::new(Format::Json, Clock::with_offset(OFFSET_NS));
+    let mut out = Vec::new();
+    printer.event_of(&event(Kind::Connect), Some(&who), &mut out);
+    let line = String::from_utf8(out).unwrap();
+    let line = line.strip_suffix('\n').unwrap();
+    assert!(line.ends_with(&format!(
+        r#""latency_us":null,"cgroup_path":"/kubepods.slice/kubepods-pod0a1b2c3d_4e5f_6071_8293_a4b5c6d7e8f9.slice/cri-containerd-{CID}.scope","container_id":"{CID}","pod_uid":"0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"}}"#
+    ).trim_end()), "{line}");
+    assert_eq!(json_keys(&format!("{line}\n")), vmtest::verdict::FIELDS);
+    // A cgroup directory name is any bytes: escaped like comm.
+    let odd = crate::app::identity::Identity::of_path(b"/a\"b\n\xff");
+    let mut out = Vec::new();
+    printer.event_of(&event(Kind::Accept), Some(&odd), &mut out);
+    let line = String::from_utf8(out).unwrap();
+    assert!(
+        line.contains(r#""cgroup_path":"/a\"b\u000a\\xff","container_id":null,"#),
+        "{line}"
+    );
+}
+
+#[test]
+fn text_container_column_with_short_ids() {
+    let who = pod_identity();
+    let mut printer = Printer::new(
+        Format::Text { timestamps: false },
+        Clock::with_offset(OFFSET_NS),
+    )
+    .with_containers(true);
+    let mut out = Vec::new();
+    printer.header(&mut out);
+    printer.event_of(&event(Kind::Connect), Some(&who), &mut out);
+    printer.event_of(&event(Kind::Accept), None, &mut out);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].contains(" COMM             CONTAINER    IP "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(&format!(" curl             {} 4 ", &CID[..12])),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(" curl             -            4 "),
+        "{}",
+        lines[2]
+    );
+    // Without --containers the table is as before.
+    let plain = text_lines(Format::Text { timestamps: false }, &[event(Kind::Connect)]);
+    assert!(!plain[0].contains("CONTAINER"));
 }

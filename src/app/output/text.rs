@@ -10,6 +10,9 @@ use crate::session::event::{Event, Family, Loss};
 /// Column titles and minimum widths. A wider value (a long IPv6 address) pushes the rest of
 /// its line right rather than being cut: losing digits of an address would be worse.
 const TIME: (&str, usize) = ("TIME(s)", 13);
+/// With `--containers`, after COMM: the container's short id (its first 12 hex digits).
+const CONTAINER: (&str, usize) = ("CONTAINER", 12);
+const SHORT_ID: usize = 12;
 const COLUMNS: [(&str, usize); 12] = [
     ("EVENT", 11),
     ("PID", 7),
@@ -25,18 +28,29 @@ const COLUMNS: [(&str, usize); 12] = [
     ("ERROR", 0),
 ];
 
-pub fn push_header(out: &mut Vec<u8>, timestamps: bool) {
+pub fn push_header(out: &mut Vec<u8>, timestamps: bool, containers: bool) {
     if timestamps {
         push_cell(out, TIME, |o| o.extend_from_slice(TIME.0.as_bytes()));
     }
     for column in COLUMNS {
         push_cell(out, column, |o| o.extend_from_slice(column.0.as_bytes()));
+        if containers && column.0 == "COMM" {
+            push_cell(out, CONTAINER, |o| {
+                o.extend_from_slice(CONTAINER.0.as_bytes())
+            });
+        }
     }
     end_line(out);
 }
 
-/// Appends one event line. `elapsed_ns` is the TIME(s) column, when timestamps are on.
-pub fn push_event(out: &mut Vec<u8>, ev: &Event, elapsed_ns: Option<u64>) {
+/// Appends one event line. `elapsed_ns` is the TIME(s) column, when timestamps are on;
+/// `container` the CONTAINER column, when shown (`Some(None)`: no container, `-`).
+pub fn push_event(
+    out: &mut Vec<u8>,
+    ev: &Event,
+    elapsed_ns: Option<u64>,
+    container: Option<Option<&str>>,
+) {
     if let Some(ns) = elapsed_ns {
         push_cell(out, TIME, |o| push_fixed(o, ns / 1000, 1_000_000, 6));
     }
@@ -48,6 +62,12 @@ pub fn push_event(out: &mut Vec<u8>, ev: &Event, elapsed_ns: Option<u64>) {
     push_cell(out, tid, |o| push_u64(o, ev.tid.into()));
     push_cell(out, uid, |o| push_u64(o, ev.uid.into()));
     push_cell(out, comm, |o| push_text_escaped(o, ev.comm.as_bytes()));
+    if let Some(id) = container {
+        push_cell(out, CONTAINER, |o| match id {
+            Some(id) => o.extend_from_slice(&id.as_bytes()[..id.len().min(SHORT_ID)]),
+            None => o.push(b'-'),
+        });
+    }
     push_cell(out, ip, |o| {
         o.push(match ev.family {
             Family::Ipv4 => b'4',

@@ -12,6 +12,7 @@
 // Kept out of the binary.
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
+pub mod files;
 pub mod host;
 pub mod process;
 mod real;

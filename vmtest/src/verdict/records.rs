@@ -199,6 +199,10 @@ fn wants<'a>(
         ("sock", Want::SockId),
         ("error", error),
         ("latency_us", latency),
+        // The VM's init runs in the root cgroup, when cgroup2 is mounted at all.
+        ("cgroup_path", Want::StrOrNull("/")),
+        ("container_id", Want::Null),
+        ("pod_uid", Want::Null),
     ]
 }
 

@@ -31,7 +31,7 @@ fn rec(
     lat: &str,
 ) -> String {
     format!(
-        "CTVM EVENT kprobe {{\"ts\":\"2026-11-28T02:30:00.123456Z\",\"event\":\"{event}\",\"pid\":{},\"tid\":{},\"uid\":{},\"comm\":\"{}\",\"family\":\"{fam}\",\"laddr\":\"{}\",\"lport\":{},\"raddr\":\"{}\",\"rport\":{},\"netns\":4026531840,\"cgroup\":1,\"sock\":\"{sock}\",\"error\":{err},\"latency_us\":{lat}}}",
+        "CTVM EVENT kprobe {{\"ts\":\"2026-11-28T02:30:00.123456Z\",\"event\":\"{event}\",\"pid\":{},\"tid\":{},\"uid\":{},\"comm\":\"{}\",\"family\":\"{fam}\",\"laddr\":\"{}\",\"lport\":{},\"raddr\":\"{}\",\"rport\":{},\"netns\":4026531840,\"cgroup\":1,\"sock\":\"{sock}\",\"error\":{err},\"latency_us\":{lat},\"cgroup_path\":\"/\",\"container_id\":null,\"pod_uid\":null}}",
         who.0, who.1, who.2, who.3, l.0, l.1, r.0, r.1
     )
 }
