@@ -198,19 +198,14 @@ fn containers_are_named_and_conntrace_runs_in_one() {
         return;
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(cargo).current_dir(repo()).args([
-        "build",
-        "--release",
-        "--target",
-        TARGET,
-        "-p",
-        "conntrace",
-        "--bin",
-        "conntrace",
-        "-p",
-        "ctload",
-    ]))
-    .unwrap();
+    // Two builds: `--bin conntrace` would also narrow the ctload package to a bin of that name.
+    for package in [&["-p", "conntrace", "--bin", "conntrace"][..], &["-p", "ctload"]] {
+        run(Command::new(&cargo)
+            .current_dir(repo())
+            .args(["build", "--release", "--target", TARGET])
+            .args(package))
+        .unwrap();
+    }
     let docker = Docker::get().unwrap();
     let release = repo().join("target").join(TARGET).join("release");
 
