@@ -189,16 +189,9 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     let ipv6 = crate::session::discover::Ipv6::for_kernel(false);
     match crate::session::discover::discover(sys, &mut fields, kprobes, ipv6) {
         Ok(None) => {}
-        Ok(Some(found)) => {
-            let placed: Vec<String> = found
-                .fields()
-                .iter()
-                .map(|(spec, f)| format!("{spec} at {}", f.offset))
-                .collect();
-            r.line("discovered", placed.join(", "));
-        }
+        Ok(Some(found)) => r.line("layout", found.describe()),
         Err(e) => {
-            r.line("discovered", "failed");
+            r.line("layout", "discovery failed");
             r.fail(e);
             return r;
         }

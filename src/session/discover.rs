@@ -176,6 +176,17 @@ impl Discovered {
         ]
     }
 
+    /// "discovered sock.sk_err at 284, inet_sock.inet_sport at 782, net.ns.inum at 136"
+    /// (offsets only: the protocol pointers never leave the kernel maps).
+    pub fn describe(&self) -> String {
+        let placed: Vec<String> = self
+            .fields()
+            .iter()
+            .map(|(spec, f)| format!("{spec} at {}", f.offset))
+            .collect();
+        format!("discovered {}", placed.join(", "))
+    }
+
     /// The discovered offset of `spec`, if it is one of them.
     pub fn offset(&self, spec: &str) -> Option<u32> {
         self.fields()
@@ -679,6 +690,10 @@ mod tests {
         );
         assert_eq!(found.offset("inet_sock.inet_sport"), Some(782));
         assert_eq!(found.offset("sock_common.skc_num"), None);
+        assert_eq!(
+            found.describe(),
+            "discovered sock.sk_err at 284, inet_sock.inet_sport at 782, net.ns.inum at 136"
+        );
         // Without IPv6 too, and tcpv6_prot is 0.
         let mut d = dumps();
         d.ipv6 = None;

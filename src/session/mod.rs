@@ -50,7 +50,8 @@ impl Session<'_> {
 
     /// Without BTF: proves the built-in layout with the self-test (run under a
     /// this-process-only filter), then puts the user's filters in. Returns the families
-    /// verified ("IPv4, IPv6"), or None with BTF (nothing to verify, the filters are in).
+    /// verified and the fields discovered ("IPv4, IPv6; discovered sock.sk_err at 284, ..."),
+    /// or None with BTF (nothing to verify, the filters are in).
     pub fn verify_builtin_layout(
         &mut self,
         sys: &dyn Sys,
@@ -62,7 +63,11 @@ impl Session<'_> {
         selftest::verify(&mut self.rings, &plan)?;
         filter::configure(sys, &self.loaded, opts)?;
         let names: Vec<_> = plan.families.iter().map(|f| f.name()).collect();
-        Ok(Some(names.join(", ")))
+        Ok(Some(format!(
+            "{}; {}",
+            names.join(", "),
+            plan.discovered.describe()
+        )))
     }
 }
 
