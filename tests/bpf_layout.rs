@@ -6,6 +6,7 @@
 //! does not know fails too, so a new one gets its Rust counterpart here.
 
 use conntrace::app::reader;
+use conntrace::session::discover;
 use conntrace::session::event::{self, LossReason, WireEvent};
 use conntrace::session::filter::FilterConfig;
 use std::collections::HashMap;
@@ -13,8 +14,9 @@ use std::mem::{offset_of, size_of, size_of_val};
 use std::path::{Path, PathBuf};
 
 /// The prefixes whose constants copy a Rust definition.
-const SHARED: [&str; 9] = [
+const SHARED: [&str; 10] = [
     "EV_",
+    "LAYOUT_",
     "CALL_",
     "CFG_",
     "KIND_",
@@ -158,6 +160,18 @@ fn expected() -> Vec<(&'static str, i128, String)> {
             reader::CALL_START as i128 + 8,
             "reader::CALL_START + 8".into(),
         ),
+    ]);
+    // A `layout_dump` slot (src/bpf/layout.s), which session::discover reads.
+    let layout = |name: &'static str, value: usize, how: &str| {
+        (name, value as i128, format!("discover::{how}"))
+    };
+    table.extend([
+        layout("LAYOUT_SOCK", discover::DUMP_SOCK, "DUMP_SOCK"),
+        layout("LAYOUT_NET", discover::DUMP_NET, "DUMP_NET"),
+        layout("LAYOUT_STATE", discover::DUMP_STATE, "DUMP_STATE"),
+        layout("LAYOUT_CALLS", discover::DUMP_CALLS, "DUMP_CALLS"),
+        layout("LAYOUT_SIZE", discover::DUMP_SIZE, "DUMP_SIZE"),
+        layout("LAYOUT_SLOTS", discover::SLOTS, "SLOTS"),
     ]);
     let libc = |name: &'static str, value: i128, how: &str| (name, value, format!("libc::{how}"));
     table.extend([

@@ -91,24 +91,24 @@ fn check_without_btf_reports_the_fallback() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("without BTF    off: failed records carry no error (null), netns is not reported (null)"),
+        stdout.contains("without BTF    off: the tracepoint backend (kprobe backend only)"),
         "{stdout}"
     );
-    // Only the fields the no-BTF kprobe programs use, all from the built-in table.
+    // Only the fields the no-BTF kprobe programs use: from the built-in table, or found at
+    // start-up by the layout discovery.
     for spec in [
-        "sock_common.skc_num",
         "sock_common.skc_dport",
         "sock_common.skc_v6_daddr",
+        "sock_common.skc_prot",
+        "sock_common.skc_net",
     ] {
         assert!(stdout.contains(spec), "{spec} missing: {stdout}");
     }
-    for absent in [
-        "task_struct.files",
-        "sock.sk_err",
-        "sock.sk_protocol",
-        "net.ns.inum",
-        "unavailable",
-    ] {
+    for spec in ["sock.sk_err", "inet_sock.inet_sport", "net.ns.inum"] {
+        let line = format!("{spec:<32} found at start-up by the layout discovery");
+        assert!(stdout.contains(&line), "{line} missing: {stdout}");
+    }
+    for absent in ["task_struct.files", "sock.sk_protocol", "unavailable"] {
         assert!(!stdout.contains(absent), "{absent} listed: {stdout}");
     }
     if has_kprobes() {

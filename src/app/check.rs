@@ -152,7 +152,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         },
     );
 
-    let fields = match FieldSource::open(sys, &opts.btf) {
+    let mut fields = match FieldSource::open(sys, &opts.btf) {
         Ok(f) => f,
         Err(e) => {
             r.line("BTF", format!("unusable: {e}"));
@@ -205,12 +205,17 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
                 "",
                 format!("{spec:<32} offset {:>5}  size {}", f.offset, f.size),
             ),
+            Err(_) if fields::DISCOVERED_SPECS.contains(&spec.as_str()) => r.line(
+                "",
+                format!("{spec:<32} found at start-up by the layout discovery"),
+            ),
             Err(e) => r.line("", format!("{spec:<32} unavailable: {e}")),
         }
     }
 
-    let (backend, why) = match backend::choose(sys, BackendChoice::Auto, fields.has_btf()) {
-        Ok((b, _, why)) => (b, why),
+    let (backend, kprobes, why) = match backend::choose(sys, BackendChoice::Auto, fields.has_btf())
+    {
+        Ok(chosen) => chosen,
         Err(e) => {
             r.fail(e);
             return r;
@@ -220,6 +225,18 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     r.line("backend", format!("auto picks the {why}"));
     if backend == Backend::Kprobe {
         report_hooks(sys, &mut r);
+    }
+
+    // Without BTF the programs need the fields the layout discovery finds on this kernel.
+    let ipv6 = crate::session::discover::Ipv6::for_kernel(false);
+    match crate::session::discover::discover(sys, &mut fields, kprobes, ipv6) {
+        Ok(None) => {}
+        Ok(Some(found)) => r.line("layout", found.describe()),
+        Err(e) => {
+            r.line("layout", "discovery failed");
+            r.fail(e);
+            return r;
+        }
     }
 
     // The verifier is the final word: load (not attach) every program the backend needs.

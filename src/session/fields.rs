@@ -1,6 +1,7 @@
 //! Where struct-field offsets come from: the kernel's BTF, or (without BTF) the built-in
-//! table of fields whose layout has been stable for a decade, and the tracepoints' own
-//! tracefs `format` files for the records the tracepoint programs read.
+//! table of fields whose layout has been stable for a decade, the fields the layout discovery
+//! found at start-up (`session::discover`), and the tracepoints' own tracefs `format` files
+//! for the records the tracepoint programs read.
 
 use crate::kernel::attach;
 use crate::kernel::btf::{self, Btf};
@@ -60,22 +61,33 @@ impl TracepointFormats {
 }
 
 /// What tracing without BTF cannot do, for stderr and `conntrace check`.
-pub const NO_BTF_LIMITS: &str = "failed records carry no error (null), netns is not \
-    reported (null), no socket-protocol check (inet_csk_accept also serves DCCP where the \
-    kernel has it), an accept whose connection was reset before accept() returned shows \
-    local port 0, kprobe backend only";
+pub const NO_BTF_LIMITS: &str = "the tracepoint backend (kprobe backend only)";
+
+/// The fields outside the built-in table that the probes read without BTF, found at start-up
+/// by the layout discovery (`session::discover`) before the programs load.
+pub const DISCOVERED_SPECS: [&str; 3] = ["sock.sk_err", "inet_sock.inet_sport", "net.ns.inum"];
+
+/// Without BTF: the tracepoints' formats, and the fields the layout discovery found.
+pub struct NoBtf {
+    formats: TracepointFormats,
+    discovered: Vec<(&'static str, FieldOffset)>,
+}
 
 pub enum FieldSource {
     Btf(Btf),
-    /// No BTF: only the fields of `btf::builtin_field`, and the tracepoints' formats.
-    Builtin(TracepointFormats),
+    /// No BTF: only the fields of `btf::builtin_field`, those the layout discovery found,
+    /// and the tracepoints' formats.
+    Builtin(NoBtf),
 }
 
 impl FieldSource {
     /// `--btf PATH`, `--btf none`, or the running kernel's BTF.
     pub fn open(sys: &dyn Sys, source: &BtfSource) -> Result<FieldSource, String> {
         match source {
-            BtfSource::None => Ok(FieldSource::Builtin(TracepointFormats::read(sys))),
+            BtfSource::None => Ok(FieldSource::Builtin(NoBtf {
+                formats: TracepointFormats::read(sys),
+                discovered: Vec::new(),
+            })),
             BtfSource::Path(path) => btf::load_file(path)
                 .map(FieldSource::Btf)
                 // The error names the file already.
@@ -92,6 +104,14 @@ impl FieldSource {
                     btf::VMLINUX_BTF
                 )
             }),
+        }
+    }
+
+    /// Without BTF: the offsets the layout discovery found (each spec of
+    /// [`DISCOVERED_SPECS`]), which then resolve like the built-in ones. With BTF: nothing.
+    pub fn set_discovered(&mut self, fields: &[(&'static str, FieldOffset)]) {
+        if let FieldSource::Builtin(no_btf) = self {
+            no_btf.discovered = fields.to_vec();
         }
     }
 
@@ -119,9 +139,17 @@ impl FieldResolver for FieldSource {
                     size: f.size,
                 })
                 .map_err(|e| e.to_string()),
-            FieldSource::Builtin(formats) => {
-                if let Some(found) = formats.field(spec) {
+            FieldSource::Builtin(no_btf) => {
+                if let Some(found) = no_btf.formats.field(spec) {
                     return found;
+                }
+                if let Some(&(_, found)) = no_btf.discovered.iter().find(|(s, _)| *s == spec) {
+                    return Ok(found);
+                }
+                if DISCOVERED_SPECS.contains(&spec) {
+                    return Err(format!(
+                        "{spec} is found at start-up by the layout discovery, which has not run"
+                    ));
                 }
                 btf::builtin_field(spec)
                     .map(|f| FieldOffset {
@@ -180,6 +208,35 @@ mod tests {
         );
         // sock_common still comes from the built-in table.
         assert!(at("sock_common.skc_dport").is_ok());
+    }
+
+    #[test]
+    fn discovered_fields_resolve_once_set() {
+        let fake = FakeSys::new();
+        let mut f = builtin(&fake);
+        for spec in DISCOVERED_SPECS {
+            let e = f.field(spec).unwrap_err();
+            assert!(e.contains("layout discovery, which has not run"), "{e}");
+        }
+        assert_eq!(
+            f.field("sock.sk_protocol"),
+            Err(
+                "sock.sk_protocol is not in the built-in layout and there is no BTF to find it"
+                    .into()
+            )
+        );
+        let at = |offset, size| FieldOffset { offset, size };
+        f.set_discovered(&[
+            ("sock.sk_err", at(284, 4)),
+            ("inet_sock.inet_sport", at(782, 2)),
+            ("net.ns.inum", at(136, 4)),
+        ]);
+        assert_eq!(f.field("sock.sk_err"), Ok(at(284, 4)));
+        assert_eq!(f.field("inet_sock.inet_sport"), Ok(at(782, 2)));
+        assert_eq!(f.field("net.ns.inum"), Ok(at(136, 4)));
+        // The built-in table is unchanged.
+        assert_eq!(f.field("sock_common.skc_net"), Ok(at(48, 8)));
+        assert_eq!(f.field("sock_common.skc_prot"), Ok(at(40, 8)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `options` is what it is asked to do.
 
 pub mod backend;
+pub mod discover;
 pub mod embedded;
 pub mod event;
 pub mod features;
@@ -35,7 +36,7 @@ pub struct Session<'s> {
     pub why: String,
     /// Without BTF: the families whose built-in layout the self-test must verify before the
     /// user's filters go in and tracing begins.
-    pub verify: Option<Vec<selftest::Family>>,
+    pub verify: Option<selftest::Plan>,
     /// The hook each attached job uses.
     pub hooks: Vec<(Role, &'static Hook)>,
     /// What the user must know about the hooks in use (their limits).
@@ -58,19 +59,24 @@ impl Session<'_> {
 
     /// Without BTF: proves the built-in layout with the self-test (run under a
     /// this-process-only filter), then puts the user's filters in. Returns the families
-    /// verified ("IPv4, IPv6"), or None with BTF (nothing to verify, the filters are in).
+    /// verified and the fields discovered ("IPv4, IPv6; discovered sock.sk_err at 284, ..."),
+    /// or None with BTF (nothing to verify, the filters are in).
     pub fn verify_builtin_layout(
         &mut self,
         sys: &dyn Sys,
         opts: &SessionOptions,
     ) -> Result<Option<String>, String> {
-        let Some(families) = self.verify.take() else {
+        let Some(plan) = self.verify.take() else {
             return Ok(None);
         };
-        selftest::verify(&mut self.rings, &families)?;
+        selftest::verify(&mut self.rings, &plan)?;
         filter::configure(sys, &self.loaded, opts)?;
-        let names: Vec<_> = families.iter().map(|f| f.name()).collect();
-        Ok(Some(names.join(", ")))
+        let names: Vec<_> = plan.families.iter().map(|f| f.name()).collect();
+        Ok(Some(format!(
+            "{}; {}",
+            names.join(", "),
+            plan.discovered.describe()
+        )))
     }
 }
 
@@ -105,13 +111,19 @@ pub fn verify_without_btf(sys: &dyn Sys) -> Result<String, String> {
 
 /// Loads, configures and attaches everything the options ask for.
 pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>, String> {
-    let fields = FieldSource::open(sys, &opts.btf)?;
+    let mut fields = FieldSource::open(sys, &opts.btf)?;
     let (backend, kprobes, why) = backend::choose(sys, opts.backend, fields.has_btf())?;
+    // Without BTF: the fields beyond the built-in table, found before the programs load.
+    let ipv6 = discover::Ipv6::for_kernel(opts.family == FamilyFilter::Ipv4);
+    let discovered = discover::discover(sys, &mut fields, kprobes, ipv6)?;
     let object = probe_object::parse(embedded::object_for(&fields))
         .map_err(|e| format!("embedded probe object: {e}"))?;
     // Without BTF every job is done, whatever -e asks: the self-test needs the connect and
     // accept records to verify the layout (unwanted kinds are dropped in user space).
-    let verify = (!fields.has_btf()).then(|| selftest_families(opts));
+    let verify = discovered.map(|discovered| selftest::Plan {
+        families: selftest_families(opts),
+        discovered,
+    });
 
     let mut jobs = Vec::new();
     for job in backend.jobs().iter().filter(|j| {
@@ -150,9 +162,12 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
         ),
     };
     let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
-    match verify {
+    match &verify {
         None => filter::configure(sys, &loaded, opts)?,
-        Some(_) => filter::write_config(sys, &loaded, &selftest::filter_self())?,
+        Some(plan) => {
+            discover::write_tcp_prots(sys, &loaded, &plan.discovered)?;
+            filter::write_config(sys, &loaded, &selftest::filter_self())?
+        }
     }
 
     let events = loaded

@@ -1,8 +1,10 @@
-//! Without BTF, the built-in sock_common offsets are a claim about the running kernel, not a
-//! fact. Before conntrace prints anything it proves them: it makes loopback connections of
-//! its own while the probes are attached, reads back their records, and compares every field
-//! with what the sockets say (getsockname/getpeername, its own pid, tid and uid). One wrong
-//! field and it refuses, naming the field, rather than print wrong data.
+//! Without BTF, the built-in sock_common offsets and the ones the layout discovery found
+//! (`discover`) are a claim about the running kernel, not a fact. Before conntrace prints
+//! anything it proves them: it makes loopback connections of its own while the probes are
+//! attached (one accepted, one refused), reads back their records, and compares every field
+//! with what the sockets say (getsockname/getpeername, its own pid, tid, uid and netns, the
+//! refusal's ECONNREFUSED). One wrong field and it refuses, naming the field, rather than
+//! print wrong data.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -10,6 +12,8 @@ use std::time::{Duration, Instant};
 use crate::kernel::btf;
 use crate::kernel::ring::{PerfRings, Record};
 use crate::kernel::sys::process;
+use crate::kernel::sys::socket::BoundSocket;
+use crate::session::discover::{self, Discovered};
 use crate::session::event::{self, Kind, WireEvent};
 use crate::session::filter::{FilterConfig, ANY_UID};
 
@@ -54,6 +58,13 @@ impl Family {
     }
 }
 
+/// What the self-test verifies: the families, and the layout the discovery found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub families: Vec<Family>,
+    pub discovered: Discovered,
+}
+
 /// One record the self-test's own connection must produce, as the sockets describe it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expected {
@@ -63,14 +74,19 @@ pub struct Expected {
     pub pid: u32,
     pub tid: u32,
     pub uid: u32,
+    /// This process's netns inode: every socket is in it.
+    pub netns: u32,
+    /// 0, or the failed record's errno.
+    pub error: u32,
 }
 
-/// Verifies the built-in layout with one loopback connection per family, in turn, or says
-/// which fields did not verify and why the layout cannot be trusted.
-pub fn verify(rings: &mut PerfRings<'_>, families: &[Family]) -> Result<(), String> {
+/// Verifies the layout with, per family in turn, one loopback connection and one refused
+/// connect, or says which fields did not verify and why the layout cannot be trusted.
+pub fn verify(rings: &mut PerfRings<'_>, plan: &Plan) -> Result<(), String> {
     let mut problems = Vec::new();
-    for &family in families {
-        let expected = connect_on_loopback(family).map_err(|e| match family {
+    let netns = plan.discovered.netns;
+    for &family in &plan.families {
+        let expected = connect_on_loopback(family, netns).map_err(|e| match family {
             Family::Ipv4 => format!(
                 "cannot make an IPv4 loopback connection to verify the built-in layout: {e}; \
                  {ADVICE}"
@@ -81,18 +97,30 @@ pub fn verify(rings: &mut PerfRings<'_>, families: &[Family]) -> Result<(), Stri
                  trace IPv4 only, or {ADVICE}"
             ),
         })?;
-        let records = collect(rings, expected.0, WAIT)?;
+        let records = collect(rings, &expected, WAIT)?;
         problems.extend(
-            compare_all(&records, &expected)
+            compare_all(&records, &expected, &plan.discovered)
                 .into_iter()
                 .map(|p| format!("{} self-test: {p}", family.name())),
+        );
+        let expected = refused_on_loopback(family, netns).map_err(|e| {
+            format!(
+                "cannot make a refused {} loopback connect to verify the failed record                  (sock.sk_err): {e}; {ADVICE}",
+                family.name()
+            )
+        })?;
+        let records = collect(rings, &expected, WAIT)?;
+        problems.extend(
+            compare_all(&records, &expected, &plan.discovered)
+                .into_iter()
+                .map(|p| format!("{} self-test, refused connect: {p}", family.name())),
         );
     }
     if problems.is_empty() {
         return Ok(());
     }
     let mut message = String::from(
-        "the built-in sock_common layout could not be verified on this kernel \
+        "the built-in and discovered layout could not be verified on this kernel \
          (records of conntrace's own loopback connections):",
     );
     for p in &problems {
@@ -104,7 +132,7 @@ pub fn verify(rings: &mut PerfRings<'_>, families: &[Family]) -> Result<(), Stri
 }
 
 /// Makes a connection on loopback and returns its pid, then the records it must produce.
-fn connect_on_loopback(family: Family) -> std::io::Result<(u32, [Expected; 3])> {
+fn connect_on_loopback(family: Family, netns: u32) -> std::io::Result<(u32, Vec<Expected>)> {
     let listener = TcpListener::bind(family.loopback())?;
     let client = TcpStream::connect(listener.local_addr()?)?;
     let (server, _) = listener.accept()?;
@@ -118,12 +146,14 @@ fn connect_on_loopback(family: Family) -> std::io::Result<(u32, [Expected; 3])> 
         pid,
         tid,
         uid,
+        netns,
+        error: 0,
     };
     let (c_local, c_remote) = (client.local_addr()?, client.peer_addr()?);
     let (s_local, s_remote) = (server.local_addr()?, server.peer_addr()?);
     Ok((
         pid,
-        [
+        vec![
             record(Kind::Connect, c_local, c_remote),
             record(Kind::Established, c_local, c_remote),
             record(Kind::Accept, s_local, s_remote),
@@ -131,15 +161,54 @@ fn connect_on_loopback(family: Family) -> std::io::Result<(u32, [Expected; 3])> 
     ))
 }
 
+/// Makes a connect on loopback that is refused (to a bound port nothing listens on) and
+/// returns its pid, then the records it must produce: its connect, and its failure with
+/// ECONNREFUSED.
+fn refused_on_loopback(family: Family, netns: u32) -> std::io::Result<(u32, Vec<Expected>)> {
+    let ip = family.loopback().ip();
+    let closed = BoundSocket::bind(ip)?;
+    let client = BoundSocket::bind(ip)?;
+    let (local, remote) = (client.local_addr()?, closed.local_addr()?);
+    match client.connect(remote) {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {}
+        Err(e) => return Err(e),
+        Ok(()) => return Err(std::io::Error::other("the connect was not refused")),
+    }
+    let record = |kind, error| Expected {
+        kind,
+        local,
+        remote,
+        pid: std::process::id(),
+        tid: process::tid(),
+        uid: process::uid(),
+        netns,
+        error,
+    };
+    Ok((
+        std::process::id(),
+        vec![
+            record(Kind::Connect, 0),
+            record(Kind::Failed, libc::ECONNREFUSED as u32),
+        ],
+    ))
+}
+
 /// This process's records from the rings, until one of each expected kind arrived or `wait`
 /// passed. Anything else is dropped: tracing proper has not begun.
-fn collect(rings: &mut PerfRings<'_>, pid: u32, wait: Duration) -> Result<Vec<WireEvent>, String> {
+fn collect(
+    rings: &mut PerfRings<'_>,
+    expected: &(u32, Vec<Expected>),
+    wait: Duration,
+) -> Result<Vec<WireEvent>, String> {
+    let pid = expected.0;
     let deadline = Instant::now() + wait;
     let mut records: Vec<WireEvent> = Vec::new();
     let complete = |records: &[WireEvent]| {
-        [Kind::Connect, Kind::Established, Kind::Accept]
-            .iter()
-            .all(|&k| records.iter().any(|r| Kind::from_wire(r.kind) == Some(k)))
+        expected.1.iter().all(|e| {
+            records
+                .iter()
+                .any(|r| Kind::from_wire(r.kind) == Some(e.kind))
+        })
     };
     while !complete(&records) {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -163,14 +232,18 @@ fn collect(rings: &mut PerfRings<'_>, pid: u32, wait: Duration) -> Result<Vec<Wi
 }
 
 /// Every way `records` differ from what the connection produced (empty: verified).
-pub fn compare_all(records: &[WireEvent], expected: &(u32, [Expected; 3])) -> Vec<String> {
+pub fn compare_all(
+    records: &[WireEvent],
+    expected: &(u32, Vec<Expected>),
+    found: &Discovered,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for want in &expected.1 {
         match records
             .iter()
             .find(|r| Kind::from_wire(r.kind) == Some(want.kind))
         {
-            Some(got) => problems.extend(compare(got, want)),
+            Some(got) => problems.extend(compare(got, want, found)),
             None => problems.push(format!(
                 "no {} record arrived within {} s: the probes did not see the connection",
                 want.kind.name(),
@@ -181,35 +254,58 @@ pub fn compare_all(records: &[WireEvent], expected: &(u32, [Expected; 3])) -> Ve
     problems
 }
 
+/// Where `spec`'s offset came from and what it is: the built-in table or the discovery.
+fn origin(spec: &str, found: &Discovered) -> Option<(&'static str, u32)> {
+    match found.offset(spec) {
+        Some(offset) => Some(("discovered", offset)),
+        None => btf::builtin_field(spec).map(|f| ("built-in", f.offset)),
+    }
+}
+
 /// How one record differs from what it should say. An accept record's addresses come straight
-/// from sock_common (fill_local/fill_remote), so its differences name the built-in field; a
-/// connect's may come from the state tracepoint's copy, so those name the record's field.
-pub fn compare(got: &WireEvent, want: &Expected) -> Vec<String> {
+/// from the socket (fill_local/fill_remote), so its differences name the field; a connect's
+/// may come from the state tracepoint's copy, so those name the record's field. Every
+/// record's netns is read from the socket (skc_net, then net.ns.inum), and a failed
+/// record's error from sock.sk_err.
+pub fn compare(got: &WireEvent, want: &Expected, found: &Discovered) -> Vec<String> {
     let mut problems = Vec::new();
     let kind = want.kind.name();
-    let from_sock_common = want.kind == Kind::Accept;
-    let mut check = |what: &str, spec: &str, read: String, expected: String| {
+    let from_sock = want.kind == Kind::Accept;
+    let mut check = |what: &str, spec: &str, named: bool, read: String, expected: String| {
         if read == expected {
             return;
         }
-        problems.push(match btf::builtin_field(spec) {
-            Some(f) if from_sock_common => format!(
-                "{kind} record: built-in offset of {spec} ({}) read {read}, expected {expected}",
-                f.offset
+        problems.push(match origin(spec, found) {
+            Some((from, offset)) if named => format!(
+                "{kind} record: {from} offset of {spec} ({offset}) read {read}, expected \
+                 {expected}"
             ),
             _ => format!("{kind} record: {what} read {read}, expected {expected}"),
         });
     };
-    check("pid", "", got.pid.to_string(), want.pid.to_string());
-    check("tid", "", got.tid.to_string(), want.tid.to_string());
-    check("uid", "", got.uid.to_string(), want.uid.to_string());
-    check("error", "", got.error.to_string(), "0".into());
+    check("pid", "", false, got.pid.to_string(), want.pid.to_string());
+    check("tid", "", false, got.tid.to_string(), want.tid.to_string());
+    check("uid", "", false, got.uid.to_string(), want.uid.to_string());
+    check(
+        "netns",
+        discover::NS_INUM,
+        true,
+        got.netns.to_string(),
+        want.netns.to_string(),
+    );
+    check(
+        "error",
+        discover::SK_ERR,
+        want.kind == Kind::Failed,
+        got.error.to_string(),
+        want.error.to_string(),
+    );
     for (end, raw, addr, port_spec, v4_spec, v6_spec) in [
         (
             "local",
             &got.local,
             want.local,
-            "sock_common.skc_num",
+            discover::INET_SPORT,
             "sock_common.skc_rcv_saddr",
             "sock_common.skc_v6_rcv_saddr",
         ),
@@ -227,12 +323,14 @@ pub fn compare(got: &WireEvent, want: &Expected) -> Vec<String> {
         check(
             &format!("{end} family"),
             "sock_common.skc_family",
+            from_sock,
             view.family().to_string(),
             family.to_string(),
         );
         check(
             &format!("{end} port"),
             port_spec,
+            from_sock,
             view.port().to_string(),
             addr.port().to_string(),
         );
@@ -240,7 +338,13 @@ pub fn compare(got: &WireEvent, want: &Expected) -> Vec<String> {
             IpAddr::V4(_) => (v4_spec, view.ipv4().to_string()),
             IpAddr::V6(_) => (v6_spec, view.ipv6().to_string()),
         };
-        check(&format!("{end} address"), spec, read, addr.ip().to_string());
+        check(
+            &format!("{end} address"),
+            spec,
+            from_sock,
+            read,
+            addr.ip().to_string(),
+        );
     }
     problems
 }
@@ -278,7 +382,19 @@ impl SockaddrView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::event::{KIND_ACCEPT, KIND_CONNECT, KIND_ESTABLISHED};
+    use crate::session::event::{KIND_ACCEPT, KIND_CONNECT, KIND_ESTABLISHED, KIND_FAILED};
+
+    const NETNS: u32 = 4026531840;
+
+    fn found() -> Discovered {
+        Discovered {
+            sk_err: 284,
+            inet_sport: 782,
+            ns_inum: 136,
+            netns: NETNS,
+            tcp_prots: [1, 2],
+        }
+    }
 
     fn sockaddr(addr: SocketAddr) -> [u8; 28] {
         let mut raw = [0u8; 28];
@@ -304,6 +420,8 @@ mod tests {
             pid: 100,
             tid: 101,
             uid: 0,
+            netns: NETNS,
+            error: 0,
         }
     }
 
@@ -312,6 +430,7 @@ mod tests {
         let kind = match want.kind {
             Kind::Connect => KIND_CONNECT,
             Kind::Established => KIND_ESTABLISHED,
+            Kind::Failed => KIND_FAILED,
             _ => KIND_ACCEPT,
         };
         WireEvent {
@@ -322,20 +441,20 @@ mod tests {
             pid: want.pid,
             tid: want.tid,
             uid: want.uid,
-            netns: 0,
+            netns: want.netns,
             kind,
             _pad: [0; 3],
-            error: 0,
+            error: want.error as i32,
             comm: [0; 16],
             local: sockaddr(want.local),
             remote: sockaddr(want.remote),
         }
     }
 
-    fn connection(local: &str, remote: &str) -> (u32, [Expected; 3]) {
+    fn connection(local: &str, remote: &str) -> (u32, Vec<Expected>) {
         (
             100,
-            [
+            vec![
                 expected(Kind::Connect, local, remote),
                 expected(Kind::Established, local, remote),
                 expected(Kind::Accept, remote, local),
@@ -351,18 +470,53 @@ mod tests {
         ] {
             let conn = connection(local, remote);
             let records: Vec<_> = conn.1.iter().map(record).collect();
-            assert_eq!(compare_all(&records, &conn), Vec::<String>::new());
+            assert_eq!(compare_all(&records, &conn, &found()), Vec::<String>::new());
         }
     }
 
     #[test]
-    fn wrong_local_port_names_the_builtin_field() {
+    fn wrong_local_port_names_the_discovered_field() {
         let want = expected(Kind::Accept, "127.0.0.1:40000", "127.0.0.1:43817");
         let mut got = record(&want);
         got.local[2..4].copy_from_slice(&0u16.to_be_bytes());
         assert_eq!(
-            compare(&got, &want),
-            ["accept record: built-in offset of sock_common.skc_num (14) read 0, expected 40000"]
+            compare(&got, &want, &found()),
+            [
+                "accept record: discovered offset of inet_sock.inet_sport (782) read 0, expected \
+                 40000"
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_netns_names_the_discovered_field_in_every_record() {
+        for kind in [Kind::Connect, Kind::Established, Kind::Accept, Kind::Failed] {
+            let mut want = expected(kind, "127.0.0.1:40000", "127.0.0.1:43817");
+            if kind == Kind::Failed {
+                want.error = 111;
+            }
+            let mut got = record(&want);
+            got.netns = 0;
+            assert_eq!(
+                compare(&got, &want, &found()),
+                [format!(
+                    "{} record: discovered offset of net.ns.inum (136) read 0, expected {NETNS}",
+                    kind.name()
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_record_must_carry_the_refusal() {
+        let mut want = expected(Kind::Failed, "127.0.0.1:43817", "127.0.0.1:40000");
+        want.error = 111;
+        let mut got = record(&want);
+        assert_eq!(compare(&got, &want, &found()), Vec::<String>::new());
+        got.error = 0;
+        assert_eq!(
+            compare(&got, &want, &found()),
+            ["failed record: discovered offset of sock.sk_err (284) read 0, expected 111"]
         );
     }
 
@@ -372,7 +526,7 @@ mod tests {
         let mut got = record(&want);
         got.local[8..24].fill(0);
         got.remote[8..24].fill(0xff);
-        let problems = compare(&got, &want);
+        let problems = compare(&got, &want, &found());
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0]
             .starts_with("accept record: built-in offset of sock_common.skc_v6_rcv_saddr"));
@@ -395,7 +549,7 @@ mod tests {
         got.remote[0..2].copy_from_slice(&0u16.to_ne_bytes());
         got.remote[4..8].copy_from_slice(&[0, 0, 0, 0]);
         assert_eq!(
-            compare(&got, &want),
+            compare(&got, &want, &found()),
             [
                 "accept record: built-in offset of sock_common.skc_family (16) read 0, expected 2",
                 "accept record: built-in offset of sock_common.skc_daddr (0) read 0.0.0.0, \
@@ -412,7 +566,7 @@ mod tests {
         got.tid = 7;
         got.error = 111;
         assert_eq!(
-            compare(&got, &want),
+            compare(&got, &want, &found()),
             [
                 "connect record: tid read 7, expected 101",
                 "connect record: error read 111, expected 0",
@@ -426,7 +580,7 @@ mod tests {
         let conn = connection("127.0.0.1:43817", "127.0.0.1:40000");
         let records = vec![record(&conn.1[2])];
         assert_eq!(
-            compare_all(&records, &conn),
+            compare_all(&records, &conn, &found()),
             [
                 "no connect record arrived within 2 s: the probes did not see the connection",
                 "no established record arrived within 2 s: the probes did not see the connection",

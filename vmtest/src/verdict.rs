@@ -213,7 +213,7 @@ fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVe
         }
     }
     let seen = records.iter().map(summary).collect();
-    match scenario::scenario(run, ipv6, opts.nobtf) {
+    match scenario::scenario(run, ipv6) {
         Ok(s) => records::check(&mut failures, &s, &records),
         Err(why) => failures.push(format!("cannot check records: {why}")),
     }

@@ -1,27 +1,50 @@
-; Prelude of probes-nobtf.o, for kernels without BTF: only the built-in sock_common layout
-; (src/kernel/btf/builtin.rs) is known, so these macros read no field outside it. The loader then
-; never meets a field the fallback lacks. Only the kprobe backend is used without BTF.
+; Prelude of probes-nobtf.o, for kernels without BTF. The sock_common fields come from the
+; built-in table (src/kernel/btf/builtin.rs); sock.sk_err, inet_sock.inet_sport and
+; net.ns.inum from the layout discovery that runs before these programs load
+; (src/session/discover.rs, src/bpf/layout.s), which the loader resolves like any other
+; field. The self-test then proves every one. Only the kprobe backend is used without BTF.
 
-; sk_protocol lives in struct sock, whose layout varies: no check. The connect hooks imply
-; TCP (tcp_v4_connect, tcp_v6_connect, tcp_connect); the accept hooks do not quite:
-; security_sock_graft and __inet_accept also see SCTP's (and DCCP's, on kernels that still have
-; it) AF_INET/AF_INET6 accepts, which without BTF show as TCP.
+; The TCP protocol structs, &tcp_prot and &tcpv6_prot (0 when IPv6 is off), as the layout
+; discovery found them in its own sockets' skc_prot: one entry, two u64s.
+.map tcp_prots, array, 4, 16, 1
+
+; Go to `skip` unless `sk` is a TCP socket: its skc_prot is &tcp_prot or &tcpv6_prot (so not
+; SCTP, DCCP or MPTCP's own socket, whose sk_protocol BTF would show).
 .macro check_tcp_protocol sk, skip
+    *(u64 *)(r10 + STACK_SCRATCH) = 0
+    probe_read r10, STACK_SCRATCH, 8, \sk, offsetof(sock_common, skc_prot)
+    map_lookup tcp_prots, u32, STACK_SCRATCH2, 0
+    if r0 == 0 goto \skip
+    r1 = *(u64 *)(r10 + STACK_SCRATCH)
+    if r1 == 0 goto \skip
+    r2 = *(u64 *)(r0 + 0)
+    if r1 == r2 goto done\@
+    r2 = *(u64 *)(r0 + 8)
+    if r1 != r2 goto \skip
+done\@:
 .endm
 
-; struct net varies with the config: netns stays 0, shown as unknown.
+; The socket's network namespace inode (sk->__sk_common.skc_net.net->ns.inum) into the event.
 .macro read_netns sk, ev
+    *(u64 *)(r10 + STACK_SCRATCH2) = 0
+    probe_read r10, STACK_SCRATCH2, 8, \sk, offsetof(sock_common, skc_net)
+    ; Written out: the source is already in r3, where probe_read would copy it.
+    r3 = *(u64 *)(r10 + STACK_SCRATCH2)
+    r3 += offsetof(net, ns.inum)
+    r1 = \ev
+    r1 += EV_NETNS
+    r2 = 4
+    call bpf_probe_read_kernel
 .endm
 
-; sk_err lives in struct sock: failed records carry no error.
+; The socket's pending error (ECONNREFUSED, ETIMEDOUT, ...) into the event's error field.
 .macro read_sk_error sk, ev
+    probe_read \ev, EV_ERROR, 4, \sk, offsetof(sock, sk_err)
 .endm
 
-; struct inet_sock varies: the local port comes from sock_common's skc_num (host order), which
-; a connection reset before accept() returns has already lost (its accept shows port 0).
+; The local port into ev + EV_LOCAL_PORT (network order). inet_sport, not skc_num: a socket
+; reset before accept() returns has had skc_num cleared with its port binding, while
+; inet_sport keeps the port.
 .macro read_local_port sk, ev
-    probe_read \ev, EV_LOCAL_PORT, 2, \sk, offsetof(sock_common, skc_num)
-    r1 = *(u16 *)(\ev + EV_LOCAL_PORT)
-    r1 = be16 r1
-    *(u16 *)(\ev + EV_LOCAL_PORT) = r1
+    probe_read \ev, EV_LOCAL_PORT, 2, \sk, offsetof(inet_sock, inet_sport)
 .endm

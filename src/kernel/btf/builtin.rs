@@ -5,8 +5,9 @@
 use super::Field;
 
 /// `(spec, offset, size)`. Everything before `skc_prot` (the first pointer) is independent
-/// of pointer width; the IPv6 addresses come after two pointers and `skc_net`, so their
-/// offsets hold on 64-bit kernels with network namespaces only.
+/// of pointer width; `skc_prot` and `skc_net` (a pointer only with network namespaces), then
+/// the IPv6 addresses, hold on 64-bit kernels with network namespaces only. What lies beyond
+/// sock_common (struct sock, inet_sock, net) is found at start-up by `session::discover`.
 const SOCK_COMMON: &[(&str, u32, u32)] = &[
     ("sock_common.skc_daddr", 0, 4),
     ("sock_common.skc_rcv_saddr", 4, 4),
@@ -14,6 +15,10 @@ const SOCK_COMMON: &[(&str, u32, u32)] = &[
     ("sock_common.skc_num", 14, 2),
     ("sock_common.skc_family", 16, 2),
     ("sock_common.skc_state", 18, 1),
+    #[cfg(target_pointer_width = "64")]
+    ("sock_common.skc_prot", 40, 8),
+    #[cfg(target_pointer_width = "64")]
+    ("sock_common.skc_net", 48, 8),
     #[cfg(target_pointer_width = "64")]
     ("sock_common.skc_v6_daddr", 56, 16),
     #[cfg(target_pointer_width = "64")]

@@ -17,6 +17,7 @@ pub mod host;
 pub mod process;
 mod real;
 pub mod signals;
+pub mod socket;
 
 use std::fmt;
 use std::io;

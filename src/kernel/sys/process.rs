@@ -251,3 +251,11 @@ pub fn exit_code_of_forked(child: impl FnOnce() -> i32) -> io::Result<i32> {
     }
     Ok(libc::WEXITSTATUS(status))
 }
+
+/// The inode number of this process's network namespace (/proc/self/ns/net), which the
+/// kernel reports as a socket's netns (`net.ns.inum`).
+pub fn netns_inode() -> io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata("/proc/self/ns/net")?.ino();
+    u32::try_from(ino).map_err(|_| io::Error::other(format!("netns inode {ino} exceeds 32 bits")))
+}

@@ -8,10 +8,6 @@ pub(super) enum Want<'a> {
     Str(&'a str),
     Int(u64),
     Null,
-    /// The integer, or null (a field the no-BTF fallback may not know).
-    IntOrNull(u64),
-    /// The string, or null.
-    StrOrNull(&'a str),
     /// A non-zero integer (a port we could not learn in advance).
     NonZero,
     /// Any unsigned integer (cgroup id).
@@ -32,8 +28,6 @@ pub(super) fn field_problem(rec: &Value, field: &str, want: &Want<'_>) -> Option
         Want::Str(s) => got.as_str() == Some(*s),
         Want::Int(n) => got.as_u64() == Some(*n),
         Want::Null => got.is_null(),
-        Want::IntOrNull(n) => got.is_null() || got.as_u64() == Some(*n),
-        Want::StrOrNull(s) => got.is_null() || got.as_str() == Some(*s),
         Want::NonZero => got.as_u64().is_some_and(|n| n != 0),
         Want::AnyInt | Want::Latency => got.as_u64().is_some(),
         Want::SockId => got.as_str().is_some_and(|s| {
@@ -50,8 +44,6 @@ pub(super) fn field_problem(rec: &Value, field: &str, want: &Want<'_>) -> Option
         Want::Str(s) => format!("\"{s}\""),
         Want::Int(n) => n.to_string(),
         Want::Null => "null".into(),
-        Want::IntOrNull(n) => format!("{n} or null"),
-        Want::StrOrNull(s) => format!("\"{s}\" or null"),
         Want::NonZero => "a non-zero integer".into(),
         Want::AnyInt => "an unsigned integer".into(),
         Want::Latency => "an integer >= 0".into(),

@@ -12,8 +12,6 @@ pub(super) struct Scenario {
     pub client: Actor,
     /// One connection to the server per address family.
     pub flows: Vec<Flow>,
-    /// Built-in offsets without BTF: netns may be null, and error on failed records.
-    pub nobtf: bool,
 }
 
 pub(super) struct Actor {
@@ -34,7 +32,7 @@ pub(super) struct Flow {
     pub peer_port: u64,
 }
 
-pub(super) fn scenario(run: &BackendRun, ipv6: bool, nobtf: bool) -> Result<Scenario, String> {
+pub(super) fn scenario(run: &BackendRun, ipv6: bool) -> Result<Scenario, String> {
     let num = |key: &str| -> Result<u64, String> {
         let text = run
             .expect_value(key)
@@ -74,6 +72,5 @@ pub(super) fn scenario(run: &BackendRun, ipv6: bool, nobtf: bool) -> Result<Scen
         server: actor("server")?,
         client: actor("client")?,
         flows,
-        nobtf,
     })
 }

@@ -18,6 +18,9 @@ pub const LIVE_SPECS: &[&str] = &[
     "sock_common.skc_v6_daddr",
     "sock_common.skc_v6_rcv_saddr",
     "sock_common.skc_net.net",
+    "sock_common.skc_net",
+    "sock_common.skc_prot",
+    "inet_sock.inet_sport",
     "net.ns.inum",
     "task_struct.files",
     "files_struct.fdt",
@@ -104,6 +107,8 @@ fn every_needed_field_resolves_with_a_plausible_size() {
         "file.private_data",
         "socket.sk",
         "sock_common.skc_net.net",
+        "sock_common.skc_net",
+        "sock_common.skc_prot",
     ] {
         assert_eq!(field(spec).size, 8, "{spec}");
     }
@@ -160,7 +165,7 @@ fn builtin_table_matches_this_kernel() {
         assert_eq!(builtin_field(spec), Some(field(spec)), "{spec}");
         checked += 1;
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 10);
     assert_eq!(builtin_field("sock.sk_err"), None);
 }
 
