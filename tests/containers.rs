@@ -199,7 +199,10 @@ fn containers_are_named_and_conntrace_runs_in_one() {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // Two builds: `--bin conntrace` would also narrow the ctload package to a bin of that name.
-    for package in [&["-p", "conntrace", "--bin", "conntrace"][..], &["-p", "ctload"]] {
+    for package in [
+        &["-p", "conntrace", "--bin", "conntrace"][..],
+        &["-p", "ctload"],
+    ] {
         run(Command::new(&cargo)
             .current_dir(repo())
             .args(["build", "--release", "--target", TARGET])

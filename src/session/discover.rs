@@ -23,6 +23,7 @@ use crate::kernel::probe_object::{self, ProbeObject};
 use crate::kernel::sys::socket::{self, BoundSocket};
 use crate::kernel::sys::{process, Sys};
 use crate::session::embedded;
+use crate::session::features::{self, Features};
 use crate::session::fields::FieldSource;
 
 /// The layout probe's program section.
@@ -394,9 +395,15 @@ fn run(
     let full = probe_object::parse(embedded::PROBE_OBJECT_NOBTF)
         .map_err(|e| format!("embedded probe object: {e}"))?;
     let object = layout_object(&full)?;
+    // The first maps of the run: raise RLIMIT_MEMLOCK first where the kernel charges them
+    // to it (before 5.11), and fall back to bpf_probe_read where its successors are missing.
+    let features = Features::new(sys);
+    let memlock = features.prepare_memlock();
     let opts = LoadOptions {
         nr_cpus: 1,
         kern_version: load::kernel_version_code(),
+        helper_rewrites: features.helper_rewrites(),
+        permission: memlock.permission_context(features::bpf_privileged()),
         programs: ProgramFilter::All,
     };
     let loaded = load::load(sys, &object, fields, &opts).map_err(|e| e.to_string())?;

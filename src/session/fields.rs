@@ -96,7 +96,7 @@ impl FieldSource {
             // the built-in layout, which the self-test proves before anything is printed. A
             // file that is there but unreadable or damaged is an error, not a quiet fallback.
             BtfSource::Kernel if !std::path::Path::new(btf::VMLINUX_BTF).exists() => {
-                Ok(FieldSource::Builtin(TracepointFormats::read(sys)))
+                FieldSource::open(sys, &BtfSource::None)
             }
             BtfSource::Kernel => btf::load_vmlinux().map(FieldSource::Btf).map_err(|e| {
                 format!(

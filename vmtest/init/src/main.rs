@@ -103,7 +103,7 @@ fn pid1() {
             plan::UNPRIVILEGED => passes::unprivileged(),
             plan::CLEANUP_KPROBE => cleanup::run_all("kprobe"),
             plan::CLEANUP_TRACEPOINT => cleanup::run_all("tracepoint"),
-            plan::STORM => passes::storm(&mut ctx),
+            plan::STORM => passes::storm(&mut ctx, &plan.backends),
             other => say("NOTE", &format!("unknown pass {other:?} skipped")),
         }
     }

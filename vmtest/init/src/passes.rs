@@ -77,8 +77,8 @@ pub fn no_btf(ctx: &mut Ctx) {
 
 /// Accepts by threads blocked before conntrace started and forty at once, and forty
 /// connects at once, on each backend; then the kprobe fallback with misses forced.
-pub fn storm(ctx: &mut Ctx) {
-    for backend in ["kprobe", "tracepoint"] {
+pub fn storm(ctx: &mut Ctx, backends: &[String]) {
+    for backend in backends {
         crate::storm::blocked_before(backend, ctx.take_port());
     }
     crate::storm::forced_misses(ctx.take_port());

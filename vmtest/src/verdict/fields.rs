@@ -6,6 +6,8 @@ use crate::json::Value;
 #[derive(Clone)]
 pub(super) enum Want<'a> {
     Str(&'a str),
+    /// That string, or null (a value conntrace may not be able to learn).
+    StrOrNull(&'a str),
     Int(u64),
     Null,
     /// A non-zero integer (a port we could not learn in advance).
@@ -26,6 +28,7 @@ pub(super) fn field_problem(rec: &Value, field: &str, want: &Want<'_>) -> Option
     };
     let ok = match want {
         Want::Str(s) => got.as_str() == Some(*s),
+        Want::StrOrNull(s) => got.is_null() || got.as_str() == Some(*s),
         Want::Int(n) => got.as_u64() == Some(*n),
         Want::Null => got.is_null(),
         Want::NonZero => got.as_u64().is_some_and(|n| n != 0),
@@ -42,6 +45,7 @@ pub(super) fn field_problem(rec: &Value, field: &str, want: &Want<'_>) -> Option
     }
     let wanted = match want {
         Want::Str(s) => format!("\"{s}\""),
+        Want::StrOrNull(s) => format!("\"{s}\" or null"),
         Want::Int(n) => n.to_string(),
         Want::Null => "null".into(),
         Want::NonZero => "a non-zero integer".into(),
