@@ -31,15 +31,7 @@ fn parse_act(text: &str) -> Option<Act> {
 }
 
 pub fn verify(run: &BackendRun, misses: bool) -> BackendVerdict {
-    let mut failures = Vec::new();
-    match &run.attached {
-        Some(Ok(_)) => {}
-        Some(Err(why)) => failures.push(format!("conntrace did not attach: {why}")),
-        None => failures.push("no report of conntrace attaching or failing to".into()),
-    }
-    for e in &run.scenario_errors {
-        failures.push(format!("scenario: {e}"));
-    }
+    let mut failures = crate::verdict::attach_and_scenario_failures(run);
     let mut records = Vec::new();
     let mut lost = 0u64;
     for line in &run.events {

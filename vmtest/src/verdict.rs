@@ -187,10 +187,9 @@ pub fn verify(console: &Console, spec: &VmSpec) -> VmVerdict {
     v
 }
 
-/// A run around the scenario: every record it must have printed, its exit, what it left.
-fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVerdict {
+/// How a run's start went wrong: conntrace did not attach, or the workload itself failed.
+pub fn attach_and_scenario_failures(run: &BackendRun) -> Vec<String> {
     let mut failures = Vec::new();
-    let mut records = Vec::new();
     match &run.attached {
         Some(Ok(_)) => {}
         Some(Err(why)) => failures.push(format!("conntrace did not attach: {why}")),
@@ -199,6 +198,13 @@ fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVe
     for e in &run.scenario_errors {
         failures.push(format!("scenario: {e}"));
     }
+    failures
+}
+
+/// A run around the scenario: every record it must have printed, its exit, what it left.
+fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVerdict {
+    let mut failures = attach_and_scenario_failures(run);
+    let mut records = Vec::new();
     for (i, line) in run.events.iter().enumerate() {
         match json::parse(line) {
             Ok(rec) => {

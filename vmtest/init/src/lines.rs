@@ -61,6 +61,24 @@ impl Lines {
     }
 }
 
+/// Waits up to `limit` for a child to exit (killing it if it does not), then takes what it
+/// printed: its status (None: it hung) and every line of `out`.
+pub fn finish_child(
+    child: &mut Child,
+    out: Lines,
+    limit: Duration,
+) -> (Option<ExitStatus>, Vec<String>) {
+    let status = wait_timeout(child, limit);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    (
+        status,
+        out.drain_until(Instant::now() + Duration::from_secs(2)),
+    )
+}
+
 /// Waits for a child to exit, at most `limit`; None if it is still running.
 pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;

@@ -5,7 +5,7 @@
 //! `ct-acceptor` and `ct-storm-client` are this same binary; they report every accept and
 //! connect as `acc=TID:LPORT:PEERPORT` and `con=TID:LPORT:RPORT` facts for the EXPECT line.
 
-use crate::lines::{wait_timeout, Lines, Next};
+use crate::lines::{finish_child, Lines, Next};
 use crate::report::{one_line, say};
 use crate::system::gettid;
 use crate::tracer::{self, Finish, Launch, Stdout};
@@ -158,12 +158,7 @@ impl Acceptor {
     /// Waits for every accept to be reported; the facts of both sides together.
     fn finish(self, client: Vec<String>) -> Result<Vec<String>, String> {
         let Acceptor { mut child, out } = self;
-        let status = wait_timeout(&mut child, STEP_LIMIT);
-        if status.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let lines = out.drain_until(Instant::now() + Duration::from_secs(2));
+        let (status, lines) = finish_child(&mut child, out, STEP_LIMIT);
         match status {
             Some(s) if s.success() => Ok(lines
                 .into_iter()
@@ -190,12 +185,7 @@ fn run_client(port: u16, first: usize) -> Result<Vec<String>, String> {
             .take()
             .ok_or("the storm client has no stdout")?,
     );
-    let status = wait_timeout(&mut child, STEP_LIMIT);
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let lines = out.drain_until(Instant::now() + Duration::from_secs(2));
+    let (status, lines) = finish_child(&mut child, out, STEP_LIMIT);
     match status {
         Some(s) if s.success() => Ok(lines.into_iter().filter(|l| l.contains('=')).collect()),
         _ => Err(format!(
