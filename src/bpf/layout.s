@@ -14,7 +14,7 @@
 .equ LAYOUT_STATE, LAYOUT_SOCK + LAYOUT_NET    ; u32: the state tcp_set_state was asked for
 .equ LAYOUT_CALLS, LAYOUT_STATE + 4            ; u32: state changes seen
 .equ LAYOUT_SIZE, LAYOUT_CALLS + 4             ; 2568
-.equ LAYOUT_SLOTS, 4
+.equ LAYOUT_SLOTS, 5           ; four clients' sockets and the server's accepted ones
 
 .map layout_ports, hash, 4, 4, LAYOUT_SLOTS
 .map layout_dump, array, 4, LAYOUT_SIZE, LAYOUT_SLOTS

@@ -35,7 +35,9 @@ pub const DUMP_NET: usize = 512;
 pub const DUMP_STATE: usize = DUMP_SOCK + DUMP_NET;
 pub const DUMP_CALLS: usize = DUMP_STATE + 4;
 pub const DUMP_SIZE: usize = DUMP_CALLS + 4;
-pub const SLOTS: usize = 4;
+pub const SLOTS: usize = 5;
+/// The slot of a listener that is closed unused (see `Dumps::listener`).
+const LISTENER_SLOT: u32 = 4;
 
 pub const SK_ERR: &str = "sock.sk_err";
 pub const INET_SPORT: &str = "inet_sock.inet_sport";
@@ -144,13 +146,22 @@ pub struct Dumps {
     pub refused: Case,
     pub reset: Case,
     pub ipv6: Option<Case>,
+    /// A listener closed unused: a socket that was never routed, so the copy of the local
+    /// port every connected socket also holds (the cached flow in inet_sock's cork) is not
+    /// there. Without IPv6 it alone tells inet_sport from that copy.
+    pub listener: Case,
 }
 
 impl Dumps {
     fn all(&self) -> impl Iterator<Item = &Case> {
-        [&self.established, &self.refused, &self.reset]
-            .into_iter()
-            .chain(self.ipv6.as_ref())
+        [
+            &self.established,
+            &self.refused,
+            &self.reset,
+            &self.listener,
+        ]
+        .into_iter()
+        .chain(self.ipv6.as_ref())
     }
 }
 
@@ -420,6 +431,19 @@ fn run(
         )
         .map_err(|e| e.to_string())?;
     }
+    let listener_port = sockets
+        .idle
+        .local_addr()
+        .map_err(|e| fail(format!("loopback listener: {e}")))?
+        .port();
+    load::update_map(
+        sys,
+        &loaded,
+        "layout_ports",
+        &u32::from(listener_port).to_ne_bytes(),
+        &LISTENER_SLOT.to_ne_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
     let program = loaded
         .program(SECTION)
         .ok_or_else(|| format!("program {SECTION} was not loaded"))?;
@@ -427,7 +451,7 @@ fn run(
     let attachment = attach::attach(sys, program, method).map_err(|e| fail(e.to_string()))?;
     let made = sockets.connect();
     let dumps = made.and_then(|held| {
-        let dumps = read_dumps(sys, &loaded, &held);
+        let dumps = read_dumps(sys, &loaded, &held, listener_port);
         drop(held);
         dumps
     });
@@ -450,6 +474,8 @@ fn run(
 /// The discovery's sockets, bound before they connect so their ports are known up front.
 struct Sockets {
     server: TcpListener,
+    /// Listens and is closed unused (`Dumps::listener`).
+    idle: TcpListener,
     /// Bound, never listening: a connect to it is refused.
     closed: BoundSocket,
     established: BoundSocket,
@@ -493,6 +519,7 @@ impl Sockets {
         };
         Ok(Sockets {
             server: TcpListener::bind(SocketAddr::new(v4, 0))?,
+            idle: TcpListener::bind(SocketAddr::new(v4, 0))?,
             closed: BoundSocket::bind(v4)?,
             established: BoundSocket::bind(v4)?,
             refused: BoundSocket::bind(v4)?,
@@ -559,6 +586,9 @@ impl Sockets {
         }
         streams.push(client);
 
+        // The unused listener's close: tcp_set_state(CLOSE) of a socket never routed.
+        drop(self.idle);
+
         // (d) IPv6, established.
         let mut listeners = vec![self.server];
         let mut ipv6 = false;
@@ -598,17 +628,31 @@ fn accept(server: &TcpListener) -> Result<TcpStream, String> {
 }
 
 /// Reads each slot once its last state change shows (bounded by WAIT).
-fn read_dumps(sys: &dyn Sys, loaded: &Loaded, held: &Held) -> Result<Dumps, String> {
+fn read_dumps(
+    sys: &dyn Sys,
+    loaded: &Loaded,
+    held: &Held,
+    listener_port: u16,
+) -> Result<Dumps, String> {
     let map = loaded
         .map_fd("layout_dump")
         .ok_or("the layout probe has no layout_dump map")?;
     let want = [TCP_ESTABLISHED, TCP_CLOSE, TCP_CLOSE, TCP_ESTABLISHED];
     let deadline = Instant::now() + WAIT;
     let mut cases = Vec::new();
-    for (slot, (&port, &state)) in held.ports.iter().zip(&want).enumerate() {
+    let slots = held
+        .ports
+        .iter()
+        .zip(want)
+        .enumerate()
+        .map(|(slot, (&port, state))| (slot as u32, port, state))
+        .collect::<Vec<_>>();
+    // The unused listener last, in its own slot: closed at the end of `connect`.
+    let listener = (LISTENER_SLOT, listener_port, TCP_CLOSE);
+    for (slot, port, state) in slots.into_iter().chain([listener]) {
         let mut value = vec![0u8; DUMP_SIZE];
         loop {
-            sys.map_lookup(map, &(slot as u32).to_ne_bytes(), &mut value)
+            sys.map_lookup(map, &slot.to_ne_bytes(), &mut value)
                 .map_err(|e| format!("reading layout_dump: {e}"))?;
             let dump = Dump::from_bytes(&value);
             if dump.state == state && dump.calls > 0 {
@@ -634,6 +678,7 @@ fn read_dumps(sys: &dyn Sys, loaded: &Loaded, held: &Held) -> Result<Dumps, Stri
         refused: next()?,
         reset: next()?,
         ipv6: if held.ipv6 { Some(next()?) } else { None },
+        listener: next()?,
     })
 }
 
@@ -679,7 +724,25 @@ mod tests {
             refused: case(43818, 111, TCP_PROT),
             reset: case(43819, 104, TCP_PROT),
             ipv6: Some(case(43820, 0, TCPV6_PROT)),
+            listener: case(43800, 0, TCP_PROT),
         }
+    }
+
+    #[test]
+    fn without_ipv6_the_listener_tells_inet_sport_from_the_flow_cache() {
+        // Every connected socket also holds its port in the cork's cached flow; the listener,
+        // never routed, does not.
+        const CORK_AT: usize = 946;
+        let mut d = dumps();
+        d.ipv6 = None;
+        for c in [&mut d.established, &mut d.refused, &mut d.reset] {
+            c.dump.sock[CORK_AT..CORK_AT + 2].copy_from_slice(&c.port.to_be_bytes());
+        }
+        assert_eq!(find_inet_sport(&d), Ok(SPORT_AT as u32));
+        // Were the listener to hold it too, nothing would tell them apart: refused.
+        let port = d.listener.port;
+        d.listener.dump.sock[CORK_AT..CORK_AT + 2].copy_from_slice(&port.to_be_bytes());
+        assert!(find_inet_sport(&d).unwrap_err().contains("(782, 946)"));
     }
 
     #[test]
@@ -726,7 +789,12 @@ mod tests {
             c.dump.sock[600..604].copy_from_slice(&v.to_ne_bytes());
         }
         // A second copy of every local port.
-        for c in [&mut d.established, &mut d.refused, &mut d.reset] {
+        for c in [
+            &mut d.established,
+            &mut d.refused,
+            &mut d.reset,
+            &mut d.listener,
+        ] {
             let port = c.port;
             c.dump.sock[1500..1502].copy_from_slice(&port.to_be_bytes());
         }
