@@ -3,10 +3,11 @@
 //! loaded, against the fake syscall layer) without a panic.
 #![no_main]
 
-use conntrace::kernel::load::{self, LoadOptions, ProgramFilter};
+use conntrace::kernel::load::{self, LoadOptions, PermissionContext, ProgramFilter};
 use conntrace::kernel::probe_object;
 use conntrace::kernel::sys::fake::FakeSys;
 use conntrace::session::fields::FieldSource;
+use conntrace::session::options::BtfSource;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,8 +22,16 @@ fuzz_target!(|data: &[u8]| {
         nr_cpus: 4,
         kern_version: 0x0006_0c00,
         programs: ProgramFilter::All,
+        // The old helper in place of bpf_probe_read_kernel, as on kernels before 5.5.
+        helper_rewrites: vec![(113, 4)],
+        permission: PermissionContext::Unprivileged,
     };
-    if let Err(e) = load::load(&FakeSys::new(), &object, &FieldSource::Builtin, &opts) {
+    let sys = FakeSys::new();
+    // No BTF: the built-in layout (the fake has no tracefs formats: those fields fail cleanly).
+    let Ok(fields) = FieldSource::open(&sys, &BtfSource::None) else {
+        return;
+    };
+    if let Err(e) = load::load(&sys, &object, &fields, &opts) {
         let _ = e.to_string();
     }
 });
