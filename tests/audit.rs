@@ -94,6 +94,7 @@ const HELPERS: &[(i64, &str, Release)] = &[
     (16, "bpf_get_current_comm", (4, 2)),
     (25, "bpf_perf_event_output", (4, 4)),
     (35, "bpf_get_current_task", (4, 8)),
+    (37, "bpf_current_task_under_cgroup", (4, 9)),
     (45, "bpf_probe_read_str", (4, 11)),
     (80, "bpf_get_current_cgroup_id", (4, 18)),
     (112, "bpf_probe_read_user", (5, 5)),
