@@ -18,6 +18,8 @@ mod peer;
 mod record;
 #[path = "common/root.rs"]
 mod root;
+#[path = "host/scale.rs"]
+mod scale;
 #[path = "host/scenario.rs"]
 mod scenario;
 #[path = "host/tracer.rs"]

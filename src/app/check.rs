@@ -13,6 +13,7 @@ use crate::kernel::probe_object::{self, ProbeObject};
 use crate::kernel::ring;
 use crate::kernel::sys::{host, MapCreate, Sys};
 use crate::session::backend::{self, Backend};
+use crate::session::capacity::{Capacity, StateMaps};
 use crate::session::embedded;
 use crate::session::features::{self, Feature, Features};
 use crate::session::fields::{self, FieldSource};
@@ -249,18 +250,27 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         .iter()
         .flat_map(|j| j.sections().map(str::to_string))
         .collect();
+    let capacity = Capacity::from_machine(sys, &object.maps);
     let load_opts = LoadOptions {
         nr_cpus,
         kern_version: load::kernel_version_code(),
         programs: ProgramFilter::Only(sections),
         helper_rewrites: features.helper_rewrites(),
         permission,
+        map_sizes: capacity.map_sizes(),
     };
     match load::load(sys, &object, &fields, &load_opts) {
-        Ok(loaded) => r.line(
-            "programs",
-            format!("{} loaded and verified", loaded.programs.len()),
-        ),
+        Ok(loaded) => {
+            r.line(
+                "programs",
+                format!("{} loaded and verified", loaded.programs.len()),
+            );
+            let state = StateMaps::of(loaded.maps.iter().map(|m| &m.def));
+            r.line(
+                "state maps",
+                format!("{}; {}", state.describe(), capacity.why),
+            );
+        }
         Err(e) => {
             r.line("programs", "rejected");
             r.fail(e.to_string());

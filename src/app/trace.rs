@@ -73,11 +73,12 @@ fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
     }
     fleet.start()?;
     eprintln!(
-        "conntrace: attached {} probes: {} ({}); {}; Ctrl-C to stop",
+        "conntrace: attached {} probes: {} ({}); {}; {}; Ctrl-C to stop",
         session.attachments.len(),
         session.why,
         session.describe_hooks(),
-        session.variant
+        session.variant,
+        session.state.short()
     );
     let totals = read_events(sys, session, opts, fleet)?;
     let mut summary = format!("conntrace: {} events, {} lost", totals.events, totals.lost);

@@ -102,9 +102,10 @@
 .map config, array, 4, CFG_SIZE, 1
 .map ports, hash, 4, 4, 64
 .map cgroups, cgroup_array, 4, 4, 1            ; --cgroup: the cgroup v2 directory's fd, at key 0
-.map connecting, hash, 8, CALL_SIZE, 10240
+.map connecting, hash, 8, CALL_SIZE, 10240      ; sized at load time (src/session/capacity.rs)
 ; Connects in flight. A plain hash, not an LRU: an LRU evicts quietly, and each eviction was a
-; connect whose outcome vanished. A full map is counted (DROP_STATE_FULL) instead.
+; connect whose outcome vanished. A full map is counted (DROP_STATE_FULL) instead. The size
+; here is replaced at load time: per machine, or --max-tracked (src/session/capacity.rs).
 .map conns, hash, 8, CONN_SIZE, 16384
 .map drops, percpu_array, 4, 8, DROP_COUNT     ; records the probes could not send, per CPU, by DROP_*
 

@@ -416,6 +416,7 @@ fn run(
         helper_rewrites: features.helper_rewrites(),
         permission: memlock.permission_context(features::bpf_privileged()),
         programs: ProgramFilter::All,
+        map_sizes: Vec::new(),
     };
     let loaded = load::load(sys, &object, fields, &opts).map_err(|e| e.to_string())?;
     let netns =

@@ -4,6 +4,7 @@
 //! `options` is what it is asked to do.
 
 pub mod backend;
+pub mod capacity;
 pub mod discover;
 pub mod embedded;
 pub mod event;
@@ -21,6 +22,7 @@ use crate::kernel::probe_object::{self, ProgramKind};
 use crate::kernel::ring::{self, PerfRings, Wakeup};
 use crate::kernel::sys::{host, Sys};
 use crate::session::backend::{Backend, Hook, Role};
+use crate::session::capacity::{Capacity, StateMaps};
 use crate::session::features::{Features, Memlock};
 use crate::session::fields::FieldSource;
 use crate::session::options::{BtfSource, FamilyFilter, SessionOptions};
@@ -48,6 +50,10 @@ pub struct Session<'s> {
     /// The programs loaded and the fallbacks in use, for the "attached" line:
     /// "programs for BTF, helpers bpf_probe_read_kernel/_user".
     pub variant: String,
+    /// The state maps as created: how many connects in flight they track, in how much memory.
+    pub state: StateMaps,
+    /// How their size was chosen.
+    pub capacity: Capacity,
 }
 
 impl Session<'_> {
@@ -149,6 +155,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
             unmet.join("; ")
         ));
     }
+    let capacity = Capacity::choose(sys, opts.max_tracked, &object.maps);
     let load_opts = LoadOptions {
         nr_cpus,
         kern_version: load::kernel_version_code(),
@@ -160,8 +167,10 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
                 .flat_map(|(_, hooks)| hooks.iter().map(|h| h.section.to_string()))
                 .collect(),
         ),
+        map_sizes: capacity.map_sizes(),
     };
     let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
+    let state = StateMaps::of(loaded.maps.iter().map(|m| &m.def));
     match &verify {
         None => filter::configure(sys, &loaded, opts)?,
         Some(plan) => {
@@ -211,6 +220,8 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
         features,
         memlock,
         variant,
+        state,
+        capacity,
     })
 }
 

@@ -54,6 +54,9 @@ pub struct SessionOptions {
     pub accepts: bool,
     /// Data pages per CPU for each perf ring (a power of two).
     pub pages: u32,
+    /// Connects in flight the probes can track (`--max-tracked`); None: chosen for the
+    /// machine (`capacity::Capacity::from_machine`).
+    pub max_tracked: Option<u32>,
 }
 
 impl Default for SessionOptions {
@@ -69,6 +72,7 @@ impl Default for SessionOptions {
             connects: true,
             accepts: true,
             pages: DEFAULT_PAGES,
+            max_tracked: None,
         }
     }
 }

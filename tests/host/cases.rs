@@ -92,6 +92,10 @@ pub const ALL: &[(&str, Test)] = &[
     ("duration_exits_by_itself", duration_exits_by_itself),
     ("sigterm_detaches_and_exits_0", sigterm_detaches_and_exits_0),
     (
+        "state_map_full_counts_every_connect",
+        crate::scale::state_map_full_counts_every_connect,
+    ),
+    (
         "bad_arguments_exit_2_with_one_line",
         bad_arguments_exit_2_with_one_line,
     ),

@@ -6,6 +6,7 @@ use super::{
     BackendChoice, BtfSource, CliError, Command, EventSet, FamilyFilter, TraceOptions,
     MAX_DURATION_SECS, MAX_PAGES, MAX_PID, MAX_PORTS, MAX_UID,
 };
+use crate::session::capacity::{MAX_TRACKED, MIN_TRACKED};
 use crate::session::event::Kind;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -211,6 +212,20 @@ pub(super) fn apply<'a>(
                     )
                 })?;
             options.pages = pages as u32;
+        }
+        Opt::MaxTracked => {
+            let v = utf8(value()?, spelled)?;
+            let n = number(v)
+                .filter(|n| (MIN_TRACKED as u64..=MAX_TRACKED as u64).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "connect count",
+                        v,
+                        spelled,
+                        &format!("expected a number from {MIN_TRACKED} to {MAX_TRACKED}"),
+                    )
+                })?;
+            options.max_tracked = Some(n as u32);
         }
     }
     Ok(None)

@@ -79,6 +79,8 @@ pub struct TraceOptions {
     pub metrics: Option<SocketAddr>,
     /// `-q`: print no events (the metrics and the totals at exit only).
     pub quiet: bool,
+    /// `--max-tracked N`: connects in flight the probes can track; None: from the machine.
+    pub max_tracked: Option<u32>,
 }
 
 impl Default for TraceOptions {
@@ -102,6 +104,7 @@ impl Default for TraceOptions {
             containers: false,
             metrics: None,
             quiet: false,
+            max_tracked: None,
         }
     }
 }
@@ -131,6 +134,7 @@ impl TraceOptions {
                 .any(wanted),
             accepts: self.wants(Kind::Accept, false),
             pages: self.pages,
+            max_tracked: self.max_tracked,
         }
     }
 

@@ -17,6 +17,7 @@ pub(super) enum Opt {
     Backend,
     Btf,
     Pages,
+    MaxTracked,
     Cgroup,
     Container,
     Containers,
@@ -35,7 +36,7 @@ pub(super) struct Spec {
     pub(super) help: &'static str,
 }
 
-pub(super) const SPECS: [Spec; 21] = [
+pub(super) const SPECS: [Spec; 22] = [
     spec(
         Opt::Pid,
         Some(b'p'),
@@ -162,6 +163,13 @@ pub(super) const SPECS: [Spec; 21] = [
         "pages",
         Some("N"),
         "ring data pages per CPU, a power of two (default 256)",
+    ),
+    spec(
+        Opt::MaxTracked,
+        None,
+        "max-tracked",
+        Some("N"),
+        "connects in flight to track (default: from the machine, see README)",
     ),
     spec(
         Opt::Help,

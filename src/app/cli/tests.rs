@@ -278,6 +278,29 @@ fn btf() {
 }
 
 #[test]
+fn max_tracked() {
+    assert_eq!(trace(&[]).max_tracked, None);
+    assert_eq!(trace(&["--max-tracked", "8"]).max_tracked, Some(8));
+    assert_eq!(
+        trace(&["--max-tracked=16777216"]).max_tracked,
+        Some(16_777_216)
+    );
+    assert_eq!(
+        trace(&["--max-tracked", "100"]).session().max_tracked,
+        Some(100)
+    );
+    for bad in ["0", "7", "16777217", "x", ""] {
+        assert_eq!(
+            error(&["--max-tracked", bad]),
+            format!(
+                "conntrace: invalid connect count '{bad}' for --max-tracked: \
+                 expected a number from 8 to 16777216"
+            )
+        );
+    }
+}
+
+#[test]
 fn pages() {
     assert_eq!(trace(&["--pages", "1"]).pages, 1);
     assert_eq!(trace(&["--pages=128"]).pages, 128);

@@ -771,6 +771,7 @@ fn real_kernel_loads_and_attaches_a_tracepoint_program() {
         programs: ProgramFilter::All,
         helper_rewrites: Vec::new(),
         permission: PermissionContext::Unprivileged,
+        map_sizes: Vec::new(),
     };
     let loaded = load(&sys, &obj, &NoFields, &opts);
     if !is_root() {

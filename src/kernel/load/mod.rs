@@ -75,6 +75,10 @@ pub struct LoadOptions {
     pub helper_rewrites: Vec<(u32, u32)>,
     /// What an EPERM from the kernel means for this process, for the error message.
     pub permission: PermissionContext,
+    /// `(map name, max_entries)`: sizes that replace the object's, for the maps whose size is
+    /// chosen at run time (the state maps, `session::capacity`). Each name must be a map of
+    /// the object.
+    pub map_sizes: Vec<(String, u32)>,
 }
 
 /// The older helper that does the job of a newer one on kernels without it: the
@@ -254,6 +258,15 @@ pub fn load(
             });
         }
     }
+    if let Some((missing, _)) = opts
+        .map_sizes
+        .iter()
+        .find(|(name, _)| !obj.maps.iter().any(|m| &m.name == name))
+    {
+        return Err(LoadError::NoSuchMap {
+            name: missing.clone(),
+        });
+    }
     let maps = obj
         .maps
         .iter()
@@ -276,10 +289,17 @@ pub fn load(
 }
 
 fn create_map(sys: &dyn Sys, def: &MapDef, opts: &LoadOptions) -> Result<LoadedMap, LoadError> {
-    let max_entries = if def.map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && def.max_entries == 0 {
-        opts.nr_cpus
-    } else {
-        def.max_entries
+    let sized = opts
+        .map_sizes
+        .iter()
+        .find(|(name, _)| *name == def.name)
+        .map(|&(_, n)| n);
+    let max_entries = match sized {
+        Some(n) => n,
+        None if def.map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && def.max_entries == 0 => {
+            opts.nr_cpus
+        }
+        None => def.max_entries,
     };
     let req = MapCreate {
         name: &def.name,

@@ -48,6 +48,7 @@ fn opts() -> LoadOptions {
         programs: ProgramFilter::All,
         helper_rewrites: Vec::new(),
         permission: PermissionContext::Unprivileged,
+        map_sizes: Vec::new(),
     }
 }
 
@@ -505,6 +506,7 @@ fn load_rejected_by_the_verifier(test: &str, insns: Vec<u64>) -> Option<LoadErro
         programs: ProgramFilter::All,
         helper_rewrites: Vec::new(),
         permission: PermissionContext::Unprivileged,
+        map_sizes: Vec::new(),
     };
     let resolver = Fields(HashMap::new());
     let e = match load(&crate::kernel::sys::RealSys, &obj, &resolver, &opts) {
@@ -789,4 +791,47 @@ fn fallbacks_are_the_pre_5_5_helpers() {
     assert_eq!(helper_fallback(114), Some(45));
     assert_eq!(helper_fallback(115), Some(45));
     assert_eq!(helper_fallback(14), None);
+}
+
+#[test]
+fn map_sizes_replace_the_objects_max_entries() {
+    let sys = FakeSys::new();
+    let opts = LoadOptions {
+        map_sizes: vec![("filter".into(), 16)],
+        ..opts()
+    };
+    let loaded = load(&sys, &object(), &fields(), &opts).unwrap();
+    let created: Vec<(String, u32)> = sys
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::MapCreate {
+                name, max_entries, ..
+            } => Some((name.clone(), *max_entries)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        created,
+        vec![("events".to_string(), 6), ("filter".to_string(), 16)],
+        "the override wins, the others keep theirs"
+    );
+    assert_eq!(loaded.map("filter").unwrap().def.max_entries, 16);
+}
+
+#[test]
+fn a_size_for_a_map_the_object_lacks_is_an_error() {
+    let sys = FakeSys::new();
+    let opts = LoadOptions {
+        map_sizes: vec![("conns".into(), 16)],
+        ..opts()
+    };
+    let e = load(&sys, &object(), &fields(), &opts).unwrap_err();
+    assert_eq!(
+        e,
+        LoadError::NoSuchMap {
+            name: "conns".into()
+        }
+    );
+    assert!(sys.calls().is_empty(), "checked before any map exists");
 }

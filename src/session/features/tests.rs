@@ -191,6 +191,7 @@ fn load_with(sys: &FakeSys, permission: PermissionContext) -> String {
         programs: ProgramFilter::All,
         helper_rewrites: Vec::new(),
         permission,
+        map_sizes: Vec::new(),
     };
     load::load(sys, &one_map(), &NoFields, &opts)
         .unwrap_err()

@@ -1,0 +1,328 @@
+//! How many connects in flight the probes can track: the size of the state maps (`conns`,
+//! one entry per connect from SYN_SENT until its records are out, and `connecting`, one per
+//! connect() call between its entry and its return), chosen per machine or by
+//! `--max-tracked`, and the kernel memory they take.
+//!
+//! The default rule: `max(16384, min(tcp_max_syn_backlog × 16, what 1% of MemTotal holds))`,
+//! at most [`MAX_TRACKED`]. The SYN backlog is what the machine is tuned to have half-open
+//! per listener, so a busy host has more connects in flight too; the memory cap keeps the
+//! maps to about 1% of RAM; 16,384 (the former fixed size) is the floor. `connecting` holds
+//! calls that last microseconds (blocking ones longer): a quarter as many, at least 1024.
+//!
+//! The memory is an estimate: a preallocated hash takes max_entries × (key + value + about
+//! [`ENTRY_OVERHEAD`] bytes of the kernel's element header and bucket) up front. A full map
+//! is never silent: each connect that finds no room is counted lost (`state_full`).
+
+use std::path::Path;
+
+use crate::kernel::probe_object::MapDef;
+use crate::kernel::sys::Sys;
+
+/// The map of connects in flight and the map of connect() calls in progress.
+pub const CONNS: &str = "conns";
+pub const CONNECTING: &str = "connecting";
+
+/// `--max-tracked` range: small enough for a test to fill, large enough for any host.
+pub const MIN_TRACKED: u32 = 8;
+pub const MAX_TRACKED: u32 = 1 << 24;
+/// The default never goes below this (the size the maps had before it was chosen per host).
+pub const DEFAULT_FLOOR: u32 = 16_384;
+/// Connects in flight per slot of the SYN backlog.
+pub const BACKLOG_FACTOR: u64 = 16;
+/// The default's memory cap: 1/100 of MemTotal.
+pub const MEMORY_SHARE: u64 = 100;
+/// `connecting` is this fraction of `conns`, at least [`MIN_CONNECTING`].
+pub const CONNECTING_DIVISOR: u32 = 4;
+pub const MIN_CONNECTING: u32 = 1024;
+/// Per-entry bytes beyond key and value in a preallocated hash (element header, bucket,
+/// alignment): an estimate.
+pub const ENTRY_OVERHEAD: u64 = 64;
+
+pub const SYN_BACKLOG_PATH: &str = "/proc/sys/net/ipv4/tcp_max_syn_backlog";
+pub const MEMINFO_PATH: &str = "/proc/meminfo";
+
+/// The sizes of the state maps, and how they were chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capacity {
+    /// `conns` max_entries: the connects in flight the probes can track.
+    pub conns: u32,
+    /// `connecting` max_entries.
+    pub connecting: u32,
+    /// "--max-tracked", or the default rule with this machine's numbers.
+    pub why: String,
+}
+
+impl Capacity {
+    /// `--max-tracked N` (already in [`MIN_TRACKED`]..=[`MAX_TRACKED`]).
+    pub fn given(conns: u32) -> Capacity {
+        Capacity {
+            conns,
+            connecting: connecting_for(conns),
+            why: "--max-tracked".into(),
+        }
+    }
+
+    /// The given size, or the default rule for this machine.
+    pub fn choose(sys: &dyn Sys, max_tracked: Option<u32>, maps: &[MapDef]) -> Capacity {
+        match max_tracked {
+            Some(n) => Capacity::given(n),
+            None => Capacity::from_machine(sys, maps),
+        }
+    }
+
+    /// The default rule (see the module): from the SYN backlog and MemTotal, read through
+    /// `sys`; either unreadable gives the floor, saying so.
+    pub fn from_machine(sys: &dyn Sys, maps: &[MapDef]) -> Capacity {
+        let floor = |why: String| Capacity {
+            conns: DEFAULT_FLOOR,
+            connecting: connecting_for(DEFAULT_FLOOR),
+            why,
+        };
+        let backlog = match read_number(sys, SYN_BACKLOG_PATH) {
+            Ok(n) => n,
+            Err(e) => return floor(format!("default {DEFAULT_FLOOR}: {e}")),
+        };
+        let mem = match mem_total(sys) {
+            Ok(n) => n,
+            Err(e) => return floor(format!("default {DEFAULT_FLOOR}: {e}")),
+        };
+        let by_backlog = backlog.saturating_mul(BACKLOG_FACTOR);
+        let per_connect = per_connect_bytes(maps).max(1);
+        let by_memory = mem / MEMORY_SHARE / per_connect;
+        let conns = by_backlog
+            .min(by_memory)
+            .max(DEFAULT_FLOOR as u64)
+            .min(MAX_TRACKED as u64) as u32;
+        Capacity {
+            conns,
+            connecting: connecting_for(conns),
+            why: format!(
+                "default: max({DEFAULT_FLOOR}, min(tcp_max_syn_backlog {backlog} x \
+                 {BACKLOG_FACTOR} = {by_backlog}, 1% of {} RAM at ~{per_connect} B each = \
+                 {by_memory}))",
+                mib(mem)
+            ),
+        }
+    }
+
+    /// For `LoadOptions::map_sizes`.
+    pub fn map_sizes(&self) -> Vec<(String, u32)> {
+        vec![
+            (CONNS.to_string(), self.conns),
+            (CONNECTING.to_string(), self.connecting),
+        ]
+    }
+}
+
+/// `connecting` for `conns` connects in flight.
+pub fn connecting_for(conns: u32) -> u32 {
+    (conns / CONNECTING_DIVISOR).max(MIN_CONNECTING)
+}
+
+/// Estimated kernel bytes per entry of a preallocated hash map.
+pub fn entry_bytes(def: &MapDef) -> u64 {
+    def.key_size as u64 + def.value_size as u64 + ENTRY_OVERHEAD
+}
+
+/// What one tracked connect costs: its `conns` entry and its share of `connecting`.
+fn per_connect_bytes(maps: &[MapDef]) -> u64 {
+    let of = |name| maps.iter().find(|m| m.name == name).map_or(0, entry_bytes);
+    of(CONNS) + of(CONNECTING) / CONNECTING_DIVISOR as u64
+}
+
+/// The state maps as created (their real max_entries) and the memory they take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateMaps {
+    /// `(name, max_entries, estimated bytes per entry)`, `conns` first.
+    pub maps: Vec<(String, u32, u64)>,
+}
+
+impl StateMaps {
+    pub fn of<'a>(defs: impl IntoIterator<Item = &'a MapDef>) -> StateMaps {
+        let defs: Vec<&MapDef> = defs.into_iter().collect();
+        let maps = [CONNS, CONNECTING]
+            .iter()
+            .filter_map(|name| defs.iter().find(|d| d.name == *name))
+            .map(|d| (d.name.clone(), d.max_entries, entry_bytes(d)))
+            .collect();
+        StateMaps { maps }
+    }
+
+    /// Connects in flight the probes can track: `conns` max_entries.
+    pub fn tracked(&self) -> u32 {
+        self.maps
+            .iter()
+            .find(|(n, ..)| n == CONNS)
+            .map_or(0, |m| m.1)
+    }
+
+    /// Estimated kernel bytes of all state maps.
+    pub fn bytes(&self) -> u64 {
+        self.maps.iter().map(|(_, n, each)| *n as u64 * each).sum()
+    }
+
+    /// For the "attached" line: "tracking up to 32768 connects in flight (~7.7 MiB)".
+    pub fn short(&self) -> String {
+        format!(
+            "tracking up to {} connects in flight (~{})",
+            self.tracked(),
+            mib(self.bytes())
+        )
+    }
+
+    /// For `conntrace check`: "conns 32768 x 216 B + connecting 8192 x 120 B = ~7.7 MiB
+    /// (estimate): up to 32768 connects in flight".
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .maps
+            .iter()
+            .map(|(name, n, each)| format!("{name} {n} x {each} B"))
+            .collect();
+        format!(
+            "{} = ~{} of kernel memory (estimate): up to {} connects in flight",
+            parts.join(" + "),
+            mib(self.bytes()),
+            self.tracked()
+        )
+    }
+}
+
+/// "7.7 MiB".
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn read_number(sys: &dyn Sys, path: &str) -> Result<u64, String> {
+    let bytes = sys
+        .read_file(Path::new(path))
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    String::from_utf8_lossy(&bytes)
+        .trim()
+        .parse()
+        .map_err(|_| format!("{path} is not a number"))
+}
+
+/// MemTotal from /proc/meminfo, in bytes.
+fn mem_total(sys: &dyn Sys) -> Result<u64, String> {
+    let bytes = sys
+        .read_file(Path::new(MEMINFO_PATH))
+        .map_err(|e| format!("cannot read {MEMINFO_PATH}: {e}"))?;
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map(|kb| kb.saturating_mul(1024))
+        .ok_or_else(|| format!("no MemTotal in {MEMINFO_PATH}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::sys::fake::FakeSys;
+
+    fn map(name: &str, key_size: u32, value_size: u32, max_entries: u32) -> MapDef {
+        MapDef {
+            name: name.into(),
+            map_type: 1,
+            key_size,
+            value_size,
+            max_entries,
+            flags: 0,
+        }
+    }
+
+    /// The probe object's state maps: 8-byte keys, 144- and 48-byte values.
+    fn maps() -> Vec<MapDef> {
+        vec![
+            map("events", 4, 4, 0),
+            map(CONNECTING, 8, 48, 10240),
+            map(CONNS, 8, 144, 16384),
+        ]
+    }
+
+    fn machine(backlog: &str, mem_kb: u64) -> FakeSys {
+        let sys = FakeSys::new();
+        sys.set_file(SYN_BACKLOG_PATH, format!("{backlog}\n"));
+        sys.set_file(
+            MEMINFO_PATH,
+            format!("MemTotal:       {mem_kb} kB\nMemFree:        1000 kB\n"),
+        );
+        sys
+    }
+
+    #[test]
+    fn the_syn_backlog_sizes_it_on_a_large_machine() {
+        // 24 GiB: 1% holds ~1M connects at 216 + 120/4 = 246 bytes each.
+        let sys = machine("2048", 24 << 20);
+        let c = Capacity::from_machine(&sys, &maps());
+        assert_eq!((c.conns, c.connecting), (32768, 8192));
+        assert!(c.why.contains("tcp_max_syn_backlog 2048"), "{}", c.why);
+    }
+
+    #[test]
+    fn memory_caps_a_huge_backlog() {
+        // 1 GiB: 1% is 10,737,418 bytes, 43,648 connects of 246 bytes.
+        let sys = machine("1000000", 1 << 20);
+        let c = Capacity::from_machine(&sys, &maps());
+        assert_eq!(c.conns, 10_737_418 / 246);
+        assert_eq!(c.connecting, c.conns / 4);
+    }
+
+    #[test]
+    fn never_below_the_floor() {
+        let sys = machine("128", 256 << 10);
+        let c = Capacity::from_machine(&sys, &maps());
+        assert_eq!((c.conns, c.connecting), (DEFAULT_FLOOR, 4096));
+    }
+
+    #[test]
+    fn never_above_the_maximum() {
+        let sys = machine("100000000", 1 << 40);
+        assert_eq!(Capacity::from_machine(&sys, &maps()).conns, MAX_TRACKED);
+    }
+
+    #[test]
+    fn an_unreadable_machine_gives_the_floor_and_says_why() {
+        let sys = FakeSys::new();
+        let c = Capacity::from_machine(&sys, &maps());
+        assert_eq!(c.conns, DEFAULT_FLOOR);
+        assert!(c.why.contains(SYN_BACKLOG_PATH), "{}", c.why);
+        let sys = machine("2048", 0);
+        sys.set_file(MEMINFO_PATH, "MemFree: 12 kB\n");
+        let c = Capacity::from_machine(&sys, &maps());
+        assert_eq!(c.conns, DEFAULT_FLOOR);
+        assert!(c.why.contains("no MemTotal"), "{}", c.why);
+    }
+
+    #[test]
+    fn given_wins_and_connecting_keeps_its_minimum() {
+        let sys = machine("2048", 24 << 20);
+        let c = Capacity::choose(&sys, Some(16), &maps());
+        assert_eq!((c.conns, c.connecting), (16, MIN_CONNECTING));
+        assert_eq!(
+            c.map_sizes(),
+            vec![(CONNS.to_string(), 16), (CONNECTING.to_string(), 1024)]
+        );
+        assert!(sys.calls().is_empty(), "nothing read for a given size");
+    }
+
+    #[test]
+    fn memory_is_entries_times_key_value_and_overhead() {
+        let mut defs = maps();
+        defs[1].max_entries = 8192;
+        defs[2].max_entries = 32768;
+        let state = StateMaps::of(&defs);
+        assert_eq!(state.tracked(), 32768);
+        assert_eq!(state.bytes(), 32768 * 216 + 8192 * 120);
+        assert_eq!(
+            state.short(),
+            "tracking up to 32768 connects in flight (~7.7 MiB)"
+        );
+        assert_eq!(
+            state.describe(),
+            "conns 32768 x 216 B + connecting 8192 x 120 B = ~7.7 MiB of kernel memory \
+             (estimate): up to 32768 connects in flight"
+        );
+    }
+}
