@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         // The old helper in place of bpf_probe_read_kernel, as on kernels before 5.5.
         helper_rewrites: vec![(113, 4)],
         permission: PermissionContext::Unprivileged,
+        map_sizes: Vec::new(),
     };
     let sys = FakeSys::new();
     // No BTF: the built-in layout (the fake has no tracefs formats: those fields fail cleanly).
