@@ -72,11 +72,15 @@ fn samples() -> Vec<Vec<u8>> {
         uid: 1000,
         netns: 4026531840,
         kind: KIND_CONNECT,
-        _pad: [0; 3],
+        old_state: 0,
+        close_flags: 0,
+        _pad: 0,
         error: 0,
         comm: comm(b"curl"),
         local: sockaddr(AF_INET, &[10, 0, 0, 2], 51234),
         remote: sockaddr(AF_INET, &[93, 184, 216, 34], 443),
+        bytes_acked: 0,
+        bytes_received: 0,
     };
     let events = [
         base,

@@ -14,8 +14,10 @@ use std::mem::{offset_of, size_of, size_of_val};
 use std::path::{Path, PathBuf};
 
 /// The prefixes whose constants copy a Rust definition.
-const SHARED: [&str; 10] = [
+const SHARED: [&str; 12] = [
     "EV_",
+    "CLOSE_",
+    "TCP_",
     "LAYOUT_",
     "CALL_",
     "CFG_",
@@ -60,6 +62,34 @@ fn expected() -> Vec<(&'static str, i128, String)> {
         ev("EV_UID", "uid", offset_of!(WireEvent, uid), 0, ""),
         ev("EV_NETNS", "netns", offset_of!(WireEvent, netns), 0, ""),
         ev("EV_KIND", "kind", offset_of!(WireEvent, kind), 0, ""),
+        ev(
+            "EV_OLD_STATE",
+            "old_state",
+            offset_of!(WireEvent, old_state),
+            0,
+            "",
+        ),
+        ev(
+            "EV_CLOSE_FLAGS",
+            "close_flags",
+            offset_of!(WireEvent, close_flags),
+            0,
+            "",
+        ),
+        ev(
+            "EV_BYTES_ACKED",
+            "bytes_acked",
+            offset_of!(WireEvent, bytes_acked),
+            0,
+            "",
+        ),
+        ev(
+            "EV_BYTES_RECEIVED",
+            "bytes_received",
+            offset_of!(WireEvent, bytes_received),
+            0,
+            "",
+        ),
         ev("EV_ERROR", "error", offset_of!(WireEvent, error), 0, ""),
         ev("EV_COMM", "comm", offset_of!(WireEvent, comm), 0, ""),
         ev("EV_LOCAL", "local", local, 0, ""),
@@ -119,6 +149,35 @@ fn expected() -> Vec<(&'static str, i128, String)> {
         kind("KIND_ESTABLISHED", event::KIND_ESTABLISHED),
         kind("KIND_FAILED", event::KIND_FAILED),
         kind("KIND_ACCEPT", event::KIND_ACCEPT),
+        kind("KIND_CLOSE", event::KIND_CLOSE),
+        kind("CLOSE_OWNER", event::CLOSE_OWNER),
+        kind("CLOSE_DURATION", event::CLOSE_DURATION),
+        kind("CLOSE_BASE", event::CLOSE_BASE),
+        kind("CLOSE_PEER_FIN", event::CLOSE_PEER_FIN),
+    ]);
+    let state = |name: &'static str, value: u8| {
+        (
+            name,
+            value as i128,
+            format!("event::tcp_state::{}", &name[4..]),
+        )
+    };
+    use event::tcp_state::*;
+    table.extend([
+        state("TCP_ESTABLISHED", ESTABLISHED),
+        state("TCP_SYN_SENT", SYN_SENT),
+        state("TCP_SYN_RECV", SYN_RECV),
+        state("TCP_FIN_WAIT1", FIN_WAIT1),
+        state("TCP_FIN_WAIT2", FIN_WAIT2),
+        state("TCP_CLOSE", CLOSE),
+        state("TCP_CLOSE_WAIT", CLOSE_WAIT),
+        state("TCP_LAST_ACK", LAST_ACK),
+        state("TCP_CLOSING", CLOSING),
+        (
+            "TCP_WAS_ESTABLISHED",
+            WAS_ESTABLISHED as i128,
+            "event::tcp_state::WAS_ESTABLISHED".into(),
+        ),
     ]);
     let drop = |name: &'static str, reason: LossReason| match LossReason::DROPS
         .iter()

@@ -74,7 +74,9 @@ impl Fleet {
 
     /// Shows one event that passed the other filters; false when `--container` hides it.
     pub fn event(&mut self, ev: &Event, printer: &mut Printer, out: &mut Vec<u8>) -> bool {
-        let who = self.resolver.lookup(ev.cgroup, ev.ts_ns);
+        let who = ev
+            .owner
+            .and_then(|o| self.resolver.lookup(o.cgroup, ev.ts_ns));
         let container = who.and_then(|w| w.container_id.as_deref());
         if let Some(prefix) = &self.container {
             if !container.is_some_and(|c| c.starts_with(prefix.as_str())) {

@@ -96,7 +96,7 @@ impl Reader<'_> {
 
     fn print(&mut self, wire: &WireEvent) {
         match event::decode(wire, &self.ids) {
-            Ok(ev) if ev.pid == self.own_pid => {}
+            Ok(ev) if ev.pid() == Some(self.own_pid) => {}
             Ok(ev)
                 if self.totals.events < self.limit
                     && self.opts.wants(ev.kind, ev.error.is_some()) =>

@@ -6,11 +6,11 @@
 ; value being built at STACK_ENTRY, which ends at r10 too: a `conns` entry, whose CONN_EV is
 ; the stack event, or a `connecting` entry; a map key at STACK_KEY; macro scratch at
 ; STACK_SCRATCH (filter_*, require_tcp, count_drop, check_tcp_protocol) and STACK_SCRATCH2
-; (fd_to_sock, fd_read_ptr, read_netns). Programs use nothing below STACK_SCRATCH2.
+; (fd_to_sock, fd_read_ptr, read_netns), and a `socks` entry at STACK_SOCK.
 
 .license "GPL"
 
-; struct WireEvent (src/session/event.rs): 128 bytes. tests/bpf_layout.rs checks these tables, and the
+; struct WireEvent (src/session/event.rs): 144 bytes. tests/bpf_layout.rs checks these tables, and the
 ; CFG_*, KIND_*, DROP_*, SIN*_* and AF_* ones below, against the Rust and libc definitions.
 .equ EV_TS, 0
 .equ EV_SOCK, 8
@@ -21,6 +21,8 @@
 .equ EV_UID, 40
 .equ EV_NETNS, 44
 .equ EV_KIND, 48
+.equ EV_OLD_STATE, 49          ; close: the state the socket left for TCP_CLOSE
+.equ EV_CLOSE_FLAGS, 50        ; close: CLOSE_* below
 .equ EV_ERROR, 52
 .equ EV_COMM, 56
 .equ EV_LOCAL, 72              ; sockaddr_in / sockaddr_in6 (SOCKADDR_SIZE bytes)
@@ -33,7 +35,15 @@
 .equ EV_REMOTE_ADDR6, EV_REMOTE + SIN6_ADDR
 .equ EV_REMOTE_ADDR6_W1, EV_REMOTE_ADDR6 + 4   ; second and third 32-bit words of the remote
 .equ EV_REMOTE_ADDR6_W2, EV_REMOTE_ADDR6 + 8   ; IPv6 address
-.equ EV_SIZE, 128
+.equ EV_BYTES_ACKED, 128    ; close: tcp_sock.bytes_acked, less the entry's SOCK_BASE
+.equ EV_BYTES_RECEIVED, 136    ; close: tcp_sock.bytes_received
+.equ EV_SIZE, 144
+
+; EV_CLOSE_FLAGS, and SOCK_FLAGS of a `socks` entry: what a close record knows.
+.equ CLOSE_OWNER, 1            ; pid, tid, uid, comm and cgroup are the socket's owner's
+.equ CLOSE_DURATION, 2         ; EV_LATENCY is the time since established
+.equ CLOSE_BASE, 4             ; EV_BYTES_ACKED has the SYN taken out: it counts payload
+.equ CLOSE_PEER_FIN, 8         ; the peer's FIN arrived (SOCK_DONE): bytes_received counts it
 
 ; struct sockaddr_in / sockaddr_in6, the form both ends of an event take.
 .equ SIN_PORT, 2               ; sin_port / sin6_port, network order
@@ -45,6 +55,7 @@
 .equ KIND_ESTABLISHED, 2
 .equ KIND_FAILED, 3
 .equ KIND_ACCEPT, 4
+.equ KIND_CLOSE, 5
 
 ; struct FilterConfig (src/session/filter.rs): 20 bytes.
 .equ CFG_PID, 0
@@ -74,19 +85,43 @@
 .equ CALL_START, (CALL_ADDR + SOCKADDR_SIZE + 7) & ~7  ; 40: ktime at entry (kprobes only)
 .equ CALL_SIZE, CALL_START + 8  ; 48
 
+; A `socks` entry: an established connection's owner and start, until its close record.
+; The connect side fills it at ESTABLISHED from its `conns` entry; the accept side creates it
+; at SYN_RECV -> ESTABLISHED (softirq: no owner yet) and the accept fills in the owner.
+.equ SOCK_PID, 0               ; u32 pid, tid, uid: as the event's
+.equ SOCK_TID, 4
+.equ SOCK_UID, 8
+.equ SOCK_FLAGS, 12            ; u32: CLOSE_OWNER, CLOSE_DURATION, CLOSE_BASE
+.equ SOCK_CGROUP, 16
+.equ SOCK_COMM, 24             ; 16 bytes
+.equ SOCK_EST, 40              ; ktime at ESTABLISHED (with CLOSE_DURATION)
+.equ SOCK_ID, 48               ; the id the socket's connect or accept record carried; 0: none
+.equ SOCK_BASE, 56             ; bytes_acked at ESTABLISHED: 1 (the SYN) when connecting
+.equ SOCK_SIZE, 64
+
 ; Stack slots, as offsets from r10 (see the top). zero_stack clears STACK_ENTRY up to r10.
-.equ STACK_ENTRY, -CONN_SIZE                  ; -144: a `conns` (or `connecting`) entry
-.equ STACK_EVENT, STACK_ENTRY + CONN_EV        ; -128: the event, that entry's outcome record
-.equ STACK_KEY, STACK_ENTRY - 8                ; -152: an 8-byte map key
-.equ STACK_SCRATCH, STACK_KEY - 8              ; -160: 8 bytes
-.equ STACK_SCRATCH2, STACK_SCRATCH - 8         ; -168: 8 bytes
+.equ STACK_ENTRY, -CONN_SIZE                  ; -160: a `conns` (or `connecting`) entry
+.equ STACK_EVENT, STACK_ENTRY + CONN_EV        ; -144: the event, that entry's outcome record
+.equ STACK_KEY, STACK_ENTRY - 8                ; -168: an 8-byte map key
+.equ STACK_SCRATCH, STACK_KEY - 8              ; -176: 8 bytes
+.equ STACK_SCRATCH2, STACK_SCRATCH - 8         ; -184: 8 bytes
+.equ STACK_SOCK, STACK_SCRATCH2 - SOCK_SIZE    ; -248: a `socks` entry being built
 
 .equ AF_INET, 2
 .equ AF_INET6, 10
 .equ IPPROTO_TCP, 6
 .equ TCP_ESTABLISHED, 1
 .equ TCP_SYN_SENT, 2
+.equ TCP_SYN_RECV, 3
+.equ TCP_FIN_WAIT1, 4
+.equ TCP_FIN_WAIT2, 5
 .equ TCP_CLOSE, 7
+.equ TCP_CLOSE_WAIT, 8
+.equ TCP_LAST_ACK, 9
+.equ TCP_CLOSING, 11
+; The states a connection can leave for TCP_CLOSE once it was established, as a bit set.
+.equ TCP_WAS_ESTABLISHED, (1 << TCP_ESTABLISHED) | (1 << TCP_FIN_WAIT1) | (1 << TCP_FIN_WAIT2) | (1 << TCP_CLOSE_WAIT) | (1 << TCP_LAST_ACK) | (1 << TCP_CLOSING)
+.equ SOCK_DONE, 1              ; enum sock_flags: set in sk_flags when the peer's FIN arrives
 .equ NEG_EINPROGRESS, -115    ; connect() return values, negated errnos
 .equ NEG_EALREADY, -114
 .equ NEG_EISCONN, -106
@@ -107,6 +142,9 @@
 ; connect whose outcome vanished. A full map is counted (DROP_STATE_FULL) instead. The size
 ; here is replaced at load time: per machine, or --max-tracked (src/session/capacity.rs).
 .map conns, hash, 8, CONN_SIZE, 16384
+; Established connections, for their close records: a plain hash, sized at load time, a full
+; map counted like `conns`. (Socket-local storage needs tracing programs: see capacity.rs.)
+.map socks, hash, 8, SOCK_SIZE, 65536
 .map drops, percpu_array, 4, 8, DROP_COUNT     ; records the probes could not send, per CPU, by DROP_*
 
 ; `size` bytes of kernel memory at `src` + `src_off` to `dst` + `dst_off` (the stack or a
@@ -134,8 +172,15 @@
 ; Zero STACK_ENTRY up to r10, CONN_SIZE bytes (the verifier wants every byte we send
 ; initialised), one aligned 8-byte store at a time.
 .macro zero_stack
-.irp off, 0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136
+.irp off, 0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152
     *(u64 *)(r10 + STACK_ENTRY + \off) = 0
+.endr
+.endm
+
+; Zero the `socks` entry at STACK_SOCK.
+.macro zero_sock
+.irp off, 0, 8, 16, 24, 32, 40, 48, 56
+    *(u64 *)(r10 + STACK_SOCK + \off) = 0
 .endr
 .endm
 
@@ -450,13 +495,127 @@ out\@:
     ; A socket with no peer is not an accepted one (MPTCP grafts its connecting subflows).
     r1 = *(u16 *)(r8 + EV_REMOTE_PORT)
     if r1 == 0 goto out\@
-    filter_addr r8, EV_LOCAL_PORT, out\@
+    filter_addr r8, EV_LOCAL_PORT, forget\@
+    filter_task forget\@
     stamp r8, KIND_ACCEPT
     task_info r8
     sock_ids r7, r8
     birth_id r8
     emit r6, r8
+    own_sock
+    goto out\@
+forget\@:
+    ; Not ours to show: nor is its close (the state change made the entry, unfiltered).
+    r2 = r10
+    r2 += STACK_KEY
+    *(u64 *)(r2 + 0) = r7
+    r1 = map socks ll
+    call bpf_map_delete_elem
 out\@:
+.endm
+
+; The owner fields of the event at `ev` (pid, tid, uid, cgroup, comm, and its socket id) into
+; the `socks` entry at `base` + `at`.
+.macro owner_to_sock ev, base, at
+.irp f, PID, TID, UID
+    r1 = *(u32 *)(\ev + EV_\f)
+    *(u32 *)(\base + \at + SOCK_\f) = r1
+.endr
+    r1 = *(u64 *)(\ev + EV_CGROUP)
+    *(u64 *)(\base + \at + SOCK_CGROUP) = r1
+    r1 = *(u64 *)(\ev + EV_COMM)
+    *(u64 *)(\base + \at + SOCK_COMM) = r1
+    r1 = *(u64 *)(\ev + EV_COMM + 8)
+    *(u64 *)(\base + \at + SOCK_COMM + 8) = r1
+    r1 = *(u64 *)(\ev + EV_SOCK)
+    *(u64 *)(\base + \at + SOCK_ID) = r1
+.endm
+
+; The `socks` entry at `entry` (a map value) into the event at `ev`: the owner fields, zero
+; when it has none, and the socket's id.
+.macro sock_to_event entry, ev
+.irp f, PID, TID, UID
+    r1 = *(u32 *)(\entry + SOCK_\f)
+    *(u32 *)(\ev + EV_\f) = r1
+.endr
+    r1 = *(u64 *)(\entry + SOCK_CGROUP)
+    *(u64 *)(\ev + EV_CGROUP) = r1
+    r1 = *(u64 *)(\entry + SOCK_COMM)
+    *(u64 *)(\ev + EV_COMM) = r1
+    r1 = *(u64 *)(\entry + SOCK_COMM + 8)
+    *(u64 *)(\ev + EV_COMM + 8) = r1
+    r1 = *(u64 *)(\entry + SOCK_ID)
+    *(u64 *)(\ev + EV_SOCK) = r1
+.endm
+
+; Go to `skip` when any filter on the task (pid, uid, cgroup) is on: for a record whose
+; owner is unknown, which no such filter can pass. Clobbers r0-r5.
+.macro filter_any_task skip
+    map_lookup config, u32, STACK_SCRATCH, 0
+    if r0 == 0 goto \skip
+    r1 = *(u32 *)(r0 + CFG_PID)
+    if r1 != 0 goto \skip
+    r1 = *(u32 *)(r0 + CFG_CGROUP)
+    if r1 != 0 goto \skip
+    r1 = *(u32 *)(r0 + CFG_UID)
+    w2 = -1
+    if r1 != r2 goto \skip
+.endm
+
+; CLOSE_PEER_FIN into the event's EV_CLOSE_FLAGS when `sk`'s SOCK_DONE flag (sk_flags, in sock_common) is set.
+.macro read_peer_fin sk, ev
+    *(u64 *)(r10 + STACK_SCRATCH2) = 0
+    probe_read r10, STACK_SCRATCH2, 8, \sk, offsetof(sock_common, skc_flags)
+    r1 = *(u64 *)(r10 + STACK_SCRATCH2)
+    r1 >>= SOCK_DONE
+    r1 &= 1
+    if r1 == 0 goto done\@
+    r1 = *(u8 *)(\ev + EV_CLOSE_FLAGS)
+    r1 |= CLOSE_PEER_FIN
+    *(u8 *)(\ev + EV_CLOSE_FLAGS) = r1
+done\@:
+.endm
+
+; Store the `socks` entry at STACK_SOCK for the socket at STACK_KEY; `full` is where to go
+; when the map has no room. Clobbers r0-r5.
+.macro put_sock full
+    r1 = map socks ll
+    r2 = r10
+    r2 += STACK_KEY
+    r3 = r10
+    r3 += STACK_SOCK
+    r4 = BPF_ANY
+    call bpf_map_update_elem
+    if r0 != 0 goto \full
+.endm
+
+; The accepting task in the event at r8 owns the socket in r7: its close record will name it.
+; STACK_KEY holds the socket (filter_addr and task_info leave it).
+.macro own_sock
+    *(u64 *)(r10 + STACK_KEY) = r7
+    r2 = r10
+    r2 += STACK_KEY
+    r1 = map socks ll
+    call bpf_map_lookup_elem
+    if r0 == 0 goto new\@
+    r9 = r0
+    owner_to_sock r8, r9, 0
+    r1 = *(u32 *)(r9 + SOCK_FLAGS)
+    r1 |= CLOSE_OWNER
+    *(u32 *)(r9 + SOCK_FLAGS) = r1
+    goto done\@
+new\@:
+    ; Established before the probes were attached: the owner is known from now on, the
+    ; start is not. The SYN was the peer's, so bytes_acked counts payload only.
+    zero_sock
+    owner_to_sock r8, r10, STACK_SOCK
+    r1 = CLOSE_OWNER | CLOSE_BASE
+    *(u32 *)(r10 + STACK_SOCK + SOCK_FLAGS) = r1
+    put_sock full\@
+    goto done\@
+full\@:
+    count_drop DROP_STATE_FULL
+done\@:
 .endm
 
 ; Copy the caller's sockaddr (SOCKADDR_SIZE bytes) from the `connecting` entry in r0 to the
@@ -470,7 +629,8 @@ out\@:
 .endm
 
 ; Copy the local and remote sockaddrs of the `conns` entry in r0 (its outcome record) to
-; the stack event: EV_LOCAL up to EV_SIZE, 4 bytes at a time (aligned, as copy_call_addr).
+; the stack event: EV_LOCAL up to EV_BYTES_ACKED, 4 bytes at a time (aligned, as
+; copy_call_addr).
 .macro copy_entry_addrs
 .irp off, 0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52
     r1 = *(u32 *)(r0 + CONN_EV + EV_LOCAL + \off)

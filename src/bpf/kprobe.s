@@ -116,7 +116,6 @@ out\@:
     r6 = r1
     r7 = *(u64 *)(r6 + \arg)
     if r7 == 0 goto out\@
-    filter_task out\@
     zero_stack
     accept_done
 out\@:

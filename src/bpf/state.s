@@ -1,10 +1,18 @@
-; sock/inet_sock_set_state: when a connect starts and how it ends, on both backends.
+; sock/inet_sock_set_state: when a connect starts and how it ends, and when an established
+; connection ends, on both backends.
 ;
 ; CLOSE -> SYN_SENT runs in the connecting task: it creates the `conns` entry with the task's
 ; identity and the start time. SYN_SENT -> ESTABLISHED or CLOSE (often in softirq) builds the
 ; outcome record in the entry and sends it at once; the connect record may follow it (the
 ; tracepoint backend reports connects at the syscall's return), and user space holds an outcome
-; until its connect is printed (src/app/reader.rs). The entry goes when both are out.
+; until its connect is printed (src/app/order.rs). The entry goes when both are out.
+;
+; Lifecycle: reaching ESTABLISHED creates the socket's `socks` entry, with the connecting
+; task as its owner (SYN_SENT ->) or none yet (SYN_RECV ->, softirq: the accept names the
+; owner, common.s's own_sock). Reaching CLOSE from any state after ESTABLISHED sends the
+; `close` record, its owner and start from the entry (null without one: the connection is
+; older than the probes), and frees the entry. User space derives closed_by and the payload
+; byte counts from the old state, the error and CLOSE_* flags (src/session/event.rs).
 
 ; The tracepoint's record, struct trace_event_raw_inet_sock_set_state: its layout changed
 ; between kernels (protocol grew from u8 to u16 in 5.6, moving the addresses to odd offsets
@@ -42,14 +50,20 @@ done\@:
     tp_load r1, u16, protocol          ; a u8 before 5.6: the loader narrows the load
     if r1 != IPPROTO_TCP goto out
     tp_load r7, u64, skaddr
+    *(u64 *)(r10 + STACK_KEY) = r7
     tp_load r1, u32, oldstate
     tp_load r2, u32, newstate
     if r1 != TCP_CLOSE goto not_opening
     if r2 == TCP_SYN_SENT goto syn_sent
 not_opening:
-    if r1 != TCP_SYN_SENT goto out
+    if r1 != TCP_SYN_SENT goto not_connecting
     if r2 == TCP_ESTABLISHED goto outcome
     if r2 == TCP_CLOSE goto outcome
+    goto out
+not_connecting:
+    if r2 == TCP_CLOSE goto closing
+    if r1 != TCP_SYN_RECV goto out
+    if r2 == TCP_ESTABLISHED goto passive
     goto out
 
 syn_sent:
@@ -106,6 +120,18 @@ failed:
 established:
     r1 = KIND_ESTABLISHED
     *(u8 *)(r8 + EV_KIND) = r1
+    ; The connecting task owns the connection: its close record will name it.
+    zero_sock
+    owner_to_sock r8, r10, STACK_SOCK
+    r1 = CLOSE_OWNER | CLOSE_DURATION | CLOSE_BASE
+    *(u32 *)(r10 + STACK_SOCK + SOCK_FLAGS) = r1
+    call bpf_ktime_get_ns
+    *(u64 *)(r10 + STACK_SOCK + SOCK_EST) = r0
+    probe_read r10, STACK_SOCK + SOCK_BASE, 8, r7, offsetof(tcp_sock, bytes_acked)
+    put_sock sock_full
+    goto ended
+sock_full:
+    count_drop DROP_STATE_FULL          ; the close record this entry was for
 ended:
     call bpf_ktime_get_ns
     *(u64 *)(r8 + EV_TS) = r0
@@ -118,6 +144,106 @@ ended:
     r1 = OUTCOME_SENT
     *(u16 *)(r9 + CONN_OUTCOME) = r1
     release_conn r9
+    goto out
+
+; SYN_RECV -> ESTABLISHED, an accepted connection's handshake done (softirq, most often): its
+; start, for the close record; the accept adds the owner. Only the address filters apply here.
+passive:
+    zero_stack
+    r8 = r10
+    r8 += STACK_EVENT
+    fill_from_tracepoint
+    filter_addr r8, EV_LOCAL_PORT, out
+    map_lookup socks, u64, STACK_KEY, r7
+    if r0 == 0 goto passive_new
+    ; TCP Fast Open: accept() can return the socket before its handshake ends.
+    r9 = r0
+    call bpf_ktime_get_ns
+    *(u64 *)(r9 + SOCK_EST) = r0
+    r1 = *(u32 *)(r9 + SOCK_FLAGS)
+    r1 |= CLOSE_DURATION
+    *(u32 *)(r9 + SOCK_FLAGS) = r1
+    goto out
+passive_new:
+    zero_sock
+    r1 = CLOSE_DURATION | CLOSE_BASE
+    *(u32 *)(r10 + STACK_SOCK + SOCK_FLAGS) = r1
+    call bpf_ktime_get_ns
+    *(u64 *)(r10 + STACK_SOCK + SOCK_EST) = r0
+    probe_read r10, STACK_SOCK + SOCK_BASE, 8, r7, offsetof(tcp_sock, bytes_acked)
+    ; No room: not counted here. The accept tries again and counts it; a connection never
+    ; accepted had no owner to lose, and its close is still sent.
+    put_sock out
+    goto out
+
+; -> CLOSE from a state after ESTABLISHED (r1 = the old state): the connection ended.
+closing:
+    if r1 > TCP_CLOSING goto out
+    r3 = 1
+    r3 <<= r1
+    r3 &= TCP_WAS_ESTABLISHED
+    if r3 == 0 goto out
+    zero_stack
+    r8 = r10
+    r8 += STACK_EVENT
+    *(u8 *)(r8 + EV_OLD_STATE) = r1
+    map_lookup socks, u64, STACK_KEY, r7
+    r9 = r0
+    if r9 == 0 goto unowned
+    sock_to_event r9, r8
+    r1 = *(u32 *)(r9 + SOCK_FLAGS)
+    *(u8 *)(r8 + EV_CLOSE_FLAGS) = r1
+    r2 = r1
+    r2 &= CLOSE_OWNER
+    if r2 != 0 goto owned
+    filter_any_task close_skip
+owned:
+    r1 = *(u32 *)(r9 + SOCK_FLAGS)
+    r1 &= CLOSE_DURATION
+    if r1 == 0 goto close_fill
+    call bpf_ktime_get_ns
+    r1 = *(u64 *)(r9 + SOCK_EST)
+    r0 -= r1
+    *(u64 *)(r8 + EV_LATENCY) = r0
+    goto close_fill
+unowned:
+    ; Older than the probes: shown unless a task filter is on (its owner is unknown).
+    filter_any_task out
+close_fill:
+    fill_from_tracepoint
+    if r9 != 0 goto filtered
+    ; No entry checked the addresses: the connection may have either end's port.
+    filter_addr r8, EV_REMOTE_PORT, try_local
+    goto filtered
+try_local:
+    filter_addr r8, EV_LOCAL_PORT, out
+filtered:
+    stamp r8, KIND_CLOSE
+    read_sk_error r7, r8
+    read_netns r7, r8
+    probe_read r8, EV_BYTES_ACKED, 8, r7, offsetof(tcp_sock, bytes_acked)
+    probe_read r8, EV_BYTES_RECEIVED, 8, r7, offsetof(tcp_sock, bytes_received)
+    read_peer_fin r7, r8
+    r1 = *(u64 *)(r8 + EV_SOCK)
+    if r1 != 0 goto has_id
+    *(u64 *)(r8 + EV_SOCK) = r7
+    birth_id r8
+has_id:
+    if r9 == 0 goto close_send
+    r1 = *(u64 *)(r8 + EV_BYTES_ACKED)
+    r2 = *(u64 *)(r9 + SOCK_BASE)
+    r1 -= r2
+    *(u64 *)(r8 + EV_BYTES_ACKED) = r1
+close_skip:
+    ; The entry is done with: free it before sending (r9 is not read again).
+    r1 = map socks ll
+    r2 = r10
+    r2 += STACK_KEY
+    call bpf_map_delete_elem
+    r1 = *(u8 *)(r8 + EV_KIND)
+    if r1 != KIND_CLOSE goto out
+close_send:
+    emit r6, r8
 out:
     r0 = 0
     exit

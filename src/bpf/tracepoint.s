@@ -69,10 +69,9 @@ out:
     r6 = r1
     r7 = *(u64 *)(r6 + SYS_RET)
     if r7 s< 0 goto out
-    filter_task out
     zero_stack
     fd_to_sock r7, out
-    accept_done
+    accept_done                 ; filters the task after the walk: it drops the socket's `socks` entry
 out:
     r0 = 0
     exit

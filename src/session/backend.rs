@@ -29,10 +29,13 @@ impl Backend {
 }
 
 /// What a job is needed for: `-e accept` alone loads no connect job, and the reverse.
+/// The state changes are always needed: outcomes, and the close records' state, which the
+/// accept side creates too and only a close frees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Connect,
     Accept,
+    State,
 }
 
 /// One job of a backend (the connect, the accept, the outcome): the hooks that can do it,
@@ -87,7 +90,7 @@ const fn hook(section: &'static str) -> Hook {
 }
 
 const STATE: Job = Job {
-    role: Role::Connect,
+    role: Role::State,
     hooks: &[hook("tracepoint/sock/inet_sock_set_state")],
     optional: false,
 };

@@ -8,7 +8,7 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// One event as the kernel writes it. 128 bytes, no implicit padding.
+/// One event as the kernel writes it. 144 bytes, no implicit padding.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
 pub struct WireEvent {
@@ -16,7 +16,8 @@ pub struct WireEvent {
     pub ts_ns: u64,
     /// The kernel socket's address. Never printed: user space maps it to an opaque id.
     pub sock: u64,
-    /// established/failed: from the connect (SYN_SENT) to the outcome; 0 otherwise.
+    /// established/failed: from the connect (SYN_SENT) to the outcome; close: from
+    /// established to close, with `CLOSE_DURATION`; 0 otherwise.
     pub latency_ns: u64,
     /// `bpf_get_current_cgroup_id()` of the process.
     pub cgroup: u64,
@@ -28,7 +29,11 @@ pub struct WireEvent {
     pub netns: u32,
     /// One of the `KIND_*` values.
     pub kind: u8,
-    pub _pad: [u8; 3],
+    /// close: the TCP state the socket left for TCP_CLOSE.
+    pub old_state: u8,
+    /// close: `CLOSE_*` bits, what the record knows.
+    pub close_flags: u8,
+    pub _pad: u8,
     /// Positive errno, or 0 for none.
     pub error: i32,
     /// The task's comm, NUL-padded, not necessarily NUL-terminated.
@@ -37,15 +42,48 @@ pub struct WireEvent {
     pub local: [u8; 28],
     /// The peer's end, likewise.
     pub remote: [u8; 28],
+    /// close: `tcp_sock.bytes_acked`, less the SYN when `CLOSE_BASE` says it was taken out.
+    pub bytes_acked: u64,
+    /// close: `tcp_sock.bytes_received` (the peer's FIN counts one, `CLOSE_PEER_FIN`).
+    pub bytes_received: u64,
 }
 
 pub const WIRE_EVENT_SIZE: usize = std::mem::size_of::<WireEvent>();
-const _: () = assert!(WIRE_EVENT_SIZE == 128);
+const _: () = assert!(WIRE_EVENT_SIZE == 144);
 
 pub const KIND_CONNECT: u8 = 1;
 pub const KIND_ESTABLISHED: u8 = 2;
 pub const KIND_FAILED: u8 = 3;
 pub const KIND_ACCEPT: u8 = 4;
+pub const KIND_CLOSE: u8 = 5;
+
+/// `close_flags` bits (CLOSE_* in src/bpf/common.s).
+pub const CLOSE_OWNER: u8 = 1;
+pub const CLOSE_DURATION: u8 = 2;
+pub const CLOSE_BASE: u8 = 4;
+pub const CLOSE_PEER_FIN: u8 = 8;
+
+/// The kernel's TCP states the probes tell apart (include/net/tcp_states.h; TCP_* in
+/// src/bpf/common.s).
+pub mod tcp_state {
+    pub const ESTABLISHED: u8 = 1;
+    pub const SYN_SENT: u8 = 2;
+    pub const SYN_RECV: u8 = 3;
+    pub const FIN_WAIT1: u8 = 4;
+    pub const FIN_WAIT2: u8 = 5;
+    pub const CLOSE: u8 = 7;
+    pub const CLOSE_WAIT: u8 = 8;
+    pub const LAST_ACK: u8 = 9;
+    pub const CLOSING: u8 = 11;
+    /// The states a connection leaves for CLOSE once it was established, as a bit set: the
+    /// ones a close record's `old_state` can hold.
+    pub const WAS_ESTABLISHED: u32 = 1 << ESTABLISHED
+        | 1 << FIN_WAIT1
+        | 1 << FIN_WAIT2
+        | 1 << CLOSE_WAIT
+        | 1 << LAST_ACK
+        | 1 << CLOSING;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Decoding: raw sample bytes -> WireEvent -> Event.
@@ -71,6 +109,8 @@ pub enum DecodeError {
     ShortSockaddr { len: usize, family: u16 },
     /// One end is IPv4 and the other a (non-mapped) IPv6 address.
     MixedFamilies,
+    /// A close record from a TCP state no established connection closes from.
+    CloseState(u8),
 }
 
 /// Which end of the connection a sockaddr describes.
@@ -104,6 +144,12 @@ impl fmt::Display for DecodeError {
                 )
             }
             DecodeError::MixedFamilies => write!(f, "local and remote address families differ"),
+            DecodeError::CloseState(state) => {
+                write!(
+                    f,
+                    "close record from TCP state {state}, not an established one"
+                )
+            }
         }
     }
 }
@@ -170,6 +216,7 @@ pub enum Kind {
     Established,
     Failed,
     Accept,
+    Close,
 }
 
 /// Why records were lost. The first three are the keys of the probes' `drops` map
@@ -220,12 +267,22 @@ pub struct Loss {
 }
 
 impl Kind {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [Kind; 5] = [
+        Kind::Connect,
+        Kind::Established,
+        Kind::Failed,
+        Kind::Accept,
+        Kind::Close,
+    ];
+
     pub fn from_wire(kind: u8) -> Option<Kind> {
         match kind {
             KIND_CONNECT => Some(Kind::Connect),
             KIND_ESTABLISHED => Some(Kind::Established),
             KIND_FAILED => Some(Kind::Failed),
             KIND_ACCEPT => Some(Kind::Accept),
+            KIND_CLOSE => Some(Kind::Close),
             _ => None,
         }
     }
@@ -237,6 +294,7 @@ impl Kind {
             Kind::Established => "established",
             Kind::Failed => "failed",
             Kind::Accept => "accept",
+            Kind::Close => "close",
         }
     }
 
@@ -311,16 +369,54 @@ impl SockIds {
     }
 }
 
+/// The process a record belongs to: the one that connected or accepted the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub comm: Comm,
+    /// Its cgroup v2 id.
+    pub cgroup: u64,
+}
+
+/// Who ended a connection: the side that sent the first FIN or RST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClosedBy {
+    Local,
+    Remote,
+}
+
+impl ClosedBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClosedBy::Local => "local",
+            ClosedBy::Remote => "remote",
+        }
+    }
+}
+
+/// What a `close` record adds: how long the connection lived and what it carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    /// From established to close; None for a connection older than the probes.
+    pub duration_ns: Option<u64>,
+    /// Payload the peer acknowledged; None when the probes could not tell the connecting
+    /// side's SYN from payload (a connection older than them, not accepted since).
+    pub bytes_sent: Option<u64>,
+    /// Payload received.
+    pub bytes_received: u64,
+    pub closed_by: ClosedBy,
+}
+
 /// One decoded event, ready to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event {
     /// CLOCK_MONOTONIC nanoseconds.
     pub ts_ns: u64,
     pub kind: Kind,
-    pub pid: u32,
-    pub tid: u32,
-    pub uid: u32,
-    pub comm: Comm,
+    /// None only on a close whose socket's owner the probes never saw.
+    pub owner: Option<Owner>,
     pub family: Family,
     /// This host's end.
     pub local: SocketAddr,
@@ -328,13 +424,20 @@ pub struct Event {
     pub remote: SocketAddr,
     /// Inode of the socket's network namespace; None where the probes cannot read it (no BTF).
     pub netns: Option<u32>,
-    pub cgroup: u64,
     /// Opaque socket id from [`SockIds`].
     pub sock_id: u64,
     /// Positive errno, if the operation failed.
     pub error: Option<i32>,
-    /// Handshake latency for established/failed; None for connect/accept.
+    /// Handshake latency for established/failed; None for the others.
     pub latency_ns: Option<u64>,
+    /// For close records only.
+    pub close: Option<Close>,
+}
+
+impl Event {
+    pub fn pid(&self) -> Option<u32> {
+        self.owner.map(|o| o.pid)
+    }
 }
 
 /// Decodes a wire record. IPv4-mapped IPv6 ends become IPv4 with family `ipv4`.
@@ -343,23 +446,66 @@ pub fn decode(wire: &WireEvent, ids: &SockIds) -> Result<Event, DecodeError> {
     let local = decode_sockaddr(&wire.local).map_err(|e| at_end(e, End::Local))?;
     let remote = decode_sockaddr(&wire.remote).map_err(|e| at_end(e, End::Remote))?;
     let (family, local, remote) = unify_families(local, remote)?;
+    // The probes store a positive errno; accept a negative kernel return value as well.
+    let error = (wire.error != 0).then(|| wire.error.checked_abs().unwrap_or(i32::MAX));
+    let close = match kind {
+        Kind::Close => Some(decode_close(wire, error)?),
+        _ => None,
+    };
+    let owner_known = kind != Kind::Close || wire.close_flags & CLOSE_OWNER != 0;
     Ok(Event {
         ts_ns: wire.ts_ns,
         kind,
-        pid: wire.pid,
-        tid: wire.tid,
-        uid: wire.uid,
-        comm: Comm::from_wire(&wire.comm),
+        owner: owner_known.then(|| Owner {
+            pid: wire.pid,
+            tid: wire.tid,
+            uid: wire.uid,
+            comm: Comm::from_wire(&wire.comm),
+            cgroup: wire.cgroup,
+        }),
         family,
         local,
         remote,
         // No namespace has inode 0: the no-BTF probes leave it unset.
         netns: (wire.netns != 0).then_some(wire.netns),
-        cgroup: wire.cgroup,
         sock_id: ids.id(wire.sock),
-        // The probes store a positive errno; accept a negative kernel return value as well.
-        error: (wire.error != 0).then(|| wire.error.checked_abs().unwrap_or(i32::MAX)),
+        error,
         latency_ns: kind.has_latency().then_some(wire.latency_ns),
+        close,
+    })
+}
+
+/// The close record's facts, from the kernel's raw counters:
+/// - `closed_by`: the state left for CLOSE says who sent the first FIN (FIN_WAIT*, CLOSING:
+///   this host; CLOSE_WAIT, LAST_ACK: the peer); straight from ESTABLISHED it was an RST, the
+///   peer's when the socket was reset (ECONNRESET), else this host's (an abort, a timeout).
+/// - `bytes_sent`: `bytes_acked` counts this host's FIN once acknowledged, which it was when
+///   the socket left FIN_WAIT2, or CLOSING/LAST_ACK without an error; the probes took the SYN
+///   out already (CLOSE_BASE), or could not.
+/// - `bytes_received`: `bytes_received` counts the peer's FIN (CLOSE_PEER_FIN).
+pub fn decode_close(wire: &WireEvent, error: Option<i32>) -> Result<Close, DecodeError> {
+    use tcp_state::*;
+    let reset = error == Some(libc::ECONNRESET);
+    let closed_by = match wire.old_state {
+        FIN_WAIT1 | FIN_WAIT2 | CLOSING => ClosedBy::Local,
+        CLOSE_WAIT | LAST_ACK => ClosedBy::Remote,
+        ESTABLISHED if reset => ClosedBy::Remote,
+        ESTABLISHED => ClosedBy::Local,
+        other => return Err(DecodeError::CloseState(other)),
+    };
+    let fin_acked = match wire.old_state {
+        FIN_WAIT2 => true,
+        CLOSING | LAST_ACK => error.is_none(),
+        _ => false,
+    };
+    let flag = |bit: u8| wire.close_flags & bit != 0;
+    Ok(Close {
+        duration_ns: flag(CLOSE_DURATION).then_some(wire.latency_ns),
+        bytes_sent: flag(CLOSE_BASE).then(|| wire.bytes_acked.saturating_sub(u64::from(fin_acked))),
+        bytes_received: wire
+            .bytes_received
+            .saturating_sub(u64::from(flag(CLOSE_PEER_FIN))),
+        closed_by,
     })
 }
 
@@ -447,11 +593,15 @@ pub(crate) mod tests {
             uid: 1000,
             netns: 4026531840,
             kind,
-            _pad: [0; 3],
+            old_state: 0,
+            close_flags: 0,
+            _pad: 0,
             error: 0,
             comm,
             local,
             remote,
+            bytes_acked: 0,
+            bytes_received: 0,
         }
     }
 
@@ -565,11 +715,89 @@ pub(crate) mod tests {
         assert_eq!(got.family, Family::Ipv4);
         assert_eq!(got.local, "10.0.0.2:51234".parse().unwrap());
         assert_eq!(got.remote, "10.0.0.5:443".parse().unwrap());
-        assert_eq!(got.comm.as_bytes(), b"curl");
-        assert_eq!((got.pid, got.tid, got.uid), (1234, 1235, 1000));
-        assert_eq!((got.netns, got.cgroup), (Some(4026531840), 1234));
+        let owner = got.owner.unwrap();
+        assert_eq!(owner.comm.as_bytes(), b"curl");
+        assert_eq!((owner.pid, owner.tid, owner.uid), (1234, 1235, 1000));
+        assert_eq!((got.netns, owner.cgroup), (Some(4026531840), 1234));
         assert_eq!(got.error, None);
         assert_eq!(got.latency_ns, None, "connect records carry no latency");
+        assert_eq!(got.close, None);
+    }
+
+    fn close_wire(old_state: u8, flags: u8, error: i32, acked: u64, received: u64) -> WireEvent {
+        WireEvent {
+            old_state,
+            close_flags: flags,
+            error,
+            latency_ns: 2_000_000,
+            bytes_acked: acked,
+            bytes_received: received,
+            ..wire(
+                KIND_CLOSE,
+                sockaddr_in([127, 0, 0, 1], 40000),
+                sockaddr_in([127, 0, 0, 1], 80),
+            )
+        }
+    }
+
+    #[test]
+    fn close_records_count_payload_and_name_who_closed() {
+        use tcp_state::*;
+        let ids = SockIds::new();
+        let all = CLOSE_OWNER | CLOSE_DURATION | CLOSE_BASE;
+        let close = |w: &WireEvent| decode(w, &ids).unwrap().close.unwrap();
+        // Measured on Linux 6.18: 1000 bytes sent, 500 received, by the connecting side.
+        // It closed first: its FIN was acknowledged (FIN_WAIT2), the peer's not yet seen.
+        let c = close(&close_wire(FIN_WAIT2, all, 0, 1001, 500));
+        assert_eq!(
+            (c.bytes_sent, c.bytes_received, c.closed_by),
+            (Some(1000), 500, ClosedBy::Local)
+        );
+        assert_eq!(c.duration_ns, Some(2_000_000));
+        // The accepting side of the same connection, closing second: both FINs counted.
+        let c = close(&close_wire(LAST_ACK, all | CLOSE_PEER_FIN, 0, 501, 1001));
+        assert_eq!(
+            (c.bytes_sent, c.bytes_received, c.closed_by),
+            (Some(500), 1000, ClosedBy::Remote)
+        );
+        // Reset by the peer: straight from ESTABLISHED with ECONNRESET; nothing to take out.
+        let c = close(&close_wire(ESTABLISHED, all, 104, 500, 1000));
+        assert_eq!(
+            (c.bytes_sent, c.bytes_received, c.closed_by),
+            (Some(500), 1000, ClosedBy::Remote)
+        );
+        // This host's abort (SO_LINGER 0): from ESTABLISHED without an error.
+        assert_eq!(
+            close(&close_wire(ESTABLISHED, all, 0, 1000, 500)).closed_by,
+            ClosedBy::Local
+        );
+        // LAST_ACK ended by a reset: this host's FIN was never acknowledged.
+        let c = close(&close_wire(LAST_ACK, all | CLOSE_PEER_FIN, 104, 500, 1001));
+        assert_eq!((c.bytes_sent, c.bytes_received), (Some(500), 1000));
+        // Older than the probes: no owner, no duration, no way to tell the SYN from payload.
+        let old = decode(&close_wire(CLOSE_WAIT, CLOSE_PEER_FIN, 0, 77, 9), &ids).unwrap();
+        assert_eq!(old.owner, None);
+        let c = old.close.unwrap();
+        assert_eq!(
+            (c.duration_ns, c.bytes_sent, c.bytes_received, c.closed_by),
+            (None, None, 8, ClosedBy::Remote)
+        );
+        // Counters below what is taken out never wrap.
+        assert_eq!(
+            close(&close_wire(FIN_WAIT2, all | CLOSE_PEER_FIN, 0, 0, 0)).bytes_sent,
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn a_close_from_a_state_before_established_is_an_error() {
+        let ids = SockIds::new();
+        for state in [0u8, 2, 3, 6, 7, 10, 12, 255] {
+            assert_eq!(
+                decode(&close_wire(state, 0, 0, 0, 0), &ids),
+                Err(DecodeError::CloseState(state))
+            );
+        }
     }
 
     #[test]
@@ -673,8 +901,8 @@ pub(crate) mod tests {
             Err(DecodeError::UnknownKind(0))
         );
         assert_eq!(
-            decode(&wire(5, l, r), &ids),
-            Err(DecodeError::UnknownKind(5))
+            decode(&wire(6, l, r), &ids),
+            Err(DecodeError::UnknownKind(6))
         );
         let err = decode(&wire(KIND_CONNECT, l, [0; 28]), &ids).unwrap_err();
         assert_eq!(

@@ -89,7 +89,11 @@ impl Session<'_> {
 /// The hooks per role, as the "attached" line and `conntrace check` name them.
 pub fn describe_hooks(hooks: &[(Role, &Hook)]) -> String {
     let mut parts = Vec::new();
-    for (role, name) in [(Role::Connect, "connect"), (Role::Accept, "accept")] {
+    for (role, name) in [
+        (Role::Connect, "connect"),
+        (Role::Accept, "accept"),
+        (Role::State, "state"),
+    ] {
         let of_role: Vec<String> = hooks
             .iter()
             .filter(|(r, _)| *r == role)
@@ -137,6 +141,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
             || match j.role {
                 Role::Connect => opts.connects,
                 Role::Accept => opts.accepts,
+                Role::State => true,
             }
     }) {
         jobs.push((job, backend::hooks_of(job)?));

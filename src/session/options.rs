@@ -49,7 +49,8 @@ pub struct SessionOptions {
     /// In-kernel: only tasks under this cgroup v2 directory (a path on the cgroup2 mount).
     pub cgroup: Option<PathBuf>,
     /// Whether any connect, established or failed record is wanted (else no connect probe
-    /// is attached), and whether accept records are.
+    /// is attached), and whether accept records are. Close records need both: their owner
+    /// comes from the connect or the accept.
     pub connects: bool,
     pub accepts: bool,
     /// Data pages per CPU for each perf ring (a power of two).

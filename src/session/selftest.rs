@@ -443,11 +443,15 @@ mod tests {
             uid: want.uid,
             netns: want.netns,
             kind,
-            _pad: [0; 3],
+            old_state: 0,
+            close_flags: 0,
+            _pad: 0,
             error: want.error as i32,
             comm: [0; 16],
             local: sockaddr(want.local),
             remote: sockaddr(want.remote),
+            bytes_acked: 0,
+            bytes_received: 0,
         }
     }
 

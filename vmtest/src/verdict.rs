@@ -83,7 +83,7 @@ pub const LOST_FIELDS: [&str; 5] = ["ts", "event", "cpu", "count", "reason"];
 /// The record fields of the JSON contract (the README's "What it prints"), in order: the one
 /// statement of it the tests share (VM harness, host tests, output unit tests), kept apart
 /// from the writer so a change to the writer cannot quietly change what the tests expect.
-pub const FIELDS: [&str; 19] = [
+pub const FIELDS: [&str; 23] = [
     "ts",
     "event",
     "pid",
@@ -100,6 +100,10 @@ pub const FIELDS: [&str; 19] = [
     "sock",
     "error",
     "latency_us",
+    "duration_us",
+    "bytes_sent",
+    "bytes_received",
+    "closed_by",
     "cgroup_path",
     "container_id",
     "pod_uid",

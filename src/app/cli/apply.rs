@@ -91,7 +91,7 @@ pub(super) fn apply<'a>(
             let v = utf8(value()?, spelled)?;
             let mut set = EventSet::EMPTY;
             for item in v.split(',') {
-                let kind = [Kind::Connect, Kind::Established, Kind::Failed, Kind::Accept]
+                let kind = Kind::ALL
                     .into_iter()
                     .find(|k| k.name() == item)
                     .ok_or_else(|| {
@@ -99,7 +99,7 @@ pub(super) fn apply<'a>(
                             "event",
                             item,
                             spelled,
-                            "expected connect, established, failed or accept",
+                            "expected connect, established, failed, accept or close",
                         )
                     })?;
                 set = set.with(kind);

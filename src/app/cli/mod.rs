@@ -129,10 +129,10 @@ impl TraceOptions {
             ports: self.ports.clone(),
             family: self.family,
             cgroup: self.cgroup.clone(),
-            connects: [Kind::Connect, Kind::Established, Kind::Failed]
+            connects: [Kind::Connect, Kind::Established, Kind::Failed, Kind::Close]
                 .into_iter()
                 .any(wanted),
-            accepts: self.wants(Kind::Accept, false),
+            accepts: wanted(Kind::Accept) || wanted(Kind::Close),
             pages: self.pages,
             max_tracked: self.max_tracked,
         }
@@ -161,7 +161,7 @@ pub struct EventSet {
 }
 
 impl EventSet {
-    pub const ALL: EventSet = EventSet { bits: 0b1111 };
+    pub const ALL: EventSet = EventSet { bits: 0b1_1111 };
     pub const EMPTY: EventSet = EventSet { bits: 0 };
 
     fn bit(kind: Kind) -> u8 {
@@ -170,6 +170,7 @@ impl EventSet {
             Kind::Established => 2,
             Kind::Failed => 4,
             Kind::Accept => 8,
+            Kind::Close => 16,
         }
     }
 

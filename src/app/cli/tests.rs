@@ -132,6 +132,11 @@ fn events() {
     assert!(!o.wants(Kind::Established, false) && !o.wants(Kind::Accept, false));
     let o = trace(&["--events=accept"]);
     assert!(o.wants(Kind::Accept, false) && !o.wants(Kind::Connect, false));
+    assert!(!o.session().connects && o.session().accepts);
+    let o = trace(&["-e", "close"]);
+    assert!(o.wants(Kind::Close, false) && !o.wants(Kind::Accept, false));
+    // A close names the process that connected or accepted: both probes are needed.
+    assert!(o.session().connects && o.session().accepts);
     assert_eq!(
         trace(&["-eestablished"]).events,
         EventSet::EMPTY.with(Kind::Established)
@@ -139,7 +144,7 @@ fn events() {
     assert_eq!(
         error(&["-e", "connect,bogus"]),
         "conntrace: invalid event 'bogus' for -e: \
-         expected connect, established, failed or accept"
+         expected connect, established, failed, accept or close"
     );
     assert!(error(&["--events="]).contains("invalid event '' for --events"));
 }

@@ -3,21 +3,21 @@
 //! `server` answers HTTP on a thread of its own, `http` parses requests (a pure function).
 //!
 //! The series (names and labels are a contract: dashboards use them):
-//! - `conntrace_events_total{event,container}`: connect, established, failed, accept;
+//! - `conntrace_events_total{event,container}`: connect, established, failed, accept, close;
 //! - `conntrace_errors_total{event,error,container}`: connects refused before any SYN
 //!   (`event="connect"`) and failed handshakes (`event="failed"`), by errno name;
 //! - `conntrace_handshake_latency_seconds{outcome,container}`: a histogram of SYN to
 //!   established or failed, buckets [`LATENCY_BUCKETS`] seconds;
+//! - `conntrace_bytes_total{direction,container}`: payload bytes of closed connections,
+//!   `sent` (acknowledged by the peer) and `received`;
 //! - `conntrace_lost_events_total{reason}`: records the kernel could not deliver.
 //!
 //! `container` is the full 64-hex container id, or empty for processes outside containers.
 //! Label sets are bounded: at most [`MAX_CONTAINERS`] containers get their own label value,
 //! later ones are counted under `container="other"`; errno names are a fixed set; never one
 //! series per port or address.
-//!
-//! Closes and bytes: once close records exist (another issue), `record` counts them as
-//! `event="close"` through [`Kind`] (the match below then names the new kind), and
-//! [`Metrics::record_bytes`] adds `conntrace_bytes_total{direction,container}` for them.
+//! A close whose owner is unknown (a connection older than conntrace) counts under
+//! `container=""`; one whose sent bytes are unknown adds only its received bytes.
 
 pub mod http;
 pub mod server;
@@ -36,7 +36,7 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-const KINDS: [Kind; 4] = [Kind::Connect, Kind::Established, Kind::Failed, Kind::Accept];
+const KINDS: [Kind; 5] = Kind::ALL;
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -66,8 +66,8 @@ struct Counts {
     errors: BTreeMap<(&'static str, i32), u64>,
     /// established, failed.
     latency: [Histogram; 2],
-    /// Payload bytes (sent, received) of closed connections; see `record_bytes`.
-    bytes: Option<[u64; 2]>,
+    /// Payload bytes (sent, received) of closed connections.
+    bytes: [u64; 2],
 }
 
 #[derive(Debug, Default)]
@@ -117,8 +117,14 @@ impl Metrics {
             Kind::Established => 1,
             Kind::Failed => 2,
             Kind::Accept => 3,
+            Kind::Close => 4,
         };
         c.events[kind_index] += 1;
+        if let Some(close) = &ev.close {
+            let sent = close.bytes_sent.unwrap_or(0);
+            c.bytes[0] = c.bytes[0].saturating_add(sent);
+            c.bytes[1] = c.bytes[1].saturating_add(close.bytes_received);
+        }
         if let Some(errno) = ev.error {
             if matches!(ev.kind, Kind::Connect | Kind::Failed) {
                 *c.errors.entry((ev.kind.name(), errno)).or_default() += 1;
@@ -129,13 +135,6 @@ impl Metrics {
             (Kind::Failed, Some(ns)) => c.latency[1].observe(ns),
             _ => {}
         }
-    }
-
-    /// The hook for close records: payload bytes of one closed connection.
-    pub fn record_bytes(&mut self, container: Option<&str>, sent: u64, received: u64) {
-        let bytes = self.slot(container).bytes.get_or_insert([0, 0]);
-        bytes[0] = bytes[0].saturating_add(sent);
-        bytes[1] = bytes[1].saturating_add(received);
     }
 
     pub fn lost(&mut self, reason: LossReason, count: u64) {
@@ -214,25 +213,22 @@ impl Metrics {
                 );
             }
         }
-        if self.counts.iter().any(|(_, c)| c.bytes.is_some()) {
-            header(
-                &mut out,
-                "conntrace_bytes_total",
-                "counter",
-                "Payload bytes of closed connections, by direction.",
+        header(
+            &mut out,
+            "conntrace_bytes_total",
+            "counter",
+            "Payload bytes of closed connections, by direction.",
+        );
+        for (label, c) in by_label() {
+            let [sent, received] = c.bytes;
+            let _ = writeln!(
+                out,
+                "conntrace_bytes_total{{direction=\"sent\",container=\"{label}\"}} {sent}"
             );
-            for (label, c) in by_label() {
-                if let Some([sent, received]) = c.bytes {
-                    let _ = writeln!(
-                        out,
-                        "conntrace_bytes_total{{direction=\"sent\",container=\"{label}\"}} {sent}"
-                    );
-                    let _ = writeln!(
-                        out,
-                        "conntrace_bytes_total{{direction=\"received\",container=\"{label}\"}} {received}"
-                    );
-                }
-            }
+            let _ = writeln!(
+                out,
+                "conntrace_bytes_total{{direction=\"received\",container=\"{label}\"}} {received}"
+            );
         }
         header(
             &mut out,

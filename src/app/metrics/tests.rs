@@ -1,22 +1,25 @@
 use super::*;
-use crate::session::event::{Comm, Family};
+use crate::session::event::{Close, ClosedBy, Comm, Family, Owner};
 
 fn event(kind: Kind, error: Option<i32>, latency_ns: Option<u64>) -> Event {
     Event {
         ts_ns: 1,
         kind,
-        pid: 1,
-        tid: 1,
-        uid: 0,
-        comm: Comm::from_wire(b"x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+        owner: Some(Owner {
+            pid: 1,
+            tid: 1,
+            uid: 0,
+            comm: Comm::from_wire(b"x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+            cgroup: 1,
+        }),
         family: Family::Ipv4,
         local: "127.0.0.1:1".parse().unwrap(),
         remote: "127.0.0.1:2".parse().unwrap(),
         netns: None,
-        cgroup: 1,
         sock_id: 1,
         error,
         latency_ns,
+        close: None,
     }
 }
 
@@ -50,11 +53,27 @@ fn counts_events_errors_and_latency_by_container() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
     }
-    assert!(!text.contains("conntrace_bytes_total"));
-    m.record_bytes(Some(CID), 10, 20);
-    assert!(m.render().contains(&format!(
-        "conntrace_bytes_total{{direction=\"received\",container=\"{CID}\"}} 20"
-    )));
+    assert!(text.contains("conntrace_events_total{event=\"close\",container=\"\"} 0"));
+    assert!(text.contains("conntrace_bytes_total{direction=\"sent\",container=\"\"} 0"));
+    let closed = |sent, received| Event {
+        close: Some(Close {
+            duration_ns: Some(1),
+            bytes_sent: sent,
+            bytes_received: received,
+            closed_by: ClosedBy::Local,
+        }),
+        ..event(Kind::Close, None, None)
+    };
+    m.record(&closed(Some(10), 20), Some(CID));
+    m.record(&closed(None, 5), Some(CID));
+    let text = m.render();
+    for line in [
+        format!("conntrace_events_total{{event=\"close\",container=\"{CID}\"}} 2"),
+        format!("conntrace_bytes_total{{direction=\"sent\",container=\"{CID}\"}} 10"),
+        format!("conntrace_bytes_total{{direction=\"received\",container=\"{CID}\"}} 25"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
 }
 
 #[test]

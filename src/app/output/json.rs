@@ -22,14 +22,20 @@ pub fn push_event(
     ts.push(out, unix_ns);
     out.extend_from_slice(b"\",\"event\":");
     push_json_plain(out, ev.kind.name());
-    out.extend_from_slice(b",\"pid\":");
-    push_u64(out, ev.pid.into());
-    out.extend_from_slice(b",\"tid\":");
-    push_u64(out, ev.tid.into());
-    out.extend_from_slice(b",\"uid\":");
-    push_u64(out, ev.uid.into());
+    let owner = ev.owner.as_ref();
+    for (key, value) in [
+        (&b",\"pid\":"[..], owner.map(|o| o.pid)),
+        (b",\"tid\":", owner.map(|o| o.tid)),
+        (b",\"uid\":", owner.map(|o| o.uid)),
+    ] {
+        out.extend_from_slice(key);
+        push_number_or_null(out, value.map(u64::from));
+    }
     out.extend_from_slice(b",\"comm\":");
-    push_json_string(out, ev.comm.as_bytes());
+    match owner {
+        Some(o) => push_json_string(out, o.comm.as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"family\":");
     push_json_plain(out, ev.family.name());
     out.extend_from_slice(b",\"laddr\":\"");
@@ -46,7 +52,7 @@ pub fn push_event(
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"cgroup\":");
-    push_u64(out, ev.cgroup);
+    push_number_or_null(out, owner.map(|o| o.cgroup));
     out.extend_from_slice(b",\"sock\":\"");
     push_hex16(out, ev.sock_id);
     out.extend_from_slice(b"\",\"error\":");
@@ -59,8 +65,22 @@ pub fn push_event(
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"latency_us\":");
-    match ev.latency_ns {
-        Some(ns) => push_u64(out, ns / 1000),
+    push_number_or_null(out, ev.latency_ns.map(|ns| ns / 1000));
+    let close = ev.close.as_ref();
+    for (key, value) in [
+        (
+            &b",\"duration_us\":"[..],
+            close.and_then(|c| c.duration_ns).map(|ns| ns / 1000),
+        ),
+        (b",\"bytes_sent\":", close.and_then(|c| c.bytes_sent)),
+        (b",\"bytes_received\":", close.map(|c| c.bytes_received)),
+    ] {
+        out.extend_from_slice(key);
+        push_number_or_null(out, value);
+    }
+    out.extend_from_slice(b",\"closed_by\":");
+    match close {
+        Some(c) => push_json_plain(out, c.closed_by.name()),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"cgroup_path\":");
@@ -82,6 +102,13 @@ pub fn push_event(
         }
     }
     out.extend_from_slice(b"}\n");
+}
+
+fn push_number_or_null(out: &mut Vec<u8>, value: Option<u64>) {
+    match value {
+        Some(n) => push_u64(out, n),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 /// Appends a lost-records line:

@@ -1,5 +1,5 @@
 use super::*;
-use crate::session::event::{Comm, Family, Kind, LossReason};
+use crate::session::event::{Close, ClosedBy, Comm, Family, Kind, LossReason, Owner};
 use std::net::SocketAddr;
 
 /// 2026-11-28T02:30:00Z is 1795833000 s after the epoch; events happen at monotonic 5 s.
@@ -9,18 +9,38 @@ fn event(kind: Kind) -> Event {
     Event {
         ts_ns: 5_000_000_000 + 123_456_789,
         kind,
-        pid: 1234,
-        tid: 1234,
-        uid: 0,
-        comm: Comm::from_wire(b"curl\0\0\0\0\0\0\0\0\0\0\0\0"),
+        owner: Some(owner(b"curl\0\0\0\0\0\0\0\0\0\0\0\0")),
         family: Family::Ipv4,
         local: "10.0.0.2:51234".parse().unwrap(),
         remote: "10.0.0.5:443".parse().unwrap(),
         netns: Some(4026531840),
-        cgroup: 1234,
         sock_id: 0x9f3a_0c22_e1d0_4b11,
         error: None,
         latency_ns: None,
+        close: None,
+    }
+}
+
+fn owner(comm: &[u8; 16]) -> Owner {
+    Owner {
+        pid: 1234,
+        tid: 1234,
+        uid: 0,
+        comm: Comm::from_wire(comm),
+        cgroup: 1234,
+    }
+}
+
+/// A connection of 2.5 s that sent 1000 bytes and received 500, closed by this host.
+fn close() -> Event {
+    Event {
+        close: Some(Close {
+            duration_ns: Some(2_500_123_999),
+            bytes_sent: Some(1000),
+            bytes_received: 500,
+            closed_by: ClosedBy::Local,
+        }),
+        ..event(Kind::Close)
     }
 }
 
@@ -64,7 +84,7 @@ fn json_connect() {
             r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"connect","pid":1234,"tid":1234,"#,
             r#""uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","lport":51234,"#,
             r#""raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"#,
-            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
+            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":null,"duration_us":null,"bytes_sent":null,"bytes_received":null,"closed_by":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
             "\n"
         )
     );
@@ -82,7 +102,7 @@ fn json_connect_refused_before_syn() {
             r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"connect","pid":1234,"tid":1234,"#,
             r#""uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","lport":51234,"#,
             r#""raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"#,
-            r#""sock":"9f3a0c22e1d04b11","error":"ENETUNREACH","latency_us":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
+            r#""sock":"9f3a0c22e1d04b11","error":"ENETUNREACH","latency_us":null,"duration_us":null,"bytes_sent":null,"bytes_received":null,"closed_by":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
             "\n"
         )
     );
@@ -100,7 +120,7 @@ fn json_established() {
             r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"established","pid":1234,"#,
             r#""tid":1234,"uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","#,
             r#""lport":51234,"raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"#,
-            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":1234,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
+            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":1234,"duration_us":null,"bytes_sent":null,"bytes_received":null,"closed_by":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
             "\n"
         )
     );
@@ -119,7 +139,7 @@ fn json_failed() {
             r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"failed","pid":1234,"tid":1234,"#,
             r#""uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","lport":51234,"#,
             r#""raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"#,
-            r#""sock":"9f3a0c22e1d04b11","error":"ECONNREFUSED","latency_us":87,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
+            r#""sock":"9f3a0c22e1d04b11","error":"ECONNREFUSED","latency_us":87,"duration_us":null,"bytes_sent":null,"bytes_received":null,"closed_by":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
             "\n"
         )
     );
@@ -131,9 +151,11 @@ fn json_accept_ipv6() {
         family: Family::Ipv6,
         local: "[2001:db8::1]:22".parse().unwrap(),
         remote: "[fe80::a:0:0:1]:50000".parse().unwrap(),
-        comm: Comm::from_wire(b"sshd\0\0\0\0\0\0\0\0\0\0\0\0"),
-        pid: 77,
-        tid: 78,
+        owner: Some(Owner {
+            pid: 77,
+            tid: 78,
+            ..owner(b"sshd\0\0\0\0\0\0\0\0\0\0\0\0")
+        }),
         ..event(Kind::Accept)
     };
     assert_eq!(
@@ -142,7 +164,50 @@ fn json_accept_ipv6() {
             r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"accept","pid":77,"tid":78,"#,
             r#""uid":0,"comm":"sshd","family":"ipv6","laddr":"2001:db8::1","lport":22,"#,
             r#""raddr":"fe80::a:0:0:1","rport":50000,"netns":4026531840,"cgroup":1234,"#,
-            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
+            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":null,"duration_us":null,"bytes_sent":null,"bytes_received":null,"closed_by":null,"cgroup_path":null,"container_id":null,"pod_uid":null}"#,
+            "\n"
+        )
+    );
+}
+
+#[test]
+fn json_close() {
+    assert_eq!(
+        json_line(&close()),
+        concat!(
+            r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"close","pid":1234,"tid":1234,"#,
+            r#""uid":0,"comm":"curl","family":"ipv4","laddr":"10.0.0.2","lport":51234,"#,
+            r#""raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":1234,"#,
+            r#""sock":"9f3a0c22e1d04b11","error":null,"latency_us":null,"duration_us":2500123,"#,
+            r#""bytes_sent":1000,"bytes_received":500,"closed_by":"local","cgroup_path":null,"#,
+            r#""container_id":null,"pod_uid":null}"#,
+            "\n"
+        )
+    );
+}
+
+#[test]
+fn json_close_of_a_connection_older_than_conntrace() {
+    let ev = Event {
+        owner: None,
+        error: Some(104),
+        close: Some(Close {
+            duration_ns: None,
+            bytes_sent: None,
+            bytes_received: 3,
+            closed_by: ClosedBy::Remote,
+        }),
+        ..close()
+    };
+    assert_eq!(
+        json_line(&ev),
+        concat!(
+            r#"{"ts":"2026-11-28T02:30:00.123456Z","event":"close","pid":null,"tid":null,"#,
+            r#""uid":null,"comm":null,"family":"ipv4","laddr":"10.0.0.2","lport":51234,"#,
+            r#""raddr":"10.0.0.5","rport":443,"netns":4026531840,"cgroup":null,"#,
+            r#""sock":"9f3a0c22e1d04b11","error":"ECONNRESET","latency_us":null,"duration_us":null,"#,
+            r#""bytes_sent":null,"bytes_received":3,"closed_by":"remote","cgroup_path":null,"#,
+            r#""container_id":null,"pod_uid":null}"#,
             "\n"
         )
     );
@@ -268,18 +333,34 @@ fn every_json_line_has_exactly_the_documented_keys() {
     // The contract as the tests state it, independently of the writer.
     let documented = vmtest::verdict::FIELDS;
     let nasty = Comm::from_wire(b"a\x1b\n\"\\\xff\x7f\0\0\0\0\0\0\0\0\0");
-    for kind in [Kind::Connect, Kind::Established, Kind::Failed, Kind::Accept] {
+    for kind in Kind::ALL {
         for error in [None, Some(111), Some(9999)] {
             let latency_ns = kind.has_latency().then_some(5_000);
             let ev = Event {
                 error,
                 latency_ns,
-                comm: nasty,
+                owner: Some(Owner {
+                    comm: nasty,
+                    ..owner(b"x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0")
+                }),
+                close: close().close.filter(|_| kind == Kind::Close),
                 ..event(kind)
             };
             assert_eq!(json_keys(&json_line(&ev)), documented, "{kind:?} {error:?}");
         }
     }
+    // A close with nothing known but the connection itself.
+    let bare = Event {
+        owner: None,
+        close: Some(Close {
+            duration_ns: None,
+            bytes_sent: None,
+            bytes_received: 0,
+            closed_by: ClosedBy::Remote,
+        }),
+        ..close()
+    };
+    assert_eq!(json_keys(&json_line(&bare)), documented);
     let mut printer = Printer::new(Format::Json, Clock::with_offset(OFFSET_NS));
     let mut out = Vec::new();
     printer.lost(&loss(Some(0), u64::MAX, LossReason::RingFull), 0, &mut out);
@@ -290,7 +371,7 @@ fn every_json_line_has_exactly_the_documented_keys() {
 #[test]
 fn comm_escaping_in_both_formats() {
     let ev = Event {
-        comm: Comm::from_wire(b"x\x1b[2J\n\"\\\xffy\0\0\0\0\0\0"),
+        owner: Some(owner(b"x\x1b[2J\n\"\\\xffy\0\0\0\0\0\0")),
         ..event(Kind::Connect)
     };
     assert!(json_line(&ev).contains(r#","comm":"x\u001b[2J\u000a\"\\\\xffy","#));
@@ -307,16 +388,34 @@ fn text_table() {
         latency_ns: Some(1_234_567),
         ..event(Kind::Failed)
     };
-    let lines = text_lines(Format::Text { timestamps: false }, &[connect, failed]);
+    let reset = Event {
+        owner: None,
+        error: Some(104),
+        close: Some(Close {
+            duration_ns: None,
+            bytes_sent: None,
+            bytes_received: 7,
+            closed_by: ClosedBy::Remote,
+        }),
+        ..close()
+    };
+    let lines = text_lines(
+        Format::Text { timestamps: false },
+        &[connect, failed, close(), reset],
+    );
     assert_eq!(
         lines,
         [
             "EVENT       PID     TID     UID    COMM             IP LADDR           LPORT \
-             RADDR           RPORT LAT(ms)   ERROR",
+             RADDR           RPORT LAT(ms)   DUR(ms)    TX_B     RX_B     CLOSED ERROR",
             "connect     1234    1234    0      curl             4  10.0.0.2        51234 \
-             10.0.0.5        443   -         -",
+             10.0.0.5        443   -         -          -        -        -      -",
             "failed      1234    1234    0      curl             4  10.0.0.2        51234 \
-             10.0.0.5        443   1.234     ECONNREFUSED",
+             10.0.0.5        443   1.234     -          -        -        -      ECONNREFUSED",
+            "close       1234    1234    0      curl             4  10.0.0.2        51234 \
+             10.0.0.5        443   -         2500.123   1000     500      local  -",
+            "close       -       -       -      -                4  10.0.0.2        51234 \
+             10.0.0.5        443   -         -          -        7        remote ECONNRESET",
         ]
     );
 }
@@ -345,7 +444,11 @@ fn text_timestamps_count_from_the_first_event() {
         "{}",
         lines[2]
     );
-    assert!(lines[2].ends_with(" 0.040     -"), "{}", lines[2]);
+    assert!(
+        lines[2].ends_with(" 0.040     -          -        -        -      -"),
+        "{}",
+        lines[2]
+    );
 }
 
 #[test]
@@ -380,7 +483,7 @@ fn json_names_the_cgroup_container_and_pod() {
     let line = String::from_utf8(out).unwrap();
     let line = line.strip_suffix('\n').unwrap();
     assert!(line.ends_with(&format!(
-        r#""latency_us":null,"cgroup_path":"/kubepods.slice/kubepods-pod0a1b2c3d_4e5f_6071_8293_a4b5c6d7e8f9.slice/cri-containerd-{CID}.scope","container_id":"{CID}","pod_uid":"0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"}}"#
+        r#""latency_us":null,"duration_us":null,"bytes_sent":null,"bytes_received":null,"closed_by":null,"cgroup_path":"/kubepods.slice/kubepods-pod0a1b2c3d_4e5f_6071_8293_a4b5c6d7e8f9.slice/cri-containerd-{CID}.scope","container_id":"{CID}","pod_uid":"0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"}}"#
     ).trim_end()), "{line}");
     assert_eq!(json_keys(&format!("{line}\n")), vmtest::verdict::FIELDS);
     // A cgroup directory name is any bytes: escaped like comm.

@@ -13,7 +13,7 @@ const TIME: (&str, usize) = ("TIME(s)", 13);
 /// With `--containers`, after COMM: the container's short id (its first 12 hex digits).
 const CONTAINER: (&str, usize) = ("CONTAINER", 12);
 const SHORT_ID: usize = 12;
-const COLUMNS: [(&str, usize); 12] = [
+const COLUMNS: [(&str, usize); 16] = [
     ("EVENT", 11),
     ("PID", 7),
     ("TID", 7),
@@ -25,6 +25,11 @@ const COLUMNS: [(&str, usize); 12] = [
     ("RADDR", 15),
     ("RPORT", 5),
     ("LAT(ms)", 9),
+    // close: lifetime, payload bytes each way (as tcplife, but exact bytes), who closed.
+    ("DUR(ms)", 10),
+    ("TX_B", 8),
+    ("RX_B", 8),
+    ("CLOSED", 6),
     ("ERROR", 0),
 ];
 
@@ -54,14 +59,19 @@ pub fn push_event(
     if let Some(ns) = elapsed_ns {
         push_cell(out, TIME, |o| push_fixed(o, ns / 1000, 1_000_000, 6));
     }
-    let [event, pid, tid, uid, comm, ip, laddr, lport, raddr, rport, latency, error] = COLUMNS;
+    let [event, pid, tid, uid, comm, ip, laddr, lport, raddr, rport, latency, duration, tx, rx, closed, error] =
+        COLUMNS;
     push_cell(out, event, |o| {
         o.extend_from_slice(ev.kind.name().as_bytes())
     });
-    push_cell(out, pid, |o| push_u64(o, ev.pid.into()));
-    push_cell(out, tid, |o| push_u64(o, ev.tid.into()));
-    push_cell(out, uid, |o| push_u64(o, ev.uid.into()));
-    push_cell(out, comm, |o| push_text_escaped(o, ev.comm.as_bytes()));
+    let owner = ev.owner.as_ref();
+    push_cell(out, pid, |o| push_or_dash(o, owner.map(|w| w.pid.into())));
+    push_cell(out, tid, |o| push_or_dash(o, owner.map(|w| w.tid.into())));
+    push_cell(out, uid, |o| push_or_dash(o, owner.map(|w| w.uid.into())));
+    push_cell(out, comm, |o| match owner {
+        Some(w) => push_text_escaped(o, w.comm.as_bytes()),
+        None => o.push(b'-'),
+    });
     if let Some(id) = container {
         push_cell(out, CONTAINER, |o| match id {
             Some(id) => o.extend_from_slice(&id.as_bytes()[..id.len().min(SHORT_ID)]),
@@ -80,6 +90,21 @@ pub fn push_event(
     push_cell(out, rport, |o| push_u64(o, ev.remote.port().into()));
     push_cell(out, latency, |o| match ev.latency_ns {
         Some(ns) => push_fixed(o, ns / 1000, 1000, 3),
+        None => o.push(b'-'),
+    });
+    let close = ev.close.as_ref();
+    push_cell(out, duration, |o| match close.and_then(|c| c.duration_ns) {
+        Some(ns) => push_fixed(o, ns / 1000, 1000, 3),
+        None => o.push(b'-'),
+    });
+    push_cell(out, tx, |o| {
+        push_or_dash(o, close.and_then(|c| c.bytes_sent))
+    });
+    push_cell(out, rx, |o| {
+        push_or_dash(o, close.map(|c| c.bytes_received))
+    });
+    push_cell(out, closed, |o| match close {
+        Some(c) => o.extend_from_slice(c.closed_by.name().as_bytes()),
         None => o.push(b'-'),
     });
     push_cell(out, error, |o| match ev.error {
@@ -121,6 +146,13 @@ fn end_line(out: &mut Vec<u8>) {
         out.pop();
     }
     out.push(b'\n');
+}
+
+fn push_or_dash(out: &mut Vec<u8>, value: Option<u64>) {
+    match value {
+        Some(n) => push_u64(out, n),
+        None => out.push(b'-'),
+    }
 }
 
 /// `value / scale` with `decimals` fractional digits, e.g. 1234567 us at scale 1000 -> 1234.567.
