@@ -162,7 +162,7 @@ enum Ending {
     Reset,
 }
 
-fn talk_args<'a>(args: &[&'a str]) -> Result<(usize, usize, Ending), String> {
+fn talk_args(args: &[&str]) -> Result<(usize, usize, Ending), String> {
     let [send, recv, how] = args else {
         return Err("want SEND RECV first|second|reset".into());
     };
