@@ -173,8 +173,9 @@ pub struct Table {
     pub last: bool,
     /// Most active first.
     pub rows: Vec<(Key, Row)>,
-    /// The rows folded together to stay within [`MAX_ROWS`], with the count of them.
+    /// The rows folded together to stay within `max_rows`, with the count of them.
     pub other: Option<(u64, Row)>,
+    pub max_rows: usize,
 }
 
 /// The aggregate of the current interval.
@@ -324,6 +325,7 @@ impl Counter {
             last,
             rows,
             other: self.other.take(),
+            max_rows: self.max_rows,
         };
         self.since_ns = at_ns;
         table
