@@ -7,11 +7,11 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use crate::app::cli::TraceOptions;
-use crate::app::count::{Counter, Table};
+use crate::app::count::{self, Counter, Table};
 use crate::app::identity::Resolver;
 use crate::app::metrics::{server, Metrics};
 use crate::app::output::{Clock, Printer};
-use crate::session::event::{Event, Loss};
+use crate::session::event::{Event, Kind, Loss};
 
 pub struct Fleet {
     resolver: Resolver,
@@ -39,7 +39,11 @@ impl Fleet {
                 .as_ref()
                 .map(|_| Arc::new(Mutex::new(Metrics::new()))),
             listener,
-            count: opts.count.map(|_| Counter::new(0)),
+            count: opts.count.map(|_| {
+                // Sockets are remembered only for their closes.
+                let closes = opts.wants(Kind::Close, false) || opts.wants(Kind::Close, true);
+                Counter::with_limits(0, count::MAX_ROWS, if closes { count::MAX_OPEN } else { 0 })
+            }),
         })
     }
 

@@ -196,7 +196,7 @@ impl Counter {
         Counter::with_limits(since_ns, MAX_ROWS, MAX_OPEN)
     }
 
-    /// With other bounds (tests).
+    /// With other bounds (tests; `max_open` 0 when closes are not counted at all).
     pub fn with_limits(since_ns: u64, max_rows: usize, max_open: usize) -> Counter {
         Counter {
             max_rows: max_rows.max(4),
@@ -287,7 +287,7 @@ impl Counter {
     }
 
     fn row(&mut self, key: Key) -> &mut Row {
-        if !self.rows.contains_key(&key) && self.rows.len() >= self.max_rows {
+        if self.rows.len() >= self.max_rows && !self.rows.contains_key(&key) {
             self.fold_least_active();
         }
         self.rows.entry(key).or_default()
