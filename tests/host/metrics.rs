@@ -210,7 +210,13 @@ pub fn metrics_scraped_by_prometheus_are_exact() -> Result<(), String> {
                 ),
                 connects_inside,
             ),
-            ("count(conntrace_events_total)".into(), 8.0),
+            // Both ends of each inside connection are inside: the client's and the server's.
+            (
+                format!("conntrace_events_total{{event=\"close\",{c}}}"),
+                2.0 * connects_inside,
+            ),
+            (format!("conntrace_bytes_total{{direction=\"sent\",{c}}}"), 0.0),
+            ("count(conntrace_events_total)".into(), 10.0),
             ("sum(conntrace_lost_events_total)".into(), 0.0),
         ]
     };
