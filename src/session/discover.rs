@@ -28,9 +28,10 @@ use crate::session::fields::FieldSource;
 
 /// The layout probe's program section.
 pub const SECTION: &str = "kprobe/tcp_set_state";
-/// A `layout_dump` slot (LAYOUT_* in src/bpf/layout.s): the sock's first bytes, its struct
-/// net's, the new state (u32) and the number of state changes (u32).
-pub const DUMP_SOCK: usize = 2048;
+/// A `layout_dump` slot (LAYOUT_* in src/bpf/layout.s): the sock's first bytes (all of struct
+/// tcp_sock, with room for debug kernels' larger locks), its struct net's, the new state (u32)
+/// and the number of state changes (u32).
+pub const DUMP_SOCK: usize = 4096;
 pub const DUMP_NET: usize = 512;
 pub const DUMP_STATE: usize = DUMP_SOCK + DUMP_NET;
 pub const DUMP_CALLS: usize = DUMP_STATE + 4;
