@@ -1,7 +1,8 @@
 ; Layout discovery without BTF (src/session/discover.rs): before the main programs load, this
 ; probe dumps the sockets conntrace makes for the purpose, so user space can find the fields
-; beyond the built-in sock_common table (sock.sk_err, inet_sock.inet_sport, net.ns.inum) and
-; the TCP protocol pointers. Both objects contain it; only the no-BTF path loads it.
+; beyond the built-in sock_common table (sock.sk_err, sock.sk_flags, inet_sock.inet_sport,
+; tcp_sock.bytes_acked, tcp_sock.bytes_received, net.ns.inum) and the TCP protocol pointers.
+; Both objects contain it; only the no-BTF path loads it.
 ;
 ; kprobe tcp_set_state(sk, state), at entry: for a socket whose local port (skc_num, host
 ; order) user space put into `layout_ports` (port -> slot), the sock's first LAYOUT_SOCK
@@ -25,7 +26,9 @@
 .equ LAYOUT_STATE, LAYOUT_SOCK + LAYOUT_NET    ; u32: the state tcp_set_state was asked for
 .equ LAYOUT_CALLS, LAYOUT_STATE + 4            ; u32: state changes seen
 .equ LAYOUT_SIZE, LAYOUT_CALLS + 4             ; 4616
-.equ LAYOUT_SLOTS, 5           ; four clients' sockets and the server's accepted ones
+; Five clients' sockets, an unused listener, and the one socket the data exchange's server
+; accepted (keyed by its listener's port, which no other socket has while it is open).
+.equ LAYOUT_SLOTS, 7
 
 .map layout_ports, hash, 4, 4, LAYOUT_SLOTS
 .map layout_dump, array, 4, LAYOUT_SIZE, LAYOUT_SLOTS
