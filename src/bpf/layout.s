@@ -1,8 +1,8 @@
 ; Layout discovery without BTF (src/session/discover.rs): before the main programs load, this
 ; probe dumps the sockets conntrace makes for the purpose, so user space can find the fields
-; beyond the built-in sock_common table (sock.sk_err, sock.sk_flags, inet_sock.inet_sport,
-; tcp_sock.bytes_acked, tcp_sock.bytes_received, net.ns.inum) and the TCP protocol pointers.
-; Both objects contain it; only the no-BTF path loads it.
+; beyond the built-in sock_common table (sock.sk_err, sock_common.skc_flags,
+; inet_sock.inet_sport, tcp_sock.bytes_acked, tcp_sock.bytes_received, net.ns.inum) and the
+; TCP protocol pointers. Both objects contain it; only the no-BTF path loads it.
 ;
 ; kprobe tcp_set_state(sk, state), at entry: for a socket whose local port (skc_num, host
 ; order) user space put into `layout_ports` (port -> slot), the sock's first LAYOUT_SOCK

@@ -1,7 +1,8 @@
 //! Without BTF, the fields beyond the built-in sock_common table, found on the running kernel
-//! before the main programs load: `sock.sk_err`, `sock.sk_flags`, `inet_sock.inet_sport`,
-//! `tcp_sock.bytes_acked`, `tcp_sock.bytes_received`, `net.ns.inum`, and the TCP protocol
-//! structs (`&tcp_prot`, `&tcpv6_prot`) the socket-protocol check compares `skc_prot` with.
+//! before the main programs load: `sock.sk_err`, `sock_common.skc_flags` (sk_flags),
+//! `inet_sock.inet_sport`, `tcp_sock.bytes_acked`, `tcp_sock.bytes_received`, `net.ns.inum`,
+//! and the TCP protocol structs (`&tcp_prot`, `&tcpv6_prot`) the socket-protocol check
+//! compares `skc_prot` with.
 //!
 //! How: the layout probe (`kprobe/tcp_set_state`, src/bpf/layout.s) dumps the sockets
 //! conntrace makes for the purpose, at each of their state changes (the last one wins):
@@ -57,7 +58,7 @@ const SLOT_DATA_CLIENT: u32 = 5;
 const SLOT_DATA_SERVER: u32 = 6;
 
 pub const SK_ERR: &str = "sock.sk_err";
-pub const SK_FLAGS: &str = "sock.sk_flags";
+pub const SK_FLAGS: &str = "sock_common.skc_flags";
 pub const INET_SPORT: &str = "inet_sock.inet_sport";
 pub const BYTES_ACKED: &str = "tcp_sock.bytes_acked";
 pub const BYTES_RECEIVED: &str = "tcp_sock.bytes_received";
@@ -276,7 +277,8 @@ impl Discovered {
     }
 
     /// "discovered sock.sk_err at 284, inet_sock.inet_sport at 782, net.ns.inum at 136,
-    /// tcp_sock.bytes_acked at 1824, tcp_sock.bytes_received at 1752, sock.sk_flags at 96"
+    /// tcp_sock.bytes_acked at 1824, tcp_sock.bytes_received at 1752, sock_common.skc_flags
+    /// at 96"
     /// (offsets only: the protocol pointers never leave the kernel maps).
     pub fn describe(&self) -> String {
         let placed: Vec<String> = self
@@ -432,10 +434,11 @@ fn flags_wanted(dumps: &Dumps) -> Vec<(&Case, u64, u64)> {
     want
 }
 
-/// `sock.sk_flags` (unsigned long): the 8-aligned offset where every dump holds the bits of
-/// the options set on its socket (SO_OOBINLINE, SO_KEEPALIVE, SO_LINGER, SO_BROADCAST, a
-/// different set on each) and SOCK_DONE on the data exchange's server end, which received
-/// a FIN.
+/// `sock_common.skc_flags`, struct sock's sk_flags (an unsigned long; include/net/sock.h:
+/// `#define sk_flags __sk_common.skc_flags`): the 8-aligned offset where every dump holds
+/// the bits of the options set on its socket (SO_OOBINLINE, SO_KEEPALIVE, SO_LINGER,
+/// SO_BROADCAST, a different set on each) and SOCK_DONE on the data exchange's server end,
+/// which received a FIN.
 pub fn find_sk_flags(dumps: &Dumps) -> Result<u32, String> {
     let want = flags_wanted(dumps);
     let candidates = (0..=DUMP_SOCK - 8)
@@ -1057,7 +1060,8 @@ mod tests {
         assert_eq!(
             found.describe(),
             "discovered sock.sk_err at 284, inet_sock.inet_sport at 782, net.ns.inum at 136, \
-             tcp_sock.bytes_acked at 1824, tcp_sock.bytes_received at 1752, sock.sk_flags at 96"
+             tcp_sock.bytes_acked at 1824, tcp_sock.bytes_received at 1752, \
+             sock_common.skc_flags at 96"
         );
         let at = |offset, size| FieldOffset { offset, size };
         assert_eq!(
@@ -1065,7 +1069,7 @@ mod tests {
             [
                 ("tcp_sock.bytes_acked", at(1824, 8)),
                 ("tcp_sock.bytes_received", at(1752, 8)),
-                ("sock.sk_flags", at(96, 8)),
+                ("sock_common.skc_flags", at(96, 8)),
             ]
         );
         // Without IPv6 too, and tcpv6_prot is 0.
@@ -1235,7 +1239,10 @@ mod tests {
         let mut d = dumps();
         put(&mut d.data_server, FLAGS_AT, FLAGS_DATA_SERVER);
         let e = find_sk_flags(&d).unwrap_err();
-        assert!(e.starts_with("sock.sk_flags: no offset holds"), "{e}");
+        assert!(
+            e.starts_with("sock_common.skc_flags: no offset holds"),
+            "{e}"
+        );
         // An option conntrace did not set (SO_KEEPALIVE on the established socket): nowhere.
         let mut d = dumps();
         put(
@@ -1261,7 +1268,7 @@ mod tests {
         }
         let e = find_sk_flags(&d).unwrap_err();
         assert!(
-            e.starts_with("sock.sk_flags: 2 offsets hold") && e.contains("(96, 3000)"),
+            e.starts_with("sock_common.skc_flags: 2 offsets hold") && e.contains("(96, 3000)"),
             "{e}"
         );
     }

@@ -71,7 +71,7 @@ pub const DISCOVERED_SPECS: [&str; 6] = [
     "net.ns.inum",
     "tcp_sock.bytes_acked",
     "tcp_sock.bytes_received",
-    "sock.sk_flags",
+    "sock_common.skc_flags",
 ];
 
 /// Without BTF: the tracepoints' formats, and the fields the layout discovery found.
@@ -239,14 +239,14 @@ mod tests {
             ("net.ns.inum", at(136, 4)),
             ("tcp_sock.bytes_acked", at(1824, 8)),
             ("tcp_sock.bytes_received", at(1752, 8)),
-            ("sock.sk_flags", at(96, 8)),
+            ("sock_common.skc_flags", at(96, 8)),
         ]);
         assert_eq!(f.field("sock.sk_err"), Ok(at(284, 4)));
         assert_eq!(f.field("inet_sock.inet_sport"), Ok(at(782, 2)));
         assert_eq!(f.field("net.ns.inum"), Ok(at(136, 4)));
         assert_eq!(f.field("tcp_sock.bytes_acked"), Ok(at(1824, 8)));
         assert_eq!(f.field("tcp_sock.bytes_received"), Ok(at(1752, 8)));
-        assert_eq!(f.field("sock.sk_flags"), Ok(at(96, 8)));
+        assert_eq!(f.field("sock_common.skc_flags"), Ok(at(96, 8)));
         // The built-in table is unchanged.
         assert_eq!(f.field("sock_common.skc_net"), Ok(at(48, 8)));
         assert_eq!(f.field("sock_common.skc_prot"), Ok(at(40, 8)));
