@@ -391,6 +391,9 @@ mod tests {
             sk_err: 284,
             inet_sport: 782,
             ns_inum: 136,
+            bytes_acked: 1824,
+            bytes_received: 1752,
+            sk_flags: 96,
             netns: NETNS,
             tcp_prots: [1, 2],
         }
