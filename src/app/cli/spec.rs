@@ -75,7 +75,7 @@ pub(super) const SPECS: [Spec; 23] = [
         Some(b'e'),
         "events",
         Some("LIST"),
-        "only these events: connect,established,failed,accept",
+        "only these events: connect,established,failed,accept,close",
     ),
     spec(
         Opt::Failed,
@@ -180,7 +180,7 @@ pub(super) const SPECS: [Spec; 23] = [
         None,
         "max-tracked",
         Some("N"),
-        "connects in flight to track (default: from the machine, see README)",
+        "connections each state map holds (default: per machine, see README)",
     ),
     spec(
         Opt::Help,
