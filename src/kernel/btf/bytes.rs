@@ -21,3 +21,23 @@ pub(super) fn c_str_at(bytes: &[u8], off: usize) -> Option<&[u8]> {
     let len = rest.iter().position(|&b| b == 0)?;
     rest.get(..len)
 }
+
+/// Whether the NUL-terminated string at `off` is `name`, read no further than `name` and its
+/// NUL (so comparing is O(`name`), however long the string there is). A `name` with a NUL in
+/// it is never a BTF string.
+pub(super) fn name_is(strings: &[u8], off: u32, name: &[u8]) -> bool {
+    if name.is_empty() {
+        return name_is_empty(strings, off);
+    }
+    let off = off as usize;
+    let Some(end) = off.checked_add(name.len()) else {
+        return false;
+    };
+    strings.get(off..end) == Some(name) && strings.get(end) == Some(&0) && !name.contains(&0)
+}
+
+/// Whether the string at `off` is empty (an anonymous type or member), or `off` is out of
+/// bounds, which reads as empty too.
+pub(super) fn name_is_empty(strings: &[u8], off: u32) -> bool {
+    strings.get(off as usize).is_none_or(|&b| b == 0)
+}

@@ -1,35 +1,55 @@
 //! The one validating pass over the type section: checks every record the way libbpf's
 //! `btf_parse_type_sec` and `btf_validate_type` do, and records where each record starts so
-//! that type ids can be looked up in O(1) afterwards. It allocates nothing but that table.
+//! that type ids can be looked up in O(1) afterwards. On the way it notes what the resolver
+//! needs and would otherwise scan every type again for: the named structs and unions (for
+//! the name index) and the size of `long` (the pointer size). It allocates nothing but those
+//! two tables, and reads the string section only for the names of `long`-sized INTs.
 
 use std::ops::Range;
 
-use super::bytes::u32_at;
+use super::bytes::{name_is, u32_at};
 use super::kind::*;
 use super::BtfError;
 
 /// libbpf's BTF_MAX_TYPE: type ids are 20-bit in some encodings.
 const MAX_TYPES: usize = 0xfffff;
 
-/// The start offset (into the whole input) of each type record, in id order: entry `i` is
-/// type id `i + 1`, because id 0 is `void` and has no record.
+/// What the pass learns about the types.
+pub(super) struct TypeTable {
+    /// The start offset (into the whole input) of each type record, in id order: entry `i`
+    /// is type id `i + 1`, because id 0 is `void` and has no record.
+    pub starts: Vec<u32>,
+    /// `(id, name_off)` of every struct and union that has a name, in id order.
+    pub composites: Vec<(u32, u32)>,
+    /// The size of the first INT named like `long` whose size is 4 or 8: the pointer size.
+    pub long_size: Option<u32>,
+}
+
+/// Validates every type record in `types` (a range of `bytes`) against the string section
+/// `strings` (also a range of `bytes`, already checked by `header::parse`).
 pub(super) fn index_types(
     bytes: &[u8],
     types: Range<usize>,
-    strings_len: usize,
-) -> Result<Vec<u32>, BtfError> {
+    strings: Range<usize>,
+) -> Result<TypeTable, BtfError> {
     if u32::try_from(types.end).is_err() {
         return Err(BtfError::new(
             "the BTF data is larger than 4 GiB, which BTF offsets cannot address",
         ));
     }
     let section = bytes.get(types.clone()).unwrap_or_default();
-    // Records are at least 12 bytes; on vmlinux the average is ~30, so this rarely regrows.
-    let mut starts = Vec::with_capacity(section.len() / 24);
+    let strings = bytes.get(strings).unwrap_or_default();
+    let strings_len = strings.len();
+    // Records are at least 12 bytes; on vmlinux the average is ~25, so this rarely regrows.
+    let mut table = TypeTable {
+        starts: Vec::with_capacity(section.len() / 24),
+        composites: Vec::new(),
+        long_size: None,
+    };
     let mut refs = HighestRef::default();
     let mut pos = 0;
     while pos < section.len() {
-        let id = starts.len() + 1;
+        let id = table.starts.len() + 1;
         if id > MAX_TYPES {
             return Err(BtfError::new(format!(
                 "corrupt BTF: more than {MAX_TYPES} types, the most BTF allows"
@@ -37,12 +57,36 @@ pub(super) fn index_types(
         }
         let record = section.get(pos..).unwrap_or_default();
         let len = check_record(record, id as u32, strings_len, &mut refs)?;
+        // Valid, so the header is there.
+        let word = |off: usize| u32_at(record, off).unwrap_or(0);
+        let (name_off, kind, size_or_type) = (word(0), kind_of(word(4)), word(8));
+        if is_composite(kind) && name_off != 0 {
+            table.composites.push((id as u32, name_off));
+        } else if kind == INT
+            && table.long_size.is_none()
+            && matches!(size_or_type, 4 | 8)
+            && is_long(strings, name_off)
+        {
+            table.long_size = Some(size_or_type);
+        }
         // Fits: types.end was checked to fit in u32 above.
-        starts.push((types.start + pos) as u32);
+        table.starts.push((types.start + pos) as u32);
         pos += len;
     }
-    refs.check(starts.len())?;
-    Ok(starts)
+    refs.check(table.starts.len())?;
+    Ok(table)
+}
+
+fn is_long(strings: &[u8], name_off: u32) -> bool {
+    [
+        "long",
+        "long int",
+        "unsigned long",
+        "long unsigned int",
+        "unsigned long int",
+    ]
+    .iter()
+    .any(|long| name_is(strings, name_off, long.as_bytes()))
 }
 
 /// Referenced type ids may point forward, so instead of a second pass we remember the

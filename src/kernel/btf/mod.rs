@@ -3,7 +3,8 @@
 //!
 //! Parsing is a pure function over bytes that validates everything up front, in stages
 //! (header, strings, every type record), so that lookups afterwards never see bad data, and
-//! reports every defect as a `BtfError`, never a panic. Struct names are indexed lazily.
+//! reports every defect as a `BtfError`, never a panic. Struct names are indexed lazily,
+//! from the list of named structs and unions that the validating pass keeps.
 
 mod builtin;
 mod bytes;
@@ -37,8 +38,15 @@ pub struct Btf {
     sections: header::Sections,
     /// Start offset of each type record; index `i` is type id `i + 1`.
     starts: Vec<u32>,
+    /// `(id, name_off)` of each named struct and union, in id order.
+    composites: Vec<(u32, u32)>,
+    /// Bytes in a pointer on the BTF's architecture, taken from the size of `long`.
+    pointer_size: u32,
     names: OnceLock<names::NameIndex>,
 }
+
+/// Pointer size when the BTF has no `long` to tell (every kernel BTF has one).
+const DEFAULT_POINTER_SIZE: u32 = 8;
 
 /// A struct member's place: byte offset from the start of the outermost struct, and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +86,13 @@ impl Btf {
     /// of its input (no I/O, no global state): the natural fuzz target, together with `field`.
     pub fn parse(bytes: Vec<u8>) -> Result<Btf, BtfError> {
         let sections = header::parse(&bytes)?;
-        let starts = index::index_types(&bytes, sections.types.clone(), sections.strings.len())?;
+        let table = index::index_types(&bytes, sections.types.clone(), sections.strings.clone())?;
         Ok(Btf {
             bytes,
             sections,
-            starts,
+            starts: table.starts,
+            composites: table.composites,
+            pointer_size: table.long_size.unwrap_or(DEFAULT_POINTER_SIZE),
             names: OnceLock::new(),
         })
     }
@@ -108,7 +118,8 @@ impl Btf {
     }
 
     fn names(&self) -> &names::NameIndex {
-        self.names.get_or_init(|| names::NameIndex::build(self))
+        self.names
+            .get_or_init(|| names::NameIndex::build(&self.composites, self.strings()))
     }
 }
 

@@ -1,84 +1,103 @@
-//! Name lookup for structs and unions, built on first use: a start-up resolving a dozen
-//! fields would otherwise scan 100k+ types once per struct. One pass fills an open-addressing
-//! table of type ids keyed by name hash; names are compared in place, never copied.
+//! Name lookup for structs and unions, built on first use from the named composites the
+//! validating pass listed (~10k of a kernel's ~130k types): a start-up resolving a dozen
+//! fields would otherwise scan every type once per struct. A chained hash table of indexes
+//! into that list, keyed by a hash of each name's first [`HASHED`] bytes; names are compared
+//! in place, never copied.
+//!
+//! The work is bounded by the input whatever it holds: hashing reads at most [`HASHED`]
+//! bytes of a name, inserting is O(1) (no probing, so names that hash alike cannot make it
+//! quadratic), and a lookup compares each candidate for at most the wanted name's length.
 
-use super::kind::{is_composite, INT};
-use super::Btf;
+use super::bytes::name_is;
 
-/// Pointer size when the BTF has no `long` to tell (every kernel BTF has one).
-const DEFAULT_POINTER_SIZE: u32 = 8;
+/// Bytes of a name that go into its hash: as long as most kernel struct names (the average
+/// is 19), and a bound on the work per name however long the string at its offset is.
+/// Names that share this prefix share a bucket, and are told apart by comparing them.
+const HASHED: usize = 24;
 
 pub(super) struct NameIndex {
-    /// Type ids (0 = empty slot); length is a power of two.
-    slots: Vec<u32>,
-    /// Bytes in a pointer on the BTF's architecture, taken from the size of `long`.
-    pub pointer_size: u32,
+    /// Per hash bucket: 1 + the index (in the composites list) of its first entry, 0 = empty.
+    /// The length is a power of two.
+    heads: Vec<u32>,
+    /// Per composite: 1 + the index of the next entry in its bucket, 0 = last.
+    next: Vec<u32>,
 }
 
 impl NameIndex {
-    pub fn build(btf: &Btf) -> NameIndex {
-        let mut composites = Vec::new();
-        let mut pointer_size = None;
-        for id in 1..=btf.type_count() as u32 {
-            let Some(t) = btf.raw_type(id) else { continue };
-            if is_composite(t.kind()) && t.name_off != 0 {
-                composites.push(id);
-            } else if t.kind() == INT && pointer_size.is_none() && is_long(btf.name(t.name_off)) {
-                pointer_size = Some(t.size_or_type).filter(|s| matches!(s, 4 | 8));
+    /// Indexes `composites` (`(id, name_off)` in id order, names in `strings`).
+    pub fn build(composites: &[(u32, u32)], strings: &[u8]) -> NameIndex {
+        let buckets = composites.len().next_power_of_two().max(16);
+        let mask = buckets - 1;
+        let mut heads = vec![0u32; buckets];
+        let mut next = vec![0u32; composites.len()];
+        // Pushed at the head of their bucket last id first, so that each bucket lists its
+        // entries in id order and a lookup meets the first definition of a name first.
+        for (i, (&(_, name_off), link)) in composites.iter().zip(next.iter_mut()).enumerate().rev()
+        {
+            let name = strings.get(name_off as usize..).unwrap_or_default();
+            if let Some(head) = heads.get_mut(hash(name) as usize & mask) {
+                *link = *head;
+                // Fits: there are fewer composites than types, and type ids are 20-bit.
+                *head = i as u32 + 1;
             }
         }
-        let mut slots = vec![0u32; (composites.len() * 2).next_power_of_two().max(16)];
-        let mask = slots.len() - 1;
-        for id in composites {
-            let Some(name) = btf.raw_type(id).map(|t| btf.name(t.name_off)) else {
-                continue;
-            };
-            let mut slot = hash(name) as usize & mask;
-            while let Some(entry) = slots.get_mut(slot) {
-                if *entry == 0 {
-                    *entry = id;
-                    break;
-                }
-                // Same name seen earlier: the first complete definition wins.
-                if btf.raw_type(*entry).map(|t| btf.name(t.name_off)) == Some(name) {
-                    break;
-                }
-                slot = (slot + 1) & mask;
-            }
-        }
-        NameIndex {
-            slots,
-            pointer_size: pointer_size.unwrap_or(DEFAULT_POINTER_SIZE),
-        }
+        NameIndex { heads, next }
     }
 
-    /// The first struct or union called `name`.
-    pub fn find(&self, btf: &Btf, name: &[u8]) -> Option<u32> {
-        let mask = self.slots.len() - 1;
-        let mut slot = hash(name) as usize & mask;
-        loop {
-            let id = *self.slots.get(slot)?;
-            if id == 0 {
-                return None;
-            }
-            if btf.raw_type(id).map(|t| btf.name(t.name_off)) == Some(name) {
+    /// The id of the first struct or union called `name`.
+    pub fn find(&self, composites: &[(u32, u32)], strings: &[u8], name: &[u8]) -> Option<u32> {
+        let mask = self.heads.len() - 1;
+        let mut entry = *self.heads.get(hash(name) as usize & mask)?;
+        // Each link points at a later index (see `build`), so this ends even if they did not
+        // come from `build`.
+        while let Some(at) = (entry as usize).checked_sub(1) {
+            let &(id, name_off) = composites.get(at)?;
+            if name_is(strings, name_off, name) {
                 return Some(id);
             }
-            slot = (slot + 1) & mask;
+            let following = *self.next.get(at)?;
+            if following <= entry {
+                return None;
+            }
+            entry = following;
         }
+        None
     }
 }
 
-fn is_long(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"long" | b"long int" | b"unsigned long" | b"long unsigned int" | b"unsigned long int"
-    )
-}
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// FNV-1a: short identifiers, no allocation, good enough spread for a half-full table.
-fn hash(name: &[u8]) -> u32 {
-    name.iter().fold(0x811c_9dc5u32, |h, &b| {
-        (h ^ b as u32).wrapping_mul(0x0100_0193)
-    })
+/// A hash of the name at the start of `bytes`: of the bytes before its NUL (or the end of
+/// `bytes`), at most the first [`HASHED`]. Three words, masked at the NUL without a branch,
+/// so that hashing costs the same for every name and a name in the string section hashes
+/// like the same name given alone.
+pub(super) fn hash(bytes: &[u8]) -> u32 {
+    let padded = match bytes.first_chunk::<HASHED>() {
+        Some(&whole) => whole,
+        None => {
+            // Near the end of the section, or a short name given alone: zeros after it.
+            let mut padded = [0u8; HASHED];
+            for (to, &from) in padded.iter_mut().zip(bytes) {
+                *to = from;
+            }
+            padded
+        }
+    };
+    let (words, _) = padded.as_chunks::<8>();
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    // All ones until the word that holds the NUL.
+    let mut before_nul = u64::MAX;
+    for &word in words {
+        let word = u64::from_le_bytes(word);
+        // The lowest set bit marks the first zero byte (false positives only above it).
+        let zeros = word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS;
+        let kept = (zeros & zeros.wrapping_neg()).wrapping_sub(1) & before_nul;
+        h = (h ^ (word & kept))
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(29);
+        before_nul &= u64::from(zeros == 0).wrapping_neg();
+    }
+    let h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    (h ^ (h >> 32)) as u32
 }

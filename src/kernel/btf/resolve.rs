@@ -64,7 +64,8 @@ impl Btf {
 
     /// The first complete struct or union with this name.
     pub(super) fn find_struct(&self, name: &str) -> Option<u32> {
-        self.names().find(self, name.as_bytes())
+        self.names()
+            .find(&self.composites, self.strings(), name.as_bytes())
     }
 
     /// Follows typedefs and qualifiers from `id`; returns the underlying id (0 = void).
@@ -129,8 +130,7 @@ impl Btf {
             } else {
                 (member.offset, 0)
             };
-            let member_name = self.name(member.name_off);
-            if member_name == name.as_bytes() {
+            if self.name_is(member.name_off, name.as_bytes()) {
                 if bitfield_size != 0 || bit_offset % 8 != 0 || self.is_int_bitfield(member.type_id)
                 {
                     return Err(BtfError::new(format!(
@@ -143,7 +143,7 @@ impl Btf {
                     type_id: member.type_id,
                 }));
             }
-            if member_name.is_empty() {
+            if self.name_is_empty(member.name_off) {
                 let inner = self.skip_modifiers(member.type_id)?;
                 let is_nested = self.raw_type(inner).is_some_and(|t| is_composite(t.kind()));
                 if is_nested {
@@ -198,7 +198,7 @@ impl Btf {
                 .ok_or_else(|| BtfError::new(format!("{spec} has type void, which has no size")))?;
             let element = match t.kind() {
                 INT | STRUCT | UNION | ENUM | ENUM64 | FLOAT | DATASEC => t.size_or_type,
-                PTR => self.names().pointer_size,
+                PTR => self.pointer_size,
                 k if is_modifier(k) => {
                     id = t.size_or_type;
                     continue;

@@ -1,6 +1,6 @@
 //! Read access to validated type records by id.
 
-use super::bytes::{c_str_at, u32_at};
+use super::bytes::{c_str_at, name_is, name_is_empty, u32_at};
 use super::kind::{kind_flag_of, kind_of, vlen_of, MEMBER_LEN, TYPE_HEADER_LEN};
 use super::Btf;
 
@@ -67,11 +67,26 @@ impl Btf {
         })
     }
 
-    /// The string at `name_off` in the string section; empty for anonymous types.
-    pub(super) fn name(&self, name_off: u32) -> &[u8] {
+    /// The string section.
+    pub(super) fn strings(&self) -> &[u8] {
         self.bytes
             .get(self.sections.strings.clone())
-            .and_then(|strings| c_str_at(strings, name_off as usize))
             .unwrap_or_default()
+    }
+
+    /// The string at `name_off` in the string section; empty for anonymous types.
+    pub(super) fn name(&self, name_off: u32) -> &[u8] {
+        c_str_at(self.strings(), name_off as usize).unwrap_or_default()
+    }
+
+    /// Whether the string at `name_off` is `name`: `self.name(name_off) == name`, without
+    /// reading further than `name`.
+    pub(super) fn name_is(&self, name_off: u32, name: &[u8]) -> bool {
+        name_is(self.strings(), name_off, name)
+    }
+
+    /// Whether the string at `name_off` is empty: `self.name(name_off).is_empty()`.
+    pub(super) fn name_is_empty(&self, name_off: u32) -> bool {
+        name_is_empty(self.strings(), name_off)
     }
 }

@@ -6,6 +6,7 @@ mod elf;
 mod file;
 mod header;
 mod live;
+mod names;
 mod records;
 mod resolve;
 mod robustness;
