@@ -126,6 +126,57 @@ fn member_and_enumerator_name_offsets_are_checked() {
     assert!(error_of(&b).contains("type 2 has a name offset 5000"));
 }
 
+#[test]
+fn the_first_bad_name_of_a_record_is_the_one_reported() {
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4);
+    let m = b.string("m");
+    b.raw(
+        0,
+        STRUCT,
+        3,
+        false,
+        12,
+        &[m, int, 0, 7000, int, 32, 6000, int, 64],
+    );
+    let message = error_of(&b);
+    assert!(
+        message.contains("type 2 has a name offset 7000 outside"),
+        "{message}"
+    );
+
+    // The record's own name is checked before its members', its kind before its members.
+    let mut b = BtfBuilder::new();
+    b.raw(8000, STRUCT, 1, false, 4, &[7000, 0, 0]);
+    assert!(error_of(&b).contains("type 1 has a name offset 8000"));
+    let mut b = BtfBuilder::new();
+    b.raw(0, 25, 1, false, 4, &[7000, 0, 0]);
+    assert!(error_of(&b).contains("unknown BTF kind 25 in type 1"));
+    // A record cut off is that, whatever names it has before the cut.
+    let mut b = BtfBuilder::new();
+    b.raw(0, STRUCT, 2, false, 4, &[7000, 0, 0]);
+    assert!(error_of(&b).contains("record of type 1 is cut off"));
+}
+
+#[test]
+fn words_that_are_neither_names_nor_types_are_not_checked_as_either() {
+    // Member offsets, enumerator values, array lengths, datasec offsets and sizes, int
+    // encodings and var linkage may hold anything; FUNC's vlen is its linkage, not a count.
+    let mut b = BtfBuilder::new();
+    let int = b.raw(0, INT, 0, false, 4, &[u32::MAX]);
+    let m = b.string("m");
+    b.raw(0, STRUCT, 1, false, 4, &[m, int, u32::MAX]);
+    b.raw(0, ENUM, 1, false, 4, &[m, u32::MAX]);
+    b.raw(0, ENUM64, 1, false, 8, &[m, u32::MAX, u32::MAX]);
+    b.raw(0, ARRAY, 0, false, 0, &[int, int, u32::MAX]);
+    let var = b.raw(m, VAR, 0, false, int, &[u32::MAX]);
+    b.raw(0, DATASEC, 1, false, 4, &[var, u32::MAX, u32::MAX]);
+    let proto = b.raw(0, FUNC_PROTO, 0, false, int, &[]);
+    b.raw(m, FUNC, 2, false, proto, &[]);
+    let btf = Btf::parse(b.build()).expect("no name or type id out of bounds");
+    assert_eq!(btf.type_count(), 9);
+}
+
 /// Adds a record that refers to the missing type 99; gets the id of a valid `int`.
 type AddBadRef = Box<dyn Fn(&mut BtfBuilder, u32) -> u32>;
 
