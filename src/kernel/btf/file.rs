@@ -22,7 +22,7 @@ pub(super) fn read_btf_file(path: &Path) -> Result<Vec<u8>, BtfError> {
     }
     if !meta.is_file() {
         // A pipe or a device: no size to check and no seeking, so read it (bounded) first.
-        let bytes = read_bounded(file)?;
+        let bytes = read_bounded(file, 0)?;
         return if elf::is_elf(&bytes) {
             elf::btf_section(bytes.as_slice())
         } else {
@@ -36,12 +36,14 @@ pub(super) fn read_btf_file(path: &Path) -> Result<Vec<u8>, BtfError> {
     if meta.len() > MAX_BTF_BYTES {
         return Err(too_big(meta.len()));
     }
-    read_bounded(file)
+    read_bounded(file, meta.len())
 }
 
-/// Reads to the end, but no more than one byte past the limit.
-fn read_bounded(file: File) -> Result<Vec<u8>, BtfError> {
-    let mut bytes = Vec::new();
+/// Reads to the end, but no more than one byte past the limit, into a buffer of `expected`
+/// bytes (the file's length, at most the limit), so that a file that does not grow is read
+/// without the buffer growing and being copied as it fills.
+fn read_bounded(file: File, expected: u64) -> Result<Vec<u8>, BtfError> {
+    let mut bytes = Vec::with_capacity(expected.min(MAX_BTF_BYTES) as usize);
     file.take(MAX_BTF_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| BtfError::new(format!("cannot read it: {e}")))?;
