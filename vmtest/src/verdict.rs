@@ -153,20 +153,28 @@ pub fn verify(console: &Console, spec: &VmSpec) -> VmVerdict {
             .general
             .push("`conntrace check` did not report an exit status".into()),
     }
-    // `check` names the hooks; on every kernel of the suite accepts have an entry probe.
+    // `check` names the hooks per job (`connect: ...; accept: ...; state: ...`); on every
+    // kernel of the suite accepts have an entry probe, and the state changes (outcomes and
+    // closes) their tracepoint.
     let hooks = console
         .check_out
         .iter()
         .find_map(|l| l.strip_prefix("hooks").map(str::trim));
+    let job = |h: &str, name: &str| {
+        h.split("; ")
+            .find_map(|j| j.strip_prefix(name)?.strip_prefix(": "))
+            .map(str::to_string)
+    };
     match hooks {
         Some(h)
-            if h.contains("connect: kprobe tcp_v4_connect")
-                && h.contains("kprobe tcp_connect")
-                && (h.ends_with("accept: kprobe security_sock_graft")
-                    || h.ends_with("accept: kprobe __inet_accept")) => {}
+            if job(h, "connect").is_some_and(|c| {
+                c.starts_with("kprobe tcp_v4_connect") && c.contains("kprobe tcp_connect")
+            }) && job(h, "accept").is_some_and(|a| {
+                a == "kprobe security_sock_graft" || a == "kprobe __inet_accept"
+            }) && job(h, "state").as_deref() == Some("tracepoint sock/inet_sock_set_state") => {}
         other => v.general.push(format!(
-            "`conntrace check` does not name an entry probe for accepts and tcp_connect for \
-             connects; its hooks line: {other:?}"
+            "`conntrace check` does not name an entry probe for accepts, tcp_connect for \
+             connects and the state tracepoint; its hooks line: {other:?}"
         )),
     }
     for expected in runs::expected(spec) {
