@@ -3,8 +3,13 @@
 //! the acting thread's name, field by field; with the kprobe fallback forced to miss, every
 //! accept must be printed or counted as lost, and the count must not be zero. Every end of
 //! every connection closes while conntrace runs (the acceptor's threads right after their
-//! accept, the client when it exits): one close each, owned by the thread that accepted or
-//! connected (nobody, for an accept the fallback missed), with nothing sent either way.
+//! accept, the client when it exits): at most one close each, owned by the thread that
+//! accepted or connected (nobody, for an accept the fallback missed), with nothing sent either
+//! way. A missing close is a note, not a failure: under this load the kernel skips the state
+//! tracepoint's program when the change runs in a softirq that interrupted another BPF program
+//! on that CPU (trace_call_bpf's bpf_prog_active guard; counted in the program's
+//! recursion_misses from 6.7 only), and conntrace cannot count what its program never saw.
+//! The scenario runs, whose closes come one at a time, require every close.
 
 use crate::console::BackendRun;
 use crate::faults;
@@ -53,11 +58,12 @@ pub fn verify(run: &BackendRun, misses: bool) -> BackendVerdict {
         }
     }
     let seen = records.iter().map(summary).collect();
+    let mut notes = Vec::new();
     match facts(run) {
         Ok(f) => {
             check_accepts(&mut failures, &f, &records, misses.then_some(lost));
             check_connects(&mut failures, &f, &records);
-            check_closes(&mut failures, &f, &records);
+            check_closes(&mut failures, &mut notes, &f, &records);
         }
         Err(why) => failures.push(format!("cannot check records: {why}")),
     }
@@ -84,6 +90,7 @@ pub fn verify(run: &BackendRun, misses: bool) -> BackendVerdict {
         backend: run.name.clone(),
         failures,
         seen,
+        notes,
     }
 }
 
@@ -290,11 +297,11 @@ struct Opened<'a> {
     record: Option<&'a Value>,
 }
 
-/// Every end closes once: the close of an end with an opening record has its sock id and
-/// owner; one whose accept was missed has no owner. Nothing was sent either way. The two ends
-/// close in no set order, but they cannot both say the other closed first; and every close
-/// is of one of the storm's ends.
-fn check_closes(failures: &mut Vec<String>, f: &Facts, records: &[Value]) {
+/// Every end closes at most once (a missing close is a note: see the top): the close of an
+/// end with an opening record has its sock id and owner; one whose accept was missed has no
+/// owner. Nothing was sent either way. The two ends close in no set order, but they cannot
+/// both say the other closed first; and every close is of one of the storm's ends.
+fn check_closes(failures: &mut Vec<String>, notes: &mut Vec<String>, f: &Facts, records: &[Value]) {
     let opening = |kind: &str, act: &Act| -> Option<&Value> {
         records.iter().find(|r| {
             str_of(r, "event") == Some(kind)
@@ -331,6 +338,7 @@ fn check_closes(failures: &mut Vec<String>, f: &Facts, records: &[Value]) {
         .collect();
     let mut accounted = vec![false; closes.len()];
     let mut closed_by = std::collections::BTreeMap::new();
+    let mut missing = Vec::new();
     for end in &ends {
         let what = format!(
             "close of the {} {}:{} -> {}:{}",
@@ -349,12 +357,19 @@ fn check_closes(failures: &mut Vec<String>, f: &Facts, records: &[Value]) {
         for &i in &mine {
             accounted[i] = true;
         }
-        let [i] = mine[..] else {
-            failures.push(format!(
-                "{} records for the {what}, expected one",
-                mine.len()
-            ));
-            continue;
+        let i = match mine[..] {
+            [i] => i,
+            [] => {
+                missing.push(what);
+                continue;
+            }
+            _ => {
+                failures.push(format!(
+                    "{} records for the {what}, expected one",
+                    mine.len()
+                ));
+                continue;
+            }
         };
         let rec = closes[i];
         let mut problems = Vec::new();
@@ -422,6 +437,15 @@ fn check_closes(failures: &mut Vec<String>, f: &Facts, records: &[Value]) {
         if !problems.is_empty() {
             failures.push(format!("{what}: {}: {}", problems.join("; "), summary(rec)));
         }
+    }
+    if !missing.is_empty() {
+        notes.push(format!(
+            "{} of {} ends have no close record (the kernel skipped the state tracepoint's \
+             program, nested in another; conntrace does not count these): {}",
+            missing.len(),
+            ends.len(),
+            missing.join("; ")
+        ));
     }
     for (port, by) in closed_by {
         if by == ["remote", "remote"] {
@@ -668,10 +692,19 @@ mod tests {
             f[1],
             "both ends of the connection from port 40001 say closed_by remote, yet one closed first"
         );
-        let f = failures(&good.replace(&connected, ""));
+        // A missing close is a note (the kernel's nesting guard), two are a failure.
+        let c = console::parse(&good.replace(&connected, ""));
+        let v = verify(c.backend(RUN).unwrap(), false);
+        assert_eq!(v.failures, Vec::<String>::new());
+        assert_eq!(
+            v.notes,
+            ["1 of 6 ends have no close record (the kernel skipped the state tracepoint's program, \
+              nested in another; conntrace does not count these): close of the connect 127.0.0.1:40001 -> 127.0.0.1:5001"]
+        );
+        let f = failures(&format!("{good}\n{connected}"));
         assert_eq!(
             f,
-            ["0 records for the close of the connect 127.0.0.1:40001 -> 127.0.0.1:5001, expected one"]
+            ["2 records for the close of the connect 127.0.0.1:40001 -> 127.0.0.1:5001, expected one"]
         );
         let f = failures(&format!(
             "{good}\n{}",

@@ -34,6 +34,8 @@ pub struct BackendVerdict {
     /// A one-line summary of every record conntrace printed (raw lines for runs without
     /// the scenario), for failure context.
     pub seen: Vec<String>,
+    /// What passed but is worth a look (printed with the run's PASS line too).
+    pub notes: Vec<String>,
 }
 
 impl VmVerdict {
@@ -54,7 +56,13 @@ impl VmVerdict {
                     b.backend,
                     b.seen.len()
                 ));
+                for n in &b.notes {
+                    out.push_str(&format!("    note: {n}\n"));
+                }
                 continue;
+            }
+            for n in &b.notes {
+                out.push_str(&format!("    note: {n}\n"));
             }
             out.push_str(&format!(
                 "  run {}: {} failure(s)\n",
@@ -192,6 +200,7 @@ pub fn verify(console: &Console, spec: &VmSpec) -> VmVerdict {
                 backend: expected.name.clone(),
                 failures: vec![format!("no output at all for run {}", expected.name)],
                 seen: Vec::new(),
+                notes: Vec::new(),
             },
         };
         v.backends.push(verdict);
@@ -267,6 +276,7 @@ fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVe
         backend: run.name.clone(),
         failures,
         seen,
+        notes: Vec::new(),
     }
 }
 
