@@ -1,17 +1,25 @@
-//! How many connects in flight the probes can track: the size of the state maps (`conns`,
-//! one entry per connect from SYN_SENT until its records are out, and `connecting`, one per
-//! connect() call between its entry and its return), chosen per machine or by
-//! `--max-tracked`, and the kernel memory they take.
+//! How many connections the probes can track: the size of the state maps (`conns`, one
+//! entry per connect from SYN_SENT until its records are out; `connecting`, one per connect()
+//! call between its entry and its return; `socks`, one per established connection until its
+//! close record), chosen per machine or by `--max-tracked`, and the kernel memory they take.
 //!
-//! The default rule: `max(16384, min(tcp_max_syn_backlog × 16, what 1% of MemTotal holds))`,
-//! at most [`MAX_TRACKED`]. The SYN backlog is what the machine is tuned to have half-open
-//! per listener, so a busy host has more connects in flight too; the memory cap keeps the
-//! maps to about 1% of RAM; 16,384 (the former fixed size) is the floor. `connecting` holds
-//! calls that last microseconds (blocking ones longer): a quarter as many, at least 1024.
+//! The default rule: `conns = max(16384, min(tcp_max_syn_backlog × 16, what 1% of MemTotal
+//! holds))`, at most [`MAX_TRACKED`]. The SYN backlog is what the machine is tuned to have
+//! half-open per listener, so a busy host has more connects in flight too; the memory cap
+//! keeps the maps to about 1% of RAM; 16,384 (the former fixed size) is the floor.
+//! `connecting` holds calls that last microseconds (blocking ones longer): a quarter as many,
+//! at least 1024. Established connections live far longer than handshakes: `socks` holds
+//! [`SOCKS_FACTOR`] times `conns`, at least [`SOCKS_FLOOR`], at most another 1% of RAM.
+//! `--max-tracked N` makes `conns` and `socks` N.
+//!
+//! Socket-local storage (`BPF_MAP_TYPE_SK_STORAGE`, freed with the socket) would scale
+//! without a size, but only tracing programs (fentry, tp_btf; 5.11+ with BTF) may use it from
+//! these hooks, and the probes are kprobes and tracepoints, which run on every kernel: the
+//! sized hash is the one path, and a full one is counted.
 //!
 //! The memory is an estimate: a preallocated hash takes max_entries × (key + value + about
 //! [`ENTRY_OVERHEAD`] bytes of the kernel's element header and bucket) up front. A full map
-//! is never silent: each connect that finds no room is counted lost (`state_full`).
+//! is never silent: each connect or connection that finds no room is counted (`state_full`).
 
 use std::path::Path;
 
@@ -21,6 +29,8 @@ use crate::kernel::sys::Sys;
 /// The map of connects in flight and the map of connect() calls in progress.
 pub const CONNS: &str = "conns";
 pub const CONNECTING: &str = "connecting";
+/// The map of established connections, for their close records.
+pub const SOCKS: &str = "socks";
 
 /// `--max-tracked` range: small enough for a test to fill, large enough for any host.
 pub const MIN_TRACKED: u32 = 8;
@@ -34,6 +44,9 @@ pub const MEMORY_SHARE: u64 = 100;
 /// `connecting` is this fraction of `conns`, at least [`MIN_CONNECTING`].
 pub const CONNECTING_DIVISOR: u32 = 4;
 pub const MIN_CONNECTING: u32 = 1024;
+/// `socks` is this multiple of `conns`, at least [`SOCKS_FLOOR`] (and at most 1% of RAM).
+pub const SOCKS_FACTOR: u32 = 4;
+pub const SOCKS_FLOOR: u32 = 65_536;
 /// Per-entry bytes beyond key and value in a preallocated hash (element header, bucket,
 /// alignment): an estimate.
 pub const ENTRY_OVERHEAD: u64 = 64;
@@ -48,6 +61,9 @@ pub struct Capacity {
     pub conns: u32,
     /// `connecting` max_entries.
     pub connecting: u32,
+    /// `socks` max_entries: the established connections whose close the probes can report
+    /// with its owner and duration.
+    pub socks: u32,
     /// "--max-tracked", or the default rule with this machine's numbers.
     pub why: String,
 }
@@ -58,6 +74,7 @@ impl Capacity {
         Capacity {
             conns,
             connecting: connecting_for(conns),
+            socks: conns,
             why: "--max-tracked".into(),
         }
     }
@@ -76,6 +93,7 @@ impl Capacity {
         let floor = |why: String| Capacity {
             conns: DEFAULT_FLOOR,
             connecting: connecting_for(DEFAULT_FLOOR),
+            socks: SOCKS_FLOOR,
             why,
         };
         let backlog = match read_number(sys, SYN_BACKLOG_PATH) {
@@ -93,13 +111,23 @@ impl Capacity {
             .min(by_memory)
             .max(DEFAULT_FLOOR as u64)
             .min(MAX_TRACKED as u64) as u32;
+        let per_sock = maps
+            .iter()
+            .find(|m| m.name == SOCKS)
+            .map_or(1, entry_bytes)
+            .max(1);
+        let socks = (conns as u64 * SOCKS_FACTOR as u64)
+            .min(mem / MEMORY_SHARE / per_sock)
+            .max(SOCKS_FLOOR as u64)
+            .min(MAX_TRACKED as u64) as u32;
         Capacity {
             conns,
             connecting: connecting_for(conns),
+            socks,
             why: format!(
                 "default: max({DEFAULT_FLOOR}, min(tcp_max_syn_backlog {backlog} x \
                  {BACKLOG_FACTOR} = {by_backlog}, 1% of {} RAM at ~{per_connect} B each = \
-                 {by_memory}))",
+                 {by_memory})) connects in flight, {SOCKS_FACTOR} times as many connections",
                 mib(mem)
             ),
         }
@@ -110,6 +138,7 @@ impl Capacity {
         vec![
             (CONNS.to_string(), self.conns),
             (CONNECTING.to_string(), self.connecting),
+            (SOCKS.to_string(), self.socks),
         ]
     }
 }
@@ -133,14 +162,14 @@ fn per_connect_bytes(maps: &[MapDef]) -> u64 {
 /// The state maps as created (their real max_entries) and the memory they take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateMaps {
-    /// `(name, max_entries, estimated bytes per entry)`, `conns` first.
+    /// `(name, max_entries, estimated bytes per entry)`: `conns`, `connecting`, `socks`.
     pub maps: Vec<(String, u32, u64)>,
 }
 
 impl StateMaps {
     pub fn of<'a>(defs: impl IntoIterator<Item = &'a MapDef>) -> StateMaps {
         let defs: Vec<&MapDef> = defs.into_iter().collect();
-        let maps = [CONNS, CONNECTING]
+        let maps = [CONNS, CONNECTING, SOCKS]
             .iter()
             .filter_map(|name| defs.iter().find(|d| d.name == *name))
             .map(|d| (d.name.clone(), d.max_entries, entry_bytes(d)))
@@ -150,9 +179,18 @@ impl StateMaps {
 
     /// Connects in flight the probes can track: `conns` max_entries.
     pub fn tracked(&self) -> u32 {
+        self.entries(CONNS)
+    }
+
+    /// Established connections the probes can track: `socks` max_entries.
+    pub fn connections(&self) -> u32 {
+        self.entries(SOCKS)
+    }
+
+    fn entries(&self, name: &str) -> u32 {
         self.maps
             .iter()
-            .find(|(n, ..)| n == CONNS)
+            .find(|(n, ..)| n == name)
             .map_or(0, |m| m.1)
     }
 
@@ -161,17 +199,20 @@ impl StateMaps {
         self.maps.iter().map(|(_, n, each)| *n as u64 * each).sum()
     }
 
-    /// For the "attached" line: "tracking up to 32768 connects in flight (~7.7 MiB)".
+    /// For the "attached" line: "tracking up to 32768 connects in flight and 131072
+    /// connections (~24.9 MiB)".
     pub fn short(&self) -> String {
         format!(
-            "tracking up to {} connects in flight (~{})",
+            "tracking up to {} connects in flight and {} connections (~{})",
             self.tracked(),
+            self.connections(),
             mib(self.bytes())
         )
     }
 
-    /// For `conntrace check`: "conns 32768 x 216 B + connecting 8192 x 120 B = ~7.7 MiB
-    /// (estimate): up to 32768 connects in flight".
+    /// For `conntrace check`: "conns 32768 x 232 B + connecting 8192 x 120 B + socks
+    /// 131072 x 136 B = ~25.2 MiB of kernel memory (estimate): up to 32768 connects in flight
+    /// and 131072 connections".
     pub fn describe(&self) -> String {
         let parts: Vec<String> = self
             .maps
@@ -179,10 +220,12 @@ impl StateMaps {
             .map(|(name, n, each)| format!("{name} {n} x {each} B"))
             .collect();
         format!(
-            "{} = ~{} of kernel memory (estimate): up to {} connects in flight",
+            "{} = ~{} of kernel memory (estimate): up to {} connects in flight and {} \
+             connections",
             parts.join(" + "),
             mib(self.bytes()),
-            self.tracked()
+            self.tracked(),
+            self.connections()
         )
     }
 }
@@ -232,12 +275,13 @@ mod tests {
         }
     }
 
-    /// The probe object's state maps: 8-byte keys, 144- and 48-byte values.
+    /// The probe object's state maps: 8-byte keys, 160-, 48- and 64-byte values.
     fn maps() -> Vec<MapDef> {
         vec![
             map("events", 4, 4, 0),
             map(CONNECTING, 8, 48, 10240),
-            map(CONNS, 8, 144, 16384),
+            map(CONNS, 8, 160, 16384),
+            map(SOCKS, 8, 64, 65536),
         ]
     }
 
@@ -253,33 +297,39 @@ mod tests {
 
     #[test]
     fn the_syn_backlog_sizes_it_on_a_large_machine() {
-        // 24 GiB: 1% holds ~1M connects at 216 + 120/4 = 246 bytes each.
+        // 24 GiB: 1% holds ~1M connects at 232 + 120/4 = 262 bytes each.
         let sys = machine("2048", 24 << 20);
         let c = Capacity::from_machine(&sys, &maps());
-        assert_eq!((c.conns, c.connecting), (32768, 8192));
+        assert_eq!((c.conns, c.connecting, c.socks), (32768, 8192, 131072));
         assert!(c.why.contains("tcp_max_syn_backlog 2048"), "{}", c.why);
     }
 
     #[test]
     fn memory_caps_a_huge_backlog() {
-        // 1 GiB: 1% is 10,737,418 bytes, 43,648 connects of 246 bytes.
+        // 1 GiB: 1% is 10,737,418 bytes, 40,982 connects of 262 bytes, 78,951 connections
+        // of 136.
         let sys = machine("1000000", 1 << 20);
         let c = Capacity::from_machine(&sys, &maps());
-        assert_eq!(c.conns, 10_737_418 / 246);
+        assert_eq!(c.conns, 10_737_418 / 262);
         assert_eq!(c.connecting, c.conns / 4);
+        assert_eq!(c.socks, 10_737_418 / 136);
     }
 
     #[test]
     fn never_below_the_floor() {
         let sys = machine("128", 256 << 10);
         let c = Capacity::from_machine(&sys, &maps());
-        assert_eq!((c.conns, c.connecting), (DEFAULT_FLOOR, 4096));
+        assert_eq!(
+            (c.conns, c.connecting, c.socks),
+            (DEFAULT_FLOOR, 4096, SOCKS_FLOOR)
+        );
     }
 
     #[test]
     fn never_above_the_maximum() {
         let sys = machine("100000000", 1 << 40);
-        assert_eq!(Capacity::from_machine(&sys, &maps()).conns, MAX_TRACKED);
+        let c = Capacity::from_machine(&sys, &maps());
+        assert_eq!((c.conns, c.socks), (MAX_TRACKED, MAX_TRACKED));
     }
 
     #[test]
@@ -299,10 +349,14 @@ mod tests {
     fn given_wins_and_connecting_keeps_its_minimum() {
         let sys = machine("2048", 24 << 20);
         let c = Capacity::choose(&sys, Some(16), &maps());
-        assert_eq!((c.conns, c.connecting), (16, MIN_CONNECTING));
+        assert_eq!((c.conns, c.connecting, c.socks), (16, MIN_CONNECTING, 16));
         assert_eq!(
             c.map_sizes(),
-            vec![(CONNS.to_string(), 16), (CONNECTING.to_string(), 1024)]
+            vec![
+                (CONNS.to_string(), 16),
+                (CONNECTING.to_string(), 1024),
+                (SOCKS.to_string(), 16)
+            ]
         );
         assert!(sys.calls().is_empty(), "nothing read for a given size");
     }
@@ -312,17 +366,18 @@ mod tests {
         let mut defs = maps();
         defs[1].max_entries = 8192;
         defs[2].max_entries = 32768;
+        defs[3].max_entries = 131072;
         let state = StateMaps::of(&defs);
-        assert_eq!(state.tracked(), 32768);
-        assert_eq!(state.bytes(), 32768 * 216 + 8192 * 120);
+        assert_eq!((state.tracked(), state.connections()), (32768, 131072));
+        assert_eq!(state.bytes(), 32768 * 232 + 8192 * 120 + 131072 * 136);
         assert_eq!(
             state.short(),
-            "tracking up to 32768 connects in flight (~7.7 MiB)"
+            "tracking up to 32768 connects in flight and 131072 connections (~25.2 MiB)"
         );
         assert_eq!(
             state.describe(),
-            "conns 32768 x 216 B + connecting 8192 x 120 B = ~7.7 MiB of kernel memory \
-             (estimate): up to 32768 connects in flight"
+            "conns 32768 x 232 B + connecting 8192 x 120 B + socks 131072 x 136 B = ~25.2 MiB \
+             of kernel memory (estimate): up to 32768 connects in flight and 131072 connections"
         );
     }
 }

@@ -74,6 +74,7 @@ pub mod tcp_state {
     pub const CLOSE: u8 = 7;
     pub const CLOSE_WAIT: u8 = 8;
     pub const LAST_ACK: u8 = 9;
+    pub const LISTEN: u8 = 10;
     pub const CLOSING: u8 = 11;
     /// The states a connection leaves for CLOSE once it was established, as a bit set: the
     /// ones a close record's `old_state` can hold.

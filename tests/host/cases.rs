@@ -31,6 +31,26 @@ pub const ALL: &[(&str, Test)] = &[
         crate::metrics::metrics_scraped_by_prometheus_are_exact,
     ),
     (
+        "close_by_the_client_exact_bytes",
+        crate::lifecycle::closed_by_the_client,
+    ),
+    (
+        "close_by_the_server_ipv6_exact_bytes",
+        crate::lifecycle::closed_by_the_server_ipv6,
+    ),
+    (
+        "close_reset_by_the_client",
+        crate::lifecycle::reset_by_the_client,
+    ),
+    (
+        "close_of_a_connection_older_than_conntrace",
+        crate::lifecycle::connection_older_than_conntrace,
+    ),
+    (
+        "close_of_a_connection_accepted_after_start",
+        crate::lifecycle::connection_accepted_after_start,
+    ),
+    (
         "ipv4_connect_established_accept",
         ipv4_connect_established_accept,
     ),
@@ -278,7 +298,13 @@ fn filter_pid_shows_only_that_process() -> Result<(), String> {
     let chosen = Client::release(chosen, "4", server.port, "")?;
     server.accepted(&chosen)?;
     server.finish()?;
-    expect_json(tracer, &window, &[chosen.connect(), chosen.established()])?;
+    // The server's end is the server's, not the chosen client's: no close for it either.
+    let expected = [
+        chosen.connect(),
+        chosen.established(),
+        chosen.closed(0, 0, None, None),
+    ];
+    expect_json(tracer, &window, &expected)?;
     Ok(())
 }
 
@@ -291,7 +317,12 @@ fn filter_uid_shows_only_that_user() -> Result<(), String> {
     let nobody = Client::run("4", server.port, "uid=65534")?;
     server.accepted(&nobody)?;
     server.finish()?;
-    expect_json(tracer, &window, &[nobody.connect(), nobody.established()])?;
+    let expected = [
+        nobody.connect(),
+        nobody.established(),
+        nobody.closed(0, 0, None, None),
+    ];
+    expect_json(tracer, &window, &expected)?;
     Ok(())
 }
 
@@ -418,9 +449,10 @@ fn json_lines_have_exactly_the_documented_keys() -> Result<(), String> {
     let client = Client::run("4", server.port, "")?;
     server.accepted(&client)?;
     server.finish()?;
-    let finished = collect(tracer, 3)?;
-    if finished.stdout.len() != 3 {
-        return Err(format!("{} stdout lines, want 3", finished.stdout.len()));
+    // connect, established, accept and both ends' closes.
+    let finished = collect(tracer, 5)?;
+    if finished.stdout.len() != 5 {
+        return Err(format!("{} stdout lines, want 5", finished.stdout.len()));
     }
     for line in &finished.stdout {
         let text = String::from_utf8_lossy(line);
@@ -458,7 +490,7 @@ fn escape_comm_json() -> Result<(), String> {
     let mut records = record::parse_lines(&finished.stdout)?;
     // \xFF and \xff say the same; the contract does not fix the case of the hex digits.
     for record in &mut records {
-        record.comm = record.comm.replace("\\xFF", "\\xff");
+        record.comm = record.comm.as_ref().map(|c| c.replace("\\xFF", "\\xff"));
     }
     record::check_exact(&records, &expected, &window.host()?)
 }
@@ -469,8 +501,9 @@ fn escape_comm_text() -> Result<(), String> {
     let client = Client::run("4", server.port, "escape-comm")?;
     server.accepted(&client)?;
     server.finish()?;
-    // A header and connect, established, accept: a raw newline in comm would add a line.
-    let finished = collect(tracer, 4)?;
+    // A header and connect, established, accept, two closes: a raw newline in comm would add
+    // a line.
+    let finished = collect(tracer, 6)?;
     let lines = &finished.stdout;
     let all = || {
         lines
@@ -479,9 +512,9 @@ fn escape_comm_text() -> Result<(), String> {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    if lines.len() != 4 {
+    if lines.len() != 6 {
         return Err(format!(
-            "{} text lines, want a header and 3 events:\n{}",
+            "{} text lines, want a header and 5 events:\n{}",
             lines.len(),
             all()
         ));
@@ -505,10 +538,10 @@ fn escape_comm_text() -> Result<(), String> {
         .iter()
         .map(|l| String::from_utf8_lossy(l).into_owned())
         .collect();
-    for event in ["connect", "established"] {
+    for event in ["connect", "established", "close"] {
         let line = events
             .iter()
-            .find(|l| has_token(l, event))
+            .find(|l| has_token(l, event) && has_token(l, &client_pid))
             .ok_or_else(|| format!("no {event} line:\n{}", all()))?;
         let lower = line.to_lowercase();
         if !has_token(line, &client_pid) || !lower.contains("\\x1b") || !lower.contains("\\xff") {
@@ -549,7 +582,7 @@ fn max_events_exits_after_one() -> Result<(), String> {
     let expected: Vec<Expected> = client
         .full_connection(&server)
         .into_iter()
-        .filter(|e| e.event == only.event)
+        .filter(|e| e.event == only.event && Some(e.task.pid) == only.pid)
         .collect();
     record::check_exact(&records, &expected, &window.host()?)
 }

@@ -179,7 +179,7 @@ pub fn runtime_cgroups_name_container_and_pod() -> Result<(), String> {
         server.finish()?;
         clients.push(client);
     }
-    let finished = collect(tracer, 3 * layouts.len())?;
+    let finished = collect(tracer, 5 * layouts.len())?;
     let records = record::parse_lines(&finished.stdout)?;
     for (((name, ..), leaf), (client, server)) in layouts
         .iter()
@@ -198,7 +198,8 @@ pub fn runtime_cgroups_name_container_and_pod() -> Result<(), String> {
 }
 
 /// A server in a container's leaf, a client inside it and one outside, under `flags`: only
-/// the inside client's connect and established, and the server's two accepts.
+/// the inside client's connect, established and close, and the server's two accepts and
+/// closes.
 fn inside_only(flags: &[&str], leaf: &Leaf) -> Result<(), String> {
     let mut server = Server::start("4", 2)?;
     leaf.enter(server.task.pid)?;
@@ -214,25 +215,24 @@ fn inside_only(flags: &[&str], leaf: &Leaf) -> Result<(), String> {
     let outside = Client::run("4", server.port, "")?;
     server.accepted(&outside)?;
     server.finish()?;
-    let finished = collect(tracer, 4)?;
+    let finished = collect(tracer, 7)?;
     let records = record::parse_lines(&finished.stdout)?;
-    if records
-        .iter()
-        .any(|r| r.pid == outside.task.pid && r.event != "accept")
-    {
+    if records.iter().any(|r| r.pid == Some(outside.task.pid)) {
         return Err(format!("{flags:?} showed the outside client: {records:?}"));
     }
     let (accept_outside, ours): (Vec<_>, Vec<_>) = records
         .into_iter()
-        .partition(|r| r.event == "accept" && r.rport == outside.lport);
+        .partition(|r| r.lport == server.port && r.rport == outside.lport);
     record::check_exact(
         &ours,
         &inside.full_connection(&server),
         &leaf.host(&window)?,
     )?;
-    if accept_outside.len() != 1 {
+    let events: Vec<&str> = accept_outside.iter().map(|r| r.event.as_str()).collect();
+    if events != ["accept", "close"] {
         return Err(format!(
-            "want one accept of the outside client (the server is inside), got {accept_outside:?}"
+            "want the server's accept and close of the outside client (the server is inside), \
+             got {accept_outside:?}"
         ));
     }
     Ok(())
@@ -273,7 +273,8 @@ pub fn text_container_column() -> Result<(), String> {
     let client = Client::release(peer, "4", server.port, "")?;
     server.accepted(&client)?;
     server.finish()?;
-    let finished = collect(tracer, 4)?;
+    // A header, connect, established, accept and the two ends' closes.
+    let finished = collect(tracer, 6)?;
     let lines: Vec<String> = finished
         .stdout
         .iter()
@@ -288,8 +289,8 @@ pub fn text_container_column() -> Result<(), String> {
     let server_line = lines
         .iter()
         .any(|l| l.starts_with("accept") && l.contains(" ct-server ") && l.contains(" - "));
-    if !header_ok || client_lines != 2 || !server_line {
-        return Err(format!("want a CONTAINER column with {short} on the client's two lines and - on the accept:\n{}", lines.join("\n")));
+    if !header_ok || client_lines != 3 || !server_line {
+        return Err(format!("want a CONTAINER column with {short} on the client's three lines and - on the accept:\n{}", lines.join("\n")));
     }
     Ok(())
 }

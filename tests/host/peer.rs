@@ -8,6 +8,12 @@
 //! - `client ADDR PORT [nonblock] [repeat] [wait] [uid=U] [escape-comm]`: connects once and prints
 //!   `client pid=P tid=T uid=U lport=L errno=E soerror=S comm_ok=0|1`. `wait` first prints
 //!   `waiting pid=P` and waits for a line on stdin; `uid=U` drops to that uid first.
+//! - `talk-server 4|6 SEND RECV HOW` and `talk-client ADDR PORT SEND RECV HOW`: one connection
+//!   that carries known bytes: the server prints `listening ...` and `accepted ...` as
+//!   `server` does, the client `client ...` as `client` does; each side writes SEND bytes
+//!   (the client first, the server once it has read the client's), reads RECV bytes, then
+//!   ends by HOW: `first` closes at once, `second` waits for the peer's FIN (or reset)
+//!   first, `reset` closes with SO_LINGER {1, 0} (an RST); then it prints `done` and exits.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
@@ -31,6 +37,8 @@ pub fn run_role(role: &str) -> i32 {
     let result = match args.split_first() {
         Some((&"server", rest)) => server(rest),
         Some((&"client", rest)) => client(rest),
+        Some((&"talk-server", rest)) => talk_server(rest),
+        Some((&"talk-client", rest)) => talk_client(rest),
         _ => Err(format!("unknown role {role:?}")),
     };
     match result {
@@ -76,17 +84,23 @@ fn loopback(family: &str) -> Result<IpAddr, String> {
     }
 }
 
-fn server(args: &[&str]) -> Result<(), String> {
-    let [family, count] = args else {
-        return Err("usage: server 4|6 N".into());
-    };
-    let count: usize = count.parse().map_err(|_| format!("bad count {count:?}"))?;
+/// A server's listener on loopback, an ephemeral port, announced with `listening ...`.
+fn listen(family: &str) -> Result<TcpListener, String> {
     set_comm(SERVER_COMM.as_bytes());
     let listener = TcpListener::bind(SocketAddr::new(loopback(family)?, 0))
         .map_err(|e| format!("bind: {e}"))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let (pid, tid, _) = ids();
     say(&format!("listening port={port} pid={pid} tid={tid}"));
+    Ok(listener)
+}
+
+fn server(args: &[&str]) -> Result<(), String> {
+    let [family, count] = args else {
+        return Err("usage: server 4|6 N".into());
+    };
+    let count: usize = count.parse().map_err(|_| format!("bad count {count:?}"))?;
+    let listener = listen(family)?;
     for _ in 0..count {
         let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
         let (pid, tid, _) = ids();
@@ -144,6 +158,116 @@ fn client(args: &[&str]) -> Result<(), String> {
         "client pid={pid} tid={tid} uid={uid} lport={lport} errno={errno} soerror={soerror} comm_ok={comm_ok}"
     ));
     Ok(())
+}
+
+/// How a `talk-*` peer ends its connection.
+#[derive(Clone, Copy, PartialEq)]
+enum Ending {
+    First,
+    Second,
+    Reset,
+}
+
+fn talk_args(args: &[&str]) -> Result<(usize, usize, Ending), String> {
+    let [send, recv, how] = args else {
+        return Err("want SEND RECV first|second|reset".into());
+    };
+    let number = |s: &str| s.parse().map_err(|_| format!("bad byte count {s:?}"));
+    let how = match *how {
+        "first" => Ending::First,
+        "second" => Ending::Second,
+        "reset" => Ending::Reset,
+        other => return Err(format!("bad ending {other:?}")),
+    };
+    Ok((number(send)?, number(recv)?, how))
+}
+
+/// Sends `send` bytes (after reading `recv` first when `reply`), reads the rest, ends by `how`.
+fn talk(
+    mut stream: std::net::TcpStream,
+    send: usize,
+    recv: usize,
+    how: Ending,
+    reply: bool,
+) -> Result<(), String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; recv];
+    let payload = vec![b'x'; send];
+    if reply {
+        stream
+            .read_exact(&mut buf)
+            .map_err(|e| format!("read: {e}"))?;
+        stream
+            .write_all(&payload)
+            .map_err(|e| format!("write: {e}"))?;
+    } else {
+        stream
+            .write_all(&payload)
+            .map_err(|e| format!("write: {e}"))?;
+        stream
+            .read_exact(&mut buf)
+            .map_err(|e| format!("read: {e}"))?;
+    }
+    match how {
+        Ending::First => {}
+        Ending::Second => {
+            // The peer's FIN (0 bytes) or its reset (an error): either way it ended first.
+            let mut rest = [0u8; 1];
+            let _ = stream.read(&mut rest);
+        }
+        Ending::Reset => {
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: SO_LINGER reads a live `linger` of the size passed.
+            unsafe {
+                libc::setsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    &linger as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+        }
+    }
+    drop(stream);
+    say("done");
+    Ok(())
+}
+
+fn talk_server(args: &[&str]) -> Result<(), String> {
+    let [family, rest @ ..] = args else {
+        return Err("usage: talk-server 4|6 SEND RECV HOW".into());
+    };
+    let (send, recv, how) = talk_args(rest)?;
+    let listener = listen(family)?;
+    let (pid, tid, _) = ids();
+    let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+    say(&format!(
+        "accepted rport={} pid={pid} tid={tid}",
+        peer.port()
+    ));
+    talk(stream, send, recv, how, true)
+}
+
+fn talk_client(args: &[&str]) -> Result<(), String> {
+    let [addr, port, rest @ ..] = args else {
+        return Err("usage: talk-client ADDR PORT SEND RECV HOW".into());
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| format!("bad address {addr:?}"))?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+    let (send, recv, how) = talk_args(rest)?;
+    set_comm(CLIENT_COMM.as_bytes());
+    let stream = std::net::TcpStream::connect(SocketAddr::new(ip, port))
+        .map_err(|e| format!("connect: {e}"))?;
+    let lport = stream.local_addr().map_err(|e| e.to_string())?.port();
+    let (pid, tid, uid) = ids();
+    say(&format!(
+        "client pid={pid} tid={tid} uid={uid} lport={lport} errno=0 soerror=0 comm_ok=1"
+    ));
+    talk(stream, send, recv, how, false)
 }
 
 fn drop_to_uid(uid: u32) -> Result<(), String> {

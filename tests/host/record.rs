@@ -10,20 +10,25 @@ pub use vmtest::verdict::{FIELDS as KEYS, LOST_FIELDS as LOST_KEYS};
 pub struct Record {
     pub ts: String,
     pub event: String,
-    pub pid: u32,
-    pub tid: u32,
-    pub uid: u32,
-    pub comm: String,
+    /// The owner: null only on a close of a connection older than conntrace.
+    pub pid: Option<u32>,
+    pub tid: Option<u32>,
+    pub uid: Option<u32>,
+    pub comm: Option<String>,
     pub family: String,
     pub laddr: String,
     pub lport: u16,
     pub raddr: String,
     pub rport: u16,
     pub netns: u64,
-    pub cgroup: u64,
+    pub cgroup: Option<u64>,
     pub sock: String,
     pub error: Option<String>,
     pub latency_us: Option<u64>,
+    pub duration_us: Option<u64>,
+    pub bytes_sent: Option<u64>,
+    pub bytes_received: Option<u64>,
+    pub closed_by: Option<String>,
     pub cgroup_path: Option<String>,
     pub container_id: Option<String>,
     pub pod_uid: Option<String>,
@@ -60,23 +65,27 @@ pub fn parse_record(text: &str) -> Result<Record, String> {
     Ok(Record {
         ts: string(field(0), "ts")?,
         event: string(field(1), "event")?,
-        pid: number(field(2), "pid")?,
-        tid: number(field(3), "tid")?,
-        uid: number(field(4), "uid")?,
-        comm: string(field(5), "comm")?,
+        pid: nullable(field(2), "pid", number)?,
+        tid: nullable(field(3), "tid", number)?,
+        uid: nullable(field(4), "uid", number)?,
+        comm: nullable(field(5), "comm", string)?,
         family: string(field(6), "family")?,
         laddr: string(field(7), "laddr")?,
         lport: number(field(8), "lport")?,
         raddr: string(field(9), "raddr")?,
         rport: number(field(10), "rport")?,
         netns: number(field(11), "netns")?,
-        cgroup: number(field(12), "cgroup")?,
+        cgroup: nullable(field(12), "cgroup", number)?,
         sock: string(field(13), "sock")?,
         error: nullable(field(14), "error", string)?,
         latency_us: nullable(field(15), "latency_us", number)?,
-        cgroup_path: nullable(field(16), "cgroup_path", string)?,
-        container_id: nullable(field(17), "container_id", string)?,
-        pod_uid: nullable(field(18), "pod_uid", string)?,
+        duration_us: nullable(field(16), "duration_us", number)?,
+        bytes_sent: nullable(field(17), "bytes_sent", number)?,
+        bytes_received: nullable(field(18), "bytes_received", number)?,
+        closed_by: nullable(field(19), "closed_by", string)?,
+        cgroup_path: nullable(field(20), "cgroup_path", string)?,
+        container_id: nullable(field(21), "container_id", string)?,
+        pod_uid: nullable(field(22), "pod_uid", string)?,
     })
 }
 
@@ -130,11 +139,31 @@ pub struct Expected {
     pub raddr: &'static str,
     pub rport: u16,
     pub error: Option<&'static str>,
+    /// For a close: what it must say.
+    pub close: Option<CloseWant>,
+}
+
+/// A close record's own fields, as the test's peers made them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CloseWant {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// "local" or "remote"; None where the test leaves the race between the peers open.
+    pub closed_by: Option<&'static str>,
 }
 
 impl Expected {
     fn is_outcome(&self) -> bool {
         matches!(self.event, "established" | "failed")
+    }
+
+    /// The connect or accept a close belongs to: same owner and ends.
+    fn opens(&self, close: &Expected) -> bool {
+        matches!(self.event, "connect" | "accept")
+            && close.event == "close"
+            && self.task.pid == close.task.pid
+            && self.lport == close.lport
+            && self.rport == close.rport
     }
 
     fn describe(&self) -> String {
@@ -172,7 +201,7 @@ pub fn check_exact(records: &[Record], expected: &[Expected], host: &Host) -> Re
     for want in expected {
         let candidates: Vec<usize> = (0..records.len())
             .filter(|&i| {
-                !used[i] && records[i].event == want.event && records[i].pid == want.task.pid
+                !used[i] && records[i].event == want.event && records[i].pid == Some(want.task.pid)
             })
             .filter(|&i| records[i].lport == want.lport && records[i].rport == want.rport)
             .collect();
@@ -224,12 +253,20 @@ fn check_fields(got: &Record, want: &Expected, host: &Host) -> Result<(), String
             wrong.push(format!("{name} is {got}, want {want}"));
         }
     };
-    compare("tid", got.tid.to_string(), want.task.tid.to_string());
-    compare("uid", got.uid.to_string(), want.task.uid.to_string());
+    compare(
+        "tid",
+        format!("{:?}", got.tid),
+        format!("{:?}", Some(want.task.tid)),
+    );
+    compare(
+        "uid",
+        format!("{:?}", got.uid),
+        format!("{:?}", Some(want.task.uid)),
+    );
     compare(
         "comm",
         format!("{:?}", got.comm),
-        format!("{:?}", want.task.comm),
+        format!("{:?}", Some(&want.task.comm)),
     );
     compare("family", got.family.clone(), want.family.into());
     compare("laddr", got.laddr.clone(), want.laddr.into());
@@ -241,7 +278,11 @@ fn check_fields(got: &Record, want: &Expected, host: &Host) -> Result<(), String
         format!("{:?}", want.error.map(String::from)),
     );
     if let Some(cgroup) = host.cgroup {
-        compare("cgroup", got.cgroup.to_string(), cgroup.to_string());
+        compare(
+            "cgroup",
+            format!("{:?}", got.cgroup),
+            format!("{:?}", Some(cgroup)),
+        );
     }
     if let Some(path) = &host.cgroup_path {
         compare(
@@ -258,9 +299,10 @@ fn check_fields(got: &Record, want: &Expected, host: &Host) -> Result<(), String
         );
         compare("pod_uid", format!("{:?}", got.pod_uid), format!("{pod:?}"));
     }
-    if got.cgroup == 0 {
-        wrong.push("cgroup is 0".into());
+    if got.cgroup.unwrap_or(0) == 0 {
+        wrong.push(format!("cgroup is {:?}", got.cgroup));
     }
+    check_close_fields(got, want, host, &mut wrong);
     if got.sock.len() != 16 || !got.sock.bytes().all(|b| b.is_ascii_hexdigit()) {
         wrong.push(format!("sock {:?} is not 16 hex digits", got.sock));
     }
@@ -292,14 +334,69 @@ fn check_fields(got: &Record, want: &Expected, host: &Host) -> Result<(), String
     }
 }
 
+/// A close's duration and bytes as `want` says; every other record has them null.
+fn check_close_fields(got: &Record, want: &Expected, host: &Host, wrong: &mut Vec<String>) {
+    let window = host.window_us.1 - host.window_us.0;
+    let Some(close) = want.close else {
+        let close_keys = [
+            ("duration_us", got.duration_us),
+            ("bytes_sent", got.bytes_sent),
+            ("bytes_received", got.bytes_received),
+        ];
+        for (key, value) in close_keys {
+            if let Some(v) = value {
+                wrong.push(format!("{key} is {v}, want null for {}", want.event));
+            }
+        }
+        if let Some(by) = &got.closed_by {
+            wrong.push(format!("closed_by is {by}, want null for {}", want.event));
+        }
+        return;
+    };
+    match got.duration_us {
+        None => wrong.push("duration_us is null, want the connection's lifetime".into()),
+        Some(d) if d > window => wrong.push(format!("duration_us {d} is longer than the test")),
+        Some(_) => {}
+    }
+    if got.bytes_sent != Some(close.bytes_sent) {
+        wrong.push(format!(
+            "bytes_sent is {:?}, want {}",
+            got.bytes_sent, close.bytes_sent
+        ));
+    }
+    if got.bytes_received != Some(close.bytes_received) {
+        wrong.push(format!(
+            "bytes_received is {:?}, want {}",
+            got.bytes_received, close.bytes_received
+        ));
+    }
+    match (close.closed_by, got.closed_by.as_deref()) {
+        (Some(want), Some(got)) if want == got => {}
+        (None, Some("local" | "remote")) => {}
+        (want, got) => wrong.push(format!("closed_by is {got:?}, want {want:?}")),
+    }
+}
+
 /// A connect and its outcome share one sock id and the connect comes first; different
-/// connections have different ids.
+/// connections have different ids. A close has the id of its connect or accept.
 fn check_socket_ids(
     records: &[Record],
     expected: &[Expected],
     found: &[usize],
 ) -> Result<(), String> {
     for (i, want) in expected.iter().enumerate() {
+        if want.event == "close" {
+            let opened = expected.iter().zip(found).find(|(o, _)| o.opens(want));
+            if let Some((_, &open_index)) = opened {
+                let (close, open) = (&records[found[i]], &records[open_index]);
+                if close.sock != open.sock {
+                    return Err(format!(
+                        "sock differs between {open:?} and its close {close:?}"
+                    ));
+                }
+            }
+            continue;
+        }
         if !want.is_outcome() {
             continue;
         }
@@ -326,11 +423,9 @@ fn check_socket_ids(
     }
     for (i, a) in records.iter().enumerate() {
         for b in &records[i + 1..] {
-            let same_connection = a.lport == b.lport
-                && a.rport == b.rport
-                && a.event != "accept"
-                && b.event != "accept";
-            if a.sock == b.sock && !same_connection {
+            // One socket: the same two ends seen from the same side.
+            let same_socket = a.lport == b.lport && a.rport == b.rport;
+            if a.sock == b.sock && !same_socket {
                 return Err(format!("two sockets share the sock id: {a:?} and {b:?}"));
             }
         }

@@ -240,7 +240,7 @@ pub fn state_map_full_counts_every_connect() -> Result<(), String> {
     }
     if !finished
         .stderr_text()
-        .contains("tracking up to 16 connects in flight (~")
+        .contains("tracking up to 16 connects in flight and 16 connections (~")
     {
         return Err(format!(
             "the attached line does not state the 16 connects tracked; stderr:\n{}",

@@ -2,7 +2,7 @@
 //! the records conntrace must print for them, and this host's netns and cgroup.
 
 use crate::peer::{Peer, Report, CLIENT_COMM, SERVER_COMM};
-use crate::record::{self, Expected, Host, Record, Task};
+use crate::record::{self, CloseWant, Expected, Host, Record, Task};
 use crate::tracer::{Finished, Tracer};
 use std::time::Duration;
 
@@ -38,7 +38,26 @@ pub struct Server {
 
 impl Server {
     pub fn start(family: &'static str, connections: usize) -> Result<Server, String> {
-        let mut peer = Peer::spawn(&format!("server {family} {connections}"))?;
+        Server::spawned(
+            family,
+            Peer::spawn(&format!("server {family} {connections}"))?,
+        )
+    }
+
+    /// A `talk-server` (tests/host/peer.rs): one connection that carries known bytes.
+    pub fn talking(
+        family: &'static str,
+        send: u64,
+        recv: u64,
+        how: &str,
+    ) -> Result<Server, String> {
+        Server::spawned(
+            family,
+            Peer::spawn(&format!("talk-server {family} {send} {recv} {how}"))?,
+        )
+    }
+
+    fn spawned(family: &'static str, mut peer: Peer) -> Result<Server, String> {
         let listening = peer.expect("listening")?;
         let task = Task {
             pid: listening.u32("pid"),
@@ -92,6 +111,21 @@ impl Client {
     pub fn run(family: &'static str, port: u16, flags: &str) -> Result<Client, String> {
         let peer = Peer::spawn(&format!("client {} {port} {flags}", loopback(family)))?;
         Client::complete(peer, family, port, flags)
+    }
+
+    /// A `talk-client` (tests/host/peer.rs) to loopback:`port`, waited for until it is done.
+    pub fn talk(
+        family: &'static str,
+        port: u16,
+        send: u64,
+        recv: u64,
+        how: &str,
+    ) -> Result<Client, String> {
+        let peer = Peer::spawn(&format!(
+            "talk-client {} {port} {send} {recv} {how}",
+            loopback(family)
+        ))?;
+        Client::complete(peer, family, port, "")
     }
 
     /// A client that waits for `Peer::release` before connecting; returns the peer and its pid.
@@ -165,6 +199,7 @@ impl Client {
             raddr: addr,
             rport: self.rport,
             error,
+            close: None,
         }
     }
 
@@ -192,12 +227,60 @@ impl Client {
             raddr: addr,
             rport: self.lport,
             error: None,
+            close: None,
         }
     }
 
-    /// connect, established and the server's accept.
+    /// The close of this client's end: `sent` and `received` payload bytes, who closed first
+    /// (None: either, the test leaves it to a race), and the socket's error.
+    pub fn closed(
+        &self,
+        sent: u64,
+        received: u64,
+        closed_by: Option<&'static str>,
+        error: Option<&'static str>,
+    ) -> Expected {
+        Expected {
+            close: Some(CloseWant {
+                bytes_sent: sent,
+                bytes_received: received,
+                closed_by,
+            }),
+            ..self.record("close", error)
+        }
+    }
+
+    /// The close of the server's end of this client's connection (bytes from the server's
+    /// side).
+    pub fn closed_by_server(
+        &self,
+        server: &Server,
+        sent: u64,
+        received: u64,
+        closed_by: Option<&'static str>,
+        error: Option<&'static str>,
+    ) -> Expected {
+        let accept = self.accepted_by(server);
+        Expected {
+            task: accept.task,
+            laddr: accept.laddr,
+            lport: accept.lport,
+            raddr: accept.raddr,
+            rport: accept.rport,
+            ..self.closed(sent, received, closed_by, error)
+        }
+    }
+
+    /// connect, established, the server's accept, and both ends' closes (no data: the
+    /// client exits, the server drops the connection, in either order).
     pub fn full_connection(&self, server: &Server) -> Vec<Expected> {
-        vec![self.connect(), self.established(), self.accepted_by(server)]
+        vec![
+            self.connect(),
+            self.established(),
+            self.accepted_by(server),
+            self.closed(0, 0, None, None),
+            self.closed_by_server(server, 0, 0, None, None),
+        ]
     }
 }
 
@@ -383,6 +466,7 @@ pub fn self_check_matching() -> Result<(), String> {
         raddr: "127.0.0.1",
         rport: 5000,
         error: None,
+        close: None,
     };
     let established = Expected {
         event: "established",
@@ -407,7 +491,7 @@ pub fn self_check_matching() -> Result<(), String> {
     let ts = format_ts(window.start_us + 1000);
     let line = |e: &Expected, sock: &str, latency: &str| {
         format!(
-            r#"{{"ts":"{ts}","event":"{}","pid":{},"tid":{},"uid":{},"comm":"{}","family":"{}","laddr":"{}","lport":{},"raddr":"{}","rport":{},"netns":4026531840,"cgroup":1,"sock":"{sock}","error":null,"latency_us":{latency},"cgroup_path":"/","container_id":null,"pod_uid":null}}"#,
+            r#"{{"ts":"{ts}","event":"{}","pid":{},"tid":{},"uid":{},"comm":"{}","family":"{}","laddr":"{}","lport":{},"raddr":"{}","rport":{},"netns":4026531840,"cgroup":1,"sock":"{sock}","error":null,"latency_us":{latency},"duration_us":null,"bytes_sent":null,"bytes_received":null,"closed_by":null,"cgroup_path":"/","container_id":null,"pod_uid":null}}"#,
             e.event, e.task.pid, e.task.tid, e.task.uid, e.task.comm, e.family, e.laddr, e.lport, e.raddr, e.rport
         )
         .into_bytes()
@@ -460,7 +544,9 @@ pub fn self_check_matching() -> Result<(), String> {
             "latency null",
             vec![
                 good[0].clone(),
-                text(1).replace(":57}", ":null}").into(),
+                text(1)
+                    .replace("\"latency_us\":57", "\"latency_us\":null")
+                    .into(),
                 good[2].clone(),
             ],
         ),
@@ -469,7 +555,9 @@ pub fn self_check_matching() -> Result<(), String> {
             vec![
                 good[0].clone(),
                 good[1].clone(),
-                text(2).replace(":null}", ":3}").into(),
+                text(2)
+                    .replace("\"latency_us\":null", "\"latency_us\":3")
+                    .into(),
             ],
         ),
         (
