@@ -232,7 +232,11 @@ fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVe
         match json::parse(line) {
             Ok(rec) => {
                 if rec.get("event").and_then(Value::as_str) == Some("lost") {
-                    failures.push(format!("conntrace lost records: {line}"));
+                    // The kernel's count of skipped probe runs is reported, not a failure of
+                    // its own: a record it cost is missing, and `records::check` says so.
+                    if rec.get("reason").and_then(Value::as_str) != Some("skipped") {
+                        failures.push(format!("conntrace lost records: {line}"));
+                    }
                 } else {
                     check_schema(&mut failures, i + 1, line, &rec);
                     records.push(rec);
