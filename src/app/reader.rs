@@ -273,6 +273,16 @@ pub fn read_events(
         count: missed,
         reason: LossReason::ReturnMissed,
     });
+    // Runs of the probes the kernel skipped, where it counts them (kernel::load::skipped).
+    match session.loaded.skipped_runs(sys) {
+        Ok(Some(skipped)) => reader.lost(Loss {
+            cpu: None,
+            count: skipped,
+            reason: LossReason::Skipped,
+        }),
+        Ok(None) => {}
+        Err(e) => eprintln!("conntrace: warning: {e}"),
+    }
     // A kretprobe's missed return leaves its thread's `connecting` entry behind; the next call
     // of that thread counts it, and what is left at exit is counted here, unless it began so
     // shortly before the probes went that it was simply still running. (The tracepoint

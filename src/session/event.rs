@@ -230,6 +230,9 @@ pub enum LossReason {
     ReturnMissed,
     /// A map that carries state between hooks was full.
     StateFull,
+    /// The kernel skipped a probe's run (another BPF program was running on that CPU) and
+    /// counted it (Linux 6.7+): each skip may have been a record.
+    Skipped,
 }
 
 impl LossReason {
@@ -239,6 +242,13 @@ impl LossReason {
         LossReason::ReturnMissed,
         LossReason::StateFull,
     ];
+    /// Every reason: the `drops` map's and those the kernel counts elsewhere.
+    pub const ALL: [LossReason; 4] = [
+        LossReason::RingFull,
+        LossReason::ReturnMissed,
+        LossReason::StateFull,
+        LossReason::Skipped,
+    ];
 
     /// The name in JSON's `reason`.
     pub fn name(self) -> &'static str {
@@ -246,6 +256,7 @@ impl LossReason {
             LossReason::RingFull => "ring_full",
             LossReason::ReturnMissed => "return_missed",
             LossReason::StateFull => "state_full",
+            LossReason::Skipped => "skipped",
         }
     }
 
@@ -255,6 +266,9 @@ impl LossReason {
             LossReason::RingFull => "ring full",
             LossReason::ReturnMissed => "return probe missed the call",
             LossReason::StateFull => "state map full",
+            LossReason::Skipped => {
+                "probe runs the kernel skipped: another BPF program ran on the CPU"
+            }
         }
     }
 }

@@ -250,7 +250,6 @@ impl Client {
         }
     }
 
-
     /// The close of the server's end of this client's connection (bytes from the server's
     /// side).
     pub fn closed_by_server(
