@@ -10,6 +10,8 @@
 mod cases;
 #[path = "host/containers.rs"]
 mod containers;
+#[path = "host/held.rs"]
+mod held;
 #[path = "host/lifecycle.rs"]
 mod lifecycle;
 #[path = "host/metrics.rs"]
