@@ -172,6 +172,7 @@ fn expected() -> Vec<(&'static str, i128, String)> {
         state("TCP_CLOSE", CLOSE),
         state("TCP_CLOSE_WAIT", CLOSE_WAIT),
         state("TCP_LAST_ACK", LAST_ACK),
+        state("TCP_LISTEN", LISTEN),
         state("TCP_CLOSING", CLOSING),
         (
             "TCP_WAS_ESTABLISHED",

@@ -7,8 +7,9 @@
 //! `-- --seconds N` runs it for N seconds (scripts/soak.sh does, 60 s by default).
 //! The load: client threads connect to a loopback listener as fast as they can and close at
 //! once with a reset (SO_LINGER 0, so no TIME_WAIT runs out the ports); a server thread
-//! accepts and closes. Generated events: connect + established per successful connect, and
-//! one accept per accept() that returned.
+//! accepts and closes. Generated events: connect + established per successful connect, one
+//! accept per accept() that returned, and two closes per connection (each end's; the server's
+//! end often closes before its accept, reset by the client, and then has no owner).
 
 #[path = "common/root.rs"]
 mod root;
@@ -80,6 +81,9 @@ fn parse_seconds(mut args: impl Iterator<Item = String>) -> Result<u64, String> 
 struct Output {
     events: u64,
     lost: u64,
+    /// Of `lost`: probe runs the kernel skipped (reason "skipped"), each of which may or may
+    /// not have been one of the flood's records.
+    skipped: u64,
     /// Lines that are neither connect, established, accept nor lost.
     other: Vec<String>,
 }
@@ -129,7 +133,7 @@ fn flood(duration: Duration) -> Result<String, String> {
     }
     let (summary_events, summary_lost) = summary(&stderr)?;
 
-    let generated = 2 * connected + accepted;
+    let generated = 4 * connected + accepted;
     let printed = output.events;
     let verdict = format!(
         "generated {generated} events ({connected} connects, {accepted} accepts); \
@@ -145,10 +149,14 @@ fn flood(duration: Duration) -> Result<String, String> {
     if printed != summary_events || output.lost != summary_lost {
         return fail("the summary line disagrees with the output".into());
     }
-    if printed + output.lost != generated {
+    // Exact, but for the kernel's skipped runs: a skip of a state change the flood did not
+    // make (another socket's) is counted too.
+    let exact = output.lost - output.skipped;
+    if printed + exact > generated || printed + output.lost < generated {
         return fail(format!(
-            "printed + lost = {} but {generated} events happened",
-            printed + output.lost
+            "printed + lost = {} ({} of them skipped runs) but {generated} events happened",
+            printed + output.lost,
+            output.skipped
         ));
     }
     if output.lost == 0 || printed == 0 {
@@ -393,12 +401,19 @@ fn count_line(line: &str, output: &mut Output) {
         Some("connect" | "established" | "accept") if line.contains("\"error\":null") => {
             output.events += 1
         }
+        // Either end may be the one reset (ECONNRESET) or the one that reset (null).
+        Some("close") => output.events += 1,
         Some("lost") => {
             let count = line
                 .split_once("\"count\":")
                 .and_then(|(_, rest)| rest.split([',', '}']).next()?.parse::<u64>().ok());
             match count {
-                Some(n) => output.lost += n,
+                Some(n) => {
+                    output.lost += n;
+                    if line.contains("\"reason\":\"skipped\"") {
+                        output.skipped += n;
+                    }
+                }
                 None => output.other.push(line.to_string()),
             }
         }

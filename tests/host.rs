@@ -10,6 +10,8 @@
 mod cases;
 #[path = "host/containers.rs"]
 mod containers;
+#[path = "host/count.rs"]
+mod count;
 #[path = "host/held.rs"]
 mod held;
 #[path = "host/lifecycle.rs"]
@@ -33,6 +35,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 fn main() {
     if let Ok(role) = std::env::var(peer::ROLE_VAR) {
+        if role.starts_with("count-") {
+            std::process::exit(count::run_role(&role));
+        }
         std::process::exit(peer::run_role(&role));
     }
     if !root::root_or_skip("host") {
@@ -46,6 +51,7 @@ fn main() {
         let filter = args.iter().find(|a| !a.starts_with('-'));
         cases::ALL
             .iter()
+            .chain(count::ALL)
             .copied()
             .filter(|(name, _)| filter.is_none_or(|f| name.contains(f.as_str())))
             .collect()

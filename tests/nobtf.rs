@@ -104,7 +104,7 @@ fn check_without_btf_reports_the_fallback() {
     ] {
         assert!(stdout.contains(spec), "{spec} missing: {stdout}");
     }
-    for spec in ["sock.sk_err", "inet_sock.inet_sport", "net.ns.inum"] {
+    for spec in conntrace::session::fields::DISCOVERED_SPECS {
         let line = format!("{spec:<32} found at start-up by the layout discovery");
         assert!(stdout.contains(&line), "{line} missing: {stdout}");
     }

@@ -42,7 +42,7 @@ fn privileges_are_dropped_after_attaching_and_tracing_goes_on() {
     assert_eq!(status_field(&status, "Groups"), "");
     assert_eq!(status_field(&status, "NoNewPrivs"), "1");
 
-    // Still traced: connect, established and accept of one loopback connection.
+    // Still traced: connect, established, accept and both closes of one loopback connection.
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, _) = listener.accept().unwrap();
     let lport = client.local_addr().unwrap().port();
@@ -60,9 +60,20 @@ fn privileges_are_dropped_after_attaching_and_tracing_goes_on() {
             .all(|k| seen(k, lines))
     });
     drop((client, server));
+    // And both ends' closes, read through the same rings.
+    let closes = |lines: &[Vec<u8>]| {
+        lines
+            .iter()
+            .filter(|l| {
+                let l = String::from_utf8_lossy(l);
+                l.contains("\"event\":\"close\"") && l.contains(&format!("port\":{lport},"))
+            })
+            .count()
+    };
+    let both_closed = tracer.wait_for(Duration::from_secs(5), |lines| closes(lines) == 2);
     let printed = tracer.stdout_lines();
     assert!(
-        all_three,
+        all_three && both_closed,
         "not every event of the connection from port {lport} was printed:\n{}",
         printed
             .iter()
@@ -75,7 +86,7 @@ fn privileges_are_dropped_after_attaching_and_tracing_goes_on() {
     let finished = tracer.interrupt().unwrap_or_else(|e| panic!("{e}"));
     let stderr = finished.stderr_text();
     assert!(
-        stderr.contains("conntrace: 3 events, 0 lost"),
+        stderr.contains("conntrace: 5 events, 0 lost"),
         "summary line missing or wrong:\n{stderr}"
     );
     assert!(!stderr.contains("warning"), "{stderr}");

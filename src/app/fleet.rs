@@ -1,16 +1,17 @@
 //! What the reader does with each event it is about to show, for a node among many: resolve
 //! who owns the socket (`identity`), apply `--container`, count it for `--metrics`, and print
-//! it unless `-q`. Set up before privileges are dropped ([`Fleet::prepare`]: the cgroup2 mount
+//! it unless `-q`, or with `-c` count it into the table (`count`) instead. Set up before privileges are dropped ([`Fleet::prepare`]: the cgroup2 mount
 //! opened, the metrics port bound), started after ([`Fleet::start`]: the metrics thread).
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use crate::app::cli::TraceOptions;
+use crate::app::count::{self, Counter, Table};
 use crate::app::identity::Resolver;
 use crate::app::metrics::{server, Metrics};
-use crate::app::output::Printer;
-use crate::session::event::{Event, Loss};
+use crate::app::output::{Clock, Printer};
+use crate::session::event::{Event, Kind, Loss};
 
 pub struct Fleet {
     resolver: Resolver,
@@ -18,6 +19,8 @@ pub struct Fleet {
     quiet: bool,
     metrics: Option<Arc<Mutex<Metrics>>>,
     listener: Option<TcpListener>,
+    /// `-c`: the table being counted, instead of printing events.
+    count: Option<Counter>,
 }
 
 impl Fleet {
@@ -36,6 +39,11 @@ impl Fleet {
                 .as_ref()
                 .map(|_| Arc::new(Mutex::new(Metrics::new()))),
             listener,
+            count: opts.count.map(|_| {
+                // Sockets are remembered only for their closes.
+                let closes = opts.wants(Kind::Close, false) || opts.wants(Kind::Close, true);
+                Counter::with_limits(0, count::MAX_ROWS, if closes { count::MAX_OPEN } else { 0 })
+            }),
         })
     }
 
@@ -47,6 +55,7 @@ impl Fleet {
             quiet: false,
             metrics: None,
             listener: None,
+            count: None,
         }
     }
 
@@ -55,12 +64,27 @@ impl Fleet {
         self.resolver.unavailable.as_deref()
     }
 
-    /// Starts serving metrics (after the privilege drop: it starts a thread).
+    /// Starts serving metrics (after the privilege drop: it starts a thread), and the first
+    /// count interval.
     pub fn start(&mut self) -> Result<(), String> {
         if let (Some(listener), Some(metrics)) = (self.listener.take(), &self.metrics) {
             server::spawn(listener, Arc::clone(metrics))?;
         }
+        if let Some(count) = &mut self.count {
+            count.restart(Clock::monotonic_now_ns().unwrap_or(0));
+        }
         Ok(())
+    }
+
+    /// Whether events are counted into tables (`-c`) rather than printed.
+    pub fn counting_events(&self) -> bool {
+        self.count.is_some()
+    }
+
+    /// The table of the interval ending at `now_ns` (CLOCK_MONOTONIC), when counting; the next
+    /// interval starts empty. `last`: the one at exit.
+    pub fn count_table(&mut self, now_ns: u64, last: bool) -> Option<Table> {
+        self.count.as_mut().map(|c| c.take(now_ns, last))
     }
 
     pub fn quiet(&self) -> bool {
@@ -87,7 +111,9 @@ impl Fleet {
             let mut m = metrics.lock().unwrap_or_else(|p| p.into_inner());
             m.record(ev, container);
         }
-        if !self.quiet {
+        if let Some(count) = &mut self.count {
+            count.record(ev);
+        } else if !self.quiet {
             printer.event_of(ev, who, out);
         }
         true

@@ -1,8 +1,9 @@
 //! The application layer: the command line, `conntrace check`, tracing from start to summary,
-//! reading and printing events, dropping privileges, signals.
+//! reading and printing events, counting them (`-c`), dropping privileges, signals.
 
 pub mod check;
 pub mod cli;
+pub mod count;
 pub mod fleet;
 pub mod identity;
 pub mod metrics;

@@ -1,13 +1,14 @@
-//! Puts every outcome after its connect. The probes send each record the moment it exists,
-//! without atomic operations (kernels before 5.12 have no fetch forms), so an outcome can reach
-//! the rings first: the tracepoint backend reports a connect at the syscall's return, after a
-//! loopback handshake has already ended, and per-CPU rings are read one after another. An
-//! outcome whose connect has not been seen waits here, keyed by socket, until it comes, for at
-//! most [`HOLD_NS`]; memory is bounded by [`CAP`] on both tables.
+//! Puts every outcome after its connect, and a close after both. The probes send each record
+//! the moment it exists, without atomic operations (kernels before 5.12 have no fetch forms), so
+//! an outcome can reach the rings first: the tracepoint backend reports a connect at the
+//! syscall's return, after a loopback handshake has already ended, and per-CPU rings are read
+//! one after another. An outcome whose connect has not been seen waits here, keyed by socket,
+//! until it comes, for at most [`HOLD_NS`], and a close of that socket (a connection reset
+//! before its connect() returned) waits with it; memory is bounded by [`CAP`] on both tables.
 
 use std::collections::HashMap;
 
-use crate::session::event::{WireEvent, KIND_CONNECT, KIND_ESTABLISHED, KIND_FAILED};
+use crate::session::event::{WireEvent, KIND_CLOSE, KIND_CONNECT, KIND_ESTABLISHED, KIND_FAILED};
 
 /// Longest an outcome waits for its connect (a connect record lost to a full ring, or a
 /// connect no probe saw, such as io_uring's): then it is printed alone.
@@ -16,23 +17,40 @@ pub const HOLD_NS: u64 = 1_000_000_000;
 /// (a held one is printed at once), so a storm cannot grow memory without bound.
 pub const CAP: usize = 65_536;
 
+/// An outcome waiting for its connect, and the socket's close if it came meanwhile.
+struct Held {
+    outcome: WireEvent,
+    close: Option<WireEvent>,
+    /// When the outcome arrived.
+    at: u64,
+}
+
+impl Held {
+    fn release(self, out: &mut impl FnMut(&WireEvent)) {
+        out(&self.outcome);
+        if let Some(close) = &self.close {
+            out(close);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Order {
     /// Sockets whose connect record went out, with when it arrived.
     connected: HashMap<u64, u64>,
-    /// Outcomes waiting for their connect, with when they arrived.
-    held: HashMap<u64, (WireEvent, u64)>,
+    /// Outcomes waiting for their connect.
+    held: HashMap<u64, Held>,
 }
 
 impl Order {
     /// One record that arrived at `now` (CLOCK_MONOTONIC ns), in time order within its batch;
-    /// `out` gets it, or nothing yet, or it and an outcome that waited for it.
+    /// `out` gets it, or nothing yet, or it and what waited for it.
     pub fn push(&mut self, wire: &WireEvent, now: u64, out: &mut impl FnMut(&WireEvent)) {
         match wire.kind {
             KIND_CONNECT => {
                 out(wire);
-                if let Some((outcome, _)) = self.held.remove(&wire.sock) {
-                    out(&outcome);
+                if let Some(held) = self.held.remove(&wire.sock) {
+                    held.release(out);
                 } else {
                     if self.connected.len() >= CAP {
                         evict_oldest(&mut self.connected, |&t| t);
@@ -42,14 +60,23 @@ impl Order {
             }
             KIND_ESTABLISHED | KIND_FAILED if self.connected.remove(&wire.sock).is_none() => {
                 if self.held.len() >= CAP {
-                    if let Some((early, _)) = evict_oldest(&mut self.held, |(_, t)| *t) {
-                        out(&early);
+                    if let Some(early) = evict_oldest(&mut self.held, |h| h.at) {
+                        early.release(out);
                     }
                 }
-                if let Some((older, _)) = self.held.insert(wire.sock, (*wire, now)) {
-                    out(&older); // Two outcomes of one socket: never held back twice.
+                let held = Held {
+                    outcome: *wire,
+                    close: None,
+                    at: now,
+                };
+                if let Some(older) = self.held.insert(wire.sock, held) {
+                    older.release(out); // Two outcomes of one socket: never held back twice.
                 }
             }
+            KIND_CLOSE => match self.held.get_mut(&wire.sock) {
+                Some(held) if held.close.is_none() => held.close = Some(*wire),
+                _ => out(wire),
+            },
             _ => out(wire),
         }
     }
@@ -59,21 +86,23 @@ impl Order {
     pub fn expire(&mut self, now: u64, out: &mut impl FnMut(&WireEvent)) {
         let old = |t: u64| now.saturating_sub(t) >= HOLD_NS;
         self.connected.retain(|_, t| !old(*t));
-        let mut due: Vec<WireEvent> = Vec::new();
-        self.held.retain(|_, (w, t)| {
-            let keep = !old(*t);
-            if !keep {
-                due.push(*w);
-            }
-            keep
-        });
+        let due: Vec<u64> = self
+            .held
+            .iter()
+            .filter(|(_, h)| old(h.at))
+            .map(|(sock, _)| *sock)
+            .collect();
+        let due = due
+            .iter()
+            .filter_map(|sock| self.held.remove(sock))
+            .collect();
         release(due, out);
     }
 
     /// Releases every held outcome, in time order (at exit).
     pub fn flush(&mut self, out: &mut impl FnMut(&WireEvent)) {
         self.connected.clear();
-        release(self.held.drain().map(|(_, (w, _))| w).collect(), out);
+        release(self.held.drain().map(|(_, h)| h).collect(), out);
     }
 
     pub fn held(&self) -> usize {
@@ -81,10 +110,11 @@ impl Order {
     }
 }
 
-fn release(mut due: Vec<WireEvent>, out: &mut impl FnMut(&WireEvent)) {
-    due.sort_by_key(|w| w.ts_ns);
-    for w in &due {
-        out(w);
+/// Each held outcome (then its close), outcomes in time order.
+fn release(mut due: Vec<Held>, out: &mut impl FnMut(&WireEvent)) {
+    due.sort_by_key(|h| h.outcome.ts_ns);
+    for held in due {
+        held.release(out);
     }
 }
 
@@ -159,6 +189,39 @@ mod tests {
         run(&mut o, &[wire(KIND_FAILED, 3, 9)], HOLD_NS);
         o.flush(&mut |w| seen.push(w.sock));
         assert_eq!(seen, [2, 1, 3]);
+    }
+
+    #[test]
+    fn a_close_waits_with_its_outcome_for_the_connect() {
+        let mut o = Order::default();
+        let first = run(
+            &mut o,
+            &[
+                wire(KIND_ESTABLISHED, 7, 20),
+                wire(KIND_CLOSE, 7, 30),
+                wire(KIND_CLOSE, 9, 31),
+            ],
+            100,
+        );
+        assert_eq!(
+            first,
+            [(KIND_CLOSE, 9)],
+            "a close of another socket goes out"
+        );
+        let next = run(&mut o, &[wire(KIND_CONNECT, 7, 10)], 200);
+        assert_eq!(
+            next,
+            [(KIND_CONNECT, 7), (KIND_ESTABLISHED, 7), (KIND_CLOSE, 7)]
+        );
+        // Released by the hold too, still after its outcome.
+        run(
+            &mut o,
+            &[wire(KIND_FAILED, 5, 1), wire(KIND_CLOSE, 5, 2)],
+            0,
+        );
+        let mut seen = Vec::new();
+        o.expire(HOLD_NS, &mut |w| seen.push(w.kind));
+        assert_eq!(seen, [KIND_FAILED, KIND_CLOSE]);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Reading a session: ring records to output, in time order, counted; the loop that ends on a
-//! signal, -d, -n or a closed pipe; the final drain and the exact loss report.
+//! signal, -d, -n or a closed pipe, and prints a `-c` table every interval; the final drain,
+//! the exact loss report and the last table.
 
 use std::io::{self, Write};
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::app::cli::{FamilyFilter, TraceOptions};
 use crate::app::fleet::Fleet;
@@ -132,6 +133,59 @@ impl Reader<'_> {
     fn reached_limit(&self) -> bool {
         self.totals.events >= self.limit
     }
+
+    /// With `-c`: the table of the interval ending now, into the output.
+    fn count_table(&mut self, last: bool) {
+        let now = Clock::monotonic_now_ns().unwrap_or(0);
+        if let Some(table) = self.fleet.count_table(now, last) {
+            self.printer.count_table(&table, &mut self.out);
+        }
+    }
+}
+
+/// When the next `-c` table is due, and how often.
+struct Interval {
+    every: Duration,
+    next: Instant,
+}
+
+impl Interval {
+    fn new(every: Duration) -> Interval {
+        Interval {
+            every,
+            next: Instant::now() + every,
+        }
+    }
+
+    /// Whether a table is due; if so the next one is an interval later (or from now, when the
+    /// loop fell more than an interval behind).
+    fn due(&mut self, now: Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        self.next += self.every;
+        if self.next <= now {
+            self.next = now + self.every;
+        }
+        true
+    }
+}
+
+/// How long a poll may wait: until the next record of a quiet ring is due, the end of `-d` or
+/// the next `-c` table, whichever comes first; None when `-d` is over.
+fn poll_timeout(now: Instant, deadline: Option<Instant>, table: Option<&Interval>) -> Option<i32> {
+    let mut ms = QUIET_RING_POLL_MS as u128;
+    if let Some(d) = deadline {
+        let left = d.saturating_duration_since(now);
+        if left.is_zero() {
+            return None;
+        }
+        ms = ms.min(left.as_millis());
+    }
+    if let Some(t) = table {
+        ms = ms.min(t.next.saturating_duration_since(now).as_millis());
+    }
+    Some(ms.clamp(1, QUIET_RING_POLL_MS as u128) as i32)
 }
 
 pub fn read_events(
@@ -155,30 +209,27 @@ pub fn read_events(
         fleet,
     };
     let deadline = opts.duration.map(|d| Instant::now() + d);
+    let mut tables = opts.count.and_then(|c| c.every).map(Interval::new);
     let stdout = io::stdout();
     let mut stdout = stdout.lock();
 
-    if !reader.fleet.quiet() {
+    if !reader.fleet.quiet() && !reader.fleet.counting_events() {
         reader.printer.header(&mut reader.out);
     }
     let mut stop = flush(&mut stdout, &mut reader.out)?;
     while stop.is_none() {
-        let timeout_ms = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    stop = Some(Stop::Duration);
-                    continue;
-                }
-                left.as_millis().clamp(1, QUIET_RING_POLL_MS as u128) as i32
-            }
-            None => QUIET_RING_POLL_MS,
+        let Some(timeout_ms) = poll_timeout(Instant::now(), deadline, tables.as_ref()) else {
+            stop = Some(Stop::Duration);
+            continue;
         };
         session
             .rings
             .poll(timeout_ms, |r| reader.on_record(r))
             .map_err(|e| e.to_string())?;
         reader.finish_batch();
+        if tables.as_mut().is_some_and(|t| t.due(Instant::now())) {
+            reader.count_table(false);
+        }
         stop = flush(&mut stdout, &mut reader.out)?
             .or_else(|| signals::stop_requested().map(|_| Stop::Signal))
             .or_else(|| reader.reached_limit().then_some(Stop::MaxEvents));
@@ -222,6 +273,16 @@ pub fn read_events(
         count: missed,
         reason: LossReason::ReturnMissed,
     });
+    // Runs of the probes the kernel skipped, where it counts them (kernel::load::skipped).
+    match session.loaded.skipped_runs(sys) {
+        Ok(Some(skipped)) => reader.lost(Loss {
+            cpu: None,
+            count: skipped,
+            reason: LossReason::Skipped,
+        }),
+        Ok(None) => {}
+        Err(e) => eprintln!("conntrace: warning: {e}"),
+    }
     // A kretprobe's missed return leaves its thread's `connecting` entry behind; the next call
     // of that thread counts it, and what is left at exit is counted here, unless it began so
     // shortly before the probes went that it was simply still running. (The tracepoint
@@ -234,6 +295,8 @@ pub fn read_events(
         });
     }
     if stop != Some(Stop::ClosedOutput) {
+        // Everything the rings held is in it now.
+        reader.count_table(true);
         flush(&mut stdout, &mut reader.out)?;
     }
     Ok(reader.totals)
@@ -347,5 +410,51 @@ fn flush(stdout: &mut impl Write, out: &mut Vec<u8>) -> Result<Option<Stop>, Str
         Ok(()) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Some(Stop::ClosedOutput)),
         Err(e) => Err(format!("cannot write the output: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_due_every_interval_and_catch_up_once() {
+        let start = Instant::now();
+        let every = Duration::from_secs(5);
+        let mut t = Interval {
+            every,
+            next: start + every,
+        };
+        assert!(!t.due(start + Duration::from_secs(4)));
+        assert!(t.due(start + Duration::from_millis(5_010)));
+        assert_eq!(t.next, start + Duration::from_secs(10), "no drift");
+        // Stalled for three intervals: one table, then the next an interval from now.
+        let late = start + Duration::from_secs(26);
+        assert!(t.due(late));
+        assert!(!t.due(late));
+        assert_eq!(t.next, late + every);
+    }
+
+    #[test]
+    fn polls_wake_for_the_next_table_and_the_deadline() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(poll_timeout(now, None, None), Some(QUIET_RING_POLL_MS));
+        let soon = Interval {
+            every: ms(100),
+            next: now + ms(7),
+        };
+        assert_eq!(poll_timeout(now, None, Some(&soon)), Some(7));
+        assert_eq!(poll_timeout(now, Some(now + ms(3)), Some(&soon)), Some(3));
+        let due = Interval {
+            every: ms(100),
+            next: now,
+        };
+        assert_eq!(
+            poll_timeout(now, None, Some(&due)),
+            Some(1),
+            "never a busy poll"
+        );
+        assert_eq!(poll_timeout(now, Some(now), Some(&soon)), None);
     }
 }

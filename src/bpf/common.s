@@ -118,6 +118,7 @@
 .equ TCP_CLOSE, 7
 .equ TCP_CLOSE_WAIT, 8
 .equ TCP_LAST_ACK, 9
+.equ TCP_LISTEN, 10
 .equ TCP_CLOSING, 11
 ; The states a connection can leave for TCP_CLOSE once it was established, as a bit set.
 .equ TCP_WAS_ESTABLISHED, (1 << TCP_ESTABLISHED) | (1 << TCP_FIN_WAIT1) | (1 << TCP_FIN_WAIT2) | (1 << TCP_CLOSE_WAIT) | (1 << TCP_LAST_ACK) | (1 << TCP_CLOSING)
@@ -605,6 +606,12 @@ done\@:
     *(u32 *)(r9 + SOCK_FLAGS) = r1
     goto done\@
 new\@:
+    ; Reset before accept() returned it: closed already, and its close record is out (with
+    ; no owner). An entry now would never be freed.
+    *(u64 *)(r10 + STACK_SCRATCH) = 0
+    probe_read r10, STACK_SCRATCH, 1, r7, offsetof(sock_common, skc_state)
+    r1 = *(u8 *)(r10 + STACK_SCRATCH)
+    if r1 == TCP_CLOSE goto done\@
     ; Established before the probes were attached: the owner is known from now on, the
     ; start is not. The SYN was the peer's, so bytes_acked counts payload only.
     zero_sock
@@ -614,6 +621,17 @@ new\@:
     put_sock full\@
     goto done\@
 full\@:
+    owner_lost
+done\@:
+.endm
+
+; A `socks` entry could not be made: the socket's close will come without its owner. With a
+; filter on the task that close is dropped, so count it lost; without one it is still sent
+; (owner null, as for a connection older than the probes), and nothing is lost.
+.macro owner_lost
+    filter_any_task lost\@
+    goto done\@
+lost\@:
     count_drop DROP_STATE_FULL
 done\@:
 .endm

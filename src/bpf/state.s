@@ -62,6 +62,7 @@ not_opening:
     goto out
 not_connecting:
     if r2 == TCP_CLOSE goto closing
+    if r1 == TCP_LISTEN goto born      ; LISTEN -> SYN_RECV: a listener's new child
     if r1 != TCP_SYN_RECV goto out
     if r2 == TCP_ESTABLISHED goto passive
     goto out
@@ -87,9 +88,16 @@ syn_sent:
     r3 += STACK_ENTRY
     r4 = BPF_ANY
     call bpf_map_update_elem
-    if r0 == 0 goto out
+    if r0 == 0 goto born
     ; No room: this connect's records cannot be made. Count it, never drop it quietly.
     count_drop DROP_STATE_FULL
+born:
+    ; A new socket: a `socks` entry at its address is a dead socket's that missed its close
+    ; (an accept racing the close of a reset connection). It must not name this one's owner.
+    r1 = map socks ll
+    r2 = r10
+    r2 += STACK_KEY
+    call bpf_map_delete_elem
     goto out
 
 outcome:
@@ -131,7 +139,7 @@ established:
     put_sock sock_full
     goto ended
 sock_full:
-    count_drop DROP_STATE_FULL          ; the close record this entry was for
+    owner_lost
 ended:
     call bpf_ktime_get_ns
     *(u64 *)(r8 + EV_TS) = r0

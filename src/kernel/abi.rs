@@ -7,6 +7,7 @@ pub const BPF_MAP_LOOKUP_ELEM: u32 = 1;
 pub const BPF_MAP_UPDATE_ELEM: u32 = 2;
 pub const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 pub const BPF_PROG_LOAD: u32 = 5;
+pub const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 pub const BPF_BTF_LOAD: u32 = 18;
 
 /// BPF_MAP_UPDATE_ELEM flag: create or replace.
@@ -73,3 +74,9 @@ pub const PERF_RECORD_LOST: u32 = 2;
 pub const PERF_RECORD_SAMPLE: u32 = 9;
 /// `struct perf_event_header`: u32 type, u16 misc, u16 size (of the whole record).
 pub const PERF_EVENT_HEADER_SIZE: usize = 8;
+
+/// `struct bpf_prog_info`: `recursion_misses` (5.12+) at this offset, the runs of the program
+/// the kernel skipped because another BPF program was running on that CPU (trace_call_bpf's
+/// guard counts them there from 6.7); the struct is at least this long where it has the field.
+pub const PROG_INFO_RECURSION_MISSES: usize = 208;
+pub const PROG_INFO_LEN_WITH_MISSES: usize = 216;

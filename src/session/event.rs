@@ -74,6 +74,7 @@ pub mod tcp_state {
     pub const CLOSE: u8 = 7;
     pub const CLOSE_WAIT: u8 = 8;
     pub const LAST_ACK: u8 = 9;
+    pub const LISTEN: u8 = 10;
     pub const CLOSING: u8 = 11;
     /// The states a connection leaves for CLOSE once it was established, as a bit set: the
     /// ones a close record's `old_state` can hold.
@@ -229,6 +230,9 @@ pub enum LossReason {
     ReturnMissed,
     /// A map that carries state between hooks was full.
     StateFull,
+    /// The kernel skipped a probe's run (another BPF program was running on that CPU) and
+    /// counted it (Linux 6.7+): each skip may have been a record.
+    Skipped,
 }
 
 impl LossReason {
@@ -238,6 +242,13 @@ impl LossReason {
         LossReason::ReturnMissed,
         LossReason::StateFull,
     ];
+    /// Every reason: the `drops` map's and those the kernel counts elsewhere.
+    pub const ALL: [LossReason; 4] = [
+        LossReason::RingFull,
+        LossReason::ReturnMissed,
+        LossReason::StateFull,
+        LossReason::Skipped,
+    ];
 
     /// The name in JSON's `reason`.
     pub fn name(self) -> &'static str {
@@ -245,6 +256,7 @@ impl LossReason {
             LossReason::RingFull => "ring_full",
             LossReason::ReturnMissed => "return_missed",
             LossReason::StateFull => "state_full",
+            LossReason::Skipped => "skipped",
         }
     }
 
@@ -254,6 +266,9 @@ impl LossReason {
             LossReason::RingFull => "ring full",
             LossReason::ReturnMissed => "return probe missed the call",
             LossReason::StateFull => "state map full",
+            LossReason::Skipped => {
+                "probe runs the kernel skipped: another BPF program ran on the CPU"
+            }
         }
     }
 }

@@ -65,7 +65,14 @@ pub const NO_BTF_LIMITS: &str = "the tracepoint backend (kprobe backend only)";
 
 /// The fields outside the built-in table that the probes read without BTF, found at start-up
 /// by the layout discovery (`session::discover`) before the programs load.
-pub const DISCOVERED_SPECS: [&str; 3] = ["sock.sk_err", "inet_sock.inet_sport", "net.ns.inum"];
+pub const DISCOVERED_SPECS: [&str; 6] = [
+    "sock.sk_err",
+    "inet_sock.inet_sport",
+    "net.ns.inum",
+    "tcp_sock.bytes_acked",
+    "tcp_sock.bytes_received",
+    "sock_common.skc_flags",
+];
 
 /// Without BTF: the tracepoints' formats, and the fields the layout discovery found.
 pub struct NoBtf {
@@ -230,10 +237,16 @@ mod tests {
             ("sock.sk_err", at(284, 4)),
             ("inet_sock.inet_sport", at(782, 2)),
             ("net.ns.inum", at(136, 4)),
+            ("tcp_sock.bytes_acked", at(1824, 8)),
+            ("tcp_sock.bytes_received", at(1752, 8)),
+            ("sock_common.skc_flags", at(96, 8)),
         ]);
         assert_eq!(f.field("sock.sk_err"), Ok(at(284, 4)));
         assert_eq!(f.field("inet_sock.inet_sport"), Ok(at(782, 2)));
         assert_eq!(f.field("net.ns.inum"), Ok(at(136, 4)));
+        assert_eq!(f.field("tcp_sock.bytes_acked"), Ok(at(1824, 8)));
+        assert_eq!(f.field("tcp_sock.bytes_received"), Ok(at(1752, 8)));
+        assert_eq!(f.field("sock_common.skc_flags"), Ok(at(96, 8)));
         // The built-in table is unchanged.
         assert_eq!(f.field("sock_common.skc_net"), Ok(at(48, 8)));
         assert_eq!(f.field("sock_common.skc_prot"), Ok(at(40, 8)));

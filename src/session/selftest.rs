@@ -3,9 +3,12 @@
 //! anything it proves them: it makes loopback connections of its own while the probes are
 //! attached (one accepted, one refused), reads back their records, and compares every field
 //! with what the sockets say (getsockname/getpeername, its own pid, tid, uid and netns, the
-//! refusal's ECONNREFUSED). One wrong field and it refuses, naming the field, rather than
-//! print wrong data.
+//! refusal's ECONNREFUSED). The accepted one carries known bytes each way ([`SENT_UP`],
+//! [`SENT_DOWN`]) and is closed by the client first, so both ends' close records prove the
+//! tcp_sock byte counters and the FIN flag (sock_common.skc_flags). One wrong field and it
+//! refuses, naming the field, rather than print wrong data.
 
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -14,11 +17,15 @@ use crate::kernel::ring::{PerfRings, Record};
 use crate::kernel::sys::process;
 use crate::kernel::sys::socket::BoundSocket;
 use crate::session::discover::{self, Discovered};
-use crate::session::event::{self, Kind, WireEvent};
+use crate::session::event::{self, ClosedBy, Kind, WireEvent};
 use crate::session::filter::{FilterConfig, ANY_UID};
 
 /// How long one family's records may take to arrive.
 const WAIT: Duration = Duration::from_secs(2);
+/// Payload bytes the self-test's client sends, and the server answers: distinct, so a byte
+/// counter read from the wrong offset cannot pass.
+pub const SENT_UP: usize = 1111;
+pub const SENT_DOWN: usize = 2345;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 /// What to do when the layout cannot be trusted.
@@ -78,6 +85,8 @@ pub struct Expected {
     pub netns: u32,
     /// 0, or the failed record's errno.
     pub error: u32,
+    /// A close record's payload bytes (sent, received) and who closed.
+    pub close: Option<(u64, u64, ClosedBy)>,
 }
 
 /// Verifies the layout with, per family in turn, one loopback connection and one refused
@@ -131,11 +140,12 @@ pub fn verify(rings: &mut PerfRings<'_>, plan: &Plan) -> Result<(), String> {
     Err(message)
 }
 
-/// Makes a connection on loopback and returns its pid, then the records it must produce.
+/// Makes a connection on loopback that carries [`SENT_UP`] and [`SENT_DOWN`] bytes and is
+/// closed by the client first; returns its pid, then the records it must produce.
 fn connect_on_loopback(family: Family, netns: u32) -> std::io::Result<(u32, Vec<Expected>)> {
     let listener = TcpListener::bind(family.loopback())?;
-    let client = TcpStream::connect(listener.local_addr()?)?;
-    let (server, _) = listener.accept()?;
+    let mut client = TcpStream::connect(listener.local_addr()?)?;
+    let (mut server, _) = listener.accept()?;
     let pid = std::process::id();
     let tid = process::tid();
     let uid = process::uid();
@@ -148,15 +158,38 @@ fn connect_on_loopback(family: Family, netns: u32) -> std::io::Result<(u32, Vec<
         uid,
         netns,
         error: 0,
+        close: None,
     };
     let (c_local, c_remote) = (client.local_addr()?, client.peer_addr()?);
     let (s_local, s_remote) = (server.local_addr()?, server.peer_addr()?);
+    client.write_all(&[b'u'; SENT_UP])?;
+    server.read_exact(&mut [0; SENT_UP])?;
+    server.write_all(&[b'd'; SENT_DOWN])?;
+    client.read_exact(&mut [0; SENT_DOWN])?;
+    drop(client);
+    // The client's FIN: read() returns 0 once it is in, then the server closes.
+    server.set_read_timeout(Some(WAIT))?;
+    if server.read(&mut [0; 1])? != 0 {
+        return Err(std::io::Error::other(
+            "the client's end sent more than it should",
+        ));
+    }
+    drop(server);
+    let (up, down) = (SENT_UP as u64, SENT_DOWN as u64);
     Ok((
         pid,
         vec![
             record(Kind::Connect, c_local, c_remote),
             record(Kind::Established, c_local, c_remote),
             record(Kind::Accept, s_local, s_remote),
+            Expected {
+                close: Some((up, down, ClosedBy::Local)),
+                ..record(Kind::Close, c_local, c_remote)
+            },
+            Expected {
+                close: Some((down, up, ClosedBy::Remote)),
+                ..record(Kind::Close, s_local, s_remote)
+            },
         ],
     ))
 }
@@ -183,6 +216,7 @@ fn refused_on_loopback(family: Family, netns: u32) -> std::io::Result<(u32, Vec<
         uid: process::uid(),
         netns,
         error,
+        close: None,
     };
     Ok((
         std::process::id(),
@@ -203,11 +237,15 @@ fn collect(
     let pid = expected.0;
     let deadline = Instant::now() + wait;
     let mut records: Vec<WireEvent> = Vec::new();
+    // As many records of each kind as expected (two closes: one per end).
     let complete = |records: &[WireEvent]| {
         expected.1.iter().all(|e| {
-            records
+            let want = expected.1.iter().filter(|w| w.kind == e.kind).count();
+            let got = records
                 .iter()
-                .any(|r| Kind::from_wire(r.kind) == Some(e.kind))
+                .filter(|r| Kind::from_wire(r.kind) == Some(e.kind))
+                .count();
+            got >= want
         })
     };
     while !complete(&records) {
@@ -239,10 +277,12 @@ pub fn compare_all(
 ) -> Vec<String> {
     let mut problems = Vec::new();
     for want in &expected.1 {
-        match records
-            .iter()
-            .find(|r| Kind::from_wire(r.kind) == Some(want.kind))
-        {
+        let of_kind = |r: &&WireEvent| Kind::from_wire(r.kind) == Some(want.kind);
+        // The two closes are told apart by their local port; with that field wrong, the
+        // first close is compared, and the port is what the comparison names.
+        let mine = |r: &&WireEvent| SockaddrView(&r.local).port() == want.local.port();
+        let matching = records.iter().filter(of_kind).find(mine);
+        match matching.or_else(|| records.iter().find(of_kind)) {
             Some(got) => problems.extend(compare(got, want, found)),
             None => problems.push(format!(
                 "no {} record arrived within {} s: the probes did not see the connection",
@@ -346,6 +386,41 @@ pub fn compare(got: &WireEvent, want: &Expected, found: &Discovered) -> Vec<Stri
             addr.ip().to_string(),
         );
     }
+    if let Some((sent, received, closed_by)) = want.close {
+        let error = (got.error != 0).then_some(got.error);
+        match event::decode_close(got, error) {
+            Err(e) => check("close", "", false, e.to_string(), "a close record".into()),
+            Ok(close) => {
+                check(
+                    "bytes_sent",
+                    discover::BYTES_ACKED,
+                    true,
+                    format!("{:?}", close.bytes_sent),
+                    format!("{:?}", Some(sent)),
+                );
+                // One byte over: the peer's FIN counted, which the FIN flag takes out.
+                let spec = if close.bytes_received == received + 1 {
+                    discover::SK_FLAGS
+                } else {
+                    discover::BYTES_RECEIVED
+                };
+                check(
+                    "bytes_received",
+                    spec,
+                    true,
+                    close.bytes_received.to_string(),
+                    received.to_string(),
+                );
+                check(
+                    "closed_by",
+                    "",
+                    false,
+                    close.closed_by.name().into(),
+                    closed_by.name().into(),
+                );
+            }
+        }
+    }
     problems
 }
 
@@ -382,7 +457,10 @@ impl SockaddrView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::event::{KIND_ACCEPT, KIND_CONNECT, KIND_ESTABLISHED, KIND_FAILED};
+    use crate::session::event::{
+        tcp_state, CLOSE_BASE, CLOSE_DURATION, CLOSE_OWNER, CLOSE_PEER_FIN, KIND_ACCEPT,
+        KIND_CLOSE, KIND_CONNECT, KIND_ESTABLISHED, KIND_FAILED,
+    };
 
     const NETNS: u32 = 4026531840;
 
@@ -391,6 +469,9 @@ mod tests {
             sk_err: 284,
             inet_sport: 782,
             ns_inum: 136,
+            bytes_acked: 1824,
+            bytes_received: 1752,
+            sk_flags: 96,
             netns: NETNS,
             tcp_prots: [1, 2],
         }
@@ -422,16 +503,35 @@ mod tests {
             uid: 0,
             netns: NETNS,
             error: 0,
+            close: None,
         }
     }
 
-    /// The record a correct layout produces for `want`.
+    /// The record a correct layout produces for `want`. A close as the kernel shows the
+    /// self-test's: the client's end left FIN_WAIT2 (its FIN acknowledged, counted in
+    /// bytes_acked), the server's LAST_ACK (both FINs counted).
     fn record(want: &Expected) -> WireEvent {
         let kind = match want.kind {
             Kind::Connect => KIND_CONNECT,
             Kind::Established => KIND_ESTABLISHED,
             Kind::Failed => KIND_FAILED,
+            Kind::Close => KIND_CLOSE,
             _ => KIND_ACCEPT,
+        };
+        let (old_state, close_flags, bytes_acked, bytes_received) = match want.close {
+            None => (0, 0, 0, 0),
+            Some((sent, received, ClosedBy::Local)) => (
+                tcp_state::FIN_WAIT2,
+                CLOSE_OWNER | CLOSE_DURATION | CLOSE_BASE,
+                sent + 1,
+                received,
+            ),
+            Some((sent, received, ClosedBy::Remote)) => (
+                tcp_state::LAST_ACK,
+                CLOSE_OWNER | CLOSE_DURATION | CLOSE_BASE | CLOSE_PEER_FIN,
+                sent + 1,
+                received + 1,
+            ),
         };
         WireEvent {
             ts_ns: 1,
@@ -443,15 +543,22 @@ mod tests {
             uid: want.uid,
             netns: want.netns,
             kind,
-            old_state: 0,
-            close_flags: 0,
+            old_state,
+            close_flags,
             _pad: 0,
             error: want.error as i32,
             comm: [0; 16],
             local: sockaddr(want.local),
             remote: sockaddr(want.remote),
-            bytes_acked: 0,
-            bytes_received: 0,
+            bytes_acked,
+            bytes_received,
+        }
+    }
+
+    fn close(local: &str, remote: &str, sent: u64, received: u64, by: ClosedBy) -> Expected {
+        Expected {
+            close: Some((sent, received, by)),
+            ..expected(Kind::Close, local, remote)
         }
     }
 
@@ -462,8 +569,37 @@ mod tests {
                 expected(Kind::Connect, local, remote),
                 expected(Kind::Established, local, remote),
                 expected(Kind::Accept, remote, local),
+                close(local, remote, 1111, 2345, ClosedBy::Local),
+                close(remote, local, 2345, 1111, ClosedBy::Remote),
             ],
         )
+    }
+
+    #[test]
+    fn wrong_byte_counters_name_their_fields() {
+        let conn = connection("127.0.0.1:43817", "127.0.0.1:40000");
+        let mut records: Vec<_> = conn.1.iter().map(record).collect();
+        // The client's close: a counter read from the wrong offset, and the server's: its
+        // FIN counted, as when the FIN flag is read from the wrong place.
+        records[3].bytes_acked = 7;
+        records[4].close_flags &= !CLOSE_PEER_FIN;
+        assert_eq!(
+            compare_all(&records, &conn, &found()),
+            [
+                "close record: discovered offset of tcp_sock.bytes_acked (1824) read Some(6), \
+                 expected Some(1111)",
+                "close record: discovered offset of sock_common.skc_flags (96) read 1112, \
+                 expected 1111",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_two_closes_are_told_apart_by_their_local_port() {
+        let conn = connection("127.0.0.1:43817", "127.0.0.1:40000");
+        let mut records: Vec<_> = conn.1.iter().map(record).collect();
+        records.swap(3, 4);
+        assert_eq!(compare_all(&records, &conn, &found()), Vec::<String>::new());
     }
 
     #[test]
@@ -582,7 +718,7 @@ mod tests {
     #[test]
     fn missing_records_are_named() {
         let conn = connection("127.0.0.1:43817", "127.0.0.1:40000");
-        let records = vec![record(&conn.1[2])];
+        let records = vec![record(&conn.1[2]), record(&conn.1[3]), record(&conn.1[4])];
         assert_eq!(
             compare_all(&records, &conn, &found()),
             [

@@ -172,8 +172,10 @@ pub fn metrics_scraped_by_prometheus_are_exact() -> Result<(), String> {
     let mut server = Server::start("4", 4)?;
     leaf.enter(server.task.pid)?;
     let refusing = RefusingPort::new("4")?;
+    // Outside the container: one connection that carries known bytes each way.
+    let mut talker = Server::talking("4", 2749, 1237, "second")?;
     let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse().unwrap();
-    let ports = format!("{},{}", server.port, refusing.port);
+    let ports = format!("{},{},{}", server.port, refusing.port, talker.port);
     let tracer = Tracer::attached(&["-q", "-P", &ports, "--metrics", &metrics.to_string()])?;
     let prometheus = Prometheus::start(metrics)?;
 
@@ -187,15 +189,23 @@ pub fn metrics_scraped_by_prometheus_are_exact() -> Result<(), String> {
     for _ in 0..2 {
         Client::run("4", refusing.port, "")?;
     }
+    let talk = Client::talk("4", talker.port, 1237, 2749, "first")?;
+    talker.accepted(&talk)?;
+    talker.finish()?;
     let c = format!("container=\"{CONTAINER}\"");
     let wants = |connects_inside: f64| {
         vec![
             (format!("conntrace_events_total{{event=\"connect\",{c}}}"), connects_inside),
             (format!("conntrace_events_total{{event=\"established\",{c}}}"), connects_inside),
             (format!("conntrace_events_total{{event=\"accept\",{c}}}"), connects_inside),
-            ("conntrace_events_total{event=\"connect\",container=\"\"}".into(), 2.0),
+            ("conntrace_events_total{event=\"connect\",container=\"\"}".into(), 3.0),
             ("conntrace_events_total{event=\"failed\",container=\"\"}".into(), 2.0),
-            ("conntrace_events_total{event=\"established\",container=\"\"}".into(), 0.0),
+            ("conntrace_events_total{event=\"established\",container=\"\"}".into(), 1.0),
+            ("conntrace_events_total{event=\"accept\",container=\"\"}".into(), 1.0),
+            ("conntrace_events_total{event=\"close\",container=\"\"}".into(), 2.0),
+            // Each end counts what it sent and received: 1237 + 2749 either way.
+            ("conntrace_bytes_total{direction=\"sent\",container=\"\"}".into(), 3986.0),
+            ("conntrace_bytes_total{direction=\"received\",container=\"\"}".into(), 3986.0),
             (
                 "conntrace_errors_total{event=\"failed\",error=\"ECONNREFUSED\",container=\"\"}".into(),
                 2.0,

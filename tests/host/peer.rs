@@ -84,17 +84,23 @@ fn loopback(family: &str) -> Result<IpAddr, String> {
     }
 }
 
-fn server(args: &[&str]) -> Result<(), String> {
-    let [family, count] = args else {
-        return Err("usage: server 4|6 N".into());
-    };
-    let count: usize = count.parse().map_err(|_| format!("bad count {count:?}"))?;
+/// A server's listener on loopback, an ephemeral port, announced with `listening ...`.
+fn listen(family: &str) -> Result<TcpListener, String> {
     set_comm(SERVER_COMM.as_bytes());
     let listener = TcpListener::bind(SocketAddr::new(loopback(family)?, 0))
         .map_err(|e| format!("bind: {e}"))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let (pid, tid, _) = ids();
     say(&format!("listening port={port} pid={pid} tid={tid}"));
+    Ok(listener)
+}
+
+fn server(args: &[&str]) -> Result<(), String> {
+    let [family, count] = args else {
+        return Err("usage: server 4|6 N".into());
+    };
+    let count: usize = count.parse().map_err(|_| format!("bad count {count:?}"))?;
+    let listener = listen(family)?;
     for _ in 0..count {
         let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
         let (pid, tid, _) = ids();
@@ -236,12 +242,8 @@ fn talk_server(args: &[&str]) -> Result<(), String> {
         return Err("usage: talk-server 4|6 SEND RECV HOW".into());
     };
     let (send, recv, how) = talk_args(rest)?;
-    set_comm(SERVER_COMM.as_bytes());
-    let listener = TcpListener::bind(SocketAddr::new(loopback(family)?, 0))
-        .map_err(|e| format!("bind: {e}"))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let listener = listen(family)?;
     let (pid, tid, _) = ids();
-    say(&format!("listening port={port} pid={pid} tid={tid}"));
     let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
     say(&format!(
         "accepted rport={} pid={pid} tid={tid}",

@@ -260,15 +260,14 @@ impl Client {
         closed_by: Option<&'static str>,
         error: Option<&'static str>,
     ) -> Expected {
+        let accept = self.accepted_by(server);
         Expected {
-            event: "close",
-            error,
-            close: Some(CloseWant {
-                bytes_sent: sent,
-                bytes_received: received,
-                closed_by,
-            }),
-            ..self.accepted_by(server)
+            task: accept.task,
+            laddr: accept.laddr,
+            lport: accept.lport,
+            raddr: accept.raddr,
+            rport: accept.rport,
+            ..self.closed(sent, received, closed_by, error)
         }
     }
 

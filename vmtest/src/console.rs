@@ -24,6 +24,8 @@
 //! CTVM SCENARIO_ERROR <backend> <text>               the scenario itself went wrong
 //! CTVM PROGS <backend> before=<n> during=<n>|- after=<n>   loaded BPF programs (after settling)
 //! CTVM PROGS <backend> unavailable <why>
+//! CTVM RECURSION_MISSES <backend> <n>               runs of loaded BPF programs the kernel skipped
+//! CTVM RECURSION_MISSES <backend> unavailable <why>  (counted from 6.7), just before the stop
 //! CTVM SETUP <backend> ok <what> | failed <why>      a fault set up before the run
 //! CTVM RESTORE <backend> ok <what> | failed <why>    the fault undone after it
 //! CTVM CHECK_OUT <text>                              one line of `conntrace check`
@@ -63,6 +65,9 @@ pub struct BackendRun {
     pub pid: Option<String>,
     /// `Some(Err(why))` when the init could not count.
     pub progs: Option<Result<ProgCounts, String>>,
+    /// Runs of the loaded BPF programs the kernel skipped (another BPF program was running on
+    /// the CPU), summed just before conntrace was stopped; `Some(Err(why))` when unreadable.
+    pub recursion_misses: Option<Result<u64, String>>,
     /// `Some(Ok(what))` / `Some(Err(why))` from SETUP and RESTORE.
     pub setup: Option<Result<String, String>>,
     pub restore: Option<Result<String, String>>,
@@ -203,6 +208,17 @@ fn apply(c: &mut Console, body: &str) -> bool {
             };
             c.backend_mut(backend).progs = Some(progs);
         }
+        "RECURSION_MISSES" => {
+            let (backend, rest) = word(rest);
+            let misses = match rest.strip_prefix("unavailable ") {
+                Some(why) => Err(why.to_string()),
+                None => match rest.parse() {
+                    Ok(n) => Ok(n),
+                    Err(_) => return false,
+                },
+            };
+            c.backend_mut(backend).recursion_misses = Some(misses);
+        }
         "ATTACHED" | "ATTACH_FAILED" | "EVENT" | "STDERR" | "EXIT" | "EXPECT"
         | "SCENARIO_ERROR" | "PID" => {
             let (backend, text) = word(rest);
@@ -293,6 +309,7 @@ CTVM EXPECT kprobe port=4200 client_comm=ct-client\r
 CTVM KPROBE_EVENTS_AFTER kprobe entry p:kprobes/ct_1 tcp_v4_connect\r
 CTVM KPROBE_EVENTS_AFTER kprobe end\r
 CTVM PROGS kprobe before=0 during=6 after=0\r
+CTVM RECURSION_MISSES kprobe 3\r
 CTVM PID kprobe-tracefs 120\r
 CTVM SETUP kprobe-tracefs ok online=0\r
 CTVM KPROBE_EVENTS_DURING kprobe-tracefs entry p:kprobes/conntrace_120_0 tcp_v4_connect\r
@@ -340,6 +357,7 @@ CTVM DONE\r
                 after: 0
             }))
         );
+        assert_eq!(k.recursion_misses, Some(Ok(3)));
         let f = c.backend("kprobe-tracefs").unwrap();
         assert_eq!(f.pid.as_deref(), Some("120"));
         assert_eq!(f.setup, Some(Ok("online=0".into())));
@@ -377,9 +395,15 @@ CTVM DONE\r
         let c = parse(
             "CTVM EXPECT kprobe novalue\nCTVM EVENT\nCTVM KPROBE_EVENTS_AFTER x weird\n\
              CTVM PROGS k before=1 after=1\nCTVM PROGS k before=1 during=x after=1\n\
-             CTVM PROGS k before=1 during=- after=1 more\nCTVM SETUP k maybe\nCTVM BTF maybe\n",
+             CTVM PROGS k before=1 during=- after=1 more\nCTVM SETUP k maybe\nCTVM BTF maybe\n\
+             CTVM RECURSION_MISSES k many\n",
         );
-        assert_eq!(c.unparsed.len(), 8, "{:?}", c.unparsed);
+        assert_eq!(c.unparsed.len(), 9, "{:?}", c.unparsed);
+        let c = parse("CTVM RECURSION_MISSES k unavailable EPERM\n");
+        assert_eq!(
+            c.backend("k").unwrap().recursion_misses,
+            Some(Err("EPERM".into()))
+        );
         assert_eq!(c.btf, None);
         assert_eq!(parse("CTVM BTF absent\n").btf, Some(false));
         let c = parse("CTVM PROGS k before=1 during=- after=2\n");

@@ -229,6 +229,7 @@ pub fn verify_cleanup(
         backend: run.name.clone(),
         failures,
         seen: run.events.clone(),
+        notes: Vec::new(),
     }
 }
 
@@ -257,6 +258,7 @@ pub fn verify_unprivileged(run: &BackendRun) -> BackendVerdict {
         backend: run.name.clone(),
         failures,
         seen: run.events.clone(),
+        notes: Vec::new(),
     }
 }
 

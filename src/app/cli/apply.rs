@@ -3,8 +3,8 @@
 use super::spec::{Opt, Spec};
 use super::values::{invalid, number, seconds, utf8};
 use super::{
-    BackendChoice, BtfSource, CliError, Command, EventSet, FamilyFilter, TraceOptions,
-    MAX_DURATION_SECS, MAX_PAGES, MAX_PID, MAX_PORTS, MAX_UID,
+    BackendChoice, BtfSource, CliError, Command, CountOptions, EventSet, FamilyFilter,
+    TraceOptions, MAX_DURATION_SECS, MAX_PAGES, MAX_PID, MAX_PORTS, MAX_UID, MIN_COUNT_INTERVAL,
 };
 use crate::session::capacity::{MAX_TRACKED, MIN_TRACKED};
 use crate::session::event::Kind;
@@ -149,6 +149,32 @@ pub(super) fn apply<'a>(
         }
         Opt::Failed => options.failed_only = true,
         Opt::Json => options.json = true,
+        Opt::Count => {
+            // The parser found the value, if one was given (it is optional).
+            let every = match inline {
+                None => None,
+                Some(v) => {
+                    let v = utf8(v, spelled)?;
+                    let every =
+                        seconds(v)
+                            .filter(|d| *d >= MIN_COUNT_INTERVAL)
+                            .ok_or_else(|| {
+                                invalid(
+                                    "interval",
+                                    v,
+                                    spelled,
+                                    &format!(
+                                    "expected seconds from {} to {MAX_DURATION_SECS}, like 5 or \
+                                     0.5, or no value for one table at exit",
+                                    MIN_COUNT_INTERVAL.as_secs_f64()
+                                ),
+                                )
+                            })?;
+                    Some(every)
+                }
+            };
+            options.count = Some(CountOptions { every });
+        }
         Opt::Timestamp => options.timestamps = true,
         Opt::Duration => {
             let v = utf8(value()?, spelled)?;

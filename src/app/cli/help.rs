@@ -32,6 +32,8 @@ pub fn help() -> String {
          \x20 conntrace -P 80,443 -4         IPv4 connections on ports 80 and 443\n\
          \x20 conntrace --failed -d 60       connection failures during one minute\n\
          \x20 conntrace -e accept -n 10      the next ten accepted connections\n\
+         \x20 conntrace -c 10                counts by process and peer every 10 s (and at\n\
+         \x20                                Ctrl-C): connects, failures, bytes, latency\n\
          \x20 conntrace --containers         which container made each connection (JSON\n\
          \x20                                always has cgroup_path, container_id, pod_uid)\n\
          \x20 conntrace --container 4f1c     the connections of one container\n\

@@ -39,6 +39,8 @@ const MAX_PAGES: u64 = 4096;
 /// About 31 years: large enough for "forever", small enough that deadline arithmetic cannot
 /// overflow.
 const MAX_DURATION_SECS: u64 = 1_000_000_000;
+/// The shortest `--count` interval: a table per poll of the rings would be noise.
+const MIN_COUNT_INTERVAL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -61,6 +63,8 @@ pub struct TraceOptions {
     /// `--failed`: only failures (failed records, and connect records that carry an error).
     pub failed_only: bool,
     pub json: bool,
+    /// `-c`/`--count [SECS]`: tables of counts instead of events.
+    pub count: Option<CountOptions>,
     pub timestamps: bool,
     pub duration: Option<Duration>,
     pub max_events: Option<u64>,
@@ -93,6 +97,7 @@ impl Default for TraceOptions {
             events: EventSet::ALL,
             failed_only: false,
             json: false,
+            count: None,
             timestamps: false,
             duration: None,
             max_events: None,
@@ -147,6 +152,13 @@ impl TraceOptions {
             }
         }
     }
+}
+
+/// `-c`/`--count [SECS]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountOptions {
+    /// Print a table this often, besides the one at exit.
+    pub every: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -214,7 +226,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, CliError> {
         _ => (false, args),
     };
     let mut parser = Parser::default();
-    let mut args = args.iter().map(|a| a.as_os_str());
+    let mut args = args.iter().map(|a| a.as_os_str()).peekable();
     while let Some(arg) = args.next() {
         let bytes = arg.as_bytes();
         if bytes == b"--" {

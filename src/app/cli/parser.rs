@@ -5,6 +5,7 @@ use super::apply::apply;
 use super::spec::{Opt, Spec, SPECS};
 use super::{CheckOptions, CliError, Command, TraceOptions};
 use std::ffi::OsStr;
+use std::iter::Peekable;
 use std::os::unix::ffi::OsStrExt;
 
 /// The options so far, and what the cross-option rules need to know.
@@ -22,7 +23,7 @@ impl Parser {
     pub(super) fn long<'a>(
         &mut self,
         long: &'a [u8],
-        rest: &mut impl Iterator<Item = &'a OsStr>,
+        rest: &mut Peekable<impl Iterator<Item = &'a OsStr>>,
     ) -> Result<Option<Command>, CliError> {
         let (name, inline) = match long.iter().position(|&b| b == b'=') {
             Some(eq) => {
@@ -49,6 +50,10 @@ impl Parser {
                 spec.long
             )));
         }
+        let inline = match inline {
+            None if spec.optional => next_value(rest),
+            given => given,
+        };
         self.option(spec, &format!("--{}", spec.long), inline, rest)
     }
 
@@ -57,7 +62,7 @@ impl Parser {
     pub(super) fn short_cluster<'a>(
         &mut self,
         mut cluster: &'a [u8],
-        rest: &mut impl Iterator<Item = &'a OsStr>,
+        rest: &mut Peekable<impl Iterator<Item = &'a OsStr>>,
     ) -> Result<Option<Command>, CliError> {
         while let Some((&c, after)) = cluster.split_first() {
             let spec = SPECS.iter().find(|s| s.short == Some(c)).ok_or_else(|| {
@@ -67,12 +72,25 @@ impl Parser {
                 ))
             })?;
             let spelled = format!("-{}", char::from(c));
-            let inline =
-                (spec.value.is_some() && !after.is_empty()).then(|| OsStr::from_bytes(after));
+            // An optional value is the rest of the cluster when that is a number (`-c5`), else
+            // the next argument when the cluster ends here (`-c 5`); `-cj` is -c and -j.
+            let takes_rest = match after.first() {
+                _ if spec.value.is_none() => false,
+                Some(b) if spec.optional => b.is_ascii_digit() || *b == b'.',
+                Some(_) => true,
+                None => false,
+            };
+            let inline = if takes_rest {
+                Some(OsStr::from_bytes(after))
+            } else if spec.optional && after.is_empty() {
+                next_value(rest)
+            } else {
+                None
+            };
             if let Some(cmd) = self.option(spec, &spelled, inline, rest)? {
                 return Ok(Some(cmd));
             }
-            if spec.value.is_some() {
+            if takes_rest || (spec.value.is_some() && !spec.optional) {
                 break; // the value used up the rest of the cluster
             }
             cluster = after;
@@ -107,6 +125,31 @@ impl Parser {
                 btf: self.options.btf,
             }));
         }
+        if self.options.count.is_some() {
+            for (given, option, why) in [
+                (
+                    self.options.quiet,
+                    "-q/--quiet",
+                    "the tables are its output",
+                ),
+                (
+                    self.options.timestamps,
+                    "-t/--timestamp",
+                    "each table has its time on its title line",
+                ),
+                (
+                    self.options.containers,
+                    "--containers",
+                    "the table has no CONTAINER column",
+                ),
+            ] {
+                if given {
+                    return Err(CliError::new(format!(
+                        "-c/--count cannot be combined with {option}: {why}"
+                    )));
+                }
+            }
+        }
         if self.options.failed_only && self.explicit_events {
             return Err(CliError::new(
                 "--failed cannot be combined with -e/--events: --failed already picks the events",
@@ -114,6 +157,11 @@ impl Parser {
         }
         Ok(Command::Trace(self.options))
     }
+}
+
+/// The next argument as an optional value, unless it is an option.
+fn next_value<'a>(rest: &mut Peekable<impl Iterator<Item = &'a OsStr>>) -> Option<&'a OsStr> {
+    rest.next_if(|a| !a.as_bytes().starts_with(b"-"))
 }
 
 pub(super) fn unexpected(arg: &OsStr) -> CliError {

@@ -11,6 +11,7 @@ pub(super) enum Opt {
     Events,
     Failed,
     Json,
+    Count,
     Timestamp,
     Duration,
     MaxEvents,
@@ -33,10 +34,13 @@ pub(super) struct Spec {
     pub(super) long: &'static str,
     /// Placeholder shown in the help; None = a flag without a value.
     pub(super) value: Option<&'static str>,
+    /// The value may be left out (`--count`, `--count 5`, `--count=5`, `-c`, `-c5`): the next
+    /// argument is the value unless it starts with `-`, and in a cluster only digits are.
+    pub(super) optional: bool,
     pub(super) help: &'static str,
 }
 
-pub(super) const SPECS: [Spec; 22] = [
+pub(super) const SPECS: [Spec; 23] = [
     spec(
         Opt::Pid,
         Some(b'p'),
@@ -71,7 +75,7 @@ pub(super) const SPECS: [Spec; 22] = [
         Some(b'e'),
         "events",
         Some("LIST"),
-        "only these events: connect,established,failed,accept",
+        "only these events: connect,established,failed,accept,close",
     ),
     spec(
         Opt::Failed,
@@ -101,6 +105,13 @@ pub(super) const SPECS: [Spec; 22] = [
         None,
         "print JSON lines instead of a table",
     ),
+    optional(spec(
+        Opt::Count,
+        Some(b'c'),
+        "count",
+        Some("[SECS]"),
+        "count by process and peer: a table every SECS and at exit",
+    )),
     spec(
         Opt::Timestamp,
         Some(b't'),
@@ -141,7 +152,7 @@ pub(super) const SPECS: [Spec; 22] = [
         Some(b'n'),
         "max-events",
         Some("N"),
-        "stop after printing N events",
+        "stop after N events (printed, or counted by -c)",
     ),
     spec(
         Opt::Backend,
@@ -169,7 +180,7 @@ pub(super) const SPECS: [Spec; 22] = [
         None,
         "max-tracked",
         Some("N"),
-        "connects in flight to track (default: from the machine, see README)",
+        "connections each state map holds (default: per machine, see README)",
     ),
     spec(
         Opt::Help,
@@ -199,6 +210,15 @@ const fn spec(
         short,
         long,
         value,
+        optional: false,
         help,
+    }
+}
+
+/// A spec whose value may be left out.
+const fn optional(spec: Spec) -> Spec {
+    Spec {
+        optional: true,
+        ..spec
     }
 }

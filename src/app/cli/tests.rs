@@ -190,6 +190,93 @@ fn output_flags() {
 }
 
 #[test]
+fn count_with_and_without_an_interval() {
+    let once = Some(CountOptions { every: None });
+    let every = |secs: f64| {
+        Some(CountOptions {
+            every: Some(Duration::from_secs_f64(secs)),
+        })
+    };
+    assert_eq!(trace(&[]).count, None);
+    for list in [
+        &["-c"][..],
+        &["--count"],
+        &["--count", "-j"],
+        &["-cj"],
+        &["-jc"],
+    ] {
+        assert_eq!(trace(list).count, once, "{list:?}");
+    }
+    for list in [
+        &["--count", "5"][..],
+        &["--count=5"],
+        &["-c", "5"],
+        &["-c5"],
+        &["-jc", "5"],
+        &["-jc5"],
+        &["-c", "5.0", "-j"],
+    ] {
+        assert_eq!(trace(list).count, every(5.0), "{list:?}");
+    }
+    assert_eq!(trace(&["--count", ".5"]).count, every(0.5));
+    assert_eq!(trace(&["-c0.1"]).count, every(0.1));
+    let o = trace(&["-cj", "-P", "80"]);
+    assert!(
+        o.json && o.count == once && o.ports == [80],
+        "-cj is -c and -j"
+    );
+    let o = trace(&["-c", "-d", "3"]);
+    assert_eq!((o.count, o.duration), (once, Some(Duration::from_secs(3))));
+    assert_eq!(trace(&["-c", "2", "-n", "7"]).max_events, Some(7));
+}
+
+#[test]
+fn count_errors() {
+    let expected = "expected seconds from 0.1 to 1000000000, like 5 or 0.5, or no value for one \
+                    table at exit";
+    assert_eq!(
+        error(&["--count", "abc"]),
+        format!("conntrace: invalid interval 'abc' for --count: {expected}")
+    );
+    assert_eq!(
+        error(&["-c", "0"]),
+        format!("conntrace: invalid interval '0' for -c: {expected}")
+    );
+    for bad in ["0.05", "", "1s", "1e3", "5,5", "1000000001"] {
+        assert!(
+            error(&[&format!("--count={bad}")])
+                .starts_with(&format!("conntrace: invalid interval '{bad}' for --count")),
+            "{bad}"
+        );
+    }
+    assert!(error(&["-c5x"]).starts_with("conntrace: invalid interval '5x' for -c"));
+    assert_eq!(
+        error(&["-cx"]),
+        "conntrace: unknown option '-x' (see conntrace --help)"
+    );
+    // Only one value: a second number is an argument of its own.
+    assert_eq!(
+        error(&["-c", "5", "6"]),
+        "conntrace: unexpected argument '6' (see conntrace --help)"
+    );
+    assert_eq!(
+        error(&["-c", "-q"]),
+        "conntrace: -c/--count cannot be combined with -q/--quiet: the tables are its output"
+    );
+    assert_eq!(
+        error(&["-t", "--count=1"]),
+        "conntrace: -c/--count cannot be combined with -t/--timestamp: each table has its \
+         time on its title line"
+    );
+    assert_eq!(
+        error(&["--containers", "-c"]),
+        "conntrace: -c/--count cannot be combined with --containers: the table has no \
+         CONTAINER column"
+    );
+    assert!(error(&["check", "-c"]).contains("option -c does not apply to 'conntrace check'"));
+}
+
+#[test]
 fn duration() {
     assert_eq!(trace(&["-d", "10"]).duration, Some(Duration::from_secs(10)));
     assert_eq!(

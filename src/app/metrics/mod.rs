@@ -75,7 +75,7 @@ pub struct Metrics {
     /// Label value -> index into `counts`; "" is no container, "other" past the cap.
     labels: HashMap<Box<str>, usize>,
     counts: Vec<(Box<str>, Counts)>,
-    lost: [u64; LossReason::DROPS.len()],
+    lost: [u64; LossReason::ALL.len()],
 }
 
 impl Metrics {
@@ -138,7 +138,7 @@ impl Metrics {
     }
 
     pub fn lost(&mut self, reason: LossReason, count: u64) {
-        if let Some(i) = LossReason::DROPS.iter().position(|&r| r == reason) {
+        if let Some(i) = LossReason::ALL.iter().position(|&r| r == reason) {
             self.lost[i] = self.lost[i].saturating_add(count);
         }
     }
@@ -236,7 +236,7 @@ impl Metrics {
             "counter",
             "Records the kernel could not deliver, by reason.",
         );
-        for (reason, n) in LossReason::DROPS.iter().zip(self.lost) {
+        for (reason, n) in LossReason::ALL.iter().zip(self.lost) {
             let _ = writeln!(
                 out,
                 "conntrace_lost_events_total{{reason=\"{}\"}} {n}",

@@ -6,6 +6,7 @@
 
 mod addr;
 pub mod clock;
+pub mod count;
 mod digits;
 mod escape;
 pub mod json;
@@ -13,6 +14,7 @@ mod text;
 
 pub use clock::Clock;
 
+use crate::app::count::Table;
 use crate::app::identity::Identity;
 use crate::session::event::{Event, Loss};
 
@@ -40,6 +42,8 @@ pub struct Printer {
     timestamps: clock::TimestampFormatter,
     /// The text table's CONTAINER column (`--containers`).
     containers: bool,
+    /// Count tables printed so far (text separates them by a blank line).
+    tables: u64,
 }
 
 impl Printer {
@@ -50,6 +54,7 @@ impl Printer {
             first_ts_ns: None,
             timestamps: Default::default(),
             containers: false,
+            tables: 0,
         }
     }
 
@@ -89,6 +94,20 @@ impl Printer {
                 text::push_event(out, ev, elapsed, container)
             }
         }
+    }
+
+    /// Appends a `--count` table: a title line, a header and its rows, or one JSON line per
+    /// row (nothing for an empty table).
+    pub fn count_table(&mut self, table: &Table, out: &mut Vec<u8>) {
+        let unix_ns = self.clock.unix_ns(table.at_ns);
+        match self.format {
+            Format::Json => {
+                let since = self.clock.unix_ns(table.since_ns);
+                count::push_json(out, table, &mut self.timestamps, unix_ns, since)
+            }
+            Format::Text { .. } => count::push_text(out, table, unix_ns, self.tables == 0),
+        }
+        self.tables += 1;
     }
 
     /// Appends a notice of lost records; `ts_ns` is CLOCK_MONOTONIC (perf's lost records

@@ -133,7 +133,11 @@ pub fn push_lost(out: &mut Vec<u8>, loss: &Loss) {
 }
 
 /// Writes a cell, then pads it to its width plus one separating space.
-fn push_cell(out: &mut Vec<u8>, (_, width): (&str, usize), write: impl FnOnce(&mut Vec<u8>)) {
+pub(super) fn push_cell(
+    out: &mut Vec<u8>,
+    (_, width): (&str, usize),
+    write: impl FnOnce(&mut Vec<u8>),
+) {
     let start = out.len();
     write(out);
     let written = out.len() - start;
@@ -141,14 +145,14 @@ fn push_cell(out: &mut Vec<u8>, (_, width): (&str, usize), write: impl FnOnce(&m
 }
 
 /// The last column has no padding to keep; trailing spaces would only clutter the line.
-fn end_line(out: &mut Vec<u8>) {
+pub(super) fn end_line(out: &mut Vec<u8>) {
     while out.last() == Some(&b' ') {
         out.pop();
     }
     out.push(b'\n');
 }
 
-fn push_or_dash(out: &mut Vec<u8>, value: Option<u64>) {
+pub(super) fn push_or_dash(out: &mut Vec<u8>, value: Option<u64>) {
     match value {
         Some(n) => push_u64(out, n),
         None => out.push(b'-'),
@@ -156,7 +160,7 @@ fn push_or_dash(out: &mut Vec<u8>, value: Option<u64>) {
 }
 
 /// `value / scale` with `decimals` fractional digits, e.g. 1234567 us at scale 1000 -> 1234.567.
-fn push_fixed(out: &mut Vec<u8>, value: u64, scale: u64, decimals: usize) {
+pub(super) fn push_fixed(out: &mut Vec<u8>, value: u64, scale: u64, decimals: usize) {
     push_u64(out, value / scale);
     out.push(b'.');
     push_u64_zero_padded(out, value % scale, decimals);

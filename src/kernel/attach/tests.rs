@@ -130,6 +130,9 @@ impl Sys for Kernel {
     fn map_lookup(&self, map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> SysResult<()> {
         self.fake.map_lookup(map, key, value)
     }
+    fn obj_info(&self, fd: BorrowedFd<'_>, info: &mut [u8]) -> SysResult<usize> {
+        self.fake.obj_info(fd, info)
+    }
     fn btf_load(&self, btf: &[u8]) -> SysResult<OwnedFd> {
         self.fake.btf_load(btf)
     }

@@ -4,6 +4,7 @@
 
 mod kernel_version;
 mod patch;
+mod skipped;
 mod verifier;
 
 #[cfg(test)]

@@ -220,6 +220,9 @@ pub trait Sys {
     ) -> SysResult<bool> {
         Ok(false)
     }
+    /// BPF_OBJ_GET_INFO_BY_FD: the kernel's info about the object behind `fd` (for a program,
+    /// a `struct bpf_prog_info`) into `info`; returns how many bytes of it the kernel knows.
+    fn obj_info(&self, fd: BorrowedFd<'_>, info: &mut [u8]) -> SysResult<usize>;
     /// BPF_BTF_LOAD of a raw BTF blob (header, types, strings); returns the BTF object's fd.
     fn btf_load(&self, btf: &[u8]) -> SysResult<OwnedFd>;
     /// This process's RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF maps and programs to.

@@ -13,7 +13,7 @@ use std::ptr::NonNull;
 
 use crate::kernel::abi::{
     BPF_BTF_LOAD, BPF_MAP_CREATE, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM,
-    BPF_PROG_LOAD,
+    BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_LOAD,
 };
 
 #[repr(C)]
@@ -52,6 +52,15 @@ struct MapElemAttr {
     key: u64,
     value: u64,
     flags: u64,
+}
+
+/// The part of `union bpf_attr` BPF_OBJ_GET_INFO_BY_FD reads, and writes `info_len` back to.
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
 }
 
 #[repr(C)]
@@ -195,6 +204,22 @@ impl Sys for RealSys {
         // The kernel writes value_size (x possible CPUs for per-CPU maps) bytes: the caller
         // sized `value` from the map definition.
         bpf(BPF_MAP_LOOKUP_ELEM, &mut attr, "bpf(BPF_MAP_LOOKUP_ELEM)").map(|_| ())
+    }
+
+    fn obj_info(&self, fd: BorrowedFd<'_>, info: &mut [u8]) -> SysResult<usize> {
+        let mut attr = InfoAttr {
+            bpf_fd: fd.as_raw_fd() as u32,
+            info_len: u32::try_from(info.len()).unwrap_or(u32::MAX),
+            info: info.as_mut_ptr() as u64,
+        };
+        // The kernel writes at most info_len bytes to `info` and sets info_len to what it
+        // filled (its own struct's size when that is smaller).
+        bpf(
+            BPF_OBJ_GET_INFO_BY_FD,
+            &mut attr,
+            "bpf(BPF_OBJ_GET_INFO_BY_FD)",
+        )?;
+        Ok((attr.info_len as usize).min(info.len()))
     }
 
     fn map_next_key(

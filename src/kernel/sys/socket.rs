@@ -1,5 +1,6 @@
 //! TCP sockets std cannot make: bound before they connect (so their port is known before the
-//! handshake), and closed with a reset (SO_LINGER {1, 0}). conntrace's own loopback
+//! handshake), closed with a reset (SO_LINGER {1, 0}), or with socket options std has no
+//! setter for (SO_KEEPALIVE, SO_BROADCAST, SO_OOBINLINE). conntrace's own loopback
 //! connections use them: the layout discovery and the self-test without BTF.
 //!
 //! Safe free functions and a wrapper type, not `Sys` methods: they act on this process's own
@@ -156,4 +157,53 @@ pub fn set_linger_zero(socket: BorrowedFd<'_>) -> io::Result<()> {
             size_of::<libc::linger>() as libc::socklen_t,
         )
     })
+}
+
+/// Turns on the boolean SOL_SOCKET option `option` (SO_KEEPALIVE, SO_BROADCAST, SO_OOBINLINE,
+/// ...) of `socket`.
+pub fn set_flag(socket: BorrowedFd<'_>, option: libc::c_int) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a valid int of the size passed, for the duration of the call.
+    check(unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn get(socket: &BoundSocket, option: libc::c_int) -> libc::c_int {
+        let mut value: libc::c_int = -1;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` is a writable int and `len` its size, for the duration of the call.
+        check(unsafe {
+            libc::getsockopt(
+                socket.as_fd().as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&raw mut value).cast(),
+                &raw mut len,
+            )
+        })
+        .unwrap();
+        value
+    }
+
+    #[test]
+    fn set_flag_turns_the_option_on() {
+        let socket = BoundSocket::bind(IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap();
+        for option in [libc::SO_KEEPALIVE, libc::SO_BROADCAST, libc::SO_OOBINLINE] {
+            assert_eq!(get(&socket, option), 0, "{option}");
+            set_flag(socket.as_fd(), option).unwrap();
+            assert_eq!(get(&socket, option), 1, "{option}");
+        }
+    }
 }

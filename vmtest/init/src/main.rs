@@ -1,11 +1,13 @@
 //! The /init of conntrace's test VMs. As PID 1 it sets the machine up, runs conntrace with
 //! each backend around a TCP scenario, prints everything on the console for the host, and
-//! powers off. Started again as `ct-server` / `ct-client` it plays a part in the scenario.
+//! powers off. Started again as `ct-server` / `ct-client` (or `ct-old-server` /
+//! `ct-old-client`, `ct-acceptor` / `ct-storm-client`) it plays a part in the scenario.
 
 mod bpfprogs;
 mod cleanup;
 mod faults;
 mod kprobes;
+mod lifecycle;
 mod lines;
 mod passes;
 mod plan;
@@ -29,6 +31,8 @@ fn main() {
         Some(scenario::CLIENT_COMM) => scenario::client_main(rest),
         Some(storm::ACCEPTOR_COMM) => storm::acceptor_main(rest),
         Some(storm::CLIENT_COMM) => storm::client_main(rest),
+        Some(lifecycle::OLD_SERVER_COMM) => lifecycle::old_server_main(rest),
+        Some(lifecycle::OLD_CLIENT_COMM) => lifecycle::old_client_main(rest),
         _ => {
             pid1();
             return;

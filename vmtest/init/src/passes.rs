@@ -1,8 +1,10 @@
-//! The runs of conntrace around the TCP scenario: one per backend, then the same scenario
+//! The runs of conntrace around the TCP scenario (with its lifecycle cases, and the old pair
+//! started before conntrace: src/lifecycle.rs): one per backend, then the same scenario
 //! with a fault or a forced fallback (kprobe_events instead of the PMU, tracefs unmounted,
 //! a CPU offline, no BTF), and conntrace as an unprivileged user.
 
 use crate::faults;
+use crate::lifecycle;
 use crate::report::{one_line, say};
 use crate::scenario;
 use crate::tracer::{self, Finish, Launch, Stdout};
@@ -113,6 +115,9 @@ fn scenario_run(
     restore: &dyn Fn(),
 ) {
     let port = ctx.take_port();
+    let (closed_port, life_port, old_port) = (port + 1, port + 2, port + 3);
+    // Connections older than conntrace: up before it starts, closed while it runs.
+    let old = lifecycle::OldPair::start(old_port, ctx.ipv6);
     let mut args = vec!["--json"];
     args.extend_from_slice(backend_args);
     let launch = Launch {
@@ -125,13 +130,17 @@ fn scenario_run(
     };
     let running = tracer::launch(&launch);
     // Run the scenario whatever happened above, so its part of the harness is always exercised.
-    match scenario::run(port, port + 1, ctx.ipv6) {
+    let facts = scenario::run(port, closed_port, life_port, ctx.ipv6).and_then(|mut facts| {
+        facts.extend(old.and_then(lifecycle::OldPair::finish)?);
+        Ok(facts)
+    });
+    match facts {
         Ok(facts) => say(
             "EXPECT",
             &format!(
-                "{run} ipv6={} port={port} closed_port={} netns={} {}",
+                "{run} ipv6={} port={port} closed_port={closed_port} life_port={life_port} \
+                 old_port={old_port} netns={} {}",
                 u8::from(ctx.ipv6),
-                port + 1,
                 ctx.netns,
                 facts.join(" ")
             ),

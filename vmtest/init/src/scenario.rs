@@ -1,5 +1,7 @@
 //! The TCP scenario: a server process and a client process with recognisable comms and
-//! distinct uids, so every identity field conntrace reports can be told apart.
+//! distinct uids, so every identity field conntrace reports can be told apart. After the
+//! connections of each family and the refused connect, the same two play the lifecycle cases
+//! (src/lifecycle.rs) on their own port.
 //!
 //! Both run as this same binary (`/init ct-server ...`, `/init ct-client ...`) and report
 //! what they did as `key=value` lines on stdout, which end up in the EXPECT console line.
@@ -18,10 +20,11 @@ const CLIENT_UID: u32 = 1000;
 const STEP_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs the scenario from the init: returns the key=value facts for the EXPECT line.
-pub fn run(port: u16, closed_port: u16, ipv6: bool) -> Result<Vec<String>, String> {
+/// `life_port` is the lifecycle cases' port.
+pub fn run(port: u16, closed_port: u16, life_port: u16, ipv6: bool) -> Result<Vec<String>, String> {
     let flag = if ipv6 { "1" } else { "0" };
     let mut server = Command::new("/proc/self/exe")
-        .args([SERVER_COMM, &port.to_string(), flag])
+        .args([SERVER_COMM, &port.to_string(), &life_port.to_string(), flag])
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start the server: {e}"))?;
@@ -47,6 +50,7 @@ pub fn run(port: u16, closed_port: u16, ipv6: bool) -> Result<Vec<String>, Strin
             CLIENT_COMM,
             &port.to_string(),
             &closed_port.to_string(),
+            &life_port.to_string(),
             flag,
         ])
         .stdout(Stdio::piped())
@@ -103,7 +107,7 @@ pub fn run(port: u16, closed_port: u16, ipv6: bool) -> Result<Vec<String>, Strin
 }
 
 /// Names this thread (and threads it creates later) and drops root for `uid`.
-fn become_actor(comm: &str, uid: u32) -> io::Result<()> {
+pub(crate) fn become_actor(comm: &str, uid: u32) -> io::Result<()> {
     let name = std::ffi::CString::new(comm).map_err(|_| io::Error::other("NUL in comm"))?;
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes; name is one.
     if unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) } != 0 {
@@ -122,13 +126,13 @@ fn become_actor(comm: &str, uid: u32) -> io::Result<()> {
 }
 
 /// Our comm as the kernel sees it: proves PR_SET_NAME took effect.
-fn own_comm() -> String {
+pub(crate) fn own_comm() -> String {
     std::fs::read_to_string("/proc/thread-self/comm")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
 }
 
-fn emit(line: &str) {
+pub(crate) fn emit(line: &str) {
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
@@ -140,10 +144,12 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> io::Resul
         .ok_or_else(|| io::Error::other(format!("missing or bad {what} argument")))
 }
 
-/// `ct-server <port> <ipv6>`: listens on 127.0.0.1 and [::1], accepts one connection on each.
+/// `ct-server <port> <life_port> <ipv6>`: listens on 127.0.0.1 and [::1], accepts one
+/// connection on each; then serves the lifecycle cases on `life_port`.
 pub fn server_main(args: &[String]) -> io::Result<()> {
     let port: u16 = arg(args, 0, "port")?;
-    let ipv6 = arg::<u8>(args, 1, "ipv6")? == 1;
+    let life_port: u16 = arg(args, 1, "lifecycle port")?;
+    let ipv6 = arg::<u8>(args, 2, "ipv6")? == 1;
     become_actor(SERVER_COMM, SERVER_UID)?;
     let v4 = TcpListener::bind(("127.0.0.1", port))?;
     let v6 = if ipv6 {
@@ -151,6 +157,7 @@ pub fn server_main(args: &[String]) -> io::Result<()> {
     } else {
         None
     };
+    let life = crate::lifecycle::listen(life_port, ipv6)?;
     emit(&format!(
         "server_pid={} server_tid={} server_uid={} server_comm={}",
         std::process::id(),
@@ -162,19 +169,28 @@ pub fn server_main(args: &[String]) -> io::Result<()> {
     emit("ready");
     let (_conn4, peer4) = v4.accept()?;
     emit(&format!("v4_peer_port={}", peer4.port()));
-    if let Some(v6) = v6 {
-        let (_conn6, peer6) = v6.accept()?;
-        emit(&format!("v6_peer_port={}", peer6.port()));
+    let _conn6 = match v6 {
+        Some(v6) => {
+            let (conn6, peer6) = v6.accept()?;
+            emit(&format!("v6_peer_port={}", peer6.port()));
+            Some(conn6)
+        }
+        None => None,
+    };
+    for fact in crate::lifecycle::serve(&life, ipv6)? {
+        emit(&fact);
     }
     Ok(())
 }
 
-/// `ct-client <port> <closed_port> <ipv6>`: connects from a second thread (so tid != pid):
-/// IPv4 and IPv6 to the server, then IPv4 to a closed port.
+/// `ct-client <port> <closed_port> <life_port> <ipv6>`: connects from a second thread (so
+/// tid != pid): IPv4 and IPv6 to the server, then IPv4 to a closed port; then plays the
+/// lifecycle cases to `life_port`, from the same thread.
 pub fn client_main(args: &[String]) -> io::Result<()> {
     let port: u16 = arg(args, 0, "port")?;
     let closed: u16 = arg(args, 1, "closed port")?;
-    let ipv6 = arg::<u8>(args, 2, "ipv6")? == 1;
+    let life_port: u16 = arg(args, 2, "lifecycle port")?;
+    let ipv6 = arg::<u8>(args, 3, "ipv6")? == 1;
     become_actor(CLIENT_COMM, CLIENT_UID)?;
     // No Builder::name: that would rename the thread and change its comm.
     let worker = std::thread::spawn(move || -> io::Result<()> {
@@ -196,17 +212,24 @@ pub fn client_main(args: &[String]) -> io::Result<()> {
             None
         };
         match TcpStream::connect(("127.0.0.1", closed)) {
-            Ok(_) => Err(io::Error::other(format!(
-                "connect to closed port {closed} succeeded"
-            ))),
+            Ok(_) => {
+                return Err(io::Error::other(format!(
+                    "connect to closed port {closed} succeeded"
+                )))
+            }
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
                 emit("refused_error=ECONNREFUSED");
-                Ok(())
             }
-            Err(e) => Err(io::Error::other(format!(
-                "connect to closed port {closed}: {e}, expected ECONNREFUSED"
-            ))),
+            Err(e) => {
+                return Err(io::Error::other(format!(
+                    "connect to closed port {closed}: {e}, expected ECONNREFUSED"
+                )))
+            }
         }
+        for fact in crate::lifecycle::connect(life_port, ipv6)? {
+            emit(&fact);
+        }
+        Ok(())
     });
     worker
         .join()

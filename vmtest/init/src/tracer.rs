@@ -186,10 +186,17 @@ impl Running {
         }
     }
 
-    /// Ends the run as `how` says and reports EVENT, STDERR and EXIT; then runs `restore`
-    /// (undoing a fault the run was set up with) and reports KPROBE_EVENTS_AFTER and PROGS.
+    /// Reports RECURSION_MISSES while conntrace's programs are still loaded; ends the run as
+    /// `how` says and reports EVENT, STDERR and EXIT; then runs `restore` (undoing a fault the
+    /// run was set up with) and reports KPROBE_EVENTS_AFTER and PROGS.
     pub fn finish(mut self, how: Finish, restore: &dyn Fn()) {
         let run = self.run.clone();
+        if self.attached {
+            match bpfprogs::recursion_misses() {
+                Ok(n) => say("RECURSION_MISSES", &format!("{run} {n}")),
+                Err(e) => say("RECURSION_MISSES", &format!("{run} unavailable {e}")),
+            }
+        }
         let exit = end(&mut self.child, how);
         let grace = Instant::now() + Duration::from_secs(2);
         for line in self

@@ -12,10 +12,12 @@ pub(super) enum Want<'a> {
     Null,
     /// A non-zero integer (a port we could not learn in advance).
     NonZero,
+    /// One of these strings.
+    OneOf(&'a [&'a str]),
     /// Any unsigned integer (cgroup id).
     AnyInt,
-    /// A latency: an integer >= 0.
-    Latency,
+    /// A latency or a duration in microseconds: an integer >= 0.
+    Micros,
     /// 16 lowercase hex digits (the opaque socket id).
     SockId,
     /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`
@@ -32,7 +34,8 @@ pub(super) fn field_problem(rec: &Value, field: &str, want: &Want<'_>) -> Option
         Want::Int(n) => got.as_u64() == Some(*n),
         Want::Null => got.is_null(),
         Want::NonZero => got.as_u64().is_some_and(|n| n != 0),
-        Want::AnyInt | Want::Latency => got.as_u64().is_some(),
+        Want::OneOf(all) => got.as_str().is_some_and(|g| all.contains(&g)),
+        Want::AnyInt | Want::Micros => got.as_u64().is_some(),
         Want::SockId => got.as_str().is_some_and(|s| {
             s.len() == 16
                 && s.bytes()
@@ -49,8 +52,12 @@ pub(super) fn field_problem(rec: &Value, field: &str, want: &Want<'_>) -> Option
         Want::Int(n) => n.to_string(),
         Want::Null => "null".into(),
         Want::NonZero => "a non-zero integer".into(),
+        Want::OneOf(all) => {
+            let quoted: Vec<String> = all.iter().map(|s| format!("\"{s}\"")).collect();
+            format!("one of {}", quoted.join(", "))
+        }
         Want::AnyInt => "an unsigned integer".into(),
-        Want::Latency => "an integer >= 0".into(),
+        Want::Micros => "an integer >= 0".into(),
         Want::SockId => "16 lowercase hex digits".into(),
         Want::Timestamp => "a UTC timestamp like 2026-11-28T02:30:00.123456Z".into(),
     };
@@ -95,9 +102,9 @@ pub(super) fn summary(rec: &Value) -> String {
             format!("{addr}:{}", f(p))
         }
     };
-    format!(
-        "{} {} {} -> {} pid={} tid={} uid={} comm={} sock={} error={} latency_us={}",
-        rec.get("event").and_then(Value::as_str).unwrap_or("?"),
+    let event = rec.get("event").and_then(Value::as_str).unwrap_or("?");
+    let mut line = format!(
+        "{event} {} {} -> {} pid={} tid={} uid={} comm={} sock={} error={} latency_us={}",
         rec.get("family").and_then(Value::as_str).unwrap_or("?"),
         addr("laddr", "lport"),
         addr("raddr", "rport"),
@@ -108,7 +115,17 @@ pub(super) fn summary(rec: &Value) -> String {
         f("sock"),
         f("error"),
         f("latency_us"),
-    )
+    );
+    if event == "close" {
+        line.push_str(&format!(
+            " duration_us={} bytes_sent={} bytes_received={} closed_by={}",
+            f("duration_us"),
+            f("bytes_sent"),
+            f("bytes_received"),
+            f("closed_by")
+        ));
+    }
+    line
 }
 
 pub(super) fn str_of<'a>(rec: &'a Value, key: &str) -> Option<&'a str> {

@@ -13,127 +13,243 @@ pub(crate) fn spec(backends: &[&str], passes: &[Pass], ipv6: bool) -> VmSpec {
     }
 }
 
-const EXPECT: &str = "CTVM EXPECT kprobe ipv6=1 port=4200 closed_port=4201 netns=4026531840 \
-    server_pid=90 server_tid=90 server_uid=2000 server_comm=ct-server \
-    client_pid=91 client_tid=93 client_uid=1000 client_comm=ct-client \
-    v4_lport=40001 v4_peer_port=40001 v6_lport=40002 v6_peer_port=40002";
+/// Who a record names: (pid, tid, uid, comm).
+type Who = (u64, u64, u64, &'static str);
+const CL: Who = (91, 93, 1000, "ct-client");
+const SV: Who = (90, 90, 2000, "ct-server");
+const OS: Who = (95, 95, 3000, "ct-old-server");
+const LIFE_PORT: u64 = 4202;
+const OLD_PORT: u64 = 4203;
 
-// One record spelled out field group by field group reads better than a builder here.
-#[allow(clippy::too_many_arguments)]
-fn rec(
-    event: &str,
-    fam: &str,
-    who: (u64, u64, u64, &str),
-    l: (&str, u64),
-    r: (&str, u64),
-    sock: &str,
-    err: &str,
-    lat: &str,
-) -> String {
-    format!(
-        "CTVM EVENT kprobe {{\"ts\":\"2026-11-28T02:30:00.123456Z\",\"event\":\"{event}\",\"pid\":{},\"tid\":{},\"uid\":{},\"comm\":\"{}\",\"family\":\"{fam}\",\"laddr\":\"{}\",\"lport\":{},\"raddr\":\"{}\",\"rport\":{},\"netns\":4026531840,\"cgroup\":1,\"sock\":\"{sock}\",\"error\":{err},\"latency_us\":{lat},\"cgroup_path\":\"/\",\"container_id\":null,\"pod_uid\":null}}",
-        who.0, who.1, who.2, who.3, l.0, l.1, r.0, r.1
+/// One record, spelled out field group by field group.
+struct Rec {
+    event: &'static str,
+    fam: &'static str,
+    /// None: a close whose owner conntrace never saw.
+    who: Option<Who>,
+    l: (&'static str, u64),
+    r: (&'static str, u64),
+    sock: u64,
+    err: &'static str,
+    lat: &'static str,
+    /// A close's duration_us, bytes_sent, bytes_received and closed_by, as JSON.
+    close: Option<(&'static str, String, u64, &'static str)>,
+}
+
+impl Rec {
+    fn new(
+        event: &'static str,
+        fam: &'static str,
+        who: Option<Who>,
+        l: (&'static str, u64),
+        r: (&'static str, u64),
+        sock: u64,
+    ) -> Rec {
+        Rec {
+            event,
+            fam,
+            who,
+            l,
+            r,
+            sock,
+            err: "null",
+            lat: "null",
+            close: None,
+        }
+    }
+
+    fn closed(
+        mut self,
+        dur: &'static str,
+        sent: Option<u64>,
+        received: u64,
+        by: &'static str,
+    ) -> Rec {
+        self.event = "close";
+        let sent = sent.map_or("null".to_string(), |n| n.to_string());
+        self.close = Some((dur, sent, received, by));
+        self
+    }
+
+    fn line(&self) -> String {
+        let (pid, tid, uid, comm, cgroup, path) = match self.who {
+            Some((p, t, u, c)) => (
+                p.to_string(),
+                t.to_string(),
+                u.to_string(),
+                format!("\"{c}\""),
+                "1",
+                "\"/\"",
+            ),
+            None => (
+                "null".into(),
+                "null".into(),
+                "null".into(),
+                "null".into(),
+                "null",
+                "null",
+            ),
+        };
+        let (dur, sent, recv, by) = match &self.close {
+            Some((d, s, r, b)) => (d.to_string(), s.clone(), r.to_string(), format!("\"{b}\"")),
+            None => ("null".into(), "null".into(), "null".into(), "null".into()),
+        };
+        format!(
+            "CTVM EVENT kprobe {{\"ts\":\"2026-11-28T02:30:00.123456Z\",\"event\":\"{}\",\"pid\":{pid},\"tid\":{tid},\"uid\":{uid},\"comm\":{comm},\"family\":\"{}\",\"laddr\":\"{}\",\"lport\":{},\"raddr\":\"{}\",\"rport\":{},\"netns\":4026531840,\"cgroup\":{cgroup},\"sock\":\"{:016x}\",\"error\":{},\"latency_us\":{},\"duration_us\":{dur},\"bytes_sent\":{sent},\"bytes_received\":{recv},\"closed_by\":{by},\"cgroup_path\":{path},\"container_id\":null,\"pod_uid\":null}}",
+            self.event, self.fam, self.l.0, self.l.1, self.r.0, self.r.1, self.sock, self.err, self.lat
+        )
+    }
+}
+
+/// The lifecycle cases as the init plays them, in its order: (name, closed_by of the client,
+/// its error, closed_by of the server, its error).
+const CASES: [(&str, &str, &str, &str, &str); 4] = [
+    ("cfirst", "local", "null", "remote", "null"),
+    ("sfirst", "remote", "null", "local", "null"),
+    ("creset", "local", "null", "remote", "\"ECONNRESET\""),
+    ("sreset", "remote", "\"ECONNRESET\"", "local", "null"),
+];
+
+/// Case `i` of a family: the client's local port and both ends' payload sizes.
+fn life(v6: bool, i: u64) -> (u64, u64, u64) {
+    let extra = if v6 { 1000 } else { 0 };
+    (
+        41001 + i + 1000 * u64::from(v6),
+        1000 + 100 * i + extra,
+        501 + 100 * i + extra,
     )
 }
 
+fn expect_line() -> String {
+    let mut facts = vec![
+        "CTVM EXPECT kprobe ipv6=1 port=4200 closed_port=4201 life_port=4202 old_port=4203 netns=4026531840".to_string(),
+        "server_pid=90 server_tid=90 server_uid=2000 server_comm=ct-server".into(),
+        "client_pid=91 client_tid=93 client_uid=1000 client_comm=ct-client".into(),
+        "old_server_pid=95 old_server_tid=95 old_server_uid=3000 old_server_comm=ct-old-server".into(),
+        "v4_lport=40001 v4_peer_port=40001 v6_lport=40002 v6_peer_port=40002".into(),
+    ];
+    let names = ["cfirst", "sfirst", "creset", "sreset", "old", "late"];
+    for (v, v6) in [("v4", false), ("v6", true)] {
+        for (i, name) in names.iter().enumerate() {
+            let (port, c, s) = life(v6, i as u64);
+            facts.push(format!(
+                "{v}_{name}_client={port}:{c}:{s} {v}_{name}_server={port}:{s}:{c}"
+            ));
+        }
+    }
+    facts.join(" ")
+}
+
+/// Every record of the scenario, as conntrace prints them on an x86_64 6.1 kernel.
+fn records() -> Vec<Rec> {
+    let mut recs = Vec::new();
+    for (fam, lo, n) in [("ipv4", "127.0.0.1", 1u64), ("ipv6", "::1", 2)] {
+        let (cl, sv) = ((lo, 40000 + n), (lo, 4200));
+        let (a, b) = (0xa0 + n, 0xb0 + n);
+        recs.push(Rec::new("connect", fam, Some(CL), cl, sv, a));
+        recs.push(Rec {
+            lat: if n == 1 { "35" } else { "0" },
+            ..Rec::new("established", fam, Some(CL), cl, sv, a)
+        });
+        recs.push(Rec::new("accept", fam, Some(SV), sv, cl, b));
+    }
+    recs.push(Rec::new(
+        "connect",
+        "ipv4",
+        Some(CL),
+        ("127.0.0.1", 40003),
+        ("127.0.0.1", 4201),
+        0xa3,
+    ));
+    recs.push(Rec {
+        err: "\"ECONNREFUSED\"",
+        lat: "12",
+        ..Rec::new(
+            "failed",
+            "ipv4",
+            Some(CL),
+            ("127.0.0.1", 40003),
+            ("127.0.0.1", 4201),
+            0xa3,
+        )
+    });
+    // The flows' ends close as their processes exit: here the server's first.
+    for (lo, n) in [("127.0.0.1", 1u64), ("::1", 2)] {
+        let fam = if n == 1 { "ipv4" } else { "ipv6" };
+        let (cl, sv) = ((lo, 40000 + n), (lo, 4200));
+        recs.push(Rec::new("", fam, Some(SV), sv, cl, 0xb0 + n).closed("700", Some(0), 0, "local"));
+        recs.push(Rec::new("", fam, Some(CL), cl, sv, 0xa0 + n).closed(
+            "800",
+            Some(0),
+            0,
+            "remote",
+        ));
+    }
+    for (fam, lo, v6) in [("ipv4", "127.0.0.1", false), ("ipv6", "::1", true)] {
+        let base = 0x1000 * (1 + u64::from(v6));
+        for (i, (_, cby, cerr, sby, serr)) in CASES.iter().enumerate() {
+            let i = i as u64;
+            let (port, c, s) = life(v6, i);
+            let (cl, sv) = ((lo, port), (lo, LIFE_PORT));
+            let (a, b) = (base + 2 * i, base + 2 * i + 1);
+            recs.push(Rec::new("connect", fam, Some(CL), cl, sv, a));
+            recs.push(Rec {
+                lat: "40",
+                ..Rec::new("established", fam, Some(CL), cl, sv, a)
+            });
+            recs.push(Rec::new("accept", fam, Some(SV), sv, cl, b));
+            recs.push(Rec {
+                err: cerr,
+                ..Rec::new("", fam, Some(CL), cl, sv, a).closed("900", Some(c), s, cby)
+            });
+            recs.push(Rec {
+                err: serr,
+                ..Rec::new("", fam, Some(SV), sv, cl, b).closed("901", Some(s), c, sby)
+            });
+        }
+        // Connected and accepted before conntrace started.
+        let (port, c, s) = life(v6, 4);
+        let (cl, sv) = ((lo, port), (lo, OLD_PORT));
+        recs.push(Rec::new("", fam, None, cl, sv, base + 0x10).closed("null", None, s, "local"));
+        recs.push(Rec::new("", fam, None, sv, cl, base + 0x11).closed("null", None, c, "remote"));
+        // Connected before, accepted while conntrace ran.
+        let (port, c, s) = life(v6, 5);
+        let (cl, sv) = ((lo, port), (lo, OLD_PORT));
+        recs.push(Rec::new("accept", fam, Some(OS), sv, cl, base + 0x12));
+        recs.push(Rec::new("", fam, Some(OS), sv, cl, base + 0x12).closed(
+            "null",
+            Some(s),
+            c,
+            "local",
+        ));
+        recs.push(Rec::new("", fam, None, cl, sv, base + 0x13).closed("null", None, s, "remote"));
+    }
+    recs
+}
+
+/// How many records a complete run prints: per family a flow (5) and the lifecycle cases
+/// (4 x 5, old 2, late 3), and the refused connect (2).
+const RECORDS: usize = 2 * (5 + 4 * 5 + 2 + 3) + 2;
+
 fn good_console() -> String {
-    let cl = (91, 93, 1000, "ct-client");
-    let sv = (90, 90, 2000, "ct-server");
-    let lines = vec![
+    let mut lines = vec![
         "CTVM INIT uptime=1.2".to_string(),
         "CTVM BTF present".into(),
         "CTVM KPROBE_EVENTS_BEFORE kprobe end".into(),
         "CTVM ATTACHED kprobe 0.3".into(),
-        rec(
-            "connect",
-            "ipv4",
-            cl,
-            ("127.0.0.1", 40001),
-            ("127.0.0.1", 4200),
-            "00000000000000a1",
-            "null",
-            "null",
-        ),
-        rec(
-            "established",
-            "ipv4",
-            cl,
-            ("127.0.0.1", 40001),
-            ("127.0.0.1", 4200),
-            "00000000000000a1",
-            "null",
-            "35",
-        ),
-        rec(
-            "accept",
-            "ipv4",
-            sv,
-            ("127.0.0.1", 4200),
-            ("127.0.0.1", 40001),
-            "00000000000000b1",
-            "null",
-            "null",
-        ),
-        rec(
-            "connect",
-            "ipv6",
-            cl,
-            ("::1", 40002),
-            ("::1", 4200),
-            "00000000000000a2",
-            "null",
-            "null",
-        ),
-        rec(
-            "established",
-            "ipv6",
-            cl,
-            ("::1", 40002),
-            ("::1", 4200),
-            "00000000000000a2",
-            "null",
-            "0",
-        ),
-        rec(
-            "accept",
-            "ipv6",
-            sv,
-            ("::1", 4200),
-            ("::1", 40002),
-            "00000000000000b2",
-            "null",
-            "null",
-        ),
-        rec(
-            "connect",
-            "ipv4",
-            cl,
-            ("127.0.0.1", 40003),
-            ("127.0.0.1", 4201),
-            "00000000000000a3",
-            "null",
-            "null",
-        ),
-        rec(
-            "failed",
-            "ipv4",
-            cl,
-            ("127.0.0.1", 40003),
-            ("127.0.0.1", 4201),
-            "00000000000000a3",
-            "\"ECONNREFUSED\"",
-            "12",
-        ),
-        "CTVM STDERR kprobe conntrace: attached 7 probes (kprobe)".into(),
+    ];
+    lines.extend(records().iter().map(Rec::line));
+    lines.extend([
+        "CTVM STDERR kprobe conntrace: attached 7 probes (kprobe)".to_string(),
         "CTVM STDERR kprobe conntrace: 9 events".into(),
         "CTVM EXIT kprobe code=0".into(),
-        EXPECT.into(),
+        expect_line(),
         "CTVM KPROBE_EVENTS_AFTER kprobe end".into(),
         "CTVM PROGS kprobe before=0 during=6 after=0".into(),
-        "CTVM CHECK_OUT hooks          connect: kprobe tcp_v4_connect, kprobe tcp_connect; accept: kprobe security_sock_graft".into(),
+        "CTVM CHECK_OUT hooks          connect: kprobe tcp_v4_connect, kretprobe tcp_v4_connect, kprobe tcp_v6_connect, kretprobe tcp_v6_connect, kprobe tcp_connect; accept: kprobe security_sock_graft; state: tracepoint sock/inet_sock_set_state".into(),
         "CTVM CHECK_EXIT code=0".into(),
         "CTVM DONE".into(),
-    ];
+    ]);
     lines.join("\n")
 }
 
@@ -153,7 +269,12 @@ fn failures(v: &VmVerdict) -> Vec<String> {
 fn a_complete_run_passes() {
     let v = verdict_of(&good_console(), true);
     assert!(v.passed(), "{}", v.render());
-    assert!(v.render().contains("run kprobe: PASS (8 records)"));
+    assert!(
+        v.render()
+            .contains(&format!("run kprobe: PASS ({RECORDS} records)")),
+        "{}",
+        v.render()
+    );
 }
 
 #[test]
@@ -176,7 +297,7 @@ fn an_empty_stdout_lists_every_missing_record() {
         .collect();
     let v = verdict_of(&text.join("\n"), true);
     let f = failures(&v);
-    assert_eq!(f.len(), 8, "{f:#?}");
+    assert_eq!(f.len(), RECORDS, "{f:#?}");
     assert!(f.iter().any(|l| l.starts_with("missing connect ipv4 [127.0.0.1]:40001 -> [127.0.0.1]:4200 by ct-client (pid 91 tid 93)")), "{f:#?}");
     assert!(
         f.iter()
@@ -193,10 +314,12 @@ fn an_empty_stdout_lists_every_missing_record() {
 
 #[test]
 fn wrong_fields_are_named_with_both_values() {
+    // The first of the server's records: the IPv4 flow's accept.
     let text = good_console()
-        .replace(
+        .replacen(
             "\"pid\":90,\"tid\":90,\"uid\":2000,\"comm\":\"ct-server\",\"family\":\"ipv4\"",
             "\"pid\":7,\"tid\":90,\"uid\":2000,\"comm\":\"swapper/0\",\"family\":\"ipv4\"",
+            1,
         )
         .replace(
             "\"ECONNREFUSED\",\"latency_us\":12",
@@ -221,8 +344,13 @@ fn established_needs_a_latency_and_the_connects_sock() {
         "\"00000000000000ff\",\"error\":null,\"latency_us\":null",
     );
     let f = failures(&verdict_of(&text, true));
-    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f.len(), 2, "{f:#?}");
     assert!(f[0].starts_with("missing established ipv4"), "{f:#?}");
+    // Nothing else stands for the record of another socket.
+    assert!(
+        f[1].starts_with("a record the scenario did not make: established ipv4 127.0.0.1:40001"),
+        "{f:#?}"
+    );
     let text = good_console().replace("\"latency_us\":35", "\"latency_us\":-1");
     let f = failures(&verdict_of(&text, true));
     assert!(
@@ -357,10 +485,29 @@ fn nobtf_is_as_exact_as_btf() {
         f[1].contains("error is null, expected \"ECONNREFUSED\""),
         "{f:#?}"
     );
+    // And every close as exact: its byte counts (tcp_sock.bytes_acked, bytes_received) and
+    // who closed (sock_common.skc_flags) come from the layout discovery there.
+    let text = as_run("kprobe-nobtf")
+        .replacen("\"bytes_sent\":1000,", "\"bytes_sent\":null,", 1)
+        .replacen("\"bytes_received\":1000,", "\"bytes_received\":1001,", 1)
+        .replacen("\"closed_by\":\"local\"", "\"closed_by\":\"remote\"", 1);
+    let f = failures(&verify(&console::parse(&text), &nobtf));
+    assert_eq!(f.len(), 3, "{f:#?}");
+    // The first local close is the IPv4 flow's server end, whose order the scenario does not
+    // set: but with the client's, both now say the other closed first.
+    assert!(
+        f[0].ends_with("both say closed_by remote, yet one end closed first"),
+        "{f:#?}"
+    );
+    assert!(f[1].contains("bytes_sent is null, expected 1000"), "{f:#?}");
+    assert!(
+        f[2].contains("bytes_received is 1001, expected 1000"),
+        "{f:#?}"
+    );
     // With BTF a null netns is a failure.
     let text = good_console().replace("\"netns\":4026531840", "\"netns\":null");
     let f = failures(&verdict_of(&text, true));
-    assert_eq!(f.len(), 8, "{f:#?}");
+    assert_eq!(f.len(), RECORDS, "{f:#?}");
     assert!(
         f.iter()
             .all(|l| l.contains("netns is null, expected 4026531840")),
@@ -430,7 +577,9 @@ fn every_run_of_every_pass_is_required() {
     assert!(f.contains(&"no output at all for run cleanup-tracepoint-write-error".to_string()));
     assert!(f.contains(&"no output at all for run unprivileged".to_string()));
     assert!(f.contains(&"no output at all for run tracepoint-notracefs".to_string()));
-    assert!(v.render().contains("run kprobe: PASS (8 records)"));
+    assert!(v
+        .render()
+        .contains(&format!("run kprobe: PASS ({RECORDS} records)")));
 }
 
 #[test]
@@ -439,6 +588,138 @@ fn a_scenario_run_that_leaves_programs_fails() {
     assert_eq!(
         failures(&verdict_of(&text, true)),
         ["2 BPF programs loaded after conntrace exited, 0 before it started: it left programs behind"]
+    );
+}
+
+#[test]
+fn closes_are_checked_field_by_field() {
+    // The client's end of the IPv4 cfirst case, its close record as conntrace prints it.
+    let good = good_console();
+    let line = good
+        .lines()
+        .find(|l| l.contains("\"event\":\"close\"") && l.contains("\"lport\":41001,"))
+        .unwrap()
+        .to_string();
+    let judge = |bad: &str| failures(&verdict_of(&good.replace(&line, bad), true));
+    let f = judge(
+        &line
+            .replace("\"bytes_sent\":1000", "\"bytes_sent\":1001")
+            .replace("\"duration_us\":900", "\"duration_us\":null")
+            .replace("\"closed_by\":\"local\"", "\"closed_by\":\"remote\""),
+    );
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert!(
+        f[0].starts_with("close ipv4 [127.0.0.1]:41001 -> [127.0.0.1]:4202 (cfirst case) by ct-client (pid 91 tid 93) (same sock as its connect): \
+             duration_us is null, expected an integer >= 0; bytes_sent is 1001, expected 1000; closed_by is \"remote\", expected \"local\""),
+        "{f:#?}"
+    );
+    assert!(f[1].contains("both say closed_by remote"), "{f:#?}");
+    // The owner is the connecting process, whatever task ran the state change.
+    let f = judge(&line.replace(
+        "\"pid\":91,\"tid\":93,\"uid\":1000,\"comm\":\"ct-client\"",
+        "\"pid\":0,\"tid\":0,\"uid\":0,\"comm\":\"swapper/1\"",
+    ));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].contains("pid is 0, expected 91; tid is 0, expected 93; uid is 0, expected 1000; comm is \"swapper/1\", expected \"ct-client\""),
+        "{f:#?}"
+    );
+    // A close with another socket's id is not this connection's.
+    let f = judge(&line.replace(
+        "\"sock\":\"0000000000001000\"",
+        "\"sock\":\"0000000000001001\"",
+    ));
+    assert_eq!(f.len(), 3, "{f:#?}");
+    assert!(
+        f[0].starts_with("missing close ipv4 [127.0.0.1]:41001"),
+        "{f:#?}"
+    );
+    assert!(
+        f[1].starts_with("2 records for close ipv4 [127.0.0.1]:4202 <- [127.0.0.1]:41001"),
+        "{f:#?}"
+    );
+    // A missing close is named.
+    let f = judge("");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].starts_with("missing close ipv4 [127.0.0.1]:41001"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn resets_and_old_connections_are_checked() {
+    let good = good_console();
+    // The server's end of the IPv4 creset case must carry ECONNRESET.
+    let text = good.replace(
+        "\"error\":\"ECONNRESET\",\"latency_us\":null,\"duration_us\":901,\"bytes_sent\":701,",
+        "\"error\":null,\"latency_us\":null,\"duration_us\":901,\"bytes_sent\":701,",
+    );
+    let f = failures(&verdict_of(&text, true));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].starts_with(
+            "close ipv4 [127.0.0.1]:4202 <- [127.0.0.1]:41003 (creset case) by ct-server"
+        ) && f[0].contains("error is null, expected \"ECONNRESET\""),
+        "{f:#?}"
+    );
+    // A connection older than conntrace has no owner, no duration and no bytes_sent.
+    let old = good
+        .lines()
+        .find(|l| l.contains("\"lport\":41005,") && l.contains("\"close\""))
+        .unwrap();
+    let bad = old
+        .replace("\"pid\":null", "\"pid\":1")
+        .replace("\"duration_us\":null", "\"duration_us\":5")
+        .replace("\"bytes_sent\":null", "\"bytes_sent\":1400");
+    let f = failures(&verdict_of(&good.replace(old, &bad), true));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].contains("(old case), connected before conntrace started: pid is 1, expected null; duration_us is 5, expected null; bytes_sent is 1400, expected null"),
+        "{f:#?}"
+    );
+    // Accepted while conntrace ran: the accepting process owns it and its bytes_sent is known.
+    let late = good
+        .lines()
+        .find(|l| l.contains("\"rport\":41006,") && l.contains("\"close\""))
+        .unwrap();
+    let bad = late.replace("\"bytes_sent\":1001", "\"bytes_sent\":null");
+    let f = failures(&verdict_of(&good.replace(late, &bad), true));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].contains("(late case) by ct-old-server (pid 95 tid 95) (same sock as its accept): bytes_sent is null, expected 1001"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn the_scenarios_own_reports_must_add_up() {
+    let text = good_console().replace(
+        "v4_sfirst_server=41002:601:1100",
+        "v4_sfirst_server=41002:601:1099",
+    );
+    let f = failures(&verdict_of(&text, true));
+    assert!(
+        f.iter()
+            .any(|l| l.starts_with("scenario: the ipv4 sfirst case's ends disagree")),
+        "{f:#?}"
+    );
+    let text = good_console().replace(" v6_late_server=42006:2001:2500", "");
+    let f = failures(&verdict_of(&text, true));
+    assert_eq!(
+        f,
+        ["cannot check records: the scenario did not report v6_late_server"]
+    );
+}
+
+#[test]
+fn a_hooks_line_without_the_state_tracepoint_fails() {
+    let text = good_console().replace("; state: tracepoint sock/inet_sock_set_state", "");
+    let f = failures(&verdict_of(&text, true));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].starts_with("`conntrace check` does not name"),
+        "{f:#?}"
     );
 }
 

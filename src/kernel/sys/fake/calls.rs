@@ -36,6 +36,9 @@ pub enum Call {
         map: RawFd,
         key: Vec<u8>,
     },
+    ObjInfo {
+        fd: RawFd,
+    },
     ProgLoad {
         name: String,
         prog_type: u32,

@@ -7,8 +7,9 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 /// The names `fail_next`/`fail_nth`/`fail_always` accept: one per `Sys` method.
-const CALL_NAMES: [&str; 17] = [
+const CALL_NAMES: [&str; 18] = [
     "map_create",
+    "obj_info",
     "btf_load",
     "memlock_limit",
     "set_memlock_limit",
@@ -37,6 +38,8 @@ pub(super) struct Script {
     pub(super) epoll_results: VecDeque<Vec<u64>>,
     /// Values the next map_lookup calls copy out, in order (zeros when none is left).
     pub(super) lookup_values: VecDeque<Vec<u8>>,
+    /// What the next obj_info calls copy out, in order (nothing when none is left).
+    pub(super) obj_infos: VecDeque<Vec<u8>>,
     /// RLIMIT_MEMLOCK as `memlock_limit` reports it (8 MiB, the usual default, until set).
     pub(super) memlock: Option<Rlimit>,
 }
@@ -99,6 +102,15 @@ impl FakeSys {
             .script
             .lookup_values
             .push_back(value.to_vec());
+    }
+
+    /// The next `obj_info` copies out this info (the kernel knows `info.len()` bytes of it).
+    pub fn script_obj_info(&self, info: &[u8]) {
+        self.state
+            .borrow_mut()
+            .script
+            .obj_infos
+            .push_back(info.to_vec());
     }
 
     /// What `memlock_limit` reports until the code under test sets it.

@@ -92,6 +92,18 @@ impl Sys for FakeSys {
         Ok(())
     }
 
+    fn obj_info(&self, fd: BorrowedFd<'_>, info: &mut [u8]) -> SysResult<usize> {
+        self.record(Call::ObjInfo { fd: fd.as_raw_fd() });
+        self.check("obj_info", "bpf(BPF_OBJ_GET_INFO_BY_FD)")?;
+        info.fill(0);
+        // A kernel that says nothing fills nothing.
+        let v = self.state.borrow_mut().script.obj_infos.pop_front();
+        let v = v.unwrap_or_default();
+        let n = v.len().min(info.len());
+        info[..n].copy_from_slice(&v[..n]);
+        Ok(n)
+    }
+
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd> {
         if let Some(text) = &self.state.borrow().script.verifier_log {
             if let Some(room) = log.len().checked_sub(1) {
