@@ -412,6 +412,7 @@ pub fn held_open_connections_each_close_once() -> Result<(), String> {
         || (uncounted > 0 && !gap_ok)
         || lost_other != 0
         || !wrong.is_empty()
+        || !shared_ids.is_empty()
     {
         wrong.truncate(5);
         return Err(format!(
