@@ -12,6 +12,8 @@ mod cases;
 mod containers;
 #[path = "host/count.rs"]
 mod count;
+#[path = "host/held.rs"]
+mod held;
 #[path = "host/lifecycle.rs"]
 mod lifecycle;
 #[path = "host/metrics.rs"]

@@ -3,13 +3,16 @@
 //! call between its entry and its return; `socks`, one per established connection until its
 //! close record), chosen per machine or by `--max-tracked`, and the kernel memory they take.
 //!
-//! The default rule: `conns = max(16384, min(tcp_max_syn_backlog × 16, what 1% of MemTotal
-//! holds))`, at most [`MAX_TRACKED`]. The SYN backlog is what the machine is tuned to have
-//! half-open per listener, so a busy host has more connects in flight too; the memory cap
-//! keeps the maps to about 1% of RAM; 16,384 (the former fixed size) is the floor.
-//! `connecting` holds calls that last microseconds (blocking ones longer): a quarter as many,
-//! at least 1024. Established connections live far longer than handshakes: `socks` holds
-//! [`SOCKS_FACTOR`] times `conns`, at least [`SOCKS_FLOOR`], at most another 1% of RAM.
+//! The default rule: `conns = max(16384, min(tcp_max_syn_backlog × 32, what 1% of MemTotal
+//! holds))`, at most [`MAX_TRACKED`]. The kernel sets `tcp_max_syn_backlog` from memory, to
+//! its established-socket hash over 128 (2048 for the 262,144 buckets of a 24 GiB machine),
+//! and a host tuned for more half-open connections has more connects in flight too:
+//! × [`BACKLOG_FACTOR`] is a quarter of that hash (65,536 there, room for a storm of 40,000
+//! connects). The memory cap keeps the maps to about 1% of RAM; 16,384 (the former fixed
+//! size) is the floor. `connecting` holds calls that last microseconds (blocking ones
+//! longer): a quarter as many, at least 1024. Established connections live far longer than
+//! handshakes: `socks` holds [`SOCKS_FACTOR`] times `conns` (the whole established hash by
+//! default), at least [`SOCKS_FLOOR`], at most another 1% of RAM.
 //! `--max-tracked N` makes `conns` and `socks` N.
 //!
 //! Socket-local storage (`BPF_MAP_TYPE_SK_STORAGE`, freed with the socket) would scale
@@ -37,8 +40,9 @@ pub const MIN_TRACKED: u32 = 8;
 pub const MAX_TRACKED: u32 = 1 << 24;
 /// The default never goes below this (the size the maps had before it was chosen per host).
 pub const DEFAULT_FLOOR: u32 = 16_384;
-/// Connects in flight per slot of the SYN backlog.
-pub const BACKLOG_FACTOR: u64 = 16;
+/// Connects in flight per slot of the SYN backlog: the backlog is the kernel's established
+/// hash / 128 by default, so this is a quarter of that hash (and `socks` all of it).
+pub const BACKLOG_FACTOR: u64 = 32;
 /// The default's memory cap: 1/100 of MemTotal.
 pub const MEMORY_SHARE: u64 = 100;
 /// `connecting` is this fraction of `conns`, at least [`MIN_CONNECTING`].
@@ -199,8 +203,8 @@ impl StateMaps {
         self.maps.iter().map(|(_, n, each)| *n as u64 * each).sum()
     }
 
-    /// For the "attached" line: "tracking up to 32768 connects in flight and 131072
-    /// connections (~24.9 MiB)".
+    /// For the "attached" line: "tracking up to 65536 connects in flight and 262144
+    /// connections (~50.4 MiB)".
     pub fn short(&self) -> String {
         format!(
             "tracking up to {} connects in flight and {} connections (~{})",
@@ -210,9 +214,9 @@ impl StateMaps {
         )
     }
 
-    /// For `conntrace check`: "conns 32768 x 232 B + connecting 8192 x 120 B + socks
-    /// 131072 x 136 B = ~25.2 MiB of kernel memory (estimate): up to 32768 connects in flight
-    /// and 131072 connections".
+    /// For `conntrace check`: "conns 65536 x 232 B + connecting 16384 x 120 B + socks
+    /// 262144 x 136 B = ~50.4 MiB of kernel memory (estimate): up to 65536 connects in flight
+    /// and 262144 connections".
     pub fn describe(&self) -> String {
         let parts: Vec<String> = self
             .maps
@@ -297,10 +301,13 @@ mod tests {
 
     #[test]
     fn the_syn_backlog_sizes_it_on_a_large_machine() {
-        // 24 GiB: 1% holds ~1M connects at 232 + 120/4 = 262 bytes each.
+        // 24 GiB: 1% holds ~1M connects at 232 + 120/4 = 262 bytes each, so the backlog
+        // decides: 2048 x 32, room for a 40,000-connect storm; 4 times as many connections,
+        // room for 100,000 held open (both ends on one host).
         let sys = machine("2048", 24 << 20);
         let c = Capacity::from_machine(&sys, &maps());
-        assert_eq!((c.conns, c.connecting, c.socks), (32768, 8192, 131072));
+        assert_eq!((c.conns, c.connecting, c.socks), (65536, 16384, 262144));
+        assert!(c.conns >= 40_000 && c.socks >= 200_000);
         assert!(c.why.contains("tcp_max_syn_backlog 2048"), "{}", c.why);
     }
 
@@ -364,20 +371,20 @@ mod tests {
     #[test]
     fn memory_is_entries_times_key_value_and_overhead() {
         let mut defs = maps();
-        defs[1].max_entries = 8192;
-        defs[2].max_entries = 32768;
-        defs[3].max_entries = 131072;
+        defs[1].max_entries = 16384;
+        defs[2].max_entries = 65536;
+        defs[3].max_entries = 262144;
         let state = StateMaps::of(&defs);
-        assert_eq!((state.tracked(), state.connections()), (32768, 131072));
-        assert_eq!(state.bytes(), 32768 * 232 + 8192 * 120 + 131072 * 136);
+        assert_eq!((state.tracked(), state.connections()), (65536, 262144));
+        assert_eq!(state.bytes(), 65536 * 232 + 16384 * 120 + 262144 * 136);
         assert_eq!(
             state.short(),
-            "tracking up to 32768 connects in flight and 131072 connections (~25.2 MiB)"
+            "tracking up to 65536 connects in flight and 262144 connections (~50.4 MiB)"
         );
         assert_eq!(
             state.describe(),
-            "conns 32768 x 232 B + connecting 8192 x 120 B + socks 131072 x 136 B = ~25.2 MiB \
-             of kernel memory (estimate): up to 32768 connects in flight and 131072 connections"
+            "conns 65536 x 232 B + connecting 16384 x 120 B + socks 262144 x 136 B = ~50.4 MiB \
+             of kernel memory (estimate): up to 65536 connects in flight and 262144 connections"
         );
     }
 }

@@ -116,6 +116,14 @@ pub const ALL: &[(&str, Test)] = &[
         crate::scale::state_map_full_counts_every_connect,
     ),
     (
+        "storm_every_connect_in_flight_has_its_outcome",
+        crate::scale::storm_every_connect_in_flight_has_its_outcome,
+    ),
+    (
+        "held_open_connections_each_close_once",
+        crate::held::held_open_connections_each_close_once,
+    ),
+    (
         "bad_arguments_exit_2_with_one_line",
         bad_arguments_exit_2_with_one_line,
     ),
