@@ -69,11 +69,15 @@ fn event(kind: u8, local: [u8; 28], remote: [u8; 28]) -> WireEvent {
         uid: 1000,
         netns: 4_026_531_840,
         kind,
-        _pad: [0; 3],
+        old_state: 0,
+        close_flags: 0,
+        _pad: 0,
         error: if kind == KIND_FAILED { 111 } else { 0 },
         comm,
         local,
         remote,
+        bytes_acked: 0,
+        bytes_received: 0,
     }
 }
 
