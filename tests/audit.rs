@@ -11,7 +11,7 @@ use bpf_insn::{
     Reg, Source,
 };
 use conntrace::kernel::load::helper_fallback;
-use conntrace::kernel::probe_object::{self, ProbeObject};
+use conntrace::kernel::probe_object::{self, ProbeObject, ProgramKind};
 use conntrace::session::embedded::{PROBE_OBJECT, PROBE_OBJECT_NOBTF};
 use std::collections::BTreeMap;
 
@@ -111,6 +111,16 @@ fn helper(id: i64) -> Option<(&'static str, Release)> {
         .map(|&(_, name, release)| (name, release))
 }
 
+/// The release that introduced each program type (BPF_PROG_TYPE_KPROBE in 4.1, _TRACEPOINT
+/// in 4.7, _RAW_TRACEPOINT in 4.17; include/uapi/linux/bpf.h).
+fn program_type(kind: &ProgramKind) -> (&'static str, Release) {
+    match kind {
+        ProgramKind::Kprobe { .. } | ProgramKind::Kretprobe { .. } => ("kprobe programs", (4, 1)),
+        ProgramKind::Tracepoint { .. } => ("tracepoint programs", (4, 7)),
+        ProgramKind::RawTracepoint { .. } => ("raw tracepoint programs", (4, 17)),
+    }
+}
+
 /// What a program needs: feature name -> (release, where first used).
 fn needs(object: &ProbeObject) -> Result<BTreeMap<String, (Release, String)>, String> {
     let mut needs: BTreeMap<String, (Release, String)> = BTreeMap::new();
@@ -118,6 +128,8 @@ fn needs(object: &ProbeObject) -> Result<BTreeMap<String, (Release, String)>, St
         needs.entry(what).or_insert((release, at));
     };
     for program in &object.programs {
+        let (what, release) = program_type(&program.kind);
+        note(what.to_string(), release, program.section.clone());
         for decoded in decode_program(&program.insns) {
             let (slot, insn) = decoded.map_err(|e| format!("{}: {e}", program.section))?;
             let at = format!("{}+{}", program.section, slot * 8);

@@ -12,7 +12,7 @@ use crate::kernel::probe::Probed;
 use crate::kernel::probe_object::{self, ProbeObject};
 use crate::kernel::ring;
 use crate::kernel::sys::{host, MapCreate, Sys};
-use crate::session::backend::{self, Backend};
+use crate::session::backend::{self, Backend, Hook};
 use crate::session::capacity::{Capacity, StateMaps};
 use crate::session::embedded;
 use crate::session::features::{self, Feature, Features};
@@ -225,7 +225,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     r.backend = Some(backend);
     r.line("backend", format!("auto picks the {why}"));
     if backend == Backend::Kprobe {
-        report_hooks(sys, &mut r);
+        report_hooks(sys, features.has(Feature::RawTracepoint), &mut r);
     }
 
     // Without BTF the programs need the fields the layout discovery finds on this kernel.
@@ -308,8 +308,11 @@ fn describe_feature(feature: Feature, probed: &Probed) -> String {
 }
 
 /// Which hook each kprobe job will use: the first whose function the kernel has (as
-/// tracing finds by attaching, in the same order), from /proc/kallsyms.
-fn report_hooks(sys: &dyn Sys, r: &mut Report) {
+/// tracing finds by attaching, in the same order), from /proc/kallsyms; tracepoints of the
+/// kind the kernel's features choose.
+fn report_hooks(sys: &dyn Sys, raw_tracepoints: bool, r: &mut Report) {
+    let is_tracepoint =
+        |h: &Hook| h.section.starts_with("tracepoint/") || h.section.starts_with("raw_tracepoint/");
     let kallsyms = match sys.read_file(Path::new("/proc/kallsyms")) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -321,13 +324,13 @@ fn report_hooks(sys: &dyn Sys, r: &mut Report) {
     let wanted: Vec<&str> = jobs
         .iter()
         .flat_map(|j| j.hooks.iter())
-        .filter(|h| !h.section.starts_with("tracepoint/"))
+        .filter(|h| !is_tracepoint(h))
         .map(|h| h.target())
         .collect();
     let present = kernel_functions(&kallsyms, &wanted);
     let mut chosen = Vec::new();
     for job in jobs {
-        let hooks = match backend::hooks_of(job) {
+        let hooks = match backend::hooks_of(job, raw_tracepoints) {
             Ok(h) => h,
             Err(e) => {
                 r.fail(e);
@@ -336,7 +339,7 @@ fn report_hooks(sys: &dyn Sys, r: &mut Report) {
         };
         let found = hooks
             .iter()
-            .find(|h| h.section.starts_with("tracepoint/") || present.contains(&h.target()));
+            .find(|h| is_tracepoint(h) || present.contains(&h.target()));
         match found {
             Some(&hook) => {
                 chosen.push((job.role, hook));

@@ -25,7 +25,7 @@
 
 ; The outcome's addresses from the tracepoint's own copy, taken before the state change
 ; clears the socket's port (a refused socket has lport 0 by the time anyone reads it).
-.macro fill_from_tracepoint
+.macro tp_fill
     tp_load r1, u16, family
     *(u16 *)(r8 + EV_LOCAL) = r1
     *(u16 *)(r8 + EV_REMOTE) = r1
@@ -45,14 +45,65 @@ v6\@:
 done\@:
 .endm
 
-.section tracepoint/sock/inet_sock_set_state
+; The tracepoint's own record (sock:inet_sock_set_state through a perf event).
+.macro tp_enter skip
     r6 = r1
     tp_load r1, u16, protocol          ; a u8 before 5.6: the loader narrows the load
-    if r1 != IPPROTO_TCP goto out
+    if r1 != IPPROTO_TCP goto \skip
     tp_load r7, u64, skaddr
     *(u64 *)(r10 + STACK_KEY) = r7
     tp_load r1, u32, oldstate
     tp_load r2, u32, newstate
+.endm
+
+.macro tp_new_state dst
+    tp_load \dst, u32, newstate
+.endm
+
+.macro tp_local_port dst
+    tp_load \dst, u16, sport
+.endm
+
+; The raw tracepoint (4.17+): its context is TP_PROTO(const struct sock *sk, int oldstate,
+; int newstate), one u64 each, and everything else is read from the socket. That is the
+; same moment the tracepoint copies its record from, so the same values. Raw tracepoints
+; cost less per hit, are released without a grace period, and do not nest under another
+; program's bpf_prog_active or the perf trace buffer's recursion guard (which skip a run
+; without counting it on many kernels).
+.equ RAW_ARG0, 0
+.equ RAW_ARG1, 8
+.equ RAW_ARG2, 16
+
+.macro raw_enter skip
+    r6 = r1
+    r7 = *(u64 *)(r6 + RAW_ARG0)
+    check_tcp_protocol r7, \skip
+    *(u64 *)(r10 + STACK_KEY) = r7
+    r1 = *(u64 *)(r6 + RAW_ARG1)
+    r2 = *(u64 *)(r6 + RAW_ARG2)
+.endm
+
+.macro raw_new_state dst
+    \dst = *(u64 *)(r6 + RAW_ARG2)
+.endm
+
+.macro raw_local_port dst
+    *(u64 *)(r10 + STACK_SCRATCH) = 0
+    probe_read r10, STACK_SCRATCH, 2, r7, offsetof(inet_sock, inet_sport)
+    \dst = *(u16 *)(r10 + STACK_SCRATCH)
+.endm
+
+.macro raw_fill
+    fill_local r7, r8
+    fill_remote r7, r8
+.endm
+
+; The program, over either source: `enter` leaves r6 = ctx, r7 = the socket (at STACK_KEY
+; too), r1 = the old state, r2 = the new one, or goes to `out` for a socket not TCP;
+; `new_state dst` and `local_port dst` (any byte order, tested against 0 only) read again;
+; `fill` writes both ends' addresses and ports into the event at r8.
+.macro state_program enter, new_state, local_port, fill
+    \enter out
     if r1 != TCP_CLOSE goto not_opening
     if r2 == TCP_SYN_SENT goto syn_sent
 not_opening:
@@ -110,11 +161,11 @@ outcome:
     r9 = r0
     r8 = r0
     r8 += CONN_EV
-    tp_load r1, u32, newstate
+    \new_state r1
     if r1 == TCP_ESTABLISHED goto established
     ; Closed without a local port: the kernel gave up before any SYN (no free port). That is
     ; the connect's own refusal, which its return reports; this is no outcome.
-    tp_load r1, u16, sport
+    \local_port r1
     if r1 != 0 goto failed
     r1 = NO_SYN
     *(u16 *)(r9 + CONN_OUTCOME) = r1
@@ -146,7 +197,7 @@ ended:
     r1 = *(u64 *)(r9 + CONN_START)
     r0 -= r1
     *(u64 *)(r8 + EV_LATENCY) = r0
-    fill_from_tracepoint
+    \fill
     ; Sent now, whether or not the connect record is out yet: user space orders them.
     emit r6, r8
     r1 = OUTCOME_SENT
@@ -160,7 +211,7 @@ passive:
     zero_stack
     r8 = r10
     r8 += STACK_EVENT
-    fill_from_tracepoint
+    \fill
     filter_addr r8, EV_LOCAL_PORT, out
     map_lookup socks, u64, STACK_KEY, r7
     if r0 == 0 goto passive_new
@@ -218,7 +269,7 @@ unowned:
     ; Older than the probes: shown unless a task filter is on (its owner is unknown).
     filter_any_task out
 close_fill:
-    fill_from_tracepoint
+    \fill
     if r9 != 0 goto filtered
     ; No entry checked the addresses: the connection may have either end's port.
     filter_addr r8, EV_REMOTE_PORT, try_local
@@ -255,3 +306,12 @@ close_send:
 out:
     r0 = 0
     exit
+.endm
+
+; The raw tracepoint where the kernel has one (every kernel conntrace supports), the classic
+; tracepoint where it does not: src/session/backend.rs picks by probing.
+.section raw_tracepoint/inet_sock_set_state
+    state_program raw_enter, raw_new_state, raw_local_port, raw_fill
+
+.section tracepoint/sock/inet_sock_set_state
+    state_program tp_enter, tp_new_state, tp_local_port, tp_fill

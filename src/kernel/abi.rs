@@ -8,6 +8,7 @@ pub const BPF_MAP_UPDATE_ELEM: u32 = 2;
 pub const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 pub const BPF_PROG_LOAD: u32 = 5;
 pub const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
+pub const BPF_RAW_TRACEPOINT_OPEN: u32 = 17;
 pub const BPF_BTF_LOAD: u32 = 18;
 
 /// BPF_MAP_UPDATE_ELEM flag: create or replace.

@@ -64,6 +64,15 @@ pub struct Hook {
 }
 
 impl Hook {
+    /// As the "attached" line and `conntrace check` name it: "kprobe tcp_connect",
+    /// "tracepoint sock/inet_sock_set_state", "raw tracepoint inet_sock_set_state".
+    pub fn describe(&self) -> String {
+        match self.section.strip_prefix(RAW_TRACEPOINT) {
+            Some(name) => format!("raw tracepoint {name}"),
+            None => self.section.replacen('/', " ", 1),
+        }
+    }
+
     /// The kernel function of a kprobe or kretprobe section, the tracepoint of a tracepoint.
     pub fn target(&self) -> &'static str {
         self.section
@@ -89,9 +98,14 @@ const fn hook(section: &'static str) -> Hook {
     }
 }
 
+/// Where the kernel has raw tracepoints the raw one is the only hook loaded
+/// ([`hooks_with`]): it costs less per hit and closes without a grace period.
 const STATE: Job = Job {
     role: Role::State,
-    hooks: &[hook("tracepoint/sock/inet_sock_set_state")],
+    hooks: &[
+        hook("raw_tracepoint/inet_sock_set_state"),
+        hook("tracepoint/sock/inet_sock_set_state"),
+    ],
     optional: false,
 };
 
@@ -170,10 +184,49 @@ static KPROBE_JOBS: &[Job] = &[
 /// that has better). Read here and nowhere else.
 pub const ACCEPT_HOOK_ENV: &str = "CONNTRACE_ACCEPT_HOOK";
 
-/// The hooks `job` may use: all of them, or the one [`ACCEPT_HOOK_ENV`] names.
-pub fn hooks_of(job: &Job) -> Result<Vec<&'static Hook>, String> {
-    let forced = std::env::var(ACCEPT_HOOK_ENV).ok();
-    hooks_with(job, forced.as_deref())
+/// Test and diagnostic knob: `CONNTRACE_STATE_HOOK=tracepoint` takes the classic tracepoint for
+/// the state changes where raw tracepoints exist too, so that fallback (kernels before 4.17)
+/// is exercised on a current kernel; `raw_tracepoint` insists on the raw one; unset, empty
+/// or `auto` lets the kernel's features decide. Read here and nowhere else.
+pub const STATE_HOOK_ENV: &str = "CONNTRACE_STATE_HOOK";
+
+const RAW_TRACEPOINT: &str = "raw_tracepoint/";
+
+/// The hooks `job` may use on a kernel with or without raw tracepoints: all of them, the one
+/// [`ACCEPT_HOOK_ENV`] names, or the kind [`STATE_HOOK_ENV`] names.
+pub fn hooks_of(job: &Job, raw_tracepoints: bool) -> Result<Vec<&'static Hook>, String> {
+    let accept = std::env::var(ACCEPT_HOOK_ENV).ok();
+    let state = std::env::var(STATE_HOOK_ENV).ok();
+    let hooks = hooks_with(job, accept.as_deref())?;
+    by_kind(hooks, raw_tracepoints, state.as_deref())
+}
+
+/// Of a job that has a raw tracepoint hook: only that one where the kernel has raw
+/// tracepoints (so its classic twin is not loaded for nothing), the others where it has not,
+/// or the kind `forced` names. Other jobs keep their hooks.
+fn by_kind(
+    hooks: Vec<&'static Hook>,
+    raw_tracepoints: bool,
+    forced: Option<&str>,
+) -> Result<Vec<&'static Hook>, String> {
+    if !hooks.iter().any(|h| h.section.starts_with(RAW_TRACEPOINT)) {
+        return Ok(hooks);
+    }
+    let raw = match forced.filter(|f| !f.is_empty()) {
+        None | Some("auto") => raw_tracepoints,
+        Some("raw_tracepoint") => true,
+        Some("tracepoint") => false,
+        Some(other) => {
+            return Err(format!(
+                "{STATE_HOOK_ENV}={other:?} is not a kind of state hook: use raw_tracepoint, \
+                 tracepoint or auto, or unset it"
+            ))
+        }
+    };
+    Ok(hooks
+        .into_iter()
+        .filter(|h| h.section.starts_with(RAW_TRACEPOINT) == raw)
+        .collect())
 }
 
 fn hooks_with(job: &Job, forced: Option<&str>) -> Result<Vec<&'static Hook>, String> {
@@ -454,7 +507,51 @@ mod tests {
             .iter()
             .filter(|p| p.role != Role::Accept)
         {
-            assert_eq!(hooks_with(p, Some("inet_csk_accept")).unwrap().len(), 1);
+            assert_eq!(
+                hooks_with(p, Some("inet_csk_accept")).unwrap().len(),
+                p.hooks.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_state_job_loads_one_kind_of_tracepoint_as_the_kernel_or_the_knob_says() {
+        for backend in [Backend::Kprobe, Backend::Tracepoint] {
+            let state = backend
+                .jobs()
+                .iter()
+                .find(|j| j.role == Role::State)
+                .unwrap();
+            let kinds = |raw, forced| -> Result<Vec<&str>, String> {
+                let hooks = by_kind(hooks_with(state, None)?, raw, forced)?;
+                Ok(hooks.iter().map(|h| h.section).collect())
+            };
+            let raw = ["raw_tracepoint/inet_sock_set_state"];
+            let classic = ["tracepoint/sock/inet_sock_set_state"];
+            assert_eq!(kinds(true, None).unwrap(), raw);
+            assert_eq!(kinds(false, None).unwrap(), classic);
+            assert_eq!(kinds(true, Some("auto")).unwrap(), raw);
+            assert_eq!(kinds(false, Some("")).unwrap(), classic);
+            assert_eq!(kinds(true, Some("tracepoint")).unwrap(), classic);
+            assert_eq!(kinds(false, Some("raw_tracepoint")).unwrap(), raw);
+            assert_eq!(
+                kinds(true, Some("perf")).unwrap_err(),
+                "CONNTRACE_STATE_HOOK=\"perf\" is not a kind of state hook: use raw_tracepoint, \
+                 tracepoint or auto, or unset it"
+            );
+        }
+        // Jobs without a raw tracepoint hook keep theirs, whatever the kernel or the knob.
+        for job in Backend::Tracepoint
+            .jobs()
+            .iter()
+            .filter(|j| j.role != Role::State)
+        {
+            let kept = by_kind(
+                hooks_with(job, None).unwrap(),
+                false,
+                Some("raw_tracepoint"),
+            );
+            assert_eq!(kept.unwrap().len(), job.hooks.len());
         }
     }
 

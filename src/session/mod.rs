@@ -23,7 +23,7 @@ use crate::kernel::ring::{self, PerfRings, Wakeup};
 use crate::kernel::sys::{host, Sys};
 use crate::session::backend::{Backend, Hook, Role};
 use crate::session::capacity::{Capacity, StateMaps};
-use crate::session::features::{Features, Memlock};
+use crate::session::features::{Feature, Features, Memlock};
 use crate::session::fields::FieldSource;
 use crate::session::options::{BtfSource, FamilyFilter, SessionOptions};
 
@@ -97,7 +97,7 @@ pub fn describe_hooks(hooks: &[(Role, &Hook)]) -> String {
         let of_role: Vec<String> = hooks
             .iter()
             .filter(|(r, _)| *r == role)
-            .map(|(_, h)| h.section.replacen('/', " ", 1))
+            .map(|(_, h)| h.describe())
             .collect();
         if !of_role.is_empty() {
             parts.push(format!("{name}: {}", of_role.join(", ")));
@@ -135,6 +135,8 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
         discovered,
     });
 
+    let features = Features::new(sys);
+    let raw_tracepoints = features.has(Feature::RawTracepoint);
     let mut jobs = Vec::new();
     for job in backend.jobs().iter().filter(|j| {
         verify.is_some()
@@ -144,10 +146,9 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
                 Role::State => true,
             }
     }) {
-        jobs.push((job, backend::hooks_of(job)?));
+        jobs.push((job, backend::hooks_of(job, raw_tracepoints)?));
     }
 
-    let features = Features::new(sys);
     // Before any map exists: kernels before 5.11 charge them to RLIMIT_MEMLOCK.
     let memlock = features.prepare_memlock();
     let cpus = ring::online_cpus(sys).map_err(|e| e.to_string())?;
@@ -261,6 +262,9 @@ fn attach_first<'s>(
             ProgramKind::Tracepoint { category, name } => {
                 attach::attach_tracepoint(sys, program.fd.as_fd(), category, name)
                     .map(|a| (a, None))
+            }
+            ProgramKind::RawTracepoint { name } => {
+                attach::attach_raw_tracepoint(sys, program.fd.as_fd(), name).map(|a| (a, None))
             }
             _ if hook.misses_are_losses => {
                 let maxactive = kretprobe_maxactive()?;

@@ -43,6 +43,10 @@ pub const ALL: &[(&str, Test)] = &[
         crate::lifecycle::reset_by_the_client,
     ),
     (
+        "close_through_the_classic_state_tracepoint",
+        crate::lifecycle::through_the_classic_tracepoint,
+    ),
+    (
         "close_of_a_connection_older_than_conntrace",
         crate::lifecycle::connection_older_than_conntrace,
     ),

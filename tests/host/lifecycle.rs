@@ -19,8 +19,20 @@ fn talk(
     client_how: &str,
     server_how: &str,
 ) -> Result<(Tracer, Window, Client, Server), String> {
+    talk_env(&[], family, up, down, client_how, server_how)
+}
+
+/// [`talk`] with conntrace's test knobs `env` set.
+fn talk_env(
+    env: &[(&str, &str)],
+    family: &'static str,
+    up: u64,
+    down: u64,
+    client_how: &str,
+    server_how: &str,
+) -> Result<(Tracer, Window, Client, Server), String> {
     let mut server = Server::talking(family, down, up, server_how)?;
-    let tracer = Tracer::attached(&["--json", "-P", &server.port.to_string()])?;
+    let tracer = Tracer::attached_env(&["--json", "-P", &server.port.to_string()], env)?;
     let window = Window::open();
     let client = Client::talk(family, server.port, up, down, client_how)?;
     server.accepted(&client)?;
@@ -48,6 +60,25 @@ pub fn closed_by_the_server_ipv6() -> Result<(), String> {
         client.accepted_by(&server),
         client.closed(3001, 409, Some("remote"), None),
         client.closed_by_server(&server, 409, 3001, Some("local"), None),
+    ];
+    expect_json(tracer, &window, &expected).map(drop)
+}
+
+/// The classic tracepoint for the state changes, forced as on a kernel before 4.17 (this one
+/// has raw tracepoints and uses them): the same exact records, a reset included.
+pub fn through_the_classic_tracepoint() -> Result<(), String> {
+    let env = [("CONNTRACE_STATE_HOOK", "tracepoint")];
+    let (tracer, window, client, server) = talk_env(&env, "6", 811, 1999, "reset", "second")?;
+    let attached = tracer.attached_line().unwrap_or_default();
+    if !attached.contains("state: tracepoint sock/inet_sock_set_state)") {
+        return Err(format!("not the classic tracepoint: {attached}"));
+    }
+    let expected = [
+        client.connect(),
+        client.established(),
+        client.accepted_by(&server),
+        client.closed(811, 1999, Some("local"), None),
+        client.closed_by_server(&server, 1999, 811, Some("remote"), Some("ECONNRESET")),
     ];
     expect_json(tracer, &window, &expected).map(drop)
 }

@@ -49,8 +49,14 @@ fn join_lossy(lines: &[Vec<u8>]) -> String {
 
 impl Tracer {
     pub fn start(args: &[&str]) -> Result<Tracer, String> {
+        Tracer::start_env(args, &[])
+    }
+
+    /// [`Tracer::start`] with these environment variables set (conntrace's test knobs).
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Result<Tracer, String> {
         let mut child = Command::new(binary())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -74,9 +80,24 @@ impl Tracer {
 
     /// Starts conntrace and waits for its "attached" line.
     pub fn attached(args: &[&str]) -> Result<Tracer, String> {
-        let mut tracer = Tracer::start(args)?;
+        Tracer::attached_env(args, &[])
+    }
+
+    /// [`Tracer::attached`] with these environment variables set.
+    pub fn attached_env(args: &[&str], env: &[(&str, &str)]) -> Result<Tracer, String> {
+        let mut tracer = Tracer::start_env(args, env)?;
         tracer.wait_attached()?;
         Ok(tracer)
+    }
+
+    /// The "attached" line, once printed.
+    pub fn attached_line(&self) -> Option<String> {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.starts_with(ATTACHED.as_bytes()))
+            .map(|l| String::from_utf8_lossy(l).into_owned())
     }
 
     fn wait_attached(&mut self) -> Result<(), String> {

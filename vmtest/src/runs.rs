@@ -33,6 +33,9 @@ pub enum Check {
 pub struct ScenarioRun {
     /// kprobe_events must list our entries while attached (tracefs method).
     pub kprobe_events_during: bool,
+    /// The state changes through the classic tracepoint, forced (CONNTRACE_STATE_HOOK): the
+    /// way of a kernel before 4.17. Otherwise the raw tracepoint every VM kernel has.
+    pub classic_state: bool,
     /// A fault set up before the run (SETUP) and undone after it (RESTORE).
     pub fault: Option<Fault>,
 }
@@ -118,6 +121,7 @@ pub fn expected(spec: &VmSpec) -> Vec<RunSpec> {
                 "kprobe-tracefs",
                 ScenarioRun {
                     kprobe_events_during: true,
+                    classic_state: true,
                     ..ScenarioRun::default()
                 },
             )),

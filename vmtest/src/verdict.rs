@@ -179,7 +179,7 @@ pub fn verify(console: &Console, spec: &VmSpec) -> VmVerdict {
                 c.starts_with("kprobe tcp_v4_connect") && c.contains("kprobe tcp_connect")
             }) && job(h, "accept").is_some_and(|a| {
                 a == "kprobe security_sock_graft" || a == "kprobe __inet_accept"
-            }) && job(h, "state").as_deref() == Some("tracepoint sock/inet_sock_set_state") => {}
+            }) && job(h, "state").as_deref() == Some(RAW_STATE) => {}
         other => v.general.push(format!(
             "`conntrace check` does not name an entry probe for accepts, tcp_connect for \
              connects and the state tracepoint; its hooks line: {other:?}"
@@ -225,6 +225,11 @@ pub fn attach_and_scenario_failures(run: &BackendRun) -> Vec<String> {
 }
 
 /// A run around the scenario: every record it must have printed, its exit, what it left.
+/// The state hook every VM kernel has, as the "attached" line and `conntrace check` name it;
+/// and the classic tracepoint a run may force (the way of a kernel before 4.17).
+const RAW_STATE: &str = "raw tracepoint inet_sock_set_state";
+const CLASSIC_STATE: &str = "tracepoint sock/inet_sock_set_state";
+
 fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVerdict {
     let mut failures = attach_and_scenario_failures(run);
     let mut records = Vec::new();
@@ -257,11 +262,21 @@ fn verify_scenario(run: &BackendRun, ipv6: bool, opts: ScenarioRun) -> BackendVe
         )),
         None => failures.push("conntrace's exit status was not reported".into()),
     }
-    if !run
+    let state = if opts.classic_state {
+        CLASSIC_STATE
+    } else {
+        RAW_STATE
+    };
+    let attached = run
         .stderr
         .iter()
-        .any(|l| l.starts_with("conntrace: attached"))
-    {
+        .find(|l| l.starts_with("conntrace: attached"));
+    if let Some(line) = attached.filter(|l| !l.contains(&format!("state: {state})"))) {
+        failures.push(format!(
+            "conntrace's \"attached\" line does not name the {state} as the state hook: {line}"
+        ));
+    }
+    if attached.is_none() {
         failures.push(format!(
             "conntrace's stderr has no \"conntrace: attached\" line; it said: {}",
             if run.stderr.is_empty() {

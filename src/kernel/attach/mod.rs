@@ -163,6 +163,8 @@ pub struct Attachment<'s> {
     sys: &'s dyn Sys,
     what: String,
     perf: Option<OwnedFd>,
+    /// A raw tracepoint's fd: closing it detaches, with no grace period to wait out.
+    raw: Option<OwnedFd>,
     kprobe_event: Option<Removal<'s>>,
     /// Its kprobe_events entry's misses are lost events: read from this kprobe_profile
     /// before the entry goes.
@@ -174,6 +176,7 @@ impl fmt::Debug for Attachment<'_> {
         f.debug_struct("Attachment")
             .field("what", &self.what)
             .field("perf", &self.perf)
+            .field("raw", &self.raw)
             .finish()
     }
 }
@@ -189,7 +192,19 @@ impl<'s> Attachment<'s> {
             sys,
             what,
             perf: Some(perf),
+            raw: None,
             kprobe_event,
+            profile: None,
+        }
+    }
+
+    fn raw(sys: &'s dyn Sys, what: String, fd: OwnedFd) -> Self {
+        Attachment {
+            sys,
+            what,
+            perf: None,
+            raw: Some(fd),
+            kprobe_event: None,
             profile: None,
         }
     }
@@ -215,6 +230,7 @@ impl<'s> Attachment<'s> {
     }
 
     fn teardown(&mut self) -> Result<(), AttachError> {
+        drop(self.raw.take());
         if let Some(fd) = self.perf.take() {
             let _ = self.sys.ioctl(fd.as_fd(), PerfEventIoctl::Disable);
             drop(fd);
@@ -247,6 +263,8 @@ pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
     let mut removals = Vec::new();
     let mut counted = Vec::new();
     for mut a in attachments {
+        // No grace period behind it: closed at once, here.
+        drop(a.raw.take());
         if let Some(fd) = a.perf.take() {
             let _ = a.sys.ioctl(fd.as_fd(), PerfEventIoctl::Disable);
             if a.what.starts_with("tracepoint syscalls/") {
@@ -311,8 +329,8 @@ impl Drop for Attachment<'_> {
     }
 }
 
-/// Attaches `prog` where its section says: tracepoint/CAT/NAME, kprobe/FUNC, kretprobe/FUNC.
-/// `method` is used for kprobes only.
+/// Attaches `prog` where its section says: tracepoint/CAT/NAME, raw_tracepoint/NAME,
+/// kprobe/FUNC, kretprobe/FUNC. `method` is used for kprobes only.
 pub fn attach<'s>(
     sys: &'s dyn Sys,
     prog: &LoadedProgram,
@@ -322,6 +340,7 @@ pub fn attach<'s>(
         ProgramKind::Tracepoint { category, name } => {
             attach_tracepoint(sys, prog.fd.as_fd(), category, name)
         }
+        ProgramKind::RawTracepoint { name } => attach_raw_tracepoint(sys, prog.fd.as_fd(), name),
         ProgramKind::Kprobe { function } => {
             attach_kprobe(sys, prog.fd.as_fd(), function, false, method, None)
         }
@@ -404,6 +423,25 @@ pub fn attach_tracepoint<'s>(
     let what = format!("tracepoint {category}/{name}");
     let fd = perf::open_with_program(sys, &perf::attr(PERF_TYPE_TRACEPOINT, id), prog, &what)?;
     Ok(Attachment::new(sys, what, fd, None))
+}
+
+/// Attaches a raw tracepoint program to the tracepoint NAME (BPF_RAW_TRACEPOINT_OPEN, 4.17+).
+/// Neither tracefs nor a perf event is involved.
+pub fn attach_raw_tracepoint<'s>(
+    sys: &'s dyn Sys,
+    prog: BorrowedFd<'_>,
+    name: &str,
+) -> Result<Attachment<'s>, AttachError> {
+    if !is_identifier(name) {
+        return Err(AttachError::BadSection(format!(
+            "`{name}` is not a tracepoint name"
+        )));
+    }
+    let what = format!("raw tracepoint {name}");
+    let fd = sys
+        .raw_tracepoint_open(name, prog)
+        .map_err(|error| AttachError::sys(format!("attaching the BPF program to {what}"), error))?;
+    Ok(Attachment::raw(sys, what, fd))
 }
 
 fn attach_kprobe<'s>(

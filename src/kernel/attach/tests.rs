@@ -29,6 +29,8 @@ struct Kernel {
     ids: RefCell<HashMap<String, u64>>,
     /// (event config, read end of the pipe whose write end we handed out).
     open_events: RefCell<Vec<(u64, std::io::PipeReader)>>,
+    /// (raw tracepoint name, read end of the pipe whose write end we handed out).
+    open_raw: RefCell<Vec<(String, std::io::PipeReader)>>,
     config1_strings: RefCell<Vec<String>>,
 }
 
@@ -43,6 +45,7 @@ impl Kernel {
             next_id: Cell::new(2000),
             ids: RefCell::default(),
             open_events: RefCell::default(),
+            open_raw: RefCell::default(),
             config1_strings: RefCell::default(),
         };
         k.fake.set_file(
@@ -56,16 +59,17 @@ impl Kernel {
     }
 
     fn still_open(&self, id: u64) -> bool {
-        self.open_events.borrow().iter().any(|(config, reader)| {
-            let mut pfd = libc::pollfd {
-                fd: reader.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, a zero timeout; the reader fd lives in `open_events`.
-            let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-            *config == id && !(n == 1 && pfd.revents & libc::POLLHUP != 0)
-        })
+        self.open_events
+            .borrow()
+            .iter()
+            .any(|(config, reader)| *config == id && !hung_up(reader))
+    }
+
+    fn raw_still_open(&self, name: &str) -> bool {
+        self.open_raw
+            .borrow()
+            .iter()
+            .any(|(n, reader)| n == name && !hung_up(reader))
     }
 
     fn writes(&self) -> Vec<(PathBuf, String)> {
@@ -112,6 +116,18 @@ impl Kernel {
             })
             .collect()
     }
+}
+
+/// Whether every write end of the pipe behind `reader` is closed.
+fn hung_up(reader: &std::io::PipeReader) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: reader.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout; the reader fd lives as long as `reader`.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n == 1 && pfd.revents & libc::POLLHUP != 0
 }
 
 impl Sys for Kernel {
@@ -168,6 +184,12 @@ impl Sys for Kernel {
     }
     fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32> {
         self.fake.ioctl(fd, request)
+    }
+    fn raw_tracepoint_open(&self, name: &str, prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+        drop(self.fake.raw_tracepoint_open(name, prog)?);
+        let (reader, writer) = std::io::pipe().unwrap();
+        self.open_raw.borrow_mut().push((name.to_string(), reader));
+        Ok(OwnedFd::from(writer))
     }
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>> {
         self.fake.mmap_shared(fd, len)
@@ -240,6 +262,7 @@ fn program(kind: ProgramKind) -> LoadedProgram {
         ProgramKind::Kprobe { function } => format!("kprobe/{function}"),
         ProgramKind::Kretprobe { function } => format!("kretprobe/{function}"),
         ProgramKind::Tracepoint { category, name } => format!("tracepoint/{category}/{name}"),
+        ProgramKind::RawTracepoint { name } => format!("raw_tracepoint/{name}"),
     };
     let fd = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
     LoadedProgram { section, kind, fd }
@@ -298,6 +321,63 @@ fn tracepoint_opens_the_event_by_id_and_sets_the_program() {
     );
     assert!(!k.still_open(731), "perf fd closed on drop");
     assert!(k.writes().is_empty());
+}
+
+#[test]
+fn a_raw_tracepoint_needs_neither_tracefs_nor_a_perf_event() {
+    let k = Kernel::new();
+    let prog = program(ProgramKind::RawTracepoint {
+        name: "inet_sock_set_state".into(),
+    });
+    let a = attach(&k, &prog, PMU).unwrap();
+    assert_eq!(a.describe(), "raw tracepoint inet_sock_set_state");
+    let opens: Vec<(String, i32)> = k
+        .fake
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::RawTracepointOpen { name, prog, .. } => Some((name, prog)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        opens,
+        [("inet_sock_set_state".to_string(), prog.fd.as_raw_fd())]
+    );
+    assert!(k.perf_opens().is_empty() && k.ioctls().is_empty());
+    assert!(k.raw_still_open("inet_sock_set_state"));
+
+    // detach_all closes it with the rest; nothing to disable first.
+    let detached = detach_all(vec![a]);
+    assert!(detached.errors.is_empty(), "{detached:?}");
+    assert!(!k.raw_still_open("inet_sock_set_state"));
+    assert!(k.ioctls().is_empty());
+
+    let dropped = attach(&k, &prog, PMU).unwrap();
+    drop(dropped);
+    assert!(!k.raw_still_open("inet_sock_set_state"), "closed on drop");
+}
+
+#[test]
+fn a_refused_raw_tracepoint_says_why() {
+    let k = Kernel::new();
+    let prog = program(ProgramKind::RawTracepoint {
+        name: "inet_sock_set_state".into(),
+    });
+    k.fake.fail_next("raw_tracepoint_open", libc::EPERM);
+    let e = attach(&k, &prog, PMU).unwrap_err();
+    assert!(e.is_permission());
+    assert_eq!(
+        e.to_string(),
+        "attaching the BPF program to raw tracepoint inet_sock_set_state: \
+         bpf(BPF_RAW_TRACEPOINT_OPEN) failed: Operation not permitted (EPERM): conntrace needs root or \
+         CAP_BPF+CAP_PERFMON"
+    );
+    let bad = program(ProgramKind::RawTracepoint { name: "a/b".into() });
+    assert_eq!(
+        attach(&k, &bad, PMU).unwrap_err().to_string(),
+        "`a/b` is not a tracepoint name"
+    );
 }
 
 #[test]

@@ -394,6 +394,7 @@ fn program_name(kind: &ProgramKind) -> String {
         ProgramKind::Kprobe { function } => format!("kp_{function}"),
         ProgramKind::Kretprobe { function } => format!("kr_{function}"),
         ProgramKind::Tracepoint { name, .. } => format!("tp_{name}"),
+        ProgramKind::RawTracepoint { name } => format!("rt_{name}"),
     }
 }
 

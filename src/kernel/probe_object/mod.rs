@@ -10,7 +10,9 @@ pub(crate) mod test_elf;
 #[cfg(test)]
 mod tests;
 
-use crate::kernel::abi::{BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT};
+use crate::kernel::abi::{
+    BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_TRACEPOINT,
+};
 use bpf_insn::{Instruction, OpCode};
 use object::elf;
 use object::read::elf::{FileHeader, Rel, SectionHeader, SectionTable, Sym, SymbolTable};
@@ -69,13 +71,24 @@ pub struct MapDef {
 /// Where a program attaches, from its section name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProgramKind {
-    Kprobe { function: String },
-    Kretprobe { function: String },
-    Tracepoint { category: String, name: String },
+    Kprobe {
+        function: String,
+    },
+    Kretprobe {
+        function: String,
+    },
+    Tracepoint {
+        category: String,
+        name: String,
+    },
+    /// A raw tracepoint: the program's context is the tracepoint's arguments, u64 each.
+    RawTracepoint {
+        name: String,
+    },
 }
 
 impl ProgramKind {
-    /// `kprobe/SYM`, `kretprobe/SYM` or `tracepoint/CAT/NAME`.
+    /// `kprobe/SYM`, `kretprobe/SYM`, `tracepoint/CAT/NAME` or `raw_tracepoint/NAME`.
     pub fn from_section(section: &str) -> std::result::Result<ProgramKind, String> {
         let single =
             |rest: &str| (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string());
@@ -83,6 +96,8 @@ impl ProgramKind {
             single(rest).map(|function| ProgramKind::Kprobe { function })
         } else if let Some(rest) = section.strip_prefix("kretprobe/") {
             single(rest).map(|function| ProgramKind::Kretprobe { function })
+        } else if let Some(rest) = section.strip_prefix("raw_tracepoint/") {
+            single(rest).map(|name| ProgramKind::RawTracepoint { name })
         } else if let Some(rest) = section.strip_prefix("tracepoint/") {
             rest.split_once('/').and_then(|(cat, name)| {
                 let ok = !cat.is_empty() && !name.is_empty() && !name.contains('/');
@@ -95,15 +110,16 @@ impl ProgramKind {
             None
         };
         parsed.ok_or_else(|| {
-            format!("program section `{section}` is not named kprobe/FUNCTION, kretprobe/FUNCTION or tracepoint/CATEGORY/NAME")
+            format!("program section `{section}` is not named kprobe/FUNCTION, kretprobe/FUNCTION, tracepoint/CATEGORY/NAME or raw_tracepoint/NAME")
         })
     }
 
-    /// BPF_PROG_TYPE_KPROBE (2) or BPF_PROG_TYPE_TRACEPOINT (5).
+    /// BPF_PROG_TYPE_KPROBE, _TRACEPOINT or _RAW_TRACEPOINT.
     pub fn prog_type(&self) -> u32 {
         match self {
             ProgramKind::Kprobe { .. } | ProgramKind::Kretprobe { .. } => BPF_PROG_TYPE_KPROBE,
             ProgramKind::Tracepoint { .. } => BPF_PROG_TYPE_TRACEPOINT,
+            ProgramKind::RawTracepoint { .. } => BPF_PROG_TYPE_RAW_TRACEPOINT,
         }
     }
 }

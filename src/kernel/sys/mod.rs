@@ -240,6 +240,9 @@ pub trait Sys {
         flags: u64,
     ) -> SysResult<OwnedFd>;
     fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32>;
+    /// BPF_RAW_TRACEPOINT_OPEN: runs `prog` at the tracepoint `name` ("inet_sock_set_state")
+    /// until the returned fd closes.
+    fn raw_tracepoint_open(&self, name: &str, prog: BorrowedFd<'_>) -> SysResult<OwnedFd>;
     /// A shared read-write mapping of `len` bytes of `fd` from offset 0.
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>>;
     /// # Safety

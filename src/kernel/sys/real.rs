@@ -13,7 +13,7 @@ use std::ptr::NonNull;
 
 use crate::kernel::abi::{
     BPF_BTF_LOAD, BPF_MAP_CREATE, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM,
-    BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_LOAD,
+    BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN,
 };
 
 #[repr(C)]
@@ -61,6 +61,15 @@ struct InfoAttr {
     bpf_fd: u32,
     info_len: u32,
     info: u64,
+}
+
+/// The part of `union bpf_attr` BPF_RAW_TRACEPOINT_OPEN reads.
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct RawTracepointAttr {
+    name: u64,
+    prog_fd: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -241,6 +250,18 @@ impl Sys for RealSys {
             Err(e) if e.errno == libc::ENOENT => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    fn raw_tracepoint_open(&self, name: &str, prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+        let call = "bpf(BPF_RAW_TRACEPOINT_OPEN)";
+        let name = CString::new(name).map_err(|_| SysError::new(call, libc::EINVAL))?;
+        // `name` outlives the call; the kernel copies the string before it returns.
+        let mut attr = RawTracepointAttr {
+            name: name.as_ptr() as u64,
+            prog_fd: prog.as_raw_fd() as u32,
+            _pad: 0,
+        };
+        bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr, call).map(owned)
     }
 
     fn prog_load(&self, req: &ProgLoad<'_>, log: &mut [u8]) -> SysResult<OwnedFd> {

@@ -11,6 +11,8 @@ use crate::tracer::{self, Finish, Launch, Stdout};
 
 /// The kprobe method knob conntrace reads (src/session/backend.rs).
 pub const FORCE_TRACEFS: (&str, &str) = ("CONNTRACE_KPROBE_METHOD", "tracefs");
+/// The state hook knob (src/session/backend.rs): the classic tracepoint, not the raw one.
+pub const FORCE_CLASSIC_STATE: (&str, &str) = ("CONNTRACE_STATE_HOOK", "tracepoint");
 
 /// What every scenario run shares: the machine's facts and the next free port pair.
 pub struct Ctx {
@@ -41,14 +43,15 @@ pub fn backend(ctx: &mut Ctx, backend: &str) {
     scenario_run(ctx, backend, &["--backend", backend], &[], false, &|| {});
 }
 
-/// The kprobe backend through tracefs kprobe_events, listed while attached.
+/// The kprobe backend as a kernel before 4.17 has it: through tracefs kprobe_events, listed
+/// while attached, and the classic state tracepoint.
 pub fn tracefs_method(ctx: &mut Ctx) {
     let run = "kprobe-tracefs";
     scenario_run(
         ctx,
         run,
         &["--backend", "kprobe"],
-        &[FORCE_TRACEFS],
+        &[FORCE_TRACEFS, FORCE_CLASSIC_STATE],
         true,
         &|| {},
     );

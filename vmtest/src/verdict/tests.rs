@@ -240,13 +240,13 @@ fn good_console() -> String {
     ];
     lines.extend(records().iter().map(Rec::line));
     lines.extend([
-        "CTVM STDERR kprobe conntrace: attached 7 probes (kprobe)".to_string(),
+        "CTVM STDERR kprobe conntrace: attached 7 probes (kprobe; state: raw tracepoint inet_sock_set_state)".to_string(),
         "CTVM STDERR kprobe conntrace: 9 events".into(),
         "CTVM EXIT kprobe code=0".into(),
         expect_line(),
         "CTVM KPROBE_EVENTS_AFTER kprobe end".into(),
         "CTVM PROGS kprobe before=0 during=6 after=0".into(),
-        "CTVM CHECK_OUT hooks          connect: kprobe tcp_v4_connect, kretprobe tcp_v4_connect, kprobe tcp_v6_connect, kretprobe tcp_v6_connect, kprobe tcp_connect; accept: kprobe security_sock_graft; state: tracepoint sock/inet_sock_set_state".into(),
+        "CTVM CHECK_OUT hooks          connect: kprobe tcp_v4_connect, kretprobe tcp_v4_connect, kprobe tcp_v6_connect, kretprobe tcp_v6_connect, kprobe tcp_connect; accept: kprobe security_sock_graft; state: raw tracepoint inet_sock_set_state".into(),
         "CTVM CHECK_EXIT code=0".into(),
         "CTVM DONE".into(),
     ]);
@@ -394,7 +394,7 @@ fn exit_status_leftover_kprobes_check_and_attach_are_checked() {
         .replace("CTVM CHECK_EXIT code=0", "CTVM CHECK_EXIT code=1")
         .replace("accept: kprobe security_sock_graft", "accept: kretprobe inet_csk_accept")
         .replace("CTVM ATTACHED kprobe 0.3", "CTVM ATTACH_FAILED kprobe exited code=0 before attaching")
-        .replace("CTVM STDERR kprobe conntrace: attached 7 probes (kprobe)", "CTVM STDERR kprobe oops")
+        .replace("CTVM STDERR kprobe conntrace: attached 7 probes (kprobe; state: raw tracepoint inet_sock_set_state)", "CTVM STDERR kprobe oops")
         .replace("CTVM DONE", "");
     let f = failures(&verdict_of(&text, true));
     for needle in [
@@ -524,8 +524,13 @@ fn fault_passes_add_their_checks_to_the_scenario() {
     ));
     assert_eq!(
         f,
-        ["kprobe_events while attached was not reported completely"],
-        "the PMU run has no listing while attached"
+        [
+            "conntrace's \"attached\" line does not name the tracepoint \
+             sock/inet_sock_set_state as the state hook: conntrace: attached 7 probes (kprobe; \
+             state: raw tracepoint inet_sock_set_state)",
+            "kprobe_events while attached was not reported completely"
+        ],
+        "the PMU run has no listing while attached, nor the classic tracepoint"
     );
     let listing: String = [
         "CTVM PID kprobe-tracefs 50",
@@ -538,7 +543,11 @@ fn fault_passes_add_their_checks_to_the_scenario() {
         "CTVM KPROBE_EVENTS_DURING kprobe-tracefs end",
     ]
     .join("\n");
-    let text = format!("{}\n{listing}", as_run("kprobe-tracefs"));
+    let classic = as_run("kprobe-tracefs").replace(
+        "state: raw tracepoint inet_sock_set_state)",
+        "state: tracepoint sock/inet_sock_set_state)",
+    );
+    let text = format!("{classic}\n{listing}");
     let v = verify(&console::parse(&text), &tracefs);
     assert!(v.passed(), "{}", v.render());
 
@@ -714,7 +723,7 @@ fn the_scenarios_own_reports_must_add_up() {
 
 #[test]
 fn a_hooks_line_without_the_state_tracepoint_fails() {
-    let text = good_console().replace("; state: tracepoint sock/inet_sock_set_state", "");
+    let text = good_console().replace("; state: raw tracepoint inet_sock_set_state\n", "\n");
     let f = failures(&verdict_of(&text, true));
     assert_eq!(f.len(), 1, "{f:#?}");
     assert!(

@@ -60,6 +60,11 @@ pub enum Call {
         fd: RawFd,
         request: PerfEventIoctl,
     },
+    RawTracepointOpen {
+        name: String,
+        prog: RawFd,
+        fd: RawFd,
+    },
     MmapShared {
         fd: RawFd,
         len: usize,

@@ -161,6 +161,18 @@ impl Sys for FakeSys {
         self.check("ioctl", "ioctl").map(|_| 0)
     }
 
+    fn raw_tracepoint_open(&self, name: &str, prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+        let result = self
+            .check("raw_tracepoint_open", "bpf(BPF_RAW_TRACEPOINT_OPEN)")
+            .map(|_| new_fd());
+        self.record(Call::RawTracepointOpen {
+            name: name.to_string(),
+            prog: prog.as_raw_fd(),
+            fd: result.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+        });
+        result
+    }
+
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>> {
         let fd = fd.as_raw_fd();
         self.record(Call::MmapShared { fd, len });

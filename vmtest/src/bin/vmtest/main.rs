@@ -56,6 +56,20 @@ fn main() {
                     kernel.display(),
                     spec.kernel_cmdline()
                 );
+                let boot = qemu::boot(spec, &kernel, &initrd, vm_limit())?;
+                if boot.timed_out || console::parse(&boot.console).init.is_some() {
+                    return Ok((prepared, boot));
+                }
+                // The kernel died before our init ran (seen once in CI: qemu exited after
+                // 3.7 s under TCG): nothing of conntrace was tested. Said, then one retry.
+                eprintln!(
+                    "vmtest: {}: the kernel never started the init (qemu {}); its console \
+                     ended:\n    {}\nvmtest: {}: booting once more",
+                    spec.name(),
+                    boot.qemu_exit.as_deref().unwrap_or("killed"),
+                    tail(&boot.console).join("\n    "),
+                    spec.name()
+                );
                 qemu::boot(spec, &kernel, &initrd, vm_limit()).map(|b| (prepared, b))
             });
         match result {
@@ -143,11 +157,19 @@ fn report(spec: &VmSpec, boot: &qemu::Boot, out_dir: &std::path::Path) -> bool {
     }
     eprintln!("vmtest: {}: FAIL\n{}", spec.name(), v.render());
     if parsed.init.is_none() || !parsed.done {
-        let lines: Vec<&str> = boot.console.lines().collect();
-        let tail = lines
-            .get(lines.len().saturating_sub(TAIL_LINES)..)
-            .unwrap_or_default();
-        eprintln!("  console tail:\n    {}", tail.join("\n    "));
+        eprintln!(
+            "  console tail:\n    {}",
+            tail(&boot.console).join("\n    ")
+        );
     }
     false
+}
+
+/// The console's last [`TAIL_LINES`] lines.
+fn tail(console: &str) -> Vec<&str> {
+    let lines: Vec<&str> = console.lines().collect();
+    lines
+        .get(lines.len().saturating_sub(TAIL_LINES)..)
+        .unwrap_or_default()
+        .to_vec()
 }
