@@ -386,7 +386,12 @@ fn loads_only_the_selected_programs() {
     assert_eq!(loaded.programs.len(), 1);
     assert!(loaded.program(TP).is_some());
     assert!(loaded.program(KPROBE).is_none());
-    assert_eq!(loaded.maps.len(), 2, "maps are shared, all are created");
+    // Only the map its program uses: "filter" is the kprobe's alone.
+    let names: Vec<&str> = loaded.maps.iter().map(|m| m.def.name.as_str()).collect();
+    assert_eq!(names, ["events"]);
+    assert!(!map_fds(&sys.calls()).contains_key("filter"));
+    let all = load(&FakeSys::new(), &object(), &fields(), &opts()).unwrap();
+    assert_eq!(all.maps.len(), 2, "both programs: both maps");
 
     for wanted in ["kprobe/tcp_v6_connect", "kretprobe/"] {
         let only = LoadOptions {

@@ -1,7 +1,8 @@
 use super::*;
 use crate::kernel::abi::{BPF_FUNC_PROBE_READ, BPF_MAP_TYPE_ARRAY};
 use crate::kernel::load::{self, FieldOffset, FieldResolver, LoadOptions, ProgramFilter};
-use crate::kernel::probe_object::{MapDef, ProbeObject};
+use crate::kernel::probe_object::test_elf::asm;
+use crate::kernel::probe_object::{MapDef, ProbeObject, Program, ProgramKind};
 use crate::kernel::sys::fake::{Call, FakeSys};
 use crate::kernel::sys::RealSys;
 
@@ -180,7 +181,17 @@ fn one_map() -> ProbeObject {
             max_entries: 1,
             flags: 0,
         }],
-        programs: Vec::new(),
+        // A program that uses it: the loader creates only the maps of the programs it loads.
+        programs: vec![Program {
+            section: "tracepoint/sock/inet_sock_set_state".into(),
+            kind: ProgramKind::Tracepoint {
+                category: "sock".into(),
+                name: "inet_sock_set_state".into(),
+            },
+            insns: [asm::lddw(1).as_slice(), &[asm::mov_imm(0, 0), asm::EXIT]].concat(),
+            map_relocs: vec![(0, 0)],
+            field_relocs: Vec::new(),
+        }],
     }
 }
 
