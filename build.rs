@@ -3,7 +3,8 @@
 //! $OUT_DIR/probes-nobtf.o (for kernels without BTF). A generated `arch.s` goes first: it names
 //! the pt_regs offsets of the architecture being compiled *for*, so kprobe programs read their
 //! arguments from the right place when cross-compiling. Then the variant's prelude from
-//! src/bpf/variants/ defines the few macros whose fields only BTF can place.
+//! src/bpf/variants/ defines how a TCP socket is told apart (sk_protocol with BTF, the
+//! discovered &tcp_prot without).
 
 use std::path::{Path, PathBuf};
 use std::process::exit;

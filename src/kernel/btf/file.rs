@@ -39,6 +39,14 @@ pub(super) fn read_btf_file(path: &Path) -> Result<Vec<u8>, BtfError> {
     read_bounded(file, meta.len())
 }
 
+/// Reads raw BTF at `path` (the kernel's /sys/kernel/btf/vmlinux), at most
+/// [`MAX_BTF_BYTES`]: a bind mount or a damaged sysfs cannot make conntrace read without end.
+pub(super) fn read_raw(path: &Path) -> io::Result<Result<Vec<u8>, BtfError>> {
+    let file = File::open(path)?;
+    let expected = file.metadata()?.len();
+    Ok(read_bounded(file, expected))
+}
+
 /// Reads to the end, but no more than one byte past the limit, into a buffer of `expected`
 /// bytes (the file's length, at most the limit), so that a file that does not grow is read
 /// without the buffer growing and being copied as it fills.

@@ -125,13 +125,16 @@ impl Btf {
 
 /// Reads and parses the running kernel's BTF, [`VMLINUX_BTF`].
 pub fn load_vmlinux() -> Result<Btf, BtfError> {
-    let bytes = std::fs::read(VMLINUX_BTF).map_err(|e| {
-        BtfError::new(format!(
-            "cannot read {VMLINUX_BTF}: {e}. This kernel may be built without \
-             CONFIG_DEBUG_INFO_BTF; pass --btf PATH with a vmlinux that has BTF"
-        ))
-    })?;
-    Btf::parse(bytes).map_err(|e| BtfError::new(format!("{VMLINUX_BTF}: {e}")))
+    let in_file = |e: BtfError| BtfError::new(format!("{VMLINUX_BTF}: {e}"));
+    let bytes = file::read_raw(Path::new(VMLINUX_BTF))
+        .map_err(|e| {
+            BtfError::new(format!(
+                "cannot read {VMLINUX_BTF}: {e}. This kernel may be built without \
+                 CONFIG_DEBUG_INFO_BTF; pass --btf PATH with a vmlinux that has BTF"
+            ))
+        })?
+        .map_err(in_file)?;
+    Btf::parse(bytes).map_err(in_file)
 }
 
 /// Reads and parses a BTF file: raw BTF, or an ELF vmlinux with a `.BTF` section.

@@ -116,3 +116,18 @@ fn elf_section_claiming_a_huge_size_is_refused() {
     let message = file.error();
     assert!(message.contains("its .BTF section claims"), "{message}");
 }
+
+#[test]
+fn the_kernels_file_is_read_no_further_than_the_limit_either() {
+    // load_vmlinux's read: /sys/kernel/btf/vmlinux stands in for itself only as root, so an
+    // endless file takes its place.
+    let message = crate::kernel::btf::file::read_raw("/dev/zero".as_ref())
+        .expect("/dev/zero opens")
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        message.contains("larger than the 256 MiB limit"),
+        "{message}"
+    );
+}
