@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use conntrace::kernel::sys::fake::{perf_lost_record, perf_record_header, perf_sample_record};
 use conntrace::session::event::{
-    WireEvent, KIND_ACCEPT, KIND_CONNECT, KIND_ESTABLISHED, KIND_FAILED,
+    tcp_state, WireEvent, CLOSE_BASE, CLOSE_DURATION, CLOSE_OWNER, CLOSE_PEER_FIN, KIND_ACCEPT,
+    KIND_CLOSE, KIND_CONNECT, KIND_ESTABLISHED, KIND_FAILED,
 };
 
 fn main() -> std::io::Result<()> {
@@ -108,6 +109,22 @@ fn perf_records(dir: &Path) -> std::io::Result<()> {
         &sample(&event(KIND_ACCEPT, v6_local, v6_remote)),
     )?;
     write(dir, "lost", &perf_lost_record(1, 17))?;
+
+    // Closes: one its owner ended after the peer's FIN, with its start and byte base; one
+    // older than the probes (no owner, no flags) that the peer reset.
+    let mut owned = event(KIND_CLOSE, v4_local, v4_remote);
+    owned.old_state = tcp_state::LAST_ACK;
+    owned.close_flags = CLOSE_OWNER | CLOSE_DURATION | CLOSE_BASE | CLOSE_PEER_FIN;
+    owned.latency_ns = 1_500_000_000;
+    owned.bytes_acked = 2750;
+    owned.bytes_received = 1238;
+    write(dir, "close_v4_owned", &sample(&owned))?;
+    let mut unowned = event(KIND_CLOSE, v6_local, v6_remote);
+    unowned.old_state = tcp_state::ESTABLISHED;
+    (unowned.pid, unowned.tid, unowned.uid, unowned.comm) = (0, 0, 0, [0; 16]);
+    unowned.error = 104;
+    unowned.bytes_acked = 1 << 40;
+    write(dir, "close_v6_reset_unowned", &sample(&unowned))?;
 
     // A stretch of ring as the reader sees it: outcome events, a loss, a record type we skip.
     let mut ring = sample(&event(KIND_ESTABLISHED, v4_local, v4_remote));
