@@ -159,13 +159,6 @@ impl KernelSeries {
         matches!(self, KernelSeries::V5_10 | KernelSeries::V5_10NoBtf)
     }
 
-    /// Whether the kernel counts the runs of tracepoint and kprobe programs it skips because
-    /// another BPF program is running on the CPU (trace_call_bpf's guard), in
-    /// `bpf_prog_info.recursion_misses`: from Linux 6.7.
-    pub fn counts_recursion_misses(self) -> bool {
-        self == KernelSeries::V6_12
-    }
-
     /// Whether the kernel has /sys/kernel/btf/vmlinux: every Debian kernel does, the one
     /// built here must not.
     pub fn has_btf(self) -> bool {
@@ -533,21 +526,6 @@ mod tests {
             }
         }
         assert!(!KernelSeries::V6_1.needs_bullseye());
-    }
-
-    #[test]
-    fn only_6_12_counts_the_program_runs_it_skips() {
-        // trace_call_bpf counts them from Linux 6.7.
-        let counting: Vec<KernelSeries> = [
-            KernelSeries::V5_10,
-            KernelSeries::V5_10NoBtf,
-            KernelSeries::V6_1,
-            KernelSeries::V6_12,
-        ]
-        .into_iter()
-        .filter(|k| k.counts_recursion_misses())
-        .collect();
-        assert_eq!(counting, [KernelSeries::V6_12]);
     }
 
     #[test]

@@ -194,9 +194,7 @@ pub fn verify(console: &Console, spec: &VmSpec) -> VmVerdict {
                     kprobe_events_during,
                 } => faults::verify_cleanup(run, case, kprobe_events_during, ipv6),
                 Check::Unprivileged => faults::verify_unprivileged(run),
-                Check::Storm { misses } => {
-                    crate::storm::verify(run, misses, spec.kernel.counts_recursion_misses())
-                }
+                Check::Storm { misses } => crate::storm::verify(run, misses),
             },
             None => BackendVerdict {
                 backend: expected.name.clone(),
