@@ -123,8 +123,7 @@ fn the_kernels_file_is_read_no_further_than_the_limit_either() {
     // endless file takes its place.
     let message = crate::kernel::btf::file::read_raw("/dev/zero".as_ref())
         .expect("/dev/zero opens")
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(
         message.contains("larger than the 256 MiB limit"),
