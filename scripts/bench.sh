@@ -208,6 +208,11 @@ stop_tracer() {
 
 peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 conntrace_lost() { sed -n 's/.* events, \([0-9]*\) lost.*/\1/p' "$1"; }
+# Its lost records by reason, from the JSON file: "ring_full 12, skipped 3", or "none".
+conntrace_lost_reasons() {
+    { grep '"event":"lost"' "$1" || true; } | jq -r '"\(.reason) \(.count)"' |
+        awk '{ n[$1] += $2 } END { for (r in n) printf "%s%s %d", (k++ ? ", " : ""), r, n[r]; if (!k) printf "none" }'
+}
 bpftrace_lost() { sed -n 's/.*Lost \([0-9]*\) events.*/\1/p' "$1" | awk '{ s += $1 } END { print s + 0 }'; }
 tcplife_lost() { sed -n 's/.*lost \([0-9]*\) events.*/\1/p' "$1" | awk '{ s += $1 } END { print s + 0 }'; }
 # tcplife prints one line per closed session after its header.
@@ -329,8 +334,9 @@ run_nginx() {
     conntrace)
         n_seen=$(grep -c '"event":"accept"' "$out.json" || true)
         n_lost=$(conntrace_lost "$out.err")
+        lost_reasons=$(conntrace_lost_reasons "$out.json")
         if [ "$n_seen" != "$n_nginx" ] || [ "$n_lost" != 0 ]; then
-            conntrace_missed "nginx: $n_seen accept records of $n_nginx accepted connections, $n_lost lost"
+            conntrace_missed "nginx: $n_seen accept records of $n_nginx accepted connections, $n_lost lost ($lost_reasons)"
         fi
         ;;
     bpftrace)
@@ -350,12 +356,13 @@ start_nginx
 if [ $short = 0 ]; then
     wrk -t1 -c8 -d1s -H "Connection: close" "http://127.0.0.1:$NGINX_PORT/" >/dev/null 2>&1 # warm-up
 fi
-declare -A RPS NGX_SEEN NGX_INFO
+declare -A RPS NGX_SEEN NGX_INFO LOST_WHY
 for tracer in "${TRACERS[@]}"; do
     step "nginx, tracer: $tracer"
     run_nginx "$tracer"
     RPS[$tracer]=$rps
     NGX_SEEN[$tracer]="$n_seen/$n_nginx lost $n_lost"
+    [ "$tracer" = conntrace ] && LOST_WHY[nginx]=$lost_reasons
     NGX_INFO[$tracer]="wrk: $n_wrk requests${wrk_errors:+ (socket errors: $wrk_errors)}, nginx: $n_nginx accepted, $n_logged logged"
 done
 stop_tracer "$nginx_pid"
@@ -389,8 +396,9 @@ run_load() {
         n_established=$(grep -c '"event":"established"' "$out.json" || true)
         n_accept=$(grep -c '"event":"accept"' "$out.json" || true)
         n_lost=$(conntrace_lost "$out.err")
+        lost_reasons=$(conntrace_lost_reasons "$out.json")
         [ "$n_connect/$n_established/$n_accept/$n_lost" = "$COUNT/$COUNT/$COUNT/0" ] ||
-            conntrace_missed "ctload IPv$fam: $n_connect/$n_established/$n_accept of $COUNT, $n_lost lost"
+            conntrace_missed "ctload IPv$fam: $n_connect/$n_established/$n_accept of $COUNT, $n_lost lost ($lost_reasons)"
         rm -f "$out.json"
         ;;
     bpftrace)
@@ -413,6 +421,7 @@ for fam in 4 6; do
         run_load "$tracer" "$fam"
         RATES[$tracer$fam]=$rate
         RSS[$tracer$fam]=$rss_kb
+        [ "$tracer" = conntrace ] && LOST_WHY[ipv$fam]=$lost_reasons
         if [ "$tracer" = tcplife ]; then
             COUNTS[$tracer$fam]="$n_sessions sessions lost $n_lost"
         else
@@ -582,6 +591,7 @@ echo "ratios: 1 traced/untraced ns per call; 2, 3 traced/untraced rate; 4 bpftra
 for tracer in "${TRACERS[@]}"; do
     echo "nginx under $tracer: ${NGX_INFO[$tracer]}"
 done
+echo "conntrace's lost records by reason: nginx ${LOST_WHY[nginx]}; ctload IPv4 ${LOST_WHY[ipv4]}; IPv6 ${LOST_WHY[ipv6]}"
 echo "TIME_WAIT sockets left on port $PORT: $time_wait"
 echo "btf_bench: $btf_line"
 echo "goals met: $met of ${#verdicts[@]}"
