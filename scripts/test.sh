@@ -62,8 +62,10 @@ fi
 step "installing test dependencies"
 need=()
 # docker.io: tests/containers.rs (it starts its own dockerd when none runs); prometheus:
-# the metrics host test (a real Prometheus on loopback, and promtool).
-for pkg in llvm-19 qemu-system-x86 qemu-system-arm cpio file musl-tools bpftrace bpftool docker.io prometheus; do
+# the metrics host test (a real Prometheus on loopback, and promtool); nginx-light, wrk,
+# libbpf-tools (tcplife), hyperfine and jq: the benchmarks' short pass (scripts/bench.sh).
+for pkg in llvm-19 qemu-system-x86 qemu-system-arm cpio file musl-tools bpftrace bpftool docker.io prometheus \
+    nginx-light wrk libbpf-tools hyperfine jq; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -89,6 +91,11 @@ fi
 
 step "unit tests, assembler oracle, host integration tests, containers, metrics"
 cargo test --workspace --release 2>&1
+
+# Ratios are not checked (CI machines are noisy): it fails if a measurement cannot run or
+# conntrace loses or misses an event at its low rate.
+step "benchmarks, short pass: every measurement runs, nothing lost"
+scripts/bench.sh --short
 
 step "static release binaries"
 cargo build --release --target x86_64-unknown-linux-musl --bin conntrace

@@ -5,6 +5,7 @@ mod args;
 mod load;
 mod report;
 mod sock;
+mod syscalls;
 
 use args::Parsed;
 
@@ -12,6 +13,15 @@ fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let opts = match args::parse(&argv) {
         Ok(Parsed::Run(opts)) => opts,
+        Ok(Parsed::Syscalls(opts)) => {
+            let t = syscalls::time_getppid(opts.count);
+            if opts.report_json {
+                println!("{}", syscalls::json(&t));
+            } else {
+                println!("{}", syscalls::text(&t));
+            }
+            return;
+        }
         Ok(Parsed::Help) => {
             print!("{}", args::USAGE);
             return;
