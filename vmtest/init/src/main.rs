@@ -13,6 +13,7 @@ mod passes;
 mod plan;
 mod report;
 mod scenario;
+mod settle;
 mod storm;
 mod system;
 mod tracer;

@@ -7,6 +7,7 @@ use crate::faults;
 use crate::lifecycle;
 use crate::report::{one_line, say};
 use crate::scenario;
+use crate::settle;
 use crate::tracer::{self, Finish, Launch, Stdout};
 
 /// The kprobe method knob conntrace reads (src/session/backend.rs).
@@ -137,6 +138,17 @@ fn scenario_run(
         facts.extend(old.and_then(lifecycle::OldPair::finish)?);
         Ok(facts)
     });
+    // Every close record the scenario expects is made once its sockets reach CLOSE.
+    let open = settle::wait_closed(&[port, life_port, old_port]);
+    if !open.is_empty() {
+        say(
+            "NOTE",
+            &format!(
+                "{run}: sockets still closing when conntrace stops: {}",
+                open.join(", ")
+            ),
+        );
+    }
     match facts {
         Ok(facts) => say(
             "EXPECT",
