@@ -12,7 +12,7 @@ use crate::kernel::probe::Probed;
 use crate::kernel::probe_object::{self, ProbeObject};
 use crate::kernel::ring;
 use crate::kernel::sys::{host, MapCreate, Sys};
-use crate::session::backend::{self, Backend, Hook};
+use crate::session::backend::{self, Backend};
 use crate::session::capacity::{Capacity, StateMaps};
 use crate::session::embedded;
 use crate::session::features::{self, Feature, Features};
@@ -311,8 +311,6 @@ fn describe_feature(feature: Feature, probed: &Probed) -> String {
 /// tracing finds by attaching, in the same order), from /proc/kallsyms; tracepoints of the
 /// kind the kernel's features choose.
 fn report_hooks(sys: &dyn Sys, raw_tracepoints: bool, r: &mut Report) {
-    let is_tracepoint =
-        |h: &Hook| h.section.starts_with("tracepoint/") || h.section.starts_with("raw_tracepoint/");
     let kallsyms = match sys.read_file(Path::new("/proc/kallsyms")) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -324,7 +322,7 @@ fn report_hooks(sys: &dyn Sys, raw_tracepoints: bool, r: &mut Report) {
     let wanted: Vec<&str> = jobs
         .iter()
         .flat_map(|j| j.hooks.iter())
-        .filter(|h| !is_tracepoint(h))
+        .filter(|h| !h.is_tracepoint())
         .map(|h| h.target())
         .collect();
     let present = kernel_functions(&kallsyms, &wanted);
@@ -339,7 +337,7 @@ fn report_hooks(sys: &dyn Sys, raw_tracepoints: bool, r: &mut Report) {
         };
         let found = hooks
             .iter()
-            .find(|h| is_tracepoint(h) || present.contains(&h.target()));
+            .find(|h| h.is_tracepoint() || present.contains(&h.target()));
         match found {
             Some(&hook) => {
                 chosen.push((job.role, hook));

@@ -64,6 +64,12 @@ pub struct Hook {
 }
 
 impl Hook {
+    /// A tracepoint, raw or classic: present wherever the kernel has the event, no kernel
+    /// function to look up.
+    pub fn is_tracepoint(&self) -> bool {
+        self.section.starts_with("tracepoint/") || self.section.starts_with(RAW_TRACEPOINT)
+    }
+
     /// As the "attached" line and `conntrace check` name it: "kprobe tcp_connect",
     /// "tracepoint sock/inet_sock_set_state", "raw tracepoint inet_sock_set_state".
     pub fn describe(&self) -> String {

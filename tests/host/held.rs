@@ -22,9 +22,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::scale::{
-    add_lost, close_all, enter, failure, ip, netns_inode, own_ports, set_comm, sized,
-    skipped_and_other, sockaddr_v4, socket_room, split, sysctls_in, tracking, wait_lines, Forked,
-    Line, Steps, STEP_ACCEPT, STEP_CONNECT, STEP_LISTEN, STEP_SOCKET,
+    add_lost, close_all, connect_v4, enter, failure, ip, netns_inode, own_ports, set_comm, sized,
+    skipped_and_other, sockaddr_v4, socket_room, split, sysctls_in, tcp4_socket, tracking,
+    wait_lines, Forked, Line, Steps, STEP_ACCEPT, STEP_CONNECT, STEP_LISTEN, STEP_SOCKET,
 };
 use crate::tracer::Tracer;
 
@@ -111,11 +111,9 @@ fn server(steps: &Steps, ns: RawFd, port: u16, n: usize, fds: &mut Vec<RawFd>) -
     }
     // A listener's close is no connection's end: no record.
     close_all(&[listener])?;
-    steps.report(n as u64);
-    steps.wait();
+    steps.report_and_wait(n as u64);
     close_all(fds)?;
-    steps.report(n as u64);
-    steps.wait();
+    steps.report_and_wait(n as u64);
     Ok(())
 }
 
@@ -124,33 +122,21 @@ fn server(steps: &Steps, ns: RawFd, port: u16, n: usize, fds: &mut Vec<RawFd>) -
 fn client(steps: &Steps, ns: RawFd, port: u16, n: usize, fds: &mut Vec<RawFd>) -> Result<(), u64> {
     set_comm(b"ct-held-cli\0\0\0\0\0");
     enter(ns)?;
-    steps.report(0);
-    steps.wait();
+    steps.report_and_wait(0);
     let addr = sockaddr_v4(LOOPBACK, port);
     for _ in 0..n {
-        // SAFETY: a plain socket() call; the fd goes into `fds` (reserved: no allocation).
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        let fd = tcp4_socket(0);
         if fd < 0 {
             return Err(failure(STEP_SOCKET));
         }
-        fds.push(fd);
-        // SAFETY: addr is a valid sockaddr_in of the length passed.
-        let ret = unsafe {
-            libc::connect(
-                fd,
-                (&addr as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        if ret != 0 {
+        fds.push(fd); // reserved: no allocation
+        if connect_v4(fd, &addr) != 0 {
             return Err(failure(STEP_CONNECT));
         }
     }
-    steps.report(n as u64);
-    steps.wait();
+    steps.report_and_wait(n as u64);
     close_all(fds)?;
-    steps.report(n as u64);
-    steps.wait();
+    steps.report_and_wait(n as u64);
     Ok(())
 }
 

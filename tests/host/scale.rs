@@ -108,37 +108,16 @@ fn connect_in(namespace: &str) -> Result<Vec<OwnedFd>, String> {
         if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
             return Err(format!("setns {path}: {}", std::io::Error::last_os_error()));
         }
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: PORT.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(TARGET),
-            },
-            sin_zero: [0; 8],
-        };
+        let addr = sockaddr_v4(TARGET, PORT);
         let mut sockets = Vec::with_capacity(CONNECTS);
         for n in 0..CONNECTS {
-            // SAFETY: a plain socket() call; the fd is owned at once.
-            let fd = unsafe {
-                libc::socket(
-                    libc::AF_INET,
-                    libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                    0,
-                )
-            };
+            let fd = tcp4_socket(libc::SOCK_NONBLOCK);
             if fd < 0 {
                 return Err(format!("socket: {}", std::io::Error::last_os_error()));
             }
             // SAFETY: fd was just returned by socket() and is owned by nothing else.
             let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: addr is a valid sockaddr_in of the length passed.
-            let ret = unsafe {
-                libc::connect(
-                    socket.as_raw_fd(),
-                    &addr as *const libc::sockaddr_in as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            };
+            let ret = connect_v4(socket.as_raw_fd(), &addr);
             let error = std::io::Error::last_os_error();
             if ret == 0 || error.raw_os_error() != Some(libc::EINPROGRESS) {
                 return Err(format!(
@@ -439,6 +418,12 @@ impl Steps {
         unsafe { libc::write(self.reports, bytes.as_ptr().cast(), 8) };
     }
 
+    /// Reports `word`, then waits for the parent's go.
+    pub fn report_and_wait(&self, word: u64) {
+        self.report(word);
+        self.wait();
+    }
+
     /// Blocks until the parent says go on; ends the child if the parent is gone.
     pub fn wait(&self) {
         let mut byte = 0u8;
@@ -525,6 +510,31 @@ pub fn sockaddr_v4(addr: [u8; 4], port: u16) -> libc::sockaddr_in {
             s_addr: u32::from_ne_bytes(addr),
         },
         sin_zero: [0; 8],
+    }
+}
+
+/// A new IPv4 TCP socket, close-on-exec, with `flags` added (SOCK_NONBLOCK), or -1 with
+/// errno set. Allocates nothing: children call it.
+pub fn tcp4_socket(flags: libc::c_int) -> RawFd {
+    // SAFETY: a plain socket() call; the caller owns the fd it returns.
+    unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags,
+            0,
+        )
+    }
+}
+
+/// connect(2) of `fd` to `addr`: its return value, errno set on -1.
+pub fn connect_v4(fd: RawFd, addr: &libc::sockaddr_in) -> libc::c_int {
+    // SAFETY: addr is a valid sockaddr_in of the length passed; fd is the caller's.
+    unsafe {
+        libc::connect(
+            fd,
+            (addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
     }
 }
 
@@ -772,33 +782,18 @@ fn storm_child(
     enter(ns)?;
     let addr = sockaddr_v4(TARGET, port);
     for _ in 0..n {
-        // SAFETY: a plain socket() call; the fd goes into `fds` (reserved: no allocation).
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
+        let fd = tcp4_socket(libc::SOCK_NONBLOCK);
         if fd < 0 {
             return Err(failure(STEP_SOCKET));
         }
-        fds.push(fd);
-        // SAFETY: addr is a valid sockaddr_in of the length passed.
-        let ret = unsafe {
-            libc::connect(
-                fd,
-                (&addr as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
+        fds.push(fd); // reserved: no allocation
+        let ret = connect_v4(fd, &addr);
         // SAFETY: reads this thread's errno.
         if ret == 0 || unsafe { *libc::__errno_location() } != libc::EINPROGRESS {
             return Err(failure(STEP_CONNECT));
         }
     }
-    steps.report(n as u64);
-    steps.wait();
+    steps.report_and_wait(n as u64);
     Ok(())
 }
 
