@@ -1,6 +1,7 @@
 //! The layouts src/bpf/*.s shares with Rust, checked without root: every `EV_*` (WireEvent),
-//! `CFG_*` (FilterConfig), `KIND_*` and `DROP_*` (LossReason::DROPS) constant the probes use,
-//! and the sockaddr and socket constants they take from the kernel's ABI, is evaluated with
+//! `CFG_*` (FilterConfig), `NEST_*` (NestSlot), `KIND_*` and `DROP_*` (LossReason::DROPS)
+//! constant the probes use, and the sockaddr and socket constants they take from the kernel's
+//! ABI, is evaluated with
 //! bpf-asm, as build.rs assembles them, and compared with `offset_of!`, `size_of`, the Rust
 //! constants and libc's. A constant of those families in the .s files that this test
 //! does not know fails too, so a new one gets its Rust counterpart here.
@@ -9,13 +10,15 @@ use conntrace::app::reader;
 use conntrace::session::discover;
 use conntrace::session::event::{self, LossReason, WireEvent};
 use conntrace::session::filter::FilterConfig;
+use conntrace::session::nesting::NestSlot;
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of, size_of_val};
 use std::path::{Path, PathBuf};
 
 /// The prefixes whose constants copy a Rust definition.
-const SHARED: [&str; 12] = [
+const SHARED: [&str; 13] = [
     "EV_",
+    "NEST_",
     "CLOSE_",
     "TCP_",
     "LAYOUT_",
@@ -200,6 +203,26 @@ fn expected() -> Vec<(&'static str, i128, String)> {
             "DROP_COUNT",
             LossReason::DROPS.len() as i128,
             "LossReason::DROPS.len()".into(),
+        ),
+    ]);
+    // The `nest` map's value: user space reads the rescued runs at exit.
+    let nest = |name: &'static str, value: usize, field: &str| {
+        (
+            name,
+            value as i128,
+            format!("offset_of!(NestSlot, {field})"),
+        )
+    };
+    table.extend([
+        nest("NEST_SOCK", offset_of!(NestSlot, sock), "sock"),
+        nest("NEST_STATES", offset_of!(NestSlot, states), "states"),
+        nest("NEST_SOCK2", offset_of!(NestSlot, sock2), "sock2"),
+        nest("NEST_STATES2", offset_of!(NestSlot, states2), "states2"),
+        nest("NEST_RESCUED", offset_of!(NestSlot, rescued), "rescued"),
+        (
+            "NEST_SIZE",
+            size_of::<NestSlot>() as i128,
+            "size_of::<NestSlot>()".into(),
         ),
     ]);
     // The `connecting` entry: user space reads the sockaddr and the start at exit.

@@ -17,6 +17,7 @@ use crate::kernel::ring::{self, Record};
 use crate::kernel::sys::Sys;
 use crate::session::backend::Backend;
 use crate::session::event::{self, Loss, LossReason, SockIds, WireEvent};
+use crate::session::nesting;
 use crate::session::Session;
 
 /// Longest a record may wait in a ring that has not reached its wake-up watermark.
@@ -273,8 +274,9 @@ pub fn read_events(
         count: missed,
         reason: LossReason::ReturnMissed,
     });
-    // Runs of the probes the kernel skipped, where it counts them (kernel::load::skipped).
-    match session.loaded.skipped_runs(sys) {
+    // Runs of the probes the kernel skipped and nothing made up, where it counts them
+    // (session::nesting).
+    match nesting::skipped_runs(sys, &session.loaded) {
         Ok(Some(skipped)) => reader.lost(Loss {
             cpu: None,
             count: skipped,

@@ -148,6 +148,17 @@
 .map socks, hash, 8, SOCK_SIZE, 65536
 .map drops, percpu_array, 4, 8, DROP_COUNT     ; records the probes could not send, per CPU, by DROP_*
 
+; The state changes the state program has made the records of, per CPU, for its rescue twin
+; (src/bpf/state.s): a struct NestSlot (src/session/nesting.rs). A change is named by its
+; socket and its states (old * 16 + new); the last two are kept.
+.equ NEST_SOCK, 0              ; u64: the last change's socket
+.equ NEST_STATES, 8            ; u64: its states
+.equ NEST_SOCK2, 16            ; u64: the one before
+.equ NEST_STATES2, 24
+.equ NEST_RESCUED, 32          ; u64: changes whose run the kernel skipped, made by the rescue
+.equ NEST_SIZE, 40
+.map nest, percpu_array, 4, NEST_SIZE, 1
+
 ; `size` bytes of kernel memory at `src` + `src_off` to `dst` + `dst_off` (the stack or a
 ; map value), with bpf_probe_read_kernel: a fault leaves zeros. Clobbers r0-r5.
 ; `src_off` is usually offsetof(STRUCT, FIELD); `src` must not be r1 or r2.

@@ -98,11 +98,82 @@ done\@:
     fill_remote r7, r8
 .endm
 
-; The program, over either source: `enter` leaves r6 = ctx, r7 = the socket (at STACK_KEY
-; too), r1 = the old state, r2 = the new one, or goes to `out` for a socket not TCP;
-; `new_state dst` and `local_port dst` (any byte order, tested against 0 only) read again;
-; `fill` writes both ends' addresses and ports into the event at r8.
-.macro state_program enter, new_state, local_port, fill
+; Runs nested on a CPU. A state change in softirq can interrupt the state program running for
+; another socket in a task on the same CPU (a burst of timeouts or of arriving packets often
+; does). From Linux 6.2 the kernel then skips the nested run of that program (it counts it in
+; recursion_misses), and every record of that state change would be lost. So the raw
+; tracepoint takes a second program, attached after the first (a tracepoint calls its programs
+; in the order they were attached, every kernel): the state program's last act is to note the
+; change it has seen in `nest`; the rescue program takes the note off and leaves, and where
+; there is none the state program did not run for this change: the rescue program makes its
+; records instead and counts that (user space reports the skips it did not make up,
+; src/session/nesting.rs). Two notes are kept: a change nested in the state program's run
+; (not skipped before 6.2) or in the rescue program's leaves one of its own before the outer
+; one is taken off. A change is only ever missed for a note of itself, which it cannot have.
+
+; r2 = the change's socket, r3 = its states (old * 16 + new), from the context in r6.
+.macro raw_change
+    r2 = *(u64 *)(r6 + RAW_ARG0)
+    r3 = *(u64 *)(r6 + RAW_ARG1)
+    r3 <<= 4
+    r1 = *(u64 *)(r6 + RAW_ARG2)
+    r3 += r1
+.endm
+
+.macro nest_done
+    map_lookup nest, u32, STACK_SCRATCH, 0
+    if r0 == 0 goto noted\@
+    raw_change
+    r4 = *(u64 *)(r0 + NEST_SOCK)
+    *(u64 *)(r0 + NEST_SOCK2) = r4
+    r4 = *(u64 *)(r0 + NEST_STATES)
+    *(u64 *)(r0 + NEST_STATES2) = r4
+    *(u64 *)(r0 + NEST_SOCK) = r2
+    *(u64 *)(r0 + NEST_STATES) = r3
+noted\@:
+.endm
+
+; The rescue program's start: on to the state program's body only for a skipped run.
+.macro nest_rescue
+    r6 = r1
+    map_lookup nest, u32, STACK_SCRATCH, 0
+    if r0 == 0 goto out
+    raw_change
+    r4 = *(u64 *)(r0 + NEST_SOCK)
+    if r4 != r2 goto second\@
+    r4 = *(u64 *)(r0 + NEST_STATES)
+    if r4 != r3 goto second\@
+    r4 = *(u64 *)(r0 + NEST_SOCK2)
+    *(u64 *)(r0 + NEST_SOCK) = r4
+    r4 = *(u64 *)(r0 + NEST_STATES2)
+    *(u64 *)(r0 + NEST_STATES) = r4
+    *(u64 *)(r0 + NEST_SOCK2) = 0
+    goto out
+second\@:
+    r4 = *(u64 *)(r0 + NEST_SOCK2)
+    if r4 != r2 goto rescue\@
+    r4 = *(u64 *)(r0 + NEST_STATES2)
+    if r4 != r3 goto rescue\@
+    *(u64 *)(r0 + NEST_SOCK2) = 0
+    goto out
+rescue\@:
+    r1 = 1
+    lock *(u64 *)(r0 + NEST_RESCUED) += r1
+    r1 = r6
+.endm
+
+; The classic tracepoint's runs never nest: the perf trace buffer's guard and
+; bpf_prog_active stop every nested program alike, and no rescue could run either.
+.macro no_nesting
+.endm
+
+; The program, over either source: `begin` and `finish` open and close every run (the notes
+; above); `enter` leaves r6 = ctx, r7 = the socket (at STACK_KEY too), r1 = the
+; old state, r2 = the new one, or goes to `out` for a socket not TCP; `new_state dst` and
+; `local_port dst` (any byte order, tested against 0 only) read again; `fill` writes both
+; ends' addresses and ports into the event at r8.
+.macro state_program begin, finish, enter, new_state, local_port, fill
+    \begin
     \enter out
     if r1 != TCP_CLOSE goto not_opening
     if r2 == TCP_SYN_SENT goto syn_sent
@@ -304,6 +375,7 @@ close_skip:
 close_send:
     emit r6, r8
 out:
+    \finish
     r0 = 0
     exit
 .endm
@@ -311,7 +383,11 @@ out:
 ; The raw tracepoint where the kernel has one (every kernel conntrace supports), the classic
 ; tracepoint where it does not: src/session/backend.rs picks by probing.
 .section raw_tracepoint/inet_sock_set_state
-    state_program raw_enter, raw_new_state, raw_local_port, raw_fill
+    state_program no_nesting, nest_done, raw_enter, raw_new_state, raw_local_port, raw_fill
+
+; Attached right after the one above, on the same raw tracepoint (src/session/backend.rs).
+.section raw_tracepoint.rescue/inet_sock_set_state
+    state_program nest_rescue, no_nesting, raw_enter, raw_new_state, raw_local_port, raw_fill
 
 .section tracepoint/sock/inet_sock_set_state
-    state_program tp_enter, tp_new_state, tp_local_port, tp_fill
+    state_program no_nesting, no_nesting, tp_enter, tp_new_state, tp_local_port, tp_fill

@@ -61,6 +61,9 @@ pub struct Hook {
     pub misses_are_losses: bool,
     /// What the user must know while this hook is the one in use.
     pub caveat: Option<&'static str>,
+    /// A second program attached right after this one to the same raw tracepoint: it makes
+    /// the records of the runs the kernel skips (src/bpf/state.s, `nest_rescue`).
+    pub rescue: Option<&'static str>,
 }
 
 impl Hook {
@@ -79,6 +82,11 @@ impl Hook {
         }
     }
 
+    /// Its program's section, then its rescue program's.
+    pub fn sections(&self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.section).chain(self.rescue)
+    }
+
     /// The kernel function of a kprobe or kretprobe section, the tracepoint of a tracepoint.
     pub fn target(&self) -> &'static str {
         self.section
@@ -90,7 +98,7 @@ impl Hook {
 impl Job {
     /// Every section this job may use, best first.
     pub fn sections(&self) -> impl Iterator<Item = &'static str> {
-        self.hooks.iter().map(|h| h.section)
+        self.hooks.iter().flat_map(|h| h.sections())
     }
 }
 
@@ -101,6 +109,7 @@ const fn hook(section: &'static str) -> Hook {
         extra_tracepoints: &[],
         misses_are_losses: false,
         caveat: None,
+        rescue: None,
     }
 }
 
@@ -109,7 +118,10 @@ const fn hook(section: &'static str) -> Hook {
 const STATE: Job = Job {
     role: Role::State,
     hooks: &[
-        hook("raw_tracepoint/inet_sock_set_state"),
+        Hook {
+            rescue: Some("raw_tracepoint.rescue/inet_sock_set_state"),
+            ..hook("raw_tracepoint/inet_sock_set_state")
+        },
         hook("tracepoint/sock/inet_sock_set_state"),
     ],
     optional: false,
@@ -343,6 +355,7 @@ fn kprobe_support(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::probe_object::ProgramKind;
 
     #[test]
     fn with_btf_auto_prefers_kprobes() {
@@ -516,6 +529,34 @@ mod tests {
             assert_eq!(
                 hooks_with(p, Some("inet_csk_accept")).unwrap().len(),
                 p.hooks.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_raw_state_hook_loads_its_rescue_program_after_it_and_the_classic_none() {
+        for backend in [Backend::Kprobe, Backend::Tracepoint] {
+            let state = backend
+                .jobs()
+                .iter()
+                .find(|j| j.role == Role::State)
+                .unwrap();
+            let sections: Vec<_> = state.sections().collect();
+            assert_eq!(
+                sections,
+                [
+                    "raw_tracepoint/inet_sock_set_state",
+                    "raw_tracepoint.rescue/inet_sock_set_state",
+                    "tracepoint/sock/inet_sock_set_state"
+                ]
+            );
+            let rescue = state.hooks[0].rescue.unwrap();
+            assert_eq!(
+                ProgramKind::from_section(rescue),
+                Ok(ProgramKind::RawTracepoint {
+                    name: "inet_sock_set_state".into()
+                }),
+                "the same raw tracepoint"
             );
         }
     }

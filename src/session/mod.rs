@@ -11,6 +11,7 @@ pub mod event;
 pub mod features;
 pub mod fields;
 pub mod filter;
+pub mod nesting;
 pub mod options;
 pub mod selftest;
 
@@ -170,7 +171,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
         // Every hook a job may use is loaded: which one attaches is known only by trying.
         programs: ProgramFilter::Only(
             jobs.iter()
-                .flat_map(|(_, hooks)| hooks.iter().map(|h| h.section.to_string()))
+                .flat_map(|(_, hooks)| hooks.iter().flat_map(|h| h.sections().map(String::from)))
                 .collect(),
         ),
         map_sizes: capacity.map_sizes(),
@@ -285,6 +286,10 @@ fn attach_first<'s>(
                             .map_err(|e| e.to_string())?,
                     );
                 }
+                // After the first: a tracepoint calls its programs in the order attached.
+                if let Some(section) = hook.rescue {
+                    all.push(attach_rescue(sys, loaded, section)?);
+                }
                 return Ok(Ok((hook, all, note)));
             }
             // No privilege is no privilege for the next hook either.
@@ -293,6 +298,21 @@ fn attach_first<'s>(
         }
     }
     Ok(Err(reasons.join("; ")))
+}
+
+/// The rescue program `section` on its raw tracepoint (backend::Hook::rescue).
+fn attach_rescue<'s>(
+    sys: &'s dyn Sys,
+    loaded: &Loaded,
+    section: &str,
+) -> Result<Attachment<'s>, String> {
+    let program = loaded
+        .program(section)
+        .ok_or_else(|| format!("program {section} was not loaded"))?;
+    let ProgramKind::RawTracepoint { name } = &program.kind else {
+        return Err(format!("program {section} is not a raw tracepoint's"));
+    };
+    attach::attach_raw_tracepoint(sys, program.fd.as_fd(), name).map_err(|e| e.to_string())
 }
 
 /// Test and diagnostic knob: `CONNTRACE_KRETPROBE_MAXACTIVE=N` sets the room for calls at once

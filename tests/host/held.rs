@@ -9,10 +9,10 @@
 //! removed by the test, so its sysctls (ports, listen backlog) are the test's to set and
 //! 200,000 sockets crowd nothing else on this machine.
 //!
-//! The kernel may skip runs of the state program (one nested in itself on a CPU, as a
-//! softirq's state change interrupts a task's): it counts them (`recursion_misses`, lost with
-//! reason `skipped`), and each may have been a close. So a missing close passes only within
-//! that count. (With the classic tracepoint, before the raw one, up to 0.8% of the ends went
+//! The kernel skips runs of the state program nested in itself on a CPU (a softirq's state
+//! change interrupting a task's); the rescue program makes their records instead, and what it
+//! could not make up is counted (`recursion_misses` less the rescued runs, lost with reason
+//! `skipped`): each may have been a close. So a missing close passes only within that count. (With the classic tracepoint, before the raw one, up to 0.8% of the ends went
 //! missing beyond any count: skipped under the perf trace buffer's recursion guard.) Every
 //! record printed must be exact and unique.
 

@@ -1,8 +1,10 @@
 //! The runs of the loaded programs that the kernel skipped: a kprobe or tracepoint program
 //! does not run while another BPF program runs on the same CPU (trace_call_bpf's
-//! `bpf_prog_active` guard, e.g. a softirq's state change arriving during a kprobe program), and
-//! from Linux 6.7 the kernel counts each skip in the program's `recursion_misses`. Each skip may
-//! have been a record. Older kernels skip the same way without counting.
+//! `bpf_prog_active` guard, e.g. a softirq's state change arriving during a kprobe program),
+//! a raw tracepoint program (from 6.2) not while it runs on that CPU itself, and from Linux
+//! 6.7 the kernel counts each skip in the program's `recursion_misses`. Each skip may have
+//! been a record, unless another program made it instead (src/session/nesting.rs). Older
+//! kernels skip the same way without counting.
 
 use super::Loaded;
 use crate::kernel::abi::{PROG_INFO_LEN_WITH_MISSES, PROG_INFO_RECURSION_MISSES};
@@ -10,10 +12,10 @@ use crate::kernel::sys::Sys;
 use std::os::fd::AsFd;
 
 impl Loaded {
-    /// The skipped runs of every loaded program, summed; None when the kernel's program info
+    /// Each loaded program's skipped runs, by section; None when the kernel's program info
     /// has no such counter (before 5.12).
-    pub fn skipped_runs(&self, sys: &dyn Sys) -> Result<Option<u64>, String> {
-        let mut total = 0u64;
+    pub fn skipped_runs(&self, sys: &dyn Sys) -> Result<Option<Vec<(&str, u64)>>, String> {
+        let mut runs = Vec::with_capacity(self.programs.len());
         for program in &self.programs {
             let mut info = [0u8; PROG_INFO_LEN_WITH_MISSES];
             let known = sys
@@ -22,9 +24,9 @@ impl Loaded {
             if known < PROG_INFO_LEN_WITH_MISSES {
                 return Ok(None);
             }
-            total = total.saturating_add(recursion_misses(&info));
+            runs.push((program.section.as_str(), recursion_misses(&info)));
         }
-        Ok(Some(total))
+        Ok(Some(runs))
     }
 }
 
@@ -66,12 +68,15 @@ mod tests {
     }
 
     #[test]
-    fn every_program_s_skips_are_summed() {
+    fn every_program_s_skips_are_read() {
         let fake = FakeSys::new();
         let l = loaded(&["tracepoint/a", "tracepoint/b"]);
         fake.script_obj_info(&info(3));
         fake.script_obj_info(&info(4));
-        assert_eq!(l.skipped_runs(&fake), Ok(Some(7)));
+        assert_eq!(
+            l.skipped_runs(&fake),
+            Ok(Some(vec![("tracepoint/a", 3), ("tracepoint/b", 4)]))
+        );
         let asked = fake
             .calls()
             .iter()

@@ -23,6 +23,8 @@ type Elf = elf::FileHeader64<Endianness>;
 
 /// Size of `struct bpf_map_def` in the `maps` section.
 pub const MAP_DEF_SIZE: usize = 20;
+/// The section prefix of a second program for a raw tracepoint that already has one.
+pub const RAW_TRACEPOINT_SECOND: &str = "raw_tracepoint.rescue/";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeObject {
@@ -88,7 +90,8 @@ pub enum ProgramKind {
 }
 
 impl ProgramKind {
-    /// `kprobe/SYM`, `kretprobe/SYM`, `tracepoint/CAT/NAME` or `raw_tracepoint/NAME`.
+    /// `kprobe/SYM`, `kretprobe/SYM`, `tracepoint/CAT/NAME`, `raw_tracepoint/NAME` or
+    /// `raw_tracepoint.rescue/NAME` (a second program for the same raw tracepoint).
     pub fn from_section(section: &str) -> std::result::Result<ProgramKind, String> {
         let single =
             |rest: &str| (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string());
@@ -96,7 +99,10 @@ impl ProgramKind {
             single(rest).map(|function| ProgramKind::Kprobe { function })
         } else if let Some(rest) = section.strip_prefix("kretprobe/") {
             single(rest).map(|function| ProgramKind::Kretprobe { function })
-        } else if let Some(rest) = section.strip_prefix("raw_tracepoint/") {
+        } else if let Some(rest) = section
+            .strip_prefix("raw_tracepoint/")
+            .or_else(|| section.strip_prefix(RAW_TRACEPOINT_SECOND))
+        {
             single(rest).map(|name| ProgramKind::RawTracepoint { name })
         } else if let Some(rest) = section.strip_prefix("tracepoint/") {
             rest.split_once('/').and_then(|(cat, name)| {
@@ -110,7 +116,7 @@ impl ProgramKind {
             None
         };
         parsed.ok_or_else(|| {
-            format!("program section `{section}` is not named kprobe/FUNCTION, kretprobe/FUNCTION, tracepoint/CATEGORY/NAME or raw_tracepoint/NAME")
+            format!("program section `{section}` is not named kprobe/FUNCTION, kretprobe/FUNCTION, tracepoint/CATEGORY/NAME, raw_tracepoint/NAME or raw_tracepoint.rescue/NAME")
         })
     }
 
