@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use crate::scale::{
     add_lost, close_all, connect_v4, enter, failure, ip, netns_inode, own_ports, set_comm, sized,
-    skipped_and_other, sockaddr_v4, socket_room, split, sysctls_in, tcp4_socket, tracking,
-    wait_lines, Forked, Line, Steps, STEP_ACCEPT, STEP_CONNECT, STEP_LISTEN, STEP_SOCKET,
+    skipped_and_other, sockaddr_v4, socket_room, split, sysctls_in, tcp4_socket, tcp_states,
+    tracking, wait_lines, Forked, Line, Steps, STEP_ACCEPT, STEP_CONNECT, STEP_LISTEN, STEP_SOCKET,
 };
 use crate::tracer::Tracer;
 
@@ -274,6 +274,8 @@ pub fn held_open_connections_each_close_once() -> Result<(), String> {
     }
     wait_lines(&tracer, 2 * total, Duration::from_secs(5));
     let closed = closing.elapsed();
+    // Sockets the kernel has not closed yet would be late, not lost (TIME_WAIT is closed).
+    let in_kernel = tcp_states(clients[0].pid, &ports)?;
     let (peak, _) = memory_of(tracer.pid())?;
     let owners: HashMap<u16, (u64, u64)> = ports
         .iter()
@@ -358,7 +360,8 @@ pub fn held_open_connections_each_close_once() -> Result<(), String> {
          records, lost {lost:?}; opened in {:.1} s, closed and reported in {:.1} s, {:.1} s in \
          all; conntrace RSS {:.1} MiB with all open (bound {:.0}), peak {:.1} MiB (bound \
          {:.0}: {:.0} MiB of rings + {:.0}); kernel maps {:.1} MiB ({:.1} MiB of hash maps, \
-         stated ~{:.1} MiB); {} sock ids shared by two sockets{}",
+         stated ~{:.1} MiB); {} sock ids shared by two sockets{}; sockets the kernel had \
+         then, by state: {in_kernel:?}",
         stated.1,
         note.as_deref()
             .map(|n| format!(" ({n})"))

@@ -738,6 +738,36 @@ impl Line {
 pub const SKIPPED: &str = "skipped";
 
 /// The lost counts: those of reason [`SKIPPED`], and all others.
+/// The TCP sockets of process `pid`'s network namespace (its /proc/PID/net/tcp) with an end
+/// on one of `ports`, by kernel state (2 SYN_SENT, 6 TIME_WAIT, ...): what the kernel still
+/// holds when records are missing says whether they were late or lost.
+pub fn tcp_states(
+    pid: i32,
+    ports: &[u16],
+) -> Result<std::collections::BTreeMap<u8, usize>, String> {
+    let path = format!("/proc/{pid}/net/tcp");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let port_of = |end: &str| {
+        end.split_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    let mut states = std::collections::BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let mut words = line.split_whitespace().skip(1);
+        let (Some(local), Some(remote), Some(state)) = (words.next(), words.next(), words.next())
+        else {
+            continue;
+        };
+        let ours = [local, remote]
+            .iter()
+            .any(|end| port_of(end).is_some_and(|p| ports.contains(&p)));
+        if let (true, Ok(state)) = (ours, u8::from_str_radix(state, 16)) {
+            *states.entry(state).or_insert(0) += 1;
+        }
+    }
+    Ok(states)
+}
+
 pub fn skipped_and_other(lost: &[(String, u64)]) -> (u64, u64) {
     lost.iter().fold((0, 0), |(skipped, other), (reason, n)| {
         if reason == SKIPPED {
@@ -860,6 +890,8 @@ pub fn storm_every_connect_in_flight_has_its_outcome() -> Result<(), String> {
     // seconds after the connects: a quiet spell shorter than that would not do.
     wait_lines(&tracer, 2 * total, Duration::from_secs(10));
     let outcomes = connecting.elapsed();
+    // Sockets the kernel still has connecting would be late, not lost.
+    let in_kernel = tcp_states(children[0].pid, &ports)?;
     std::thread::sleep(Duration::from_millis(300));
     for child in children {
         child.finish()?;
@@ -915,7 +947,8 @@ pub fn storm_every_connect_in_flight_has_its_outcome() -> Result<(), String> {
     let summary = format!(
         "{total} connects in flight from {} processes (tracking up to {} at \
          ~{:.1} MiB{}): {} connect and {} failed ETIMEDOUT records, lost {lost:?}; connects \
-         made in {:.1} s, outcomes by {:.1} s (latency up to {:.1} s), {:.1} s in all",
+         made in {:.1} s, outcomes by {:.1} s (latency up to {:.1} s), {:.1} s in all; \
+         sockets the kernel had then, by state: {in_kernel:?}",
         each.len(),
         stated.0,
         stated.2,
