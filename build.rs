@@ -5,9 +5,16 @@
 //! arguments from the right place when cross-compiling. Then the variant's prelude from
 //! src/bpf/variants/ defines how a TCP socket is told apart (sk_protocol with BTF, the
 //! discovered &tcp_prot without).
+//!
+//! The binary embeds the two as one packed stream, $OUT_DIR/probes.pack (src/session/pack.rs):
+//! a little-endian u32 length of each object, then probes.o and probes-nobtf.o packed as one
+//! input, so the second object's programs are mostly copies from the first.
 
 use std::path::{Path, PathBuf};
 use std::process::exit;
+
+#[path = "src/session/pack.rs"]
+mod pack;
 
 /// `.equ` lines giving the byte offsets of the first three arguments and the return value in
 /// the kernel's `struct pt_regs` of `arch`.
@@ -74,6 +81,7 @@ fn main() {
     }
 
     let variants = Path::new("src/bpf/variants");
+    let mut objects = Vec::new();
     println!("cargo:rerun-if-changed={}", variants.display());
     for (prelude, object) in [("btf.s", "probes.o"), ("nobtf.s", "probes-nobtf.o")] {
         let path = variants.join(prelude);
@@ -106,8 +114,26 @@ fn main() {
             )),
         };
         let out = Path::new(&out_dir).join(object);
-        if let Err(e) = std::fs::write(&out, bytes) {
+        if let Err(e) = std::fs::write(&out, &bytes) {
             fail(&format!("error: cannot write {}: {e}", out.display()));
         }
+        objects.push(bytes);
+    }
+
+    let whole = objects.concat();
+    let mut packed = Vec::new();
+    for object in &objects {
+        let Ok(len) = u32::try_from(object.len()) else {
+            fail("error: a probe object is 4 GiB or more");
+        };
+        packed.extend_from_slice(&len.to_le_bytes());
+    }
+    packed.extend_from_slice(&pack::pack(&whole));
+    if pack::unpack(&packed[8..], whole.len()) != whole {
+        fail("error: the packed probe objects do not unpack to the objects (src/session/pack.rs)");
+    }
+    let out = Path::new(&out_dir).join("probes.pack");
+    if let Err(e) = std::fs::write(&out, &packed) {
+        fail(&format!("error: cannot write {}: {e}", out.display()));
     }
 }

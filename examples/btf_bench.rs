@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use conntrace::kernel::btf::{Btf, VMLINUX_BTF};
 use conntrace::kernel::probe_object;
-use conntrace::session::embedded::PROBE_OBJECT;
+use conntrace::session::embedded;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -17,7 +17,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::args().nth(1).map_or(Ok(50), |n| n.parse())?;
     // The fields the BTF probe object reads: what conntrace resolves at start-up.
-    let object = probe_object::parse(PROBE_OBJECT)?;
+    let object = probe_object::parse(&embedded::probe_object())?;
     let fields = object.field_specs(|_| true);
     let (mut read, mut parse, mut resolve, mut total) = (vec![], vec![], vec![], vec![]);
     let mut type_count = 0;

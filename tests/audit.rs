@@ -12,7 +12,7 @@ use bpf_insn::{
 };
 use conntrace::kernel::load::helper_fallback;
 use conntrace::kernel::probe_object::{self, ProbeObject, ProgramKind};
-use conntrace::session::embedded::{PROBE_OBJECT, PROBE_OBJECT_NOBTF};
+use conntrace::session::embedded;
 use std::collections::BTreeMap;
 
 /// A kernel release, (major, minor).
@@ -22,10 +22,13 @@ fn show(r: Release) -> String {
     format!("{}.{}", r.0, r.1)
 }
 
+/// An embedded object's unpacking function.
+type Object = fn() -> Vec<u8>;
+
 /// The objects and the oldest kernel each is meant for (the README's Requirements: 4.19).
-const FLOORS: [(&str, &[u8], Release); 2] = [
-    ("probes.o", PROBE_OBJECT, (4, 19)),
-    ("probes-nobtf.o", PROBE_OBJECT_NOBTF, (4, 19)),
+const FLOORS: [(&str, Object, Release); 2] = [
+    ("probes.o", embedded::probe_object, (4, 19)),
+    ("probes-nobtf.o", embedded::probe_object_nobtf, (4, 19)),
 ];
 
 /// The instruction limit of a program before 5.2 (BPF_MAXINSNS), counted in 8-byte slots as
@@ -164,7 +167,7 @@ fn needs(object: &ProbeObject) -> Result<BTreeMap<String, (Release, String)>, St
 fn no_program_needs_a_kernel_newer_than_its_objects_floor() {
     let mut problems = Vec::new();
     for (name, bytes, floor) in FLOORS {
-        let object = probe_object::parse(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let object = probe_object::parse(&bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!object.programs.is_empty(), "{name} has no programs");
         let needs = needs(&object).unwrap_or_else(|e| panic!("{name}: {e}"));
         for (what, (release, at)) in &needs {
@@ -184,7 +187,7 @@ fn no_program_needs_a_kernel_newer_than_its_objects_floor() {
 #[test]
 fn every_program_fits_the_pre_5_2_instruction_limit() {
     for (name, bytes, _) in FLOORS {
-        let object = probe_object::parse(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let object = probe_object::parse(&bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
         for program in &object.programs {
             assert!(
                 program.insns.len() <= MAX_INSNS_BEFORE_5_2,

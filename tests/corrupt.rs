@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use conntrace::kernel::probe_object;
-use conntrace::session::embedded::PROBE_OBJECT;
+use conntrace::session::embedded;
 
 /// A real slice of a kernel's BTF (the fuzzer's seed; see fuzz/seeds/btf_slice.py).
 const REAL_BTF: &[u8] = include_bytes!("../fuzz/corpus/btf_parse/probe_structs.btf");
@@ -239,22 +239,20 @@ fn sparse(dir: &Path, name: &str, len: u64) -> PathBuf {
 
 #[test]
 fn damaged_probe_objects_are_errors_not_panics() {
-    let whole = probe_object::parse(PROBE_OBJECT).expect("the embedded object parses");
+    let embedded = embedded::probe_object();
+    let whole = probe_object::parse(&embedded).expect("the embedded object parses");
     assert!(!whole.programs.is_empty());
     // Every truncation leaves sections or their table past the end: always an error.
-    for len in (0..PROBE_OBJECT.len())
-        .step_by(7)
-        .chain([PROBE_OBJECT.len() - 1])
-    {
-        let err = probe_object::parse(&PROBE_OBJECT[..len])
+    for len in (0..embedded.len()).step_by(7).chain([embedded.len() - 1]) {
+        let err = probe_object::parse(&embedded[..len])
             .err()
             .unwrap_or_else(|| panic!("truncated to {len} bytes was accepted"));
         assert!(err.message().starts_with("probe object: "), "{err}");
     }
     // Bit flips anywhere may or may not leave a valid object; none may panic, and the ones in
     // the ELF identification bytes must be caught.
-    for bit in (0..PROBE_OBJECT.len() * 8).step_by(5) {
-        let mut bytes = PROBE_OBJECT.to_vec();
+    for bit in (0..embedded.len() * 8).step_by(5) {
+        let mut bytes = embedded.clone();
         bytes[bit / 8] ^= 1 << (bit % 8);
         let result = probe_object::parse(&bytes);
         if bit < 6 * 8 {

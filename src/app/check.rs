@@ -168,7 +168,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     if !fields.has_btf() {
         r.line("without BTF", format!("off: {}", fields::NO_BTF_LIMITS));
     }
-    let object = match probe_object::parse(embedded::object_for(&fields)) {
+    let object = match probe_object::parse(&embedded::object_for(&fields)) {
         Ok(o) => o,
         Err(e) => {
             r.fail(format!("embedded probe object: {e}"));

@@ -591,7 +591,7 @@ fn run(
     ipv6: Ipv6,
 ) -> Result<Discovered, String> {
     let fail = |e: String| format!("cannot discover the kernel's socket layout without BTF: {e}");
-    let full = probe_object::parse(embedded::PROBE_OBJECT_NOBTF)
+    let full = probe_object::parse(&embedded::probe_object_nobtf())
         .map_err(|e| format!("embedded probe object: {e}"))?;
     let object = layout_object(&full)?;
     // The first maps of the run: raise RLIMIT_MEMLOCK first where the kernel charges them
@@ -1402,7 +1402,7 @@ mod tests {
 
     #[test]
     fn the_layout_object_holds_the_probe_and_its_maps_only() {
-        let full = probe_object::parse(embedded::PROBE_OBJECT_NOBTF).unwrap();
+        let full = probe_object::parse(&embedded::probe_object_nobtf()).unwrap();
         let object = layout_object(&full).unwrap();
         assert_eq!(object.programs.len(), 1);
         assert_eq!(object.programs[0].section, SECTION);

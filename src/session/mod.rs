@@ -13,6 +13,7 @@ pub mod fields;
 pub mod filter;
 pub mod nesting;
 pub mod options;
+pub mod pack;
 pub mod selftest;
 
 use std::os::fd::AsFd;
@@ -127,7 +128,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
     // Without BTF: the fields beyond the built-in table, found before the programs load.
     let ipv6 = discover::Ipv6::for_kernel(opts.family == FamilyFilter::Ipv4);
     let discovered = discover::discover(sys, &mut fields, kprobes, ipv6)?;
-    let object = probe_object::parse(embedded::object_for(&fields))
+    let object = probe_object::parse(&embedded::object_for(&fields))
         .map_err(|e| format!("embedded probe object: {e}"))?;
     // Without BTF every job is done, whatever -e asks: the self-test needs the connect and
     // accept records to verify the layout (unwanted kinds are dropped in user space).
