@@ -26,7 +26,7 @@ struct Held {
 }
 
 impl Held {
-    fn release(self, out: &mut impl FnMut(&WireEvent)) {
+    fn release(self, out: &mut dyn FnMut(&WireEvent)) {
         out(&self.outcome);
         if let Some(close) = &self.close {
             out(close);
@@ -45,7 +45,7 @@ pub struct Order {
 impl Order {
     /// One record that arrived at `now` (CLOCK_MONOTONIC ns), in time order within its batch;
     /// `out` gets it, or nothing yet, or it and what waited for it.
-    pub fn push(&mut self, wire: &WireEvent, now: u64, out: &mut impl FnMut(&WireEvent)) {
+    pub fn push(&mut self, wire: &WireEvent, now: u64, out: &mut dyn FnMut(&WireEvent)) {
         match wire.kind {
             KIND_CONNECT => {
                 out(wire);
@@ -83,7 +83,7 @@ impl Order {
 
     /// Releases the outcomes that have waited [`HOLD_NS`] by `now` (in time order) and forgets
     /// connects that old.
-    pub fn expire(&mut self, now: u64, out: &mut impl FnMut(&WireEvent)) {
+    pub fn expire(&mut self, now: u64, out: &mut dyn FnMut(&WireEvent)) {
         let old = |t: u64| now.saturating_sub(t) >= HOLD_NS;
         self.connected.retain(|_, t| !old(*t));
         let due: Vec<u64> = self
@@ -100,7 +100,7 @@ impl Order {
     }
 
     /// Releases every held outcome, in time order (at exit).
-    pub fn flush(&mut self, out: &mut impl FnMut(&WireEvent)) {
+    pub fn flush(&mut self, out: &mut dyn FnMut(&WireEvent)) {
         self.connected.clear();
         release(self.held.drain().map(|(_, h)| h).collect(), out);
     }
@@ -111,7 +111,7 @@ impl Order {
 }
 
 /// Each held outcome (then its close), outcomes in time order.
-fn release(mut due: Vec<Held>, out: &mut impl FnMut(&WireEvent)) {
+fn release(mut due: Vec<Held>, out: &mut dyn FnMut(&WireEvent)) {
     due.sort_by_key(|h| h.outcome.ts_ns);
     for held in due {
         held.release(out);
