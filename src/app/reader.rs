@@ -13,7 +13,7 @@ use crate::app::output::{Clock, Printer, Stream};
 use crate::app::signals;
 use crate::kernel::attach;
 use crate::kernel::load::Loaded;
-use crate::kernel::ring::{self, Record};
+use crate::kernel::ring::Record;
 use crate::kernel::sys::Sys;
 use crate::session::backend::Backend;
 use crate::session::event::{self, Loss, LossReason, SockIds, WireEvent};
@@ -306,16 +306,12 @@ pub fn read_events(
 
 /// The `drops` per-CPU counters: every record a probe could not send, by CPU and reason.
 fn dropped_per_cpu(sys: &dyn Sys, loaded: &Loaded) -> Result<Vec<(u32, LossReason, u64)>, String> {
-    let map = loaded
-        .map_fd("drops")
-        .ok_or("probe object has no drops map")?;
-    let possible = ring::possible_cpus(sys).map_err(|e| e.to_string())?;
-    let slots = possible.iter().max().map_or(1, |&m| m as usize + 1);
     let mut counts = Vec::new();
     for (key, reason) in LossReason::DROPS.iter().enumerate() {
-        let mut values = vec![0u8; slots * 8];
-        sys.map_lookup(map, &(key as u32).to_ne_bytes(), &mut values)
-            .map_err(|e| format!("cannot read the drop counters: {e}"))?;
+        let values = loaded
+            .lookup_per_cpu(sys, "drops", key as u32, 8)
+            .map_err(|e| format!("cannot read the drop counters: {e}"))?
+            .ok_or("probe object has no drops map")?;
         counts.extend(values.chunks_exact(8).enumerate().filter_map(|(cpu, v)| {
             let n = u64::from_ne_bytes(v.try_into().ok()?);
             (n > 0).then_some((cpu as u32, *reason, n))

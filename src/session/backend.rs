@@ -533,14 +533,16 @@ mod tests {
         }
     }
 
+    /// Each backend's state job.
+    fn state_jobs() -> impl Iterator<Item = &'static Job> {
+        [Backend::Kprobe, Backend::Tracepoint]
+            .into_iter()
+            .map(|b| b.jobs().iter().find(|j| j.role == Role::State).unwrap())
+    }
+
     #[test]
     fn the_raw_state_hook_loads_its_rescue_program_after_it_and_the_classic_none() {
-        for backend in [Backend::Kprobe, Backend::Tracepoint] {
-            let state = backend
-                .jobs()
-                .iter()
-                .find(|j| j.role == Role::State)
-                .unwrap();
+        for state in state_jobs() {
             let sections: Vec<_> = state.sections().collect();
             assert_eq!(
                 sections,
@@ -563,12 +565,7 @@ mod tests {
 
     #[test]
     fn the_state_job_loads_one_kind_of_tracepoint_as_the_kernel_or_the_knob_says() {
-        for backend in [Backend::Kprobe, Backend::Tracepoint] {
-            let state = backend
-                .jobs()
-                .iter()
-                .find(|j| j.role == Role::State)
-                .unwrap();
+        for state in state_jobs() {
             let kinds = |raw, forced| -> Result<Vec<&str>, String> {
                 let hooks = by_kind(hooks_with(state, None)?, raw, forced)?;
                 Ok(hooks.iter().map(|h| h.section).collect())

@@ -5,7 +5,6 @@
 
 use crate::kernel::load::Loaded;
 use crate::kernel::probe_object::RAW_TRACEPOINT_SECOND;
-use crate::kernel::ring;
 use crate::kernel::sys::Sys;
 use bytemuck::{Pod, Zeroable};
 
@@ -42,18 +41,16 @@ pub fn skipped_runs(sys: &dyn Sys, loaded: &Loaded) -> Result<Option<u64>, Strin
 
 /// The rescued runs, summed over the CPUs; 0 for an object without the `nest` map.
 fn rescued_runs(sys: &dyn Sys, loaded: &Loaded) -> Result<u64, String> {
-    let Some(map) = loaded.map_fd(NEST_MAP) else {
-        return Ok(0);
-    };
-    let possible = ring::possible_cpus(sys).map_err(|e| e.to_string())?;
-    let slots = possible.iter().max().map_or(1, |&m| m as usize + 1);
-    let mut values = vec![0u8; slots * size_of::<NestSlot>()];
-    sys.map_lookup(map, &0u32.to_ne_bytes(), &mut values)
+    let size = size_of::<NestSlot>();
+    let values = loaded
+        .lookup_per_cpu(sys, NEST_MAP, 0, size)
         .map_err(|e| format!("cannot read the rescued runs: {e}"))?;
     Ok(values
-        .chunks_exact(size_of::<NestSlot>())
-        .map(|v| bytemuck::pod_read_unaligned::<NestSlot>(v).rescued)
-        .fold(0u64, u64::saturating_add))
+        .unwrap_or_default()
+        .chunks_exact(size)
+        .fold(0u64, |sum, v| {
+            sum.saturating_add(bytemuck::pod_read_unaligned::<NestSlot>(v).rescued)
+        }))
 }
 
 #[cfg(test)]

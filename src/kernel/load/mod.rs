@@ -140,6 +140,26 @@ impl Loaded {
     pub fn program(&self, section: &str) -> Option<&LoadedProgram> {
         self.programs.iter().find(|p| p.section == section)
     }
+
+    /// Every possible CPU's `value_size`-byte value at `key` of the per-CPU map `name`, CPU 0
+    /// first (the kernel pads each to 8 bytes); None when the object has no such map.
+    pub fn lookup_per_cpu(
+        &self,
+        sys: &dyn Sys,
+        name: &str,
+        key: u32,
+        value_size: usize,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let Some(map) = self.map_fd(name) else {
+            return Ok(None);
+        };
+        let possible = crate::kernel::ring::possible_cpus(sys).map_err(|e| e.to_string())?;
+        let slots = possible.iter().max().map_or(1, |&m| m as usize + 1);
+        let mut values = vec![0u8; slots * value_size.next_multiple_of(8)];
+        sys.map_lookup(map, &key.to_ne_bytes(), &mut values)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(values))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
