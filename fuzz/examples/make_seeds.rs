@@ -32,7 +32,11 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn probe_objects(dir: &Path) -> std::io::Result<()> {
-    write(dir, "probes.o", &conntrace::session::embedded::probe_object())?;
+    write(
+        dir,
+        "probes.o",
+        &conntrace::session::embedded::probe_object(),
+    )?;
     let testdata =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/kernel/probe_object/testdata");
     for name in ["bpf-asm-fixture.o", "llvm-mc-map-load.o"] {
