@@ -100,6 +100,8 @@ const HELPERS: &[(i64, &str, Release)] = &[
     (37, "bpf_current_task_under_cgroup", (4, 9)),
     (45, "bpf_probe_read_str", (4, 11)),
     (80, "bpf_get_current_cgroup_id", (4, 18)),
+    (107, "bpf_sk_storage_get", (5, 2)),
+    (108, "bpf_sk_storage_delete", (5, 2)),
     (112, "bpf_probe_read_user", (5, 5)),
     (113, "bpf_probe_read_kernel", (5, 5)),
     (114, "bpf_probe_read_user_str", (5, 5)),
@@ -115,12 +117,24 @@ fn helper(id: i64) -> Option<(&'static str, Release)> {
 }
 
 /// The release that introduced each program type (BPF_PROG_TYPE_KPROBE in 4.1, _TRACEPOINT
-/// in 4.7, _RAW_TRACEPOINT in 4.17; include/uapi/linux/bpf.h).
+/// in 4.7, _RAW_TRACEPOINT in 4.17, _TRACING in 5.5; include/uapi/linux/bpf.h).
 fn program_type(kind: &ProgramKind) -> (&'static str, Release) {
     match kind {
         ProgramKind::Kprobe { .. } | ProgramKind::Kretprobe { .. } => ("kprobe programs", (4, 1)),
         ProgramKind::Tracepoint { .. } => ("tracepoint programs", (4, 7)),
         ProgramKind::RawTracepoint { .. } => ("raw tracepoint programs", (4, 17)),
+        ProgramKind::TpBtf { .. } => ("tp_btf programs", (5, 5)),
+    }
+}
+
+/// A program loaded only where a probe found what it needs (the tp_btf state program: where
+/// socket-local storage works from tp_btf, 5.11; src/session/features.rs) has a fallback
+/// that every kernel of the object's floor loads, its raw tracepoint twin: what only it uses
+/// counts at the fallback's release.
+fn probed_fallback(kind: &ProgramKind) -> Option<(&'static str, Release)> {
+    match kind {
+        ProgramKind::TpBtf { .. } => Some(("the raw tracepoint program", (4, 17))),
+        _ => None,
     }
 }
 
@@ -131,13 +145,20 @@ fn needs(object: &ProbeObject) -> Result<BTreeMap<String, (Release, String)>, St
         needs.entry(what).or_insert((release, at));
     };
     for program in &object.programs {
+        let fallback = probed_fallback(&program.kind);
+        let mut note = |what: &str, release: Release, at: String| match fallback {
+            Some((to, to_release)) if to_release < release => {
+                note(format!("{what} (probed, else {to})"), to_release, at)
+            }
+            _ => note(what.to_string(), release, at),
+        };
         let (what, release) = program_type(&program.kind);
-        note(what.to_string(), release, program.section.clone());
+        note(what, release, program.section.clone());
         for decoded in decode_program(&program.insns) {
             let (slot, insn) = decoded.map_err(|e| format!("{}: {e}", program.section))?;
             let at = format!("{}+{}", program.section, slot * 8);
             let (what, release) = instruction_feature(&insn);
-            note(what.to_string(), release, at.clone());
+            note(what, release, at.clone());
             if insn.opcode == OpCode::Call && insn.src == Reg::R0 {
                 let (name, release) = helper(insn.imm).ok_or_else(|| {
                     format!(
@@ -147,15 +168,15 @@ fn needs(object: &ProbeObject) -> Result<BTreeMap<String, (Release, String)>, St
                     )
                 })?;
                 // A helper the loader rewrites where it is missing needs only its fallback.
-                let fallback = u32::try_from(insn.imm)
+                let rewritten = u32::try_from(insn.imm)
                     .ok()
                     .and_then(helper_fallback)
                     .and_then(|to| helper(i64::from(to)));
-                match fallback {
+                match rewritten {
                     Some((to, to_release)) => {
-                        note(format!("{name} (else {to})"), release.min(to_release), at)
+                        note(&format!("{name} (else {to})"), release.min(to_release), at)
                     }
-                    None => note(name.to_string(), release, at),
+                    None => note(name, release, at),
                 }
             }
         }

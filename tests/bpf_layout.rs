@@ -1,7 +1,7 @@
 //! The layouts src/bpf/*.s shares with Rust, checked without root: every `EV_*` (WireEvent),
 //! `CFG_*` (FilterConfig), `NEST_*` (NestSlot), `KIND_*` and `DROP_*` (LossReason::DROPS)
-//! constant the probes use, and the sockaddr and socket constants they take from the kernel's
-//! ABI, is evaluated with
+//! constant the probes use, and the sockaddr, socket and bpf() (`BPF_*`) constants they take
+//! from the kernel's ABI, is evaluated with
 //! bpf-asm, as build.rs assembles them, and compared with `offset_of!`, `size_of`, the Rust
 //! constants and libc's. A constant of those families in the .s files that this test
 //! does not know fails too, so a new one gets its Rust counterpart here.
@@ -16,7 +16,8 @@ use std::mem::{offset_of, size_of, size_of_val};
 use std::path::{Path, PathBuf};
 
 /// The prefixes whose constants copy a Rust definition.
-const SHARED: [&str; 13] = [
+const SHARED: [&str; 14] = [
+    "BPF_",
     "EV_",
     "NEST_",
     "CLOSE_",
@@ -165,6 +166,20 @@ fn expected() -> Vec<(&'static str, i128, String)> {
             format!("event::tcp_state::{}", &name[4..]),
         )
     };
+    use conntrace::kernel::abi;
+    table.extend([
+        ("BPF_ANY", abi::BPF_ANY as i128, "abi::BPF_ANY".into()),
+        (
+            "BPF_SK_STORAGE_GET_F_CREATE",
+            abi::BPF_SK_STORAGE_GET_F_CREATE as i128,
+            "abi::BPF_SK_STORAGE_GET_F_CREATE".into(),
+        ),
+        (
+            "BPF_F_NO_PREALLOC",
+            abi::BPF_F_NO_PREALLOC as i128,
+            "abi::BPF_F_NO_PREALLOC".into(),
+        ),
+    ]);
     use event::tcp_state::*;
     table.extend([
         state("TCP_ESTABLISHED", ESTABLISHED),
@@ -199,6 +214,7 @@ fn expected() -> Vec<(&'static str, i128, String)> {
         drop("DROP_RING_FULL", LossReason::RingFull),
         drop("DROP_RETURN_MISSED", LossReason::ReturnMissed),
         drop("DROP_STATE_FULL", LossReason::StateFull),
+        drop("DROP_UNANNOUNCED", LossReason::Unannounced),
         (
             "DROP_COUNT",
             LossReason::DROPS.len() as i128,

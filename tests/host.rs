@@ -30,6 +30,8 @@ mod scale;
 mod scenario;
 #[path = "host/tracer.rs"]
 mod tracer;
+#[path = "host/witness.rs"]
+mod witness;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -83,6 +83,7 @@ pub const MAP_TYPES: &[(&str, i128)] = &[
     ("lru_hash", 9),
     ("lru_percpu_hash", 10),
     ("cgroup_array", 8),
+    ("sk_storage", 24),
     ("ringbuf", 27),
 ];
 

@@ -12,7 +12,7 @@ use crate::kernel::probe::Probed;
 use crate::kernel::probe_object::{self, ProbeObject};
 use crate::kernel::ring;
 use crate::kernel::sys::{host, MapCreate, Sys};
-use crate::session::backend::{self, Backend};
+use crate::session::backend::{self, Backend, StateHook};
 use crate::session::capacity::{Capacity, StateMaps};
 use crate::session::embedded;
 use crate::session::features::{self, Feature, Features};
@@ -66,7 +66,14 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     };
     r.line("kernel", kernel_release());
 
-    let features = Features::new(sys);
+    // Opened first: the socket-storage probe attaches by the kernel's BTF id of the state
+    // tracepoint. Its errors are reported where the field offsets are.
+    let fields = FieldSource::open(sys, &opts.btf);
+    let state_tracepoint = fields
+        .as_ref()
+        .ok()
+        .and_then(|f| f.trace_id(crate::session::STATE_TRACEPOINT));
+    let features = Features::with_state_tracepoint(sys, state_tracepoint);
     let privileged = features::bpf_privileged();
     // Before the first map, as tracing does: kernels before 5.11 charge maps to the limit.
     let memlock = features.prepare_memlock();
@@ -153,7 +160,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         },
     );
 
-    let mut fields = match FieldSource::open(sys, &opts.btf) {
+    let mut fields = match fields {
         Ok(f) => f,
         Err(e) => {
             r.line("BTF", format!("unusable: {e}"));
@@ -225,7 +232,14 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     r.backend = Some(backend);
     r.line("backend", format!("auto picks the {why}"));
     if backend == Backend::Kprobe {
-        report_hooks(sys, features.has(Feature::RawTracepoint), &mut r);
+        let state = backend::state_hook(
+            features.has(Feature::SkStorage),
+            features.has(Feature::RawTracepoint),
+        );
+        match state {
+            Ok(state) => report_hooks(sys, state, &mut r),
+            Err(e) => r.fail(e),
+        }
     }
 
     // Without BTF the programs need the fields the layout discovery finds on this kernel.
@@ -310,7 +324,7 @@ fn describe_feature(feature: Feature, probed: &Probed) -> String {
 /// Which hook each kprobe job will use: the first whose function the kernel has (as
 /// tracing finds by attaching, in the same order), from /proc/kallsyms; tracepoints of the
 /// kind the kernel's features choose.
-fn report_hooks(sys: &dyn Sys, raw_tracepoints: bool, r: &mut Report) {
+fn report_hooks(sys: &dyn Sys, state: StateHook, r: &mut Report) {
     let kallsyms = match sys.read_file(Path::new("/proc/kallsyms")) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -328,7 +342,7 @@ fn report_hooks(sys: &dyn Sys, raw_tracepoints: bool, r: &mut Report) {
     let present = kernel_functions(&kallsyms, &wanted);
     let mut chosen = Vec::new();
     for job in jobs {
-        let hooks = match backend::hooks_of(job, raw_tracepoints) {
+        let hooks = match backend::hooks_of(job, state) {
             Ok(h) => h,
             Err(e) => {
                 r.fail(e);

@@ -126,13 +126,16 @@
 .equ NEG_EINPROGRESS, -115    ; connect() return values, negated errnos
 .equ NEG_EALREADY, -114
 .equ NEG_EISCONN, -106
-.equ BPF_ANY, 0
+.equ BPF_ANY, 0                ; bpf_map_update_elem: create or replace
+.equ BPF_SK_STORAGE_GET_F_CREATE, 1   ; bpf_sk_storage_get: create the socket's entry
+.equ BPF_F_NO_PREALLOC, 1      ; map flag: entries allocated on demand
 
 ; Keys of the `drops` map: why a record could not be sent (LossReason in src/session/event.rs).
 .equ DROP_RING_FULL, 0         ; perf_event_output failed: the ring was full
 .equ DROP_RETURN_MISSED, 1     ; a kretprobe missed a call's return
 .equ DROP_STATE_FULL, 2        ; a map that holds state between hooks was full
-.equ DROP_COUNT, 3             ; the number of keys (LossReason::DROPS.len())
+.equ DROP_UNANNOUNCED, 3       ; a tracked connection freed without its state change to CLOSE
+.equ DROP_COUNT, 4             ; the number of keys (LossReason::DROPS.len())
 
 .map events, perf_event_array, 4, 4, 0          ; max_entries 0: the loader sets the CPU count
 .map config, array, 4, CFG_SIZE, 1
@@ -144,8 +147,13 @@
 ; here is replaced at load time: per machine, or --max-tracked (src/session/capacity.rs).
 .map conns, hash, 8, CONN_SIZE, 16384
 ; Established connections, for their close records: a plain hash, sized at load time, a full
-; map counted like `conns`. (Socket-local storage needs tracing programs: see capacity.rs.)
+; map counted like `conns`. With the tp_btf state program (variants/btf.s) it holds only the
+; owners the accept side writes: kprobe and tracepoint programs cannot reach socket storage.
 .map socks, hash, 8, SOCK_SIZE, 65536
+; The same entries in the socket itself, for the tp_btf state program (5.11+): created on
+; demand, freed with the socket, so nothing to size and nothing to fill (an entry is charged
+; to the socket's option memory, net.core.optmem_max; a refused one is counted as state_full).
+.map sockstore, sk_storage, 4, SOCK_SIZE, 0, BPF_F_NO_PREALLOC
 .map drops, percpu_array, 4, 8, DROP_COUNT     ; records the probes could not send, per CPU, by DROP_*
 
 ; The state changes the state program has made the records of, per CPU, for its rescue twin

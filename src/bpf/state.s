@@ -98,6 +98,21 @@ done\@:
     fill_remote r7, r8
 .endm
 
+; tp_btf (5.5+, with BTF): the raw tracepoint's context, its socket a BTF pointer. The shared
+; body takes it as a plain number (keys, ids, birth_id's hash, reads through
+; bpf_probe_read_kernel): the verifier allows no arithmetic on a BTF pointer, and a copy
+; through bpf_probe_read_kernel is a number. The storage steps read the pointer again.
+.macro btf_enter skip
+    r6 = r1
+    r7 = *(u64 *)(r6 + RAW_ARG0)
+    *(u64 *)(r10 + STACK_KEY) = r7
+    probe_read r10, STACK_KEY, 8, r10, STACK_KEY
+    r7 = *(u64 *)(r10 + STACK_KEY)
+    check_tcp_protocol r7, \skip
+    r1 = *(u64 *)(r6 + RAW_ARG1)
+    r2 = *(u64 *)(r6 + RAW_ARG2)
+.endm
+
 ; Runs nested on a CPU. A state change in softirq can interrupt the state program running for
 ; another socket in a task on the same CPU (a burst of timeouts or of arriving packets often
 ; does). From Linux 6.2 the kernel then skips the nested run of that program (it counts it in
@@ -167,12 +182,151 @@ rescue\@:
 .macro no_nesting
 .endm
 
+; Where a socket's close-record state (a `socks` entry, SOCK_*) lives: in the `socks` hash
+; (every kernel), or in the socket itself (`sockstore`, tp_btf only) with the accept side's
+; owners still in the hash. Each way has the same five steps; r7 is the socket.
+
+; A new socket (CLOSE -> SYN_SENT, LISTEN -> SYN_RECV): an entry at its address is a dead
+; socket's that missed its close (an accept racing the close of a reset connection). It
+; must not name this one's owner.
+.macro hash_forget_new
+    hash_delete
+.endm
+
+; Store STACK_SOCK as the socket's entry, or go to `full`.
+.macro hash_put full
+    put_sock \full
+.endm
+
+; SYN_RECV -> ESTABLISHED: the start and byte base of an accepted connection, STACK_SOCK
+; zeroed. TCP Fast Open: accept() can return the socket before its handshake ends, so the
+; accept's entry may be there already. No room: not counted here. The accept tries again
+; and counts it; a connection never accepted had no owner to lose, and its close is still
+; sent.
+.macro hash_passive
+    map_lookup socks, u64, STACK_KEY, r7
+    if r0 == 0 goto new\@
+    r9 = r0
+    call bpf_ktime_get_ns
+    *(u64 *)(r9 + SOCK_EST) = r0
+    r1 = *(u32 *)(r9 + SOCK_FLAGS)
+    r1 |= CLOSE_DURATION
+    *(u32 *)(r9 + SOCK_FLAGS) = r1
+    goto done\@
+new\@:
+    passive_entry
+    put_sock done\@
+done\@:
+.endm
+
+; r0 = the socket's entry, or 0.
+.macro hash_find
+    map_lookup socks, u64, STACK_KEY, r7
+.endm
+
+; The entry is done with.
+.macro hash_forget
+    hash_delete
+.endm
+
+.macro hash_delete
+    r1 = map socks ll
+    r2 = r10
+    r2 += STACK_KEY
+    call bpf_map_delete_elem
+.endm
+
+; STACK_SOCK for an accepted connection whose handshake just ended.
+.macro passive_entry
+    r1 = CLOSE_DURATION | CLOSE_BASE
+    *(u32 *)(r10 + STACK_SOCK + SOCK_FLAGS) = r1
+    call bpf_ktime_get_ns
+    *(u64 *)(r10 + STACK_SOCK + SOCK_EST) = r0
+    probe_read r10, STACK_SOCK + SOCK_BASE, 8, r7, offsetof(tcp_sock, bytes_acked)
+.endm
+
+; Socket-local storage (tp_btf): its helpers take the socket as the kernel typed it, read
+; again from the context (r6) each time, r7 being a plain number (btf_enter).
+; A socket reused for a new connect must not keep its last connection's entry; the hash may
+; hold a stale owner as above.
+.macro storage_forget_new
+    storage_delete
+    hash_delete
+.endm
+
+.macro storage_put full
+    r1 = map sockstore ll
+    r2 = *(u64 *)(r6 + RAW_ARG0)
+    r3 = r10
+    r3 += STACK_SOCK
+    r4 = BPF_SK_STORAGE_GET_F_CREATE
+    call bpf_sk_storage_get
+    if r0 == 0 goto \full
+    ; An entry the socket had already comes back as it was: this one replaces it.
+.irp off, 0, 8, 16, 24, 32, 40, 48, 56
+    r1 = *(u64 *)(r10 + STACK_SOCK + \off)
+    *(u64 *)(r0 + \off) = r1
+.endr
+.endm
+
+; The accept's owner goes to the hash whenever it comes (before the handshake ends or
+; after): the close joins the two.
+.macro storage_passive
+    passive_entry
+    storage_put done\@
+done\@:
+.endm
+
+; r0 = the socket's entry: its storage, with the owner an accept left in the hash joined in
+; (flags or-ed: CLOSE_OWNER from the accept, CLOSE_DURATION and CLOSE_BASE from storage);
+; the hash's entry alone for a connection established before the probes; or 0.
+.macro storage_find
+    r1 = map sockstore ll
+    r2 = *(u64 *)(r6 + RAW_ARG0)
+    r3 = 0
+    r4 = 0
+    call bpf_sk_storage_get
+    r9 = r0
+    map_lookup socks, u64, STACK_KEY, r7
+    if r0 == 0 goto done\@
+    if r9 != 0 goto join\@
+    r9 = r0
+    goto done\@
+join\@:
+.irp f, PID, TID, UID
+    r1 = *(u32 *)(r0 + SOCK_\f)
+    *(u32 *)(r9 + SOCK_\f) = r1
+.endr
+.irp off, SOCK_CGROUP, SOCK_COMM, SOCK_COMM + 8, SOCK_ID
+    r1 = *(u64 *)(r0 + \off)
+    *(u64 *)(r9 + \off) = r1
+.endr
+    r1 = *(u32 *)(r0 + SOCK_FLAGS)
+    r2 = *(u32 *)(r9 + SOCK_FLAGS)
+    r1 |= r2
+    *(u32 *)(r9 + SOCK_FLAGS) = r1
+done\@:
+    r0 = r9
+.endm
+
+.macro storage_forget
+    storage_delete
+    hash_delete
+.endm
+
+.macro storage_delete
+    r1 = map sockstore ll
+    r2 = *(u64 *)(r6 + RAW_ARG0)
+    call bpf_sk_storage_delete
+.endm
+
 ; The program, over either source: `begin` and `finish` open and close every run (the notes
 ; above); `enter` leaves r6 = ctx, r7 = the socket (at STACK_KEY too), r1 = the
 ; old state, r2 = the new one, or goes to `out` for a socket not TCP; `new_state dst` and
 ; `local_port dst` (any byte order, tested against 0 only) read again; `fill` writes both
-; ends' addresses and ports into the event at r8.
-.macro state_program begin, finish, enter, new_state, local_port, fill
+; ends' addresses and ports into the event at r8; the last five are the socket-state steps
+; above, all hash_* or all storage_*.
+.macro state_program begin, finish, enter, new_state, local_port, fill, forget_new, put, passive, find, forget
     \begin
     \enter out
     if r1 != TCP_CLOSE goto not_opening
@@ -214,12 +368,7 @@ syn_sent:
     ; No room: this connect's records cannot be made. Count it, never drop it quietly.
     count_drop DROP_STATE_FULL
 born:
-    ; A new socket: a `socks` entry at its address is a dead socket's that missed its close
-    ; (an accept racing the close of a reset connection). It must not name this one's owner.
-    r1 = map socks ll
-    r2 = r10
-    r2 += STACK_KEY
-    call bpf_map_delete_elem
+    \forget_new
     goto out
 
 outcome:
@@ -258,7 +407,7 @@ established:
     call bpf_ktime_get_ns
     *(u64 *)(r10 + STACK_SOCK + SOCK_EST) = r0
     probe_read r10, STACK_SOCK + SOCK_BASE, 8, r7, offsetof(tcp_sock, bytes_acked)
-    put_sock sock_full
+    \put sock_full
     goto ended
 sock_full:
     owner_lost
@@ -284,26 +433,8 @@ passive:
     r8 += STACK_EVENT
     \fill
     filter_addr r8, EV_LOCAL_PORT, out
-    map_lookup socks, u64, STACK_KEY, r7
-    if r0 == 0 goto passive_new
-    ; TCP Fast Open: accept() can return the socket before its handshake ends.
-    r9 = r0
-    call bpf_ktime_get_ns
-    *(u64 *)(r9 + SOCK_EST) = r0
-    r1 = *(u32 *)(r9 + SOCK_FLAGS)
-    r1 |= CLOSE_DURATION
-    *(u32 *)(r9 + SOCK_FLAGS) = r1
-    goto out
-passive_new:
     zero_sock
-    r1 = CLOSE_DURATION | CLOSE_BASE
-    *(u32 *)(r10 + STACK_SOCK + SOCK_FLAGS) = r1
-    call bpf_ktime_get_ns
-    *(u64 *)(r10 + STACK_SOCK + SOCK_EST) = r0
-    probe_read r10, STACK_SOCK + SOCK_BASE, 8, r7, offsetof(tcp_sock, bytes_acked)
-    ; No room: not counted here. The accept tries again and counts it; a connection never
-    ; accepted had no owner to lose, and its close is still sent.
-    put_sock out
+    \passive
     goto out
 
 ; -> CLOSE from a state after ESTABLISHED (r1 = the old state): the connection ended.
@@ -317,7 +448,7 @@ closing:
     r8 = r10
     r8 += STACK_EVENT
     *(u8 *)(r8 + EV_OLD_STATE) = r1
-    map_lookup socks, u64, STACK_KEY, r7
+    \find
     r9 = r0
     if r9 == 0 goto unowned
     sock_to_event r9, r8
@@ -366,10 +497,7 @@ has_id:
     *(u64 *)(r8 + EV_BYTES_ACKED) = r1
 close_skip:
     ; The entry is done with: free it before sending (r9 is not read again).
-    r1 = map socks ll
-    r2 = r10
-    r2 += STACK_KEY
-    call bpf_map_delete_elem
+    \forget
     r1 = *(u8 *)(r8 + EV_KIND)
     if r1 != KIND_CLOSE goto out
 close_send:
@@ -383,11 +511,93 @@ out:
 ; The raw tracepoint where the kernel has one (every kernel conntrace supports), the classic
 ; tracepoint where it does not: src/session/backend.rs picks by probing.
 .section raw_tracepoint/inet_sock_set_state
-    state_program no_nesting, nest_done, raw_enter, raw_new_state, raw_local_port, raw_fill
+    state_program no_nesting, nest_done, raw_enter, raw_new_state, raw_local_port, raw_fill, hash_forget_new, hash_put, hash_passive, hash_find, hash_forget
 
 ; Attached right after the one above, on the same raw tracepoint (src/session/backend.rs).
 .section raw_tracepoint.rescue/inet_sock_set_state
-    state_program nest_rescue, no_nesting, raw_enter, raw_new_state, raw_local_port, raw_fill
+    state_program nest_rescue, no_nesting, raw_enter, raw_new_state, raw_local_port, raw_fill, hash_forget_new, hash_put, hash_passive, hash_find, hash_forget
 
 .section tracepoint/sock/inet_sock_set_state
-    state_program no_nesting, no_nesting, tp_enter, tp_new_state, tp_local_port, tp_fill
+    state_program no_nesting, no_nesting, tp_enter, tp_new_state, tp_local_port, tp_fill, hash_forget_new, hash_put, hash_passive, hash_find, hash_forget
+
+; The tp_btf programs, in the object for kernels with BTF only (variants/btf.s): a tp_btf
+; program is attached by the kernel's BTF id of its tracepoint. Their context is the raw
+; tracepoint's, the socket typed, so they may use socket-local storage (5.11+). Nested runs
+; are skipped as the raw tracepoint's are, and rescued the same way.
+btf_only_programs
+
+; tcp:tcp_destroy_sock: the socket is being freed. Linux 6.18 was seen to free sockets whose
+; last state change it made without inet_sock_set_state, for every tracer alike (under storms:
+; ~1% of 40,000 SYN timeouts, ~0.3% of 100,000 closes from FIN_WAIT2; TcpAbortOnTimeout and
+; tcp_destroy_sock count them all). A connect still waiting for its outcome here gets it now:
+; failed, with the socket's error (ETIMEDOUT, unless the owner read it with SO_ERROR first)
+; and the time until the socket was freed as its latency, at the latest. A connection whose
+; close record is still to come cannot have it (its last state is not known): it is counted
+; lost (`unannounced`). Either way the entry goes, so nothing is left behind.
+.macro destroy_program enter, find, forget
+    \enter
+    r1 = map conns ll
+    r2 = r10
+    r2 += STACK_KEY
+    call bpf_map_lookup_elem
+    if r0 == 0 goto closing
+    r9 = r0
+    r1 = *(u16 *)(r9 + CONN_OUTCOME)
+    if r1 != 0 goto closing
+    r8 = r9
+    r8 += CONN_EV
+    r1 = KIND_FAILED
+    *(u8 *)(r8 + EV_KIND) = r1
+    read_sk_error r7, r8
+    call bpf_ktime_get_ns
+    *(u64 *)(r8 + EV_TS) = r0
+    r1 = *(u64 *)(r9 + CONN_START)
+    r0 -= r1
+    *(u64 *)(r8 + EV_LATENCY) = r0
+    raw_fill
+    emit r6, r8
+    r1 = OUTCOME_SENT
+    *(u16 *)(r9 + CONN_OUTCOME) = r1
+    release_conn r9
+closing:
+    \find
+    if r0 == 0 goto destroyed
+    ; Only an entry a state change made (its start: CLOSE_DURATION) proves an ESTABLISHED
+    ; that never reached CLOSE. One the accept made alone may be a close that was announced
+    ; before it (an accept racing a reset), or a connection older than the probes.
+    r9 = r0
+    r1 = *(u32 *)(r9 + SOCK_FLAGS)
+    r1 &= CLOSE_DURATION
+    if r1 == 0 goto forget
+    ; Its close would have been shown: it had an owner, or no filter on the task is on.
+    r1 = *(u32 *)(r9 + SOCK_FLAGS)
+    r1 &= CLOSE_OWNER
+    if r1 != 0 goto unannounced
+    filter_any_task forget
+unannounced:
+    count_drop DROP_UNANNOUNCED
+forget:
+    \forget
+destroyed:
+    r0 = 0
+    exit
+.endm
+
+; r6 = ctx, r7 = the socket, also at STACK_KEY (the tracepoint is TCP's own).
+.macro destroy_raw_enter
+    r6 = r1
+    r7 = *(u64 *)(r6 + RAW_ARG0)
+    *(u64 *)(r10 + STACK_KEY) = r7
+.endm
+
+; The same from a tp_btf context: r7 a plain number, as btf_enter makes it.
+.macro destroy_btf_enter
+    r6 = r1
+    r7 = *(u64 *)(r6 + RAW_ARG0)
+    *(u64 *)(r10 + STACK_KEY) = r7
+    probe_read r10, STACK_KEY, 8, r10, STACK_KEY
+    r7 = *(u64 *)(r10 + STACK_KEY)
+.endm
+
+.section raw_tracepoint/tcp_destroy_sock
+    destroy_program destroy_raw_enter, hash_find, hash_forget

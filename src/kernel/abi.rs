@@ -28,6 +28,11 @@ pub const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const BPF_PROG_TYPE_KPROBE: u32 = 2;
 pub const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
 pub const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
+/// fentry/fexit and `tp_btf`: BTF-typed arguments, attached by BTF type id (5.5).
+pub const BPF_PROG_TYPE_TRACING: u32 = 26;
+
+/// `expected_attach_type` of a `tp_btf` program (`enum bpf_attach_type`).
+pub const BPF_TRACE_RAW_TP: u32 = 23;
 
 // Helper function ids (`enum bpf_func_id`).
 pub const BPF_FUNC_PROBE_READ: u32 = 4;
@@ -36,7 +41,10 @@ pub const BPF_FUNC_PROBE_READ_USER: u32 = 112;
 pub const BPF_FUNC_PROBE_READ_KERNEL: u32 = 113;
 pub const BPF_FUNC_PROBE_READ_USER_STR: u32 = 114;
 pub const BPF_FUNC_PROBE_READ_KERNEL_STR: u32 = 115;
+pub const BPF_FUNC_SK_STORAGE_GET: u32 = 107;
 pub const BPF_FUNC_KTIME_GET_COARSE_NS: u32 = 160;
+/// bpf_sk_storage_get flag: create the socket's entry when it has none.
+pub const BPF_SK_STORAGE_GET_F_CREATE: u64 = 1;
 
 // BTF (include/uapi/linux/btf.h).
 pub const BTF_MAGIC: u16 = 0xeb9f;

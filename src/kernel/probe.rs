@@ -6,9 +6,11 @@
 //! (`session::features`) caches the answers.
 
 use crate::kernel::abi::{
-    BPF_F_NO_PREALLOC, BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_SK_STORAGE, BPF_PROG_TYPE_RAW_TRACEPOINT,
-    BPF_PROG_TYPE_SOCKET_FILTER, BTF_INT_SIGNED, BTF_KIND_INT, BTF_MAGIC,
+    BPF_FUNC_SK_STORAGE_GET, BPF_F_NO_PREALLOC, BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_SK_STORAGE,
+    BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_SOCKET_FILTER, BPF_PROG_TYPE_TRACING,
+    BPF_TRACE_RAW_TP, BTF_MAGIC,
 };
+use crate::kernel::btf::storage_map_btf;
 use crate::kernel::load::log_tail;
 use crate::kernel::sys::{host, MapBtf, MapCreate, ProgLoad, Sys, SysError};
 use bpf_insn::{
@@ -162,7 +164,15 @@ fn program(
         // GPL: bpf_probe_read_kernel and friends are GPL-only helpers.
         license: "GPL",
         kern_version: 0,
+        expected_attach_type: 0,
+        attach_btf_id: 0,
     };
+    program_load(sys, &req, missing)
+}
+
+/// [`program`] for a load request made by the caller.
+fn program_load(sys: &dyn Sys, req: &ProgLoad<'_>, missing: impl Fn(&str) -> bool) -> Probed {
+    let req = req.clone();
     let first = match sys.prog_load(&req, &mut []) {
         Ok(_) => return Probed::Present,
         Err(e) => e,
@@ -283,63 +293,85 @@ pub fn ringbuf(sys: &dyn Sys) -> Probed {
     )
 }
 
-/// Raw BTF holding one type: [1] `int`, 4 bytes, signed. Socket-local storage maps need a
-/// BTF key and value, and this is enough for both.
-pub fn int_btf() -> Vec<u8> {
-    const HEADER_LEN: u32 = 24;
-    let strings = b"\0int\0";
-    let mut types = Vec::new();
-    // struct btf_type: name_off, info (kind in bits 24-28), size; then the int's encoding
-    // word: encoding in bits 24-27, offset in 16-23, bits in 0-7.
-    for word in [1, BTF_KIND_INT << 24, 4, (BTF_INT_SIGNED << 24) | 32] {
-        types.extend_from_slice(&u32::to_ne_bytes(word));
-    }
-    let mut out = Vec::new();
-    out.extend_from_slice(&BTF_MAGIC.to_ne_bytes());
-    out.push(1); // version
-    out.push(0); // flags
-    for word in [
-        HEADER_LEN,
-        0,
-        types.len() as u32,
-        types.len() as u32,
-        strings.len() as u32,
-    ] {
-        out.extend_from_slice(&word.to_ne_bytes());
-    }
-    out.extend_from_slice(&types);
-    out.extend_from_slice(strings);
-    out
+/// `r2 = *(u64 *)(r1 + 0); r1 = MAP ll; r3 = 0; r4 = 0; call bpf_sk_storage_get; r0 = 0;
+/// exit`: a `tp_btf` program whose first argument is a socket looks up its storage in the
+/// map with fd `map`.
+pub fn sk_storage_get_program(map: i32) -> Vec<u64> {
+    encode(&[
+        Instruction {
+            dst: Reg::R2,
+            src: Reg::R1,
+            ..Instruction::new(OpCode::Load(Size::DW))
+        },
+        Instruction {
+            dst: Reg::R1,
+            src: Reg::PSEUDO_MAP_FD,
+            imm: i64::from(map),
+            ..Instruction::new(OpCode::LoadImm64)
+        },
+        mov64_imm(Reg::R3, 0),
+        mov64_imm(Reg::R4, 0),
+        Instruction {
+            imm: i64::from(BPF_FUNC_SK_STORAGE_GET),
+            ..Instruction::new(OpCode::Call)
+        },
+        mov64_imm(Reg::R0, 0),
+        exit(),
+    ])
 }
 
-/// Socket-local storage maps (5.2). The kernel requires BTF for their key and value ("for
-/// userspace sk dumping", on every version), so this loads a one-type BTF first (BPF_BTF_LOAD,
-/// 4.18) and creates the map with it: two system calls.
-pub fn sk_storage(sys: &dyn Sys) -> Probed {
-    let btf = match sys.btf_load(&int_btf()) {
+/// Socket-local storage where conntrace's state program can use it: a `tp_btf` program on
+/// the tracepoint with BTF id `tracepoint` (its first argument a socket) calling
+/// bpf_sk_storage_get on a storage map. The map type is 5.2, `tp_btf` 5.5, the helper in
+/// tracing programs 5.11; kprobe and tracepoint programs never have it. Three system calls:
+/// the map's BTF (the kernel requires it for these maps, on every version), the map, the
+/// program.
+pub fn tp_btf_sk_storage(sys: &dyn Sys, tracepoint: u32) -> Probed {
+    let (blob, types) = storage_map_btf(8);
+    let btf = match sys.btf_load(&blob) {
         Ok(fd) => fd,
         Err(e) => {
             return Probed::Unknown(format!(
-                "socket-local storage maps need BTF, and loading a one-type BTF failed: {e}"
+                "socket-local storage maps need BTF, and loading a three-type BTF failed: {e}"
             ))
         }
     };
-    map(
-        sys,
-        &MapCreate {
-            name: "ct_probe_sk_stg",
-            map_type: BPF_MAP_TYPE_SK_STORAGE,
-            key_size: 4,
-            value_size: 4,
-            max_entries: 0,
-            flags: BPF_F_NO_PREALLOC,
-            btf: Some(MapBtf {
-                fd: btf.as_raw_fd(),
-                key_type_id: 1,
-                value_type_id: 1,
-            }),
-        },
-    )
+    let map = match sys.map_create(&MapCreate {
+        name: "ct_probe_sk_stg",
+        map_type: BPF_MAP_TYPE_SK_STORAGE,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 0,
+        flags: BPF_F_NO_PREALLOC,
+        btf: Some(MapBtf {
+            fd: btf.as_raw_fd(),
+            key_type_id: types.key,
+            value_type_id: types.value,
+        }),
+    }) {
+        Ok(fd) => fd,
+        Err(e) if e.errno == libc::EINVAL => {
+            return Probed::Missing(format!("no socket-local storage maps: {e}"))
+        }
+        Err(e) => return unknown(e),
+    };
+    let insns = sk_storage_get_program(map.as_raw_fd());
+    let req = ProgLoad {
+        name: "ct_probe_tp_stg",
+        prog_type: BPF_PROG_TYPE_TRACING,
+        insns: &insns,
+        license: "GPL",
+        kern_version: 0,
+        expected_attach_type: BPF_TRACE_RAW_TP,
+        attach_btf_id: tracepoint,
+    };
+    // Before 5.5 the program type is unknown (EINVAL, no log); before 5.11 the helper is.
+    program_load(sys, &req, |line| {
+        line.is_empty()
+            || ["invalid func ", "unknown func ", "cannot use helper "]
+                .iter()
+                .any(|m| line.contains(m))
+    })
 }
 
 /// Whether the kernel describes its own types: `path` (the vmlinux BTF) exists and starts

@@ -67,18 +67,24 @@ pub struct Hook {
 }
 
 impl Hook {
-    /// A tracepoint, raw or classic: present wherever the kernel has the event, no kernel
-    /// function to look up.
+    /// A tracepoint, classic, raw or BTF-typed: present wherever the kernel has the event,
+    /// no kernel function to look up.
     pub fn is_tracepoint(&self) -> bool {
-        self.section.starts_with("tracepoint/") || self.section.starts_with(RAW_TRACEPOINT)
+        [TRACEPOINT, RAW_TRACEPOINT, TP_BTF]
+            .iter()
+            .any(|prefix| self.section.starts_with(prefix))
     }
 
     /// As the "attached" line and `conntrace check` name it: "kprobe tcp_connect",
-    /// "tracepoint sock/inet_sock_set_state", "raw tracepoint inet_sock_set_state".
+    /// "tracepoint sock/inet_sock_set_state", "raw tracepoint inet_sock_set_state",
+    /// "BTF tracepoint inet_sock_set_state".
     pub fn describe(&self) -> String {
-        match self.section.strip_prefix(RAW_TRACEPOINT) {
-            Some(name) => format!("raw tracepoint {name}"),
-            None => self.section.replacen('/', " ", 1),
+        if let Some(name) = self.section.strip_prefix(RAW_TRACEPOINT) {
+            format!("raw tracepoint {name}")
+        } else if let Some(name) = self.section.strip_prefix(TP_BTF) {
+            format!("BTF tracepoint {name}")
+        } else {
+            self.section.replacen('/', " ", 1)
         }
     }
 
@@ -113,11 +119,16 @@ const fn hook(section: &'static str) -> Hook {
     }
 }
 
-/// Where the kernel has raw tracepoints the raw one is the only hook loaded
-/// ([`hooks_with`]): it costs less per hit and closes without a grace period.
+/// One kind of state hook is loaded, the best the kernel has ([`StateHook::choose`]): the
+/// `tp_btf` one keeps each socket's state in the socket itself, the raw one costs less per
+/// hit than the classic one and closes without a grace period.
 const STATE: Job = Job {
     role: Role::State,
     hooks: &[
+        Hook {
+            rescue: Some("tp_btf.rescue/inet_sock_set_state"),
+            ..hook("tp_btf/inet_sock_set_state")
+        },
         Hook {
             rescue: Some("raw_tracepoint.rescue/inet_sock_set_state"),
             ..hook("raw_tracepoint/inet_sock_set_state")
@@ -125,6 +136,19 @@ const STATE: Job = Job {
         hook("tracepoint/sock/inet_sock_set_state"),
     ],
     optional: false,
+};
+
+/// The socket's end (src/bpf/state.s says why): outcomes of connects, and the count of
+/// closes, whose state change the kernel made without the state tracepoint; of the kind that
+/// reads the state program's state (tp_btf with socket storage, else raw). Raw tracepoints
+/// only (4.17+): optional.
+const DESTROY: Job = Job {
+    role: Role::State,
+    hooks: &[
+        hook("tp_btf/tcp_destroy_sock"),
+        hook("raw_tracepoint/tcp_destroy_sock"),
+    ],
+    optional: true,
 };
 
 static TRACEPOINT_JOBS: &[Job] = &[
@@ -139,6 +163,7 @@ static TRACEPOINT_JOBS: &[Job] = &[
         optional: false,
     },
     STATE,
+    DESTROY,
     Job {
         role: Role::Accept,
         hooks: &[Hook {
@@ -190,6 +215,7 @@ static KPROBE_JOBS: &[Job] = &[
         optional: false,
     },
     STATE,
+    DESTROY,
     Job {
         role: Role::Accept,
         hooks: ACCEPT_HOOKS,
@@ -202,49 +228,102 @@ static KPROBE_JOBS: &[Job] = &[
 /// that has better). Read here and nowhere else.
 pub const ACCEPT_HOOK_ENV: &str = "CONNTRACE_ACCEPT_HOOK";
 
-/// Test and diagnostic knob: `CONNTRACE_STATE_HOOK=tracepoint` takes the classic tracepoint for
-/// the state changes where raw tracepoints exist too, so that fallback (kernels before 4.17)
-/// is exercised on a current kernel; `raw_tracepoint` insists on the raw one; unset, empty
-/// or `auto` lets the kernel's features decide. Read here and nowhere else.
+/// Test and diagnostic knob: `CONNTRACE_STATE_HOOK=KIND` takes that kind of hook for the
+/// state changes (`tp_btf`, `raw_tracepoint` or `tracepoint`) where the kernel has a better
+/// one too, so each fallback is exercised on a current kernel; unset, empty or `auto` lets
+/// the kernel's features decide. Read here and nowhere else.
 pub const STATE_HOOK_ENV: &str = "CONNTRACE_STATE_HOOK";
 
+const TRACEPOINT: &str = "tracepoint/";
 const RAW_TRACEPOINT: &str = "raw_tracepoint/";
+const TP_BTF: &str = "tp_btf/";
 
-/// The hooks `job` may use on a kernel with or without raw tracepoints: all of them, the one
-/// [`ACCEPT_HOOK_ENV`] names, or the kind [`STATE_HOOK_ENV`] names.
-pub fn hooks_of(job: &Job, raw_tracepoints: bool) -> Result<Vec<&'static Hook>, String> {
-    let accept = std::env::var(ACCEPT_HOOK_ENV).ok();
-    let state = std::env::var(STATE_HOOK_ENV).ok();
-    let hooks = hooks_with(job, accept.as_deref())?;
-    by_kind(hooks, raw_tracepoints, state.as_deref())
+/// The kinds of hook the state job has, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateHook {
+    /// `tp_btf` with socket-local storage (5.11 with BTF).
+    TpBtf,
+    /// A raw tracepoint (4.17) with hash maps.
+    Raw,
+    /// A classic tracepoint through a perf event.
+    Classic,
 }
 
-/// Of a job that has a raw tracepoint hook: only that one where the kernel has raw
-/// tracepoints (so its classic twin is not loaded for nothing), the others where it has not,
-/// or the kind `forced` names. Other jobs keep their hooks.
-fn by_kind(
-    hooks: Vec<&'static Hook>,
-    raw_tracepoints: bool,
-    forced: Option<&str>,
-) -> Result<Vec<&'static Hook>, String> {
-    if !hooks.iter().any(|h| h.section.starts_with(RAW_TRACEPOINT)) {
-        return Ok(hooks);
-    }
-    let raw = match forced.filter(|f| !f.is_empty()) {
-        None | Some("auto") => raw_tracepoints,
-        Some("raw_tracepoint") => true,
-        Some("tracepoint") => false,
-        Some(other) => {
-            return Err(format!(
-                "{STATE_HOOK_ENV}={other:?} is not a kind of state hook: use raw_tracepoint, \
-                 tracepoint or auto, or unset it"
-            ))
+impl StateHook {
+    const KNOB: [(&'static str, StateHook); 3] = [
+        ("tp_btf", StateHook::TpBtf),
+        ("raw_tracepoint", StateHook::Raw),
+        ("tracepoint", StateHook::Classic),
+    ];
+
+    /// The kind of a tracepoint hook; None for a kprobe's.
+    pub fn of(hook: &Hook) -> Option<StateHook> {
+        let s = hook.section;
+        if s.starts_with(TP_BTF) {
+            Some(StateHook::TpBtf)
+        } else if s.starts_with(RAW_TRACEPOINT) {
+            Some(StateHook::Raw)
+        } else if s.starts_with(TRACEPOINT) {
+            Some(StateHook::Classic)
+        } else {
+            None
         }
+    }
+
+    /// The best the kernel has (`sk_storage`: socket-local storage from `tp_btf`; `raw`: raw
+    /// tracepoints), or the kind `forced` names.
+    pub fn choose(sk_storage: bool, raw: bool, forced: Option<&str>) -> Result<StateHook, String> {
+        match forced.filter(|f| !f.is_empty() && *f != "auto") {
+            None if sk_storage => Ok(StateHook::TpBtf),
+            None if raw => Ok(StateHook::Raw),
+            None => Ok(StateHook::Classic),
+            Some(name) => StateHook::KNOB
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|&(_, kind)| kind)
+                .ok_or_else(|| {
+                    format!(
+                        "{STATE_HOOK_ENV}={name:?} is not a kind of state hook: use tp_btf, \
+                         raw_tracepoint, tracepoint or auto, or unset it"
+                    )
+                }),
+        }
+    }
+}
+
+/// The state hook kind this session takes: [`StateHook::choose`] with [`STATE_HOOK_ENV`].
+pub fn state_hook(sk_storage: bool, raw: bool) -> Result<StateHook, String> {
+    let forced = std::env::var(STATE_HOOK_ENV).ok();
+    StateHook::choose(sk_storage, raw, forced.as_deref())
+}
+
+/// The hooks `job` may use: all of them or the one [`ACCEPT_HOOK_ENV`] names; of the state
+/// job only those of the kind `state`.
+pub fn hooks_of(job: &Job, state: StateHook) -> Result<Vec<&'static Hook>, String> {
+    let accept = std::env::var(ACCEPT_HOOK_ENV).ok();
+    let hooks = hooks_with(job, accept.as_deref())?;
+    Ok(by_kind(hooks, state))
+}
+
+/// Of a job with tracepoint hooks: only those of kind `state`, else of the best kind below
+/// it that the job has (the destroy job has no classic hook), so twins are not loaded for
+/// nothing; a tp_btf hook goes only with the tp_btf state program, whose storage it reads.
+/// Jobs without tracepoint hooks keep theirs.
+fn by_kind(hooks: Vec<&'static Hook>, state: StateHook) -> Vec<&'static Hook> {
+    let order = match state {
+        StateHook::TpBtf => &[StateHook::TpBtf, StateHook::Raw, StateHook::Classic][..],
+        StateHook::Raw => &[StateHook::Raw, StateHook::Classic][..],
+        StateHook::Classic => &[StateHook::Classic, StateHook::Raw][..],
     };
-    Ok(hooks
-        .into_iter()
-        .filter(|h| h.section.starts_with(RAW_TRACEPOINT) == raw)
-        .collect())
+    for &kind in order {
+        if hooks.iter().any(|h| StateHook::of(h) == Some(kind)) {
+            return hooks
+                .into_iter()
+                .filter(|h| StateHook::of(h) == Some(kind))
+                .collect();
+        }
+    }
+    hooks
 }
 
 fn hooks_with(job: &Job, forced: Option<&str>) -> Result<Vec<&'static Hook>, String> {
@@ -547,17 +626,22 @@ mod tests {
             assert_eq!(
                 sections,
                 [
+                    "tp_btf/inet_sock_set_state",
+                    "tp_btf.rescue/inet_sock_set_state",
                     "raw_tracepoint/inet_sock_set_state",
                     "raw_tracepoint.rescue/inet_sock_set_state",
                     "tracepoint/sock/inet_sock_set_state"
                 ]
             );
-            let rescue = state.hooks[0].rescue.unwrap();
+            let name = "inet_sock_set_state".to_string();
             assert_eq!(
-                ProgramKind::from_section(rescue),
-                Ok(ProgramKind::RawTracepoint {
-                    name: "inet_sock_set_state".into()
-                }),
+                ProgramKind::from_section(state.hooks[0].rescue.unwrap()),
+                Ok(ProgramKind::TpBtf { name: name.clone() }),
+                "the same BTF tracepoint"
+            );
+            assert_eq!(
+                ProgramKind::from_section(state.hooks[1].rescue.unwrap()),
+                Ok(ProgramKind::RawTracepoint { name }),
                 "the same raw tracepoint"
             );
         }
@@ -565,37 +649,46 @@ mod tests {
 
     #[test]
     fn the_state_job_loads_one_kind_of_tracepoint_as_the_kernel_or_the_knob_says() {
+        let choose = |storage, raw, forced| StateHook::choose(storage, raw, forced);
+        assert_eq!(choose(true, true, None), Ok(StateHook::TpBtf));
+        assert_eq!(choose(false, true, None), Ok(StateHook::Raw));
+        assert_eq!(choose(false, false, None), Ok(StateHook::Classic));
+        assert_eq!(choose(true, true, Some("auto")), Ok(StateHook::TpBtf));
+        assert_eq!(choose(false, false, Some("")), Ok(StateHook::Classic));
+        assert_eq!(
+            choose(true, true, Some("tracepoint")),
+            Ok(StateHook::Classic)
+        );
+        assert_eq!(
+            choose(true, true, Some("raw_tracepoint")),
+            Ok(StateHook::Raw)
+        );
+        assert_eq!(choose(false, false, Some("tp_btf")), Ok(StateHook::TpBtf));
+        assert_eq!(
+            choose(true, true, Some("perf")).unwrap_err(),
+            "CONNTRACE_STATE_HOOK=\"perf\" is not a kind of state hook: use tp_btf, \
+             raw_tracepoint, tracepoint or auto, or unset it"
+        );
         for state in state_jobs() {
-            let kinds = |raw, forced| -> Result<Vec<&str>, String> {
-                let hooks = by_kind(hooks_with(state, None)?, raw, forced)?;
-                Ok(hooks.iter().map(|h| h.section).collect())
+            let kind = |kind| -> Vec<&str> {
+                let hooks = by_kind(hooks_with(state, None).unwrap(), kind);
+                hooks.iter().map(|h| h.section).collect()
             };
-            let raw = ["raw_tracepoint/inet_sock_set_state"];
-            let classic = ["tracepoint/sock/inet_sock_set_state"];
-            assert_eq!(kinds(true, None).unwrap(), raw);
-            assert_eq!(kinds(false, None).unwrap(), classic);
-            assert_eq!(kinds(true, Some("auto")).unwrap(), raw);
-            assert_eq!(kinds(false, Some("")).unwrap(), classic);
-            assert_eq!(kinds(true, Some("tracepoint")).unwrap(), classic);
-            assert_eq!(kinds(false, Some("raw_tracepoint")).unwrap(), raw);
+            assert_eq!(kind(StateHook::TpBtf), ["tp_btf/inet_sock_set_state"]);
+            assert_eq!(kind(StateHook::Raw), ["raw_tracepoint/inet_sock_set_state"]);
             assert_eq!(
-                kinds(true, Some("perf")).unwrap_err(),
-                "CONNTRACE_STATE_HOOK=\"perf\" is not a kind of state hook: use raw_tracepoint, \
-                 tracepoint or auto, or unset it"
+                kind(StateHook::Classic),
+                ["tracepoint/sock/inet_sock_set_state"]
             );
         }
-        // Jobs without a raw tracepoint hook keep theirs, whatever the kernel or the knob.
+        // Jobs without a raw tracepoint hook keep theirs, whatever the kind.
         for job in Backend::Tracepoint
             .jobs()
             .iter()
             .filter(|j| j.role != Role::State)
         {
-            let kept = by_kind(
-                hooks_with(job, None).unwrap(),
-                false,
-                Some("raw_tracepoint"),
-            );
-            assert_eq!(kept.unwrap().len(), job.hooks.len());
+            let kept = by_kind(hooks_with(job, None).unwrap(), StateHook::Raw);
+            assert_eq!(kept.len(), job.hooks.len());
         }
     }
 

@@ -15,10 +15,11 @@
 //! default), at least [`SOCKS_FLOOR`], at most another 1% of RAM.
 //! `--max-tracked N` makes `conns` and `socks` N.
 //!
-//! Socket-local storage (`BPF_MAP_TYPE_SK_STORAGE`, freed with the socket) would scale
-//! without a size, but only tracing programs (fentry, tp_btf; 5.11+ with BTF) may use it from
-//! these hooks, and the probes are kprobes and tracepoints, which run on every kernel: the
-//! sized hash is the one path, and a full one is counted.
+//! Socket-local storage (`BPF_MAP_TYPE_SK_STORAGE`, `sockstore`: freed with the socket, no
+//! size) holds the state of the tp_btf state program, where the kernel has it (5.11+ with
+//! BTF; src/bpf/state.s): then only the owners the accept hooks write stay in `socks`, those
+//! hooks being kprobes and tracepoints, which cannot use storage. Elsewhere the sized hash
+//! holds everything, and a full one is counted.
 //!
 //! The memory is an estimate: a preallocated hash takes max_entries × (key + value + about
 //! [`ENTRY_OVERHEAD`] bytes of the kernel's element header and bucket) up front. A full map
@@ -34,6 +35,14 @@ pub const CONNS: &str = "conns";
 pub const CONNECTING: &str = "connecting";
 /// The map of established connections, for their close records.
 pub const SOCKS: &str = "socks";
+/// The same state in socket-local storage, where the tp_btf state program runs: then `socks`
+/// holds only the owners accept hooks write (kprobe and tracepoint programs cannot reach
+/// storage), and every other connection's state lives in its socket.
+pub const SOCKSTORE: &str = "sockstore";
+/// Kernel bytes per socket with an entry in `sockstore`: the element (its header and the
+/// 64-byte value) and the socket's own storage header with its cache of maps; charged to the
+/// socket (an estimate, from struct bpf_local_storage_elem and bpf_local_storage).
+pub const STORAGE_BYTES_PER_SOCKET: u64 = 350;
 
 /// `--max-tracked` range: small enough for a test to fill, large enough for any host.
 pub const MIN_TRACKED: u32 = 8;
@@ -168,6 +177,8 @@ fn per_connect_bytes(maps: &[MapDef]) -> u64 {
 pub struct StateMaps {
     /// `(name, max_entries, estimated bytes per entry)`: `conns`, `connecting`, `socks`.
     pub maps: Vec<(String, u32, u64)>,
+    /// Whether `sockstore` was created: connections' state in their sockets.
+    pub storage: bool,
 }
 
 impl StateMaps {
@@ -178,7 +189,8 @@ impl StateMaps {
             .filter_map(|name| defs.iter().find(|d| d.name == *name))
             .map(|d| (d.name.clone(), d.max_entries, entry_bytes(d)))
             .collect();
-        StateMaps { maps }
+        let storage = defs.iter().any(|d| d.name == SOCKSTORE);
+        StateMaps { maps, storage }
     }
 
     /// Connects in flight the probes can track: `conns` max_entries.
@@ -206,12 +218,27 @@ impl StateMaps {
     /// For the "attached" line: "tracking up to 65536 connects in flight and 262144
     /// connections (~50.4 MiB)".
     pub fn short(&self) -> String {
+        let (which, rest) = self.storage_words();
         format!(
-            "tracking up to {} connects in flight and {} connections (~{})",
+            "tracking up to {} connects in flight and {} {which}connections (~{}){rest}",
             self.tracked(),
             self.connections(),
             mib(self.bytes())
         )
+    }
+
+    /// With socket storage: `socks` holds accepted connections, the rest are in their sockets.
+    fn storage_words(&self) -> (&'static str, String) {
+        if self.storage {
+            (
+                "accepted ",
+                format!(
+                    ", every other connection in its socket (socket-local storage, ~{STORAGE_BYTES_PER_SOCKET} B each)"
+                ),
+            )
+        } else {
+            ("", String::new())
+        }
     }
 
     /// For `conntrace check`: "conns 65536 x 232 B + connecting 16384 x 120 B + socks
@@ -223,9 +250,10 @@ impl StateMaps {
             .iter()
             .map(|(name, n, each)| format!("{name} {n} x {each} B"))
             .collect();
+        let (which, rest) = self.storage_words();
         format!(
             "{} = ~{} of kernel memory (estimate): up to {} connects in flight and {} \
-             connections",
+             {which}connections{rest}",
             parts.join(" + "),
             mib(self.bytes()),
             self.tracked(),
@@ -385,6 +413,16 @@ mod tests {
             state.describe(),
             "conns 65536 x 232 B + connecting 16384 x 120 B + socks 262144 x 136 B = ~50.4 MiB \
              of kernel memory (estimate): up to 65536 connects in flight and 262144 connections"
+        );
+        // With the storage map: the hash's count is of accepted connections only.
+        let mut store = defs[3].clone();
+        store.name = SOCKSTORE.into();
+        defs.push(store);
+        let state = StateMaps::of(&defs);
+        assert_eq!(
+            state.short(),
+            "tracking up to 65536 connects in flight and 262144 accepted connections (~50.4 MiB), \
+             every other connection in its socket (socket-local storage, ~350 B each)"
         );
     }
 }

@@ -30,6 +30,8 @@ pub enum Feature {
     AtomicFetch,
     RingBuf,
     RawTracepoint,
+    /// Socket-local storage from a `tp_btf` program on the state tracepoint (the only
+    /// program type conntrace could call it from: 5.11).
     SkStorage,
     KprobePmu,
     VmlinuxBtf,
@@ -65,7 +67,7 @@ impl Feature {
             Feature::AtomicFetch => "atomic fetch instructions",
             Feature::RingBuf => "BPF ring buffer",
             Feature::RawTracepoint => "raw tracepoints",
-            Feature::SkStorage => "socket-local storage",
+            Feature::SkStorage => "socket-local storage (tp_btf)",
             Feature::KprobePmu => "kprobe PMU",
             Feature::VmlinuxBtf => "kernel BTF",
             Feature::MemcgAccounting => "memcg accounting",
@@ -80,7 +82,7 @@ impl Feature {
             Feature::AtomicFetch => "5.12",
             Feature::RingBuf => "5.8",
             Feature::RawTracepoint => "4.17",
-            Feature::SkStorage => "5.2",
+            Feature::SkStorage => "5.11",
             Feature::KprobePmu => "4.17",
             Feature::VmlinuxBtf => "5.4",
             Feature::MemcgAccounting => "5.11",
@@ -96,7 +98,7 @@ impl Feature {
             Feature::Jmp32 | Feature::AtomicFetch => "the programs must not use them",
             Feature::RingBuf => "not used: events go through the perf event array",
             Feature::RawTracepoint => "not used: classic tracepoints",
-            Feature::SkStorage => "not used: hash maps keyed by socket",
+            Feature::SkStorage => "not used: per-socket state in hash maps sized from the machine",
             Feature::KprobePmu => "tracefs kprobe_events, else the tracepoint backend",
             Feature::VmlinuxBtf => "built-in layout, verified on loopback",
             Feature::MemcgAccounting => "RLIMIT_MEMLOCK is raised to unlimited",
@@ -107,20 +109,31 @@ impl Feature {
 /// The features of the running kernel, each probed when first asked for, then cached.
 pub struct Features<'s> {
     sys: &'s dyn Sys,
+    /// The BTF id of `btf_trace_inet_sock_set_state` in the running kernel's BTF, which the
+    /// socket-storage probe attaches its `tp_btf` program by; None without that BTF.
+    state_tracepoint: Option<u32>,
     answers: [OnceCell<Probed>; Feature::ALL.len()],
 }
 
 impl<'s> Features<'s> {
+    /// Features of a kernel whose BTF is not at hand: socket-local storage is "unknown".
     pub fn new(sys: &'s dyn Sys) -> Self {
+        Features::with_state_tracepoint(sys, None)
+    }
+
+    /// `state_tracepoint`: the id of `btf_trace_inet_sock_set_state` in the running kernel's BTF, or None.
+    pub fn with_state_tracepoint(sys: &'s dyn Sys, state_tracepoint: Option<u32>) -> Self {
         Features {
             sys,
+            state_tracepoint,
             answers: Default::default(),
         }
     }
 
     /// The answer for `feature`, probing it the first time.
     pub fn probe(&self, feature: Feature) -> &Probed {
-        self.answers[feature.index()].get_or_init(|| run_probe(self.sys, feature))
+        self.answers[feature.index()]
+            .get_or_init(|| run_probe(self.sys, feature, self.state_tracepoint))
     }
 
     pub fn has(&self, feature: Feature) -> bool {
@@ -236,7 +249,7 @@ impl<'s> Features<'s> {
     }
 }
 
-fn run_probe(sys: &dyn Sys, feature: Feature) -> Probed {
+fn run_probe(sys: &dyn Sys, feature: Feature, state_tracepoint: Option<u32>) -> Probed {
     let tp = BPF_PROG_TYPE_TRACEPOINT;
     match feature {
         Feature::ProbeReadKernel => probe::helper(sys, tp, BPF_FUNC_PROBE_READ_KERNEL),
@@ -245,7 +258,12 @@ fn run_probe(sys: &dyn Sys, feature: Feature) -> Probed {
         Feature::AtomicFetch => probe::atomic_fetch(sys),
         Feature::RingBuf => probe::ringbuf(sys),
         Feature::RawTracepoint => probe::raw_tracepoint(sys),
-        Feature::SkStorage => probe::sk_storage(sys),
+        Feature::SkStorage => match state_tracepoint {
+            Some(id) => probe::tp_btf_sk_storage(sys, id),
+            None => Probed::Unknown(
+                "the kernel's BTF (btf_trace_inet_sock_set_state) is needed to try it".into(),
+            ),
+        },
         Feature::KprobePmu => match attach::kprobe_support(sys) {
             KprobeSupport::Pmu { .. } => Probed::Present,
             KprobeSupport::TracefsOnly => Probed::Missing(

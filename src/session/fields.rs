@@ -3,6 +3,8 @@
 //! found at start-up (`session::discover`), and the tracepoints' own tracefs `format` files
 //! for the records the tracepoint programs read.
 
+use std::cell::RefCell;
+
 use crate::kernel::attach;
 use crate::kernel::btf::{self, Btf};
 use crate::kernel::load::{FieldOffset, FieldResolver};
@@ -81,7 +83,13 @@ pub struct NoBtf {
 }
 
 pub enum FieldSource {
-    Btf(Btf),
+    /// `kernel`: the running kernel's own BTF (not a file given with --btf), which alone
+    /// names what a `tp_btf` program attaches to; `trace_ids` caches those lookups.
+    Btf {
+        btf: Btf,
+        kernel: bool,
+        trace_ids: RefCell<Vec<(String, Option<u32>)>>,
+    },
     /// No BTF: only the fields of `btf::builtin_field`, those the layout discovery found,
     /// and the tracepoints' formats.
     Builtin(NoBtf),
@@ -96,7 +104,7 @@ impl FieldSource {
                 discovered: Vec::new(),
             })),
             BtfSource::Path(path) => btf::load_file(path)
-                .map(FieldSource::Btf)
+                .map(|btf| FieldSource::with_btf(btf, false))
                 // The error names the file already.
                 .map_err(|e| e.to_string()),
             // A kernel built without BTF (most embedded ones) has no file there at all: use
@@ -105,12 +113,14 @@ impl FieldSource {
             BtfSource::Kernel if !std::path::Path::new(btf::VMLINUX_BTF).exists() => {
                 FieldSource::open(sys, &BtfSource::None)
             }
-            BtfSource::Kernel => btf::load_vmlinux().map(FieldSource::Btf).map_err(|e| {
-                format!(
-                    "cannot read the kernel's BTF ({}): {e}; pass --btf PATH or --btf none",
-                    btf::VMLINUX_BTF
-                )
-            }),
+            BtfSource::Kernel => btf::load_vmlinux()
+                .map(|btf| FieldSource::with_btf(btf, true))
+                .map_err(|e| {
+                    format!(
+                        "cannot read the kernel's BTF ({}): {e}; pass --btf PATH or --btf none",
+                        btf::VMLINUX_BTF
+                    )
+                }),
         }
     }
 
@@ -122,13 +132,40 @@ impl FieldSource {
         }
     }
 
+    fn with_btf(btf: Btf, kernel: bool) -> FieldSource {
+        FieldSource::Btf {
+            btf,
+            kernel,
+            trace_ids: RefCell::new(Vec::new()),
+        }
+    }
+
     pub fn has_btf(&self) -> bool {
-        matches!(self, FieldSource::Btf(_))
+        matches!(self, FieldSource::Btf { .. })
+    }
+
+    /// The running kernel's BTF id of `btf_trace_NAME`, looked up once; None without the
+    /// kernel's own BTF or where it has no such tracepoint.
+    pub fn trace_id(&self, name: &str) -> Option<u32> {
+        let FieldSource::Btf {
+            btf,
+            kernel: true,
+            trace_ids,
+        } = self
+        else {
+            return None;
+        };
+        if let Some((_, id)) = trace_ids.borrow().iter().find(|(n, _)| n == name) {
+            return *id;
+        }
+        let id = btf.typedef_id(&format!("btf_trace_{name}"));
+        trace_ids.borrow_mut().push((name.to_string(), id));
+        id
     }
 
     pub fn describe(&self) -> &'static str {
         match self {
-            FieldSource::Btf(_) => "BTF",
+            FieldSource::Btf { .. } => "BTF",
             FieldSource::Builtin(_) => {
                 "the built-in sock_common layout and tracefs formats (no BTF)"
             }
@@ -139,7 +176,7 @@ impl FieldSource {
 impl FieldResolver for FieldSource {
     fn field(&self, spec: &str) -> Result<FieldOffset, String> {
         match self {
-            FieldSource::Btf(btf) => btf
+            FieldSource::Btf { btf, .. } => btf
                 .field(spec)
                 .map(|f| FieldOffset {
                     offset: f.offset,
@@ -170,6 +207,18 @@ impl FieldResolver for FieldSource {
                     })
             }
         }
+    }
+
+    fn tracepoint_btf_id(&self, name: &str) -> Result<u32, String> {
+        self.trace_id(name).ok_or_else(|| match self {
+            FieldSource::Btf { kernel: true, .. } => {
+                format!("the kernel's BTF has no btf_trace_{name}")
+            }
+            _ => format!(
+                "tp_btf/{name} needs the running kernel's own BTF ({}) to name its tracepoint",
+                btf::VMLINUX_BTF
+            ),
+        })
     }
 }
 

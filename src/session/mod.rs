@@ -121,6 +121,9 @@ pub fn verify_without_btf(sys: &dyn Sys) -> Result<String, String> {
         .unwrap_or_default())
 }
 
+/// The tracepoint of the state changes, as the kernel names it.
+pub const STATE_TRACEPOINT: &str = "inet_sock_set_state";
+
 /// Loads, configures and attaches everything the options ask for.
 pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>, String> {
     let mut fields = FieldSource::open(sys, &opts.btf)?;
@@ -137,8 +140,11 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
         discovered,
     });
 
-    let features = Features::new(sys);
-    let raw_tracepoints = features.has(Feature::RawTracepoint);
+    let features = Features::with_state_tracepoint(sys, fields.trace_id(STATE_TRACEPOINT));
+    let state_hook = backend::state_hook(
+        features.has(Feature::SkStorage),
+        features.has(Feature::RawTracepoint),
+    )?;
     let mut jobs = Vec::new();
     for job in backend.jobs().iter().filter(|j| {
         verify.is_some()
@@ -148,7 +154,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
                 Role::State => true,
             }
     }) {
-        jobs.push((job, backend::hooks_of(job, raw_tracepoints)?));
+        jobs.push((job, backend::hooks_of(job, state_hook)?));
     }
 
     // Before any map exists: kernels before 5.11 charge them to RLIMIT_MEMLOCK.
@@ -268,6 +274,9 @@ fn attach_first<'s>(
             ProgramKind::RawTracepoint { name } => {
                 attach::attach_raw_tracepoint(sys, program.fd.as_fd(), name).map(|a| (a, None))
             }
+            ProgramKind::TpBtf { name } => {
+                attach::attach_tp_btf(sys, program.fd.as_fd(), name).map(|a| (a, None))
+            }
             _ if hook.misses_are_losses => {
                 let maxactive = kretprobe_maxactive()?;
                 attach::attach_counting_misses(sys, program, kprobes, maxactive)
@@ -301,7 +310,7 @@ fn attach_first<'s>(
     Ok(Err(reasons.join("; ")))
 }
 
-/// The rescue program `section` on its raw tracepoint (backend::Hook::rescue).
+/// The rescue program `section` on its tracepoint (backend::Hook::rescue).
 fn attach_rescue<'s>(
     sys: &'s dyn Sys,
     loaded: &Loaded,
@@ -310,10 +319,18 @@ fn attach_rescue<'s>(
     let program = loaded
         .program(section)
         .ok_or_else(|| format!("program {section} was not loaded"))?;
-    let ProgramKind::RawTracepoint { name } = &program.kind else {
-        return Err(format!("program {section} is not a raw tracepoint's"));
-    };
-    attach::attach_raw_tracepoint(sys, program.fd.as_fd(), name).map_err(|e| e.to_string())
+    match &program.kind {
+        ProgramKind::RawTracepoint { name } => {
+            attach::attach_raw_tracepoint(sys, program.fd.as_fd(), name)
+        }
+        ProgramKind::TpBtf { name } => attach::attach_tp_btf(sys, program.fd.as_fd(), name),
+        _ => {
+            return Err(format!(
+                "program {section} is not a raw or BTF tracepoint's"
+            ))
+        }
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// Test and diagnostic knob: `CONNTRACE_KRETPROBE_MAXACTIVE=N` sets the room for calls at once

@@ -4,7 +4,7 @@
 //! it did not make up is lost.
 
 use crate::kernel::load::Loaded;
-use crate::kernel::probe_object::RAW_TRACEPOINT_SECOND;
+use crate::kernel::probe_object::{RAW_TRACEPOINT_SECOND, TP_BTF_SECOND};
 use crate::kernel::sys::Sys;
 use bytemuck::{Pod, Zeroable};
 
@@ -33,7 +33,9 @@ pub fn skipped_runs(sys: &dyn Sys, loaded: &Loaded) -> Result<Option<u64>, Strin
     };
     let skipped: u64 = runs
         .iter()
-        .filter(|(section, _)| !section.starts_with(RAW_TRACEPOINT_SECOND))
+        .filter(|(section, _)| {
+            !section.starts_with(RAW_TRACEPOINT_SECOND) && !section.starts_with(TP_BTF_SECOND)
+        })
         .map(|(_, n)| n)
         .sum();
     Ok(Some(skipped.saturating_sub(rescued_runs(sys, loaded)?)))

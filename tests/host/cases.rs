@@ -47,6 +47,10 @@ pub const ALL: &[(&str, Test)] = &[
         crate::lifecycle::through_the_classic_tracepoint,
     ),
     (
+        "close_through_the_raw_state_tracepoint",
+        crate::lifecycle::through_the_raw_tracepoint,
+    ),
+    (
         "close_of_a_connection_older_than_conntrace",
         crate::lifecycle::connection_older_than_conntrace,
     ),

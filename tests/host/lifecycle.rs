@@ -65,20 +65,40 @@ pub fn closed_by_the_server_ipv6() -> Result<(), String> {
 }
 
 /// The classic tracepoint for the state changes, forced as on a kernel before 4.17 (this one
-/// has raw tracepoints and uses them): the same exact records, a reset included.
+/// has tp_btf and socket storage, and uses them): the same exact records, a reset included.
 pub fn through_the_classic_tracepoint() -> Result<(), String> {
-    let env = [("CONNTRACE_STATE_HOOK", "tracepoint")];
-    let (tracer, window, client, server) = talk_env(&env, "6", 811, 1999, "reset", "second")?;
+    through_the_state_hook(
+        "tracepoint",
+        "tracepoint sock/inet_sock_set_state",
+        811,
+        1999,
+    )
+}
+
+/// The raw tracepoint with its state in hash maps, forced as on a kernel before 5.11 or
+/// without BTF: the same exact records.
+pub fn through_the_raw_tracepoint() -> Result<(), String> {
+    through_the_state_hook(
+        "raw_tracepoint",
+        "raw tracepoint inet_sock_set_state",
+        813,
+        1997,
+    )
+}
+
+fn through_the_state_hook(kind: &str, named: &str, up: u64, down: u64) -> Result<(), String> {
+    let env = [("CONNTRACE_STATE_HOOK", kind)];
+    let (tracer, window, client, server) = talk_env(&env, "6", up, down, "reset", "second")?;
     let attached = tracer.attached_line().unwrap_or_default();
-    if !attached.contains("state: tracepoint sock/inet_sock_set_state)") {
-        return Err(format!("not the classic tracepoint: {attached}"));
+    if !attached.contains(&format!("state: {named},")) {
+        return Err(format!("not the {named}: {attached}"));
     }
     let expected = [
         client.connect(),
         client.established(),
         client.accepted_by(&server),
-        client.closed(811, 1999, Some("local"), None),
-        client.closed_by_server(&server, 1999, 811, Some("remote"), Some("ECONNRESET")),
+        client.closed(up, down, Some("local"), None),
+        client.closed_by_server(&server, down, up, Some("remote"), Some("ECONNRESET")),
     ];
     expect_json(tracer, &window, &expected).map(drop)
 }

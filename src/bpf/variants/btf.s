@@ -8,3 +8,18 @@
     r1 = *(u16 *)(r10 + STACK_SCRATCH)
     if r1 != IPPROTO_TCP goto \skip
 .endm
+
+; The state program as tp_btf (its socket state in socket-local storage), invoked at the end
+; of state.s, which defines what it uses. nobtf.s has none: tp_btf needs the kernel's BTF.
+.macro btf_only_programs
+.section tp_btf/inet_sock_set_state
+    state_program no_nesting, nest_done, btf_enter, raw_new_state, raw_local_port, raw_fill, storage_forget_new, storage_put, storage_passive, storage_find, storage_forget
+
+; Attached right after the one above (src/session/backend.rs).
+.section tp_btf.rescue/inet_sock_set_state
+    state_program nest_rescue, no_nesting, btf_enter, raw_new_state, raw_local_port, raw_fill, storage_forget_new, storage_put, storage_passive, storage_find, storage_forget
+
+; Where the state is in socket storage, the socket's end reads it there.
+.section tp_btf/tcp_destroy_sock
+    destroy_program destroy_btf_enter, storage_find, storage_forget
+.endm

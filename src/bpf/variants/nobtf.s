@@ -23,3 +23,7 @@
     if r1 != r2 goto \skip
 done\@:
 .endm
+
+; The tp_btf programs need the kernel's BTF: none here (btf.s has them).
+.macro btf_only_programs
+.endm

@@ -330,7 +330,7 @@ impl Drop for Attachment<'_> {
 }
 
 /// Attaches `prog` where its section says: tracepoint/CAT/NAME, raw_tracepoint/NAME,
-/// kprobe/FUNC, kretprobe/FUNC. `method` is used for kprobes only.
+/// tp_btf/NAME, kprobe/FUNC, kretprobe/FUNC. `method` is used for kprobes only.
 pub fn attach<'s>(
     sys: &'s dyn Sys,
     prog: &LoadedProgram,
@@ -341,6 +341,7 @@ pub fn attach<'s>(
             attach_tracepoint(sys, prog.fd.as_fd(), category, name)
         }
         ProgramKind::RawTracepoint { name } => attach_raw_tracepoint(sys, prog.fd.as_fd(), name),
+        ProgramKind::TpBtf { name } => attach_tp_btf(sys, prog.fd.as_fd(), name),
         ProgramKind::Kprobe { function } => {
             attach_kprobe(sys, prog.fd.as_fd(), function, false, method, None)
         }
@@ -439,7 +440,21 @@ pub fn attach_raw_tracepoint<'s>(
     }
     let what = format!("raw tracepoint {name}");
     let fd = sys
-        .raw_tracepoint_open(name, prog)
+        .raw_tracepoint_open(Some(name), prog)
+        .map_err(|error| AttachError::sys(format!("attaching the BPF program to {what}"), error))?;
+    Ok(Attachment::raw(sys, what, fd))
+}
+
+/// Attaches a `tp_btf` program: the kernel knows its tracepoint from the BTF id it was
+/// loaded with, so it is opened without a name; `name` is for messages.
+pub fn attach_tp_btf<'s>(
+    sys: &'s dyn Sys,
+    prog: BorrowedFd<'_>,
+    name: &str,
+) -> Result<Attachment<'s>, AttachError> {
+    let what = format!("BTF tracepoint {name}");
+    let fd = sys
+        .raw_tracepoint_open(None, prog)
         .map_err(|error| AttachError::sys(format!("attaching the BPF program to {what}"), error))?;
     Ok(Attachment::raw(sys, what, fd))
 }

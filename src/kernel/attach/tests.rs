@@ -185,10 +185,11 @@ impl Sys for Kernel {
     fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32> {
         self.fake.ioctl(fd, request)
     }
-    fn raw_tracepoint_open(&self, name: &str, prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    fn raw_tracepoint_open(&self, name: Option<&str>, prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
         drop(self.fake.raw_tracepoint_open(name, prog)?);
         let (reader, writer) = std::io::pipe().unwrap();
-        self.open_raw.borrow_mut().push((name.to_string(), reader));
+        let name = name.unwrap_or("(tp_btf)").to_string();
+        self.open_raw.borrow_mut().push((name, reader));
         Ok(OwnedFd::from(writer))
     }
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>> {
@@ -263,6 +264,7 @@ fn program(kind: ProgramKind) -> LoadedProgram {
         ProgramKind::Kretprobe { function } => format!("kretprobe/{function}"),
         ProgramKind::Tracepoint { category, name } => format!("tracepoint/{category}/{name}"),
         ProgramKind::RawTracepoint { name } => format!("raw_tracepoint/{name}"),
+        ProgramKind::TpBtf { name } => format!("tp_btf/{name}"),
     };
     let fd = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
     LoadedProgram { section, kind, fd }
@@ -331,7 +333,7 @@ fn a_raw_tracepoint_needs_neither_tracefs_nor_a_perf_event() {
     });
     let a = attach(&k, &prog, PMU).unwrap();
     assert_eq!(a.describe(), "raw tracepoint inet_sock_set_state");
-    let opens: Vec<(String, i32)> = k
+    let opens: Vec<(Option<String>, i32)> = k
         .fake
         .calls()
         .into_iter()
@@ -342,7 +344,7 @@ fn a_raw_tracepoint_needs_neither_tracefs_nor_a_perf_event() {
         .collect();
     assert_eq!(
         opens,
-        [("inet_sock_set_state".to_string(), prog.fd.as_raw_fd())]
+        [(Some("inet_sock_set_state".to_string()), prog.fd.as_raw_fd())]
     );
     assert!(k.perf_opens().is_empty() && k.ioctls().is_empty());
     assert!(k.raw_still_open("inet_sock_set_state"));
@@ -356,6 +358,29 @@ fn a_raw_tracepoint_needs_neither_tracefs_nor_a_perf_event() {
     let dropped = attach(&k, &prog, PMU).unwrap();
     drop(dropped);
     assert!(!k.raw_still_open("inet_sock_set_state"), "closed on drop");
+}
+
+#[test]
+fn a_tp_btf_program_is_opened_without_a_name() {
+    let k = Kernel::new();
+    let prog = program(ProgramKind::TpBtf {
+        name: "inet_sock_set_state".into(),
+    });
+    let a = attach(&k, &prog, PMU).unwrap();
+    assert_eq!(a.describe(), "BTF tracepoint inet_sock_set_state");
+    let opens: Vec<(Option<String>, i32)> = k
+        .fake
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::RawTracepointOpen { name, prog, .. } => Some((name, prog)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opens, [(None, prog.fd.as_raw_fd())], "its BTF id names it");
+    assert!(k.perf_opens().is_empty() && k.ioctls().is_empty());
+    drop(a);
+    assert!(!k.raw_still_open("(tp_btf)"), "closed on drop");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! reports every defect as a `BtfError`, never a panic. Struct names are indexed lazily,
 //! from the list of named structs and unions that the validating pass keeps.
 
+mod blob;
 mod builtin;
 mod bytes;
 mod elf;
@@ -23,6 +24,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::OnceLock;
 
+pub use blob::{storage_map_btf, StorageTypes};
 pub use builtin::{builtin_field, builtin_specs};
 
 /// Where the running kernel exposes its own BTF.
@@ -110,6 +112,17 @@ impl Btf {
     /// "net.ns.inum") to the field's byte offset from the start of STRUCT and its size.
     pub fn field(&self, spec: &str) -> Result<Field, BtfError> {
         self.resolve(spec)
+    }
+
+    /// The id of the typedef named `name`, as a `tp_btf` program is attached by
+    /// (`btf_trace_inet_sock_set_state`). Typedefs are not indexed: one pass over the types,
+    /// made once per session where it is needed.
+    pub fn typedef_id(&self, name: &str) -> Option<u32> {
+        (1..=self.starts.len() as u32).find(|&id| {
+            self.raw_type(id).is_some_and(|t| {
+                t.kind() == kind::TYPEDEF && self.name_is(t.name_off, name.as_bytes())
+            })
+        })
     }
 
     /// How many types the BTF defines (not counting `void`).

@@ -16,10 +16,11 @@ pub use verifier::tail as log_tail;
 use crate::kernel::abi::{
     BPF_ANY, BPF_FUNC_PROBE_READ, BPF_FUNC_PROBE_READ_KERNEL, BPF_FUNC_PROBE_READ_KERNEL_STR,
     BPF_FUNC_PROBE_READ_STR, BPF_FUNC_PROBE_READ_USER, BPF_FUNC_PROBE_READ_USER_STR,
-    BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+    BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_SK_STORAGE,
 };
+use crate::kernel::btf::storage_map_btf;
 use crate::kernel::probe_object::{MapDef, ProbeObject, Program, ProgramKind};
-use crate::kernel::sys::{MapCreate, ProgLoad, Sys, SysError};
+use crate::kernel::sys::{MapBtf, MapCreate, ProgLoad, Sys, SysError};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
@@ -36,6 +37,14 @@ pub struct FieldOffset {
 /// BTF module implements it; the error says why the field cannot be found.
 pub trait FieldResolver {
     fn field(&self, spec: &str) -> Result<FieldOffset, String>;
+
+    /// The running kernel's BTF id of the tracepoint `name`'s typedef `btf_trace_NAME`,
+    /// which a `tp_btf` program is loaded with. Only the running kernel's own BTF has it.
+    fn tracepoint_btf_id(&self, name: &str) -> Result<u32, String> {
+        Err(format!(
+            "tp_btf/{name} needs the running kernel's BTF to name its tracepoint"
+        ))
+    }
 }
 
 /// Which program sections to load.
@@ -335,6 +344,18 @@ fn create_map(sys: &dyn Sys, def: &MapDef, opts: &LoadOptions) -> Result<LoadedM
         }
         None => def.max_entries,
     };
+    // Socket-local storage maps are created with BTF for their key and value (the kernel
+    // requires it); the map keeps its own reference, so the BTF's fd is closed after.
+    let btf = if def.map_type == BPF_MAP_TYPE_SK_STORAGE {
+        let (blob, types) = storage_map_btf(def.value_size);
+        let fd = sys.btf_load(&blob).map_err(|error| LoadError::MapCreate {
+            map: def.name.clone(),
+            error,
+        })?;
+        Some((fd, types))
+    } else {
+        None
+    };
     let req = MapCreate {
         name: &def.name,
         map_type: def.map_type,
@@ -342,7 +363,11 @@ fn create_map(sys: &dyn Sys, def: &MapDef, opts: &LoadOptions) -> Result<LoadedM
         value_size: def.value_size,
         max_entries,
         flags: def.flags,
-        btf: None,
+        btf: btf.as_ref().map(|(fd, types)| MapBtf {
+            fd: fd.as_raw_fd(),
+            key_type_id: types.key,
+            value_type_id: types.value,
+        }),
     };
     let fd = sys.map_create(&req).map_err(|error| {
         if error.errno == libc::EPERM {
@@ -394,6 +419,10 @@ fn load_program(
     for &(from, to) in &opts.helper_rewrites {
         patch::helper_calls(program, &mut insns, from, to).map_err(patch_error)?;
     }
+    let attach_btf_id = match &program.kind {
+        ProgramKind::TpBtf { name } => fields.tracepoint_btf_id(name).map_err(patch_error)?,
+        _ => 0,
+    };
     let name = program_name(&program.kind);
     let req = ProgLoad {
         name: &name,
@@ -401,6 +430,8 @@ fn load_program(
         insns: &insns,
         license: &obj.license,
         kern_version: opts.kern_version,
+        expected_attach_type: program.kind.expected_attach_type(),
+        attach_btf_id,
     };
     verifier::load_with_log(sys, &req).map_err(|failure| match failure {
         verifier::Failure::Verifier {
@@ -428,6 +459,7 @@ fn program_name(kind: &ProgramKind) -> String {
         ProgramKind::Kretprobe { function } => format!("kr_{function}"),
         ProgramKind::Tracepoint { name, .. } => format!("tp_{name}"),
         ProgramKind::RawTracepoint { name } => format!("rt_{name}"),
+        ProgramKind::TpBtf { name } => format!("tb_{name}"),
     }
 }
 

@@ -840,3 +840,95 @@ fn a_size_for_a_map_the_object_lacks_is_an_error() {
     );
     assert!(sys.calls().is_empty(), "checked before any map exists");
 }
+
+/// Resolves the one tracepoint a `tp_btf` program may name here.
+struct TraceIds;
+
+impl FieldResolver for TraceIds {
+    fn field(&self, spec: &str) -> Result<FieldOffset, String> {
+        Err(format!("no {spec}"))
+    }
+
+    fn tracepoint_btf_id(&self, name: &str) -> Result<u32, String> {
+        match name {
+            "inet_sock_set_state" => Ok(31337),
+            _ => Err(format!("the kernel's BTF has no btf_trace_{name}")),
+        }
+    }
+}
+
+/// `r1 = map store ll; exit` as a tp_btf program, with a socket-local storage map.
+fn storage_object(tracepoint: &str) -> ProbeObject {
+    let [l0, l1] = asm::lddw(1);
+    let bytes = ObjBuilder::new()
+        .program(&format!("tp_btf/{tracepoint}"), &[l0, l1, asm::EXIT])
+        .map("store", [24, 4, 64, 0, 1])
+        .map_reloc(0, 0, 0)
+        .build();
+    parse(&bytes).unwrap()
+}
+
+#[test]
+fn a_storage_map_is_created_with_its_btf_and_a_tp_btf_program_with_its_tracepoint_id() {
+    let sys = FakeSys::new();
+    let loaded = load(
+        &sys,
+        &storage_object("inet_sock_set_state"),
+        &TraceIds,
+        &opts(),
+    )
+    .unwrap();
+    let calls = sys.calls();
+    let Call::BtfLoad { btf, fd: btf_fd } = &calls[0] else {
+        panic!("{calls:?}")
+    };
+    let (blob, types) = crate::kernel::btf::storage_map_btf(64);
+    assert_eq!(btf, &blob, "a value type of the map's value size");
+    assert!(
+        matches!(&calls[1], Call::MapCreate { name, map_type: 24, max_entries: 0, flags: 1, btf: Some(b), .. }
+            if name == "store" && b.fd == *btf_fd && b.key_type_id == types.key && b.value_type_id == types.value),
+        "{:?}",
+        calls[1]
+    );
+    assert!(
+        matches!(&calls[2], Call::ProgLoad { name, prog_type: 26, expected_attach_type: 23, attach_btf_id: 31337, .. }
+            if name == "tb_inet_sock_set_state"),
+        "{:?}",
+        calls[2]
+    );
+    assert_eq!(
+        loaded.programs[0].kind,
+        ProgramKind::TpBtf {
+            name: "inet_sock_set_state".into()
+        }
+    );
+
+    // A tracepoint the kernel's BTF does not name: the load says so, before any program.
+    let sys = FakeSys::new();
+    let err = load(&sys, &storage_object("no_such_tp"), &TraceIds, &opts()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the kernel's BTF has no btf_trace_no_such_tp"),
+        "{err}"
+    );
+    assert!(!sys
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::ProgLoad { .. })));
+}
+
+#[test]
+fn other_programs_load_with_no_attach_type_or_btf_id() {
+    let sys = FakeSys::new();
+    load(&sys, &object(), &fields(), &opts()).unwrap();
+    for call in sys.calls() {
+        if let Call::ProgLoad {
+            expected_attach_type,
+            attach_btf_id,
+            ..
+        } = call
+        {
+            assert_eq!((expected_attach_type, attach_btf_id), (0, 0));
+        }
+    }
+}

@@ -3,7 +3,6 @@ use crate::kernel::abi::{
     BPF_FUNC_KTIME_GET_COARSE_NS, BPF_FUNC_PROBE_READ_KERNEL, BPF_FUNC_PROBE_READ_USER,
     BPF_PROG_TYPE_TRACEPOINT,
 };
-use crate::kernel::btf::Btf;
 use crate::kernel::sys::fake::{Call, FakeSys};
 use crate::kernel::sys::{process, RealSys};
 use bpf_insn::decode_program;
@@ -160,27 +159,52 @@ fn ringbuf_is_a_one_page_map() {
 }
 
 #[test]
-fn sk_storage_is_created_with_btf() {
+fn tp_btf_sk_storage_loads_a_storage_map_with_btf_then_a_tp_btf_program_using_it() {
     let sys = FakeSys::new();
-    assert_eq!(sk_storage(&sys), Probed::Present);
+    assert_eq!(tp_btf_sk_storage(&sys, 4242), Probed::Present);
     let calls = sys.calls();
     let Call::BtfLoad { btf, fd } = &calls[0] else {
         panic!("{calls:?}")
     };
-    assert_eq!(btf, &int_btf());
+    assert_eq!(btf, &storage_map_btf(8).0);
+    let Call::MapCreate { fd: map, .. } = &calls[1] else {
+        panic!("{calls:?}")
+    };
     assert!(matches!(
         &calls[1],
-        Call::MapCreate { map_type: 24, key_size: 4, value_size: 4, max_entries: 0, flags: 1, btf: Some(b), .. }
-            if b.fd == *fd && b.key_type_id == 1 && b.value_type_id == 1
+        Call::MapCreate { map_type: 24, key_size: 4, value_size: 8, max_entries: 0, flags: 1, btf: Some(b), .. }
+            if b.fd == *fd && b.key_type_id == 1 && b.value_type_id == 3
     ));
+    assert!(
+        matches!(
+            &calls[2],
+            Call::ProgLoad { prog_type: 26, expected_attach_type: 23, attach_btf_id: 4242, insns, .. }
+                if insns == &sk_storage_get_program(*map)
+        ),
+        "{:?}",
+        calls[2]
+    );
 
+    // No storage maps (before 5.2): missing, and no program is tried.
     let sys = FakeSys::new();
     sys.fail_next("map_create", libc::EINVAL);
-    assert!(sk_storage(&sys).is_missing());
+    assert!(tp_btf_sk_storage(&sys, 1).is_missing());
+    assert_eq!(sys.calls().len(), 2);
+
+    // The helper unknown to tracing programs (5.5 to 5.10): missing.
+    let sys = FakeSys::new();
+    sys.set_verifier_log("0: R1=ctx()\nunknown func bpf_sk_storage_get#107\n");
+    sys.fail_next("prog_load", libc::EINVAL);
+    sys.fail_next("prog_load", libc::EINVAL);
+    let got = tp_btf_sk_storage(&sys, 1);
+    assert!(
+        matches!(&got, Probed::Missing(why) if why.contains("unknown func bpf_sk_storage_get")),
+        "{got:?}"
+    );
 
     let sys = FakeSys::new();
     sys.fail_next("btf_load", libc::EINVAL);
-    let got = sk_storage(&sys);
+    let got = tp_btf_sk_storage(&sys, 1);
     assert!(
         matches!(&got, Probed::Unknown(why) if why.contains("need BTF")),
         "{got:?}"
@@ -188,9 +212,15 @@ fn sk_storage_is_created_with_btf() {
 }
 
 #[test]
-fn the_probe_btf_is_one_signed_int() {
-    let btf = Btf::parse(int_btf()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(btf.type_count(), 1);
+fn the_storage_get_program_reads_the_socket_and_calls_the_helper() {
+    let words = sk_storage_get_program(7);
+    // ldxdw r2, [r1+0]; lddw r1, map 7 (two slots); r3 = 0; r4 = 0; call 107; r0 = 0; exit
+    assert_eq!(words.len(), 8);
+    assert_eq!(words[0] & 0xffff, 0x1279);
+    assert_eq!(words[1] & 0xffff, 0x1118);
+    assert_eq!(words[1] >> 32, 7);
+    assert_eq!(words[5] & 0xff, 0x85);
+    assert_eq!(words[5] >> 32, 107);
 }
 
 #[test]
@@ -235,7 +265,6 @@ fn the_real_kernel_answers_as_expected() {
         ("atomic_fetch", atomic_fetch(&sys)),
         ("raw_tracepoint", raw_tracepoint(&sys)),
         ("ringbuf", ringbuf(&sys)),
-        ("sk_storage", sk_storage(&sys)),
     ] {
         assert_eq!(got, Probed::Present, "{what}");
     }

@@ -12,6 +12,7 @@ mod tests;
 
 use crate::kernel::abi::{
     BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_TRACEPOINT,
+    BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP,
 };
 use bpf_insn::{Instruction, OpCode};
 use object::elf;
@@ -25,6 +26,8 @@ type Elf = elf::FileHeader64<Endianness>;
 pub const MAP_DEF_SIZE: usize = 20;
 /// The section prefix of a second program for a raw tracepoint that already has one.
 pub const RAW_TRACEPOINT_SECOND: &str = "raw_tracepoint.rescue/";
+/// The same for a `tp_btf` program.
+pub const TP_BTF_SECOND: &str = "tp_btf.rescue/";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeObject {
@@ -87,11 +90,18 @@ pub enum ProgramKind {
     RawTracepoint {
         name: String,
     },
+    /// A BTF-typed raw tracepoint (`tp_btf`, BPF_PROG_TYPE_TRACING): the same context, its
+    /// pointers typed by the kernel's BTF, so it may call the helpers that take kernel
+    /// objects (bpf_sk_storage_get). Loaded with the BTF id of `btf_trace_NAME`.
+    TpBtf {
+        name: String,
+    },
 }
 
 impl ProgramKind {
-    /// `kprobe/SYM`, `kretprobe/SYM`, `tracepoint/CAT/NAME`, `raw_tracepoint/NAME` or
-    /// `raw_tracepoint.rescue/NAME` (a second program for the same raw tracepoint).
+    /// `kprobe/SYM`, `kretprobe/SYM`, `tracepoint/CAT/NAME`, `raw_tracepoint/NAME`,
+    /// `tp_btf/NAME`, or `raw_tracepoint.rescue/NAME` and `tp_btf.rescue/NAME` (a second
+    /// program for the same tracepoint).
     pub fn from_section(section: &str) -> std::result::Result<ProgramKind, String> {
         let single =
             |rest: &str| (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string());
@@ -104,6 +114,11 @@ impl ProgramKind {
             .or_else(|| section.strip_prefix(RAW_TRACEPOINT_SECOND))
         {
             single(rest).map(|name| ProgramKind::RawTracepoint { name })
+        } else if let Some(rest) = section
+            .strip_prefix("tp_btf/")
+            .or_else(|| section.strip_prefix(TP_BTF_SECOND))
+        {
+            single(rest).map(|name| ProgramKind::TpBtf { name })
         } else if let Some(rest) = section.strip_prefix("tracepoint/") {
             rest.split_once('/').and_then(|(cat, name)| {
                 let ok = !cat.is_empty() && !name.is_empty() && !name.contains('/');
@@ -116,16 +131,26 @@ impl ProgramKind {
             None
         };
         parsed.ok_or_else(|| {
-            format!("program section `{section}` is not named kprobe/FUNCTION, kretprobe/FUNCTION, tracepoint/CATEGORY/NAME, raw_tracepoint/NAME or raw_tracepoint.rescue/NAME")
+            format!("program section `{section}` is not named kprobe/FUNCTION, kretprobe/FUNCTION, tracepoint/CATEGORY/NAME, raw_tracepoint/NAME, tp_btf/NAME, raw_tracepoint.rescue/NAME or tp_btf.rescue/NAME")
         })
     }
 
-    /// BPF_PROG_TYPE_KPROBE, _TRACEPOINT or _RAW_TRACEPOINT.
+    /// BPF_PROG_TYPE_KPROBE, _TRACEPOINT, _RAW_TRACEPOINT or _TRACING.
     pub fn prog_type(&self) -> u32 {
         match self {
             ProgramKind::Kprobe { .. } | ProgramKind::Kretprobe { .. } => BPF_PROG_TYPE_KPROBE,
             ProgramKind::Tracepoint { .. } => BPF_PROG_TYPE_TRACEPOINT,
             ProgramKind::RawTracepoint { .. } => BPF_PROG_TYPE_RAW_TRACEPOINT,
+            ProgramKind::TpBtf { .. } => BPF_PROG_TYPE_TRACING,
+        }
+    }
+
+    /// The `expected_attach_type` it is loaded with: BPF_TRACE_RAW_TP for `tp_btf`, none
+    /// for the others.
+    pub fn expected_attach_type(&self) -> u32 {
+        match self {
+            ProgramKind::TpBtf { .. } => BPF_TRACE_RAW_TP,
+            _ => 0,
         }
     }
 }

@@ -122,6 +122,11 @@ pub struct ProgLoad<'a> {
     pub insns: &'a [u64],
     pub license: &'a str,
     pub kern_version: u32,
+    /// `enum bpf_attach_type` the program is for; 0 where the type needs none.
+    pub expected_attach_type: u32,
+    /// For a BTF-typed program (`tp_btf`): the kernel's BTF id of what it attaches to
+    /// (the typedef `btf_trace_NAME`); 0 for the others.
+    pub attach_btf_id: u32,
 }
 
 /// `struct perf_event_attr` as of PERF_ATTR_SIZE_VER7 (128 bytes).
@@ -241,8 +246,9 @@ pub trait Sys {
     ) -> SysResult<OwnedFd>;
     fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32>;
     /// BPF_RAW_TRACEPOINT_OPEN: runs `prog` at the tracepoint `name` ("inet_sock_set_state")
-    /// until the returned fd closes.
-    fn raw_tracepoint_open(&self, name: &str, prog: BorrowedFd<'_>) -> SysResult<OwnedFd>;
+    /// until the returned fd closes. A `tp_btf` program is opened with no name: it was loaded
+    /// for its tracepoint.
+    fn raw_tracepoint_open(&self, name: Option<&str>, prog: BorrowedFd<'_>) -> SysResult<OwnedFd>;
     /// A shared read-write mapping of `len` bytes of `fd` from offset 0.
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>>;
     /// # Safety

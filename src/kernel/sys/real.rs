@@ -85,7 +85,23 @@ struct ProgLoadAttr {
     kern_version: u32,
     prog_flags: u32,
     prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_prog_fd: u32,
+    _pad: u32,
 }
+
+// Where the uapi header puts them (union bpf_attr, BPF_PROG_LOAD).
+const _: () = assert!(std::mem::offset_of!(ProgLoadAttr, expected_attach_type) == 68);
+const _: () = assert!(std::mem::offset_of!(ProgLoadAttr, attach_btf_id) == 108);
 
 /// Object names are at most 15 bytes plus NUL, and only [A-Za-z0-9_.].
 fn object_name(name: &str) -> [u8; 16] {
@@ -252,12 +268,15 @@ impl Sys for RealSys {
         }
     }
 
-    fn raw_tracepoint_open(&self, name: &str, prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    fn raw_tracepoint_open(&self, name: Option<&str>, prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
         let call = "bpf(BPF_RAW_TRACEPOINT_OPEN)";
-        let name = CString::new(name).map_err(|_| SysError::new(call, libc::EINVAL))?;
+        let name = name
+            .map(CString::new)
+            .transpose()
+            .map_err(|_| SysError::new(call, libc::EINVAL))?;
         // `name` outlives the call; the kernel copies the string before it returns.
         let mut attr = RawTracepointAttr {
-            name: name.as_ptr() as u64,
+            name: name.as_ref().map_or(0, |n| n.as_ptr() as u64),
             prog_fd: prog.as_raw_fd() as u32,
             _pad: 0,
         };
@@ -286,6 +305,8 @@ impl Sys for RealSys {
             },
             kern_version: req.kern_version,
             prog_name: object_name(req.name),
+            expected_attach_type: req.expected_attach_type,
+            attach_btf_id: req.attach_btf_id,
             ..Default::default()
         };
         bpf(BPF_PROG_LOAD, &mut attr, "bpf(BPF_PROG_LOAD)").map(owned)

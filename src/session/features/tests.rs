@@ -258,7 +258,11 @@ fn the_real_kernel_has_the_new_helpers_and_memcg_accounting() {
     if !process::root_or_skip("the_real_kernel_has_the_new_helpers_and_memcg_accounting") {
         return;
     }
-    let features = Features::new(&RealSys);
+    // The socket-storage probe attaches by the kernel's own id of the state tracepoint.
+    let btf = crate::kernel::btf::load_vmlinux().unwrap();
+    let id = btf.typedef_id("btf_trace_inet_sock_set_state");
+    assert!(id.is_some(), "the kernel's BTF names the state tracepoint");
+    let features = Features::with_state_tracepoint(&RealSys, id);
     for f in [
         Feature::ProbeReadKernel,
         Feature::ProbeReadUser,
@@ -273,4 +277,14 @@ fn the_real_kernel_has_the_new_helpers_and_memcg_accounting() {
     }
     assert!(features.helper_rewrites().is_empty());
     assert_eq!(features.prepare_memlock().action, MemlockAction::NotCharged);
+    // Attached by the id of something that is no tracepoint, the program is refused: the
+    // probe's Present above is the kernel's answer for that tracepoint, not a default.
+    let int = btf.typedef_id("u32");
+    let wrong = Features::with_state_tracepoint(&RealSys, int);
+    assert!(
+        !wrong.has(Feature::SkStorage),
+        "{:?}",
+        wrong.probe(Feature::SkStorage)
+    );
+    assert!(!Features::new(&RealSys).has(Feature::SkStorage));
 }

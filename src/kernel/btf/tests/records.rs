@@ -258,3 +258,36 @@ fn empty_type_section_is_valid() {
     assert_eq!(btf.type_count(), 0);
     assert!(btf.field("sock.sk_err").is_err());
 }
+
+#[test]
+fn the_storage_map_btf_parses_with_an_int_key_and_a_value_of_the_size_asked() {
+    use crate::kernel::btf::storage_map_btf;
+    for size in [4, 64, 1000] {
+        let (blob, ids) = storage_map_btf(size);
+        let btf = Btf::parse(blob).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(btf.type_count(), 3);
+        let key = btf.raw_type(ids.key).unwrap();
+        assert_eq!((key.kind(), key.size_or_type), (INT, 4));
+        assert_eq!(btf.name(key.name_off), b"int");
+        let value = btf.raw_type(ids.value).unwrap();
+        assert_eq!(value.kind(), ARRAY);
+        let (element, count) = value.array().unwrap();
+        assert_eq!(count, size);
+        assert_eq!(btf.raw_type(element).unwrap().size_or_type, 1);
+    }
+}
+
+#[test]
+fn typedef_id_finds_a_typedef_by_name_and_nothing_else() {
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4);
+    let n = b.string("btf_trace_x");
+    let not_typedef = b.raw(n, STRUCT, 0, false, 0, &[]);
+    let n = b.string("btf_trace_x");
+    let typedef = b.raw(n, TYPEDEF, 0, false, int, &[]);
+    let btf = Btf::parse(b.build()).unwrap();
+    assert_ne!(not_typedef, typedef);
+    assert_eq!(btf.typedef_id("btf_trace_x"), Some(typedef));
+    assert_eq!(btf.typedef_id("btf_trace_y"), None);
+    assert_eq!(btf.typedef_id("btf_trace_"), None);
+}

@@ -45,6 +45,8 @@ pub enum Call {
         insns: Vec<u64>,
         license: String,
         kern_version: u32,
+        expected_attach_type: u32,
+        attach_btf_id: u32,
         log_size: usize,
         fd: RawFd,
     },
@@ -61,7 +63,8 @@ pub enum Call {
         request: PerfEventIoctl,
     },
     RawTracepointOpen {
-        name: String,
+        /// None for a `tp_btf` program, which is opened without a name.
+        name: Option<String>,
         prog: RawFd,
         fd: RawFd,
     },

@@ -121,6 +121,8 @@ impl Sys for FakeSys {
             insns: req.insns.to_vec(),
             license: req.license.to_string(),
             kern_version: req.kern_version,
+            expected_attach_type: req.expected_attach_type,
+            attach_btf_id: req.attach_btf_id,
             log_size: log.len(),
             fd: result.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
         });
@@ -161,12 +163,12 @@ impl Sys for FakeSys {
         self.check("ioctl", "ioctl").map(|_| 0)
     }
 
-    fn raw_tracepoint_open(&self, name: &str, prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    fn raw_tracepoint_open(&self, name: Option<&str>, prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
         let result = self
             .check("raw_tracepoint_open", "bpf(BPF_RAW_TRACEPOINT_OPEN)")
             .map(|_| new_fd());
         self.record(Call::RawTracepointOpen {
-            name: name.to_string(),
+            name: name.map(str::to_string),
             prog: prog.as_raw_fd(),
             fd: result.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
         });

@@ -66,6 +66,8 @@ fn verifier_log_is_copied_truncated_and_terminated() {
         insns: &[0x95],
         license: "GPL",
         kern_version: 0,
+        expected_attach_type: 0,
+        attach_btf_id: 0,
     };
     let mut log = [0xffu8; 8];
     assert_eq!(
