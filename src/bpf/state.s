@@ -536,10 +536,7 @@ btf_only_programs
 ; lost (`unannounced`). Either way the entry goes, so nothing is left behind.
 .macro destroy_program enter, find, forget
     \enter
-    r1 = map conns ll
-    r2 = r10
-    r2 += STACK_KEY
-    call bpf_map_lookup_elem
+    map_lookup conns, u64, STACK_KEY, r7
     if r0 == 0 goto closing
     r9 = r0
     r1 = *(u16 *)(r9 + CONN_OUTCOME)

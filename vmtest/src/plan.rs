@@ -164,6 +164,12 @@ impl KernelSeries {
     pub fn has_btf(self) -> bool {
         self != KernelSeries::V5_10NoBtf
     }
+
+    /// Whether its tp_btf programs may use socket-local storage (5.11+ with BTF): then
+    /// conntrace's state program is the tp_btf one.
+    pub fn has_tracing_sk_storage(self) -> bool {
+        matches!(self, KernelSeries::V6_1 | KernelSeries::V6_12)
+    }
 }
 
 impl fmt::Display for KernelSeries {

@@ -36,6 +36,8 @@ pub struct ScenarioRun {
     /// The state changes through the classic tracepoint, forced (CONNTRACE_STATE_HOOK): the
     /// way of a kernel before 4.17. Otherwise the raw tracepoint every VM kernel has.
     pub classic_state: bool,
+    /// Traced with `--btf none`: the programs for kernels without BTF (no tp_btf).
+    pub no_btf: bool,
     /// A fault set up before the run (SETUP) and undone after it (RESTORE).
     pub fault: Option<Fault>,
 }
@@ -140,7 +142,13 @@ pub fn expected(spec: &VmSpec) -> Vec<RunSpec> {
                 },
             )),
             // Without BTF every field is exact too: the usual checks.
-            Pass::NoBtf => runs.push(scenario("kprobe-nobtf", ScenarioRun::default())),
+            Pass::NoBtf => runs.push(scenario(
+                "kprobe-nobtf",
+                ScenarioRun {
+                    no_btf: true,
+                    ..ScenarioRun::default()
+                },
+            )),
             Pass::Unprivileged => runs.push(RunSpec {
                 name: "unprivileged".into(),
                 check: Check::Unprivileged,

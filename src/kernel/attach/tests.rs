@@ -258,6 +258,18 @@ impl Sys for Kernel {
     }
 }
 
+/// The BPF_RAW_TRACEPOINT_OPEN calls made: (name, program fd).
+fn raw_opens(k: &Kernel) -> Vec<(Option<String>, i32)> {
+    k.fake
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::RawTracepointOpen { name, prog, .. } => Some((name, prog)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn program(kind: ProgramKind) -> LoadedProgram {
     let section = match &kind {
         ProgramKind::Kprobe { function } => format!("kprobe/{function}"),
@@ -333,15 +345,7 @@ fn a_raw_tracepoint_needs_neither_tracefs_nor_a_perf_event() {
     });
     let a = attach(&k, &prog, PMU).unwrap();
     assert_eq!(a.describe(), "raw tracepoint inet_sock_set_state");
-    let opens: Vec<(Option<String>, i32)> = k
-        .fake
-        .calls()
-        .into_iter()
-        .filter_map(|c| match c {
-            Call::RawTracepointOpen { name, prog, .. } => Some((name, prog)),
-            _ => None,
-        })
-        .collect();
+    let opens = raw_opens(&k);
     assert_eq!(
         opens,
         [(Some("inet_sock_set_state".to_string()), prog.fd.as_raw_fd())]
@@ -368,15 +372,7 @@ fn a_tp_btf_program_is_opened_without_a_name() {
     });
     let a = attach(&k, &prog, PMU).unwrap();
     assert_eq!(a.describe(), "BTF tracepoint inet_sock_set_state");
-    let opens: Vec<(Option<String>, i32)> = k
-        .fake
-        .calls()
-        .into_iter()
-        .filter_map(|c| match c {
-            Call::RawTracepointOpen { name, prog, .. } => Some((name, prog)),
-            _ => None,
-        })
-        .collect();
+    let opens = raw_opens(&k);
     assert_eq!(opens, [(None, prog.fd.as_raw_fd())], "its BTF id names it");
     assert!(k.perf_opens().is_empty() && k.ioctls().is_empty());
     drop(a);

@@ -240,13 +240,13 @@ fn good_console() -> String {
     ];
     lines.extend(records().iter().map(Rec::line));
     lines.extend([
-        "CTVM STDERR kprobe conntrace: attached 7 probes (kprobe; state: raw tracepoint inet_sock_set_state)".to_string(),
+        "CTVM STDERR kprobe conntrace: attached 7 probes (kprobe; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock)".to_string(),
         "CTVM STDERR kprobe conntrace: 9 events".into(),
         "CTVM EXIT kprobe code=0".into(),
         expect_line(),
         "CTVM KPROBE_EVENTS_AFTER kprobe end".into(),
         "CTVM PROGS kprobe before=0 during=6 after=0".into(),
-        "CTVM CHECK_OUT hooks          connect: kprobe tcp_v4_connect, kretprobe tcp_v4_connect, kprobe tcp_v6_connect, kretprobe tcp_v6_connect, kprobe tcp_connect; accept: kprobe security_sock_graft; state: raw tracepoint inet_sock_set_state".into(),
+        "CTVM CHECK_OUT hooks          connect: kprobe tcp_v4_connect, kretprobe tcp_v4_connect, kprobe tcp_v6_connect, kretprobe tcp_v6_connect, kprobe tcp_connect; accept: kprobe security_sock_graft; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock".into(),
         "CTVM CHECK_EXIT code=0".into(),
         "CTVM DONE".into(),
     ]);
@@ -394,7 +394,7 @@ fn exit_status_leftover_kprobes_check_and_attach_are_checked() {
         .replace("CTVM CHECK_EXIT code=0", "CTVM CHECK_EXIT code=1")
         .replace("accept: kprobe security_sock_graft", "accept: kretprobe inet_csk_accept")
         .replace("CTVM ATTACHED kprobe 0.3", "CTVM ATTACH_FAILED kprobe exited code=0 before attaching")
-        .replace("CTVM STDERR kprobe conntrace: attached 7 probes (kprobe; state: raw tracepoint inet_sock_set_state)", "CTVM STDERR kprobe oops")
+        .replace("CTVM STDERR kprobe conntrace: attached 7 probes (kprobe; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock)", "CTVM STDERR kprobe oops")
         .replace("CTVM DONE", "");
     let f = failures(&verdict_of(&text, true));
     for needle in [
@@ -421,8 +421,18 @@ fn btf_must_be_as_the_kernel_promises() {
             .any(|l| l == "the 5.10-nobtf kernel has /sys/kernel/btf/vmlinux, expected it absent"),
         "{f:#?}"
     );
-    let absent = good_console().replace("CTVM BTF present", "CTVM BTF absent");
+    // 5.10 with BTF has no socket storage for tp_btf: the raw tracepoints there.
+    let mut v510 = spec(&["kprobe"], &[], true);
+    v510.kernel = KernelSeries::V5_10;
+    assert!(!verify(&console::parse(&good_console()), &v510).passed());
+    let raw = good_console().replace("BTF tracepoint", "raw tracepoint");
+    assert!(verify(&console::parse(&raw), &v510).passed());
+    // 5.10 without BTF: raw tracepoints, and no BTF.
+    let absent = good_console()
+        .replace("CTVM BTF present", "CTVM BTF absent")
+        .replace("BTF tracepoint", "raw tracepoint");
     assert!(verify(&console::parse(&absent), &nobtf).passed());
+    let absent = good_console().replace("CTVM BTF present", "CTVM BTF absent");
     let f = failures(&verdict_of(&absent, true));
     assert!(
         f.iter()
@@ -469,8 +479,20 @@ fn as_run(name: &str) -> String {
 #[test]
 fn nobtf_is_as_exact_as_btf() {
     let nobtf = spec(&[], &[Pass::NoBtf], true);
+    // Without BTF: no tp_btf, so the raw tracepoints.
+    let as_run = |name: &str| {
+        as_run(name).replace(
+            "state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock)",
+            "state: raw tracepoint inet_sock_set_state, raw tracepoint tcp_destroy_sock)",
+        )
+    };
     let v = verify(&console::parse(&as_run("kprobe-nobtf")), &nobtf);
     assert!(v.passed(), "{}", v.render());
+    let btf = verify(
+        &console::parse(&super::tests::as_run("kprobe-nobtf")),
+        &nobtf,
+    );
+    assert!(!btf.passed(), "the tp_btf hooks with --btf none");
     // Without BTF a null netns or a null error is a failure, as with BTF.
     let text = as_run("kprobe-nobtf")
         .replacen("\"netns\":4026531840", "\"netns\":null", 1)
@@ -526,8 +548,8 @@ fn fault_passes_add_their_checks_to_the_scenario() {
         f,
         [
             "conntrace's \"attached\" line does not name the tracepoint \
-             sock/inet_sock_set_state as the state hook: conntrace: attached 7 probes (kprobe; \
-             state: raw tracepoint inet_sock_set_state)",
+             sock/inet_sock_set_state, raw tracepoint tcp_destroy_sock as the state hook: \
+             conntrace: attached 7 probes (kprobe; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock)",
             "kprobe_events while attached was not reported completely"
         ],
         "the PMU run has no listing while attached, nor the classic tracepoint"
@@ -544,8 +566,8 @@ fn fault_passes_add_their_checks_to_the_scenario() {
     ]
     .join("\n");
     let classic = as_run("kprobe-tracefs").replace(
-        "state: raw tracepoint inet_sock_set_state)",
-        "state: tracepoint sock/inet_sock_set_state)",
+        "state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock)",
+        "state: tracepoint sock/inet_sock_set_state, raw tracepoint tcp_destroy_sock)",
     );
     let text = format!("{classic}\n{listing}");
     let v = verify(&console::parse(&text), &tracefs);
@@ -723,7 +745,10 @@ fn the_scenarios_own_reports_must_add_up() {
 
 #[test]
 fn a_hooks_line_without_the_state_tracepoint_fails() {
-    let text = good_console().replace("; state: raw tracepoint inet_sock_set_state\n", "\n");
+    let text = good_console().replace(
+        "; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock\n",
+        "\n",
+    );
     let f = failures(&verdict_of(&text, true));
     assert_eq!(f.len(), 1, "{f:#?}");
     assert!(
