@@ -231,15 +231,19 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     };
     r.backend = Some(backend);
     r.line("backend", format!("auto picks the {why}"));
-    if backend == Backend::Kprobe {
-        let state = backend::state_hook(
-            features.has(Feature::SkStorage),
-            features.has(Feature::RawTracepoint),
-        );
-        match state {
-            Ok(state) => report_hooks(sys, state, &mut r),
-            Err(e) => r.fail(e),
+    // The kind of state hook tracing takes here (and with it which programs load).
+    let state = match backend::state_hook(
+        features.has(Feature::SkStorage),
+        features.has(Feature::RawTracepoint),
+    ) {
+        Ok(state) => state,
+        Err(e) => {
+            r.fail(e);
+            return r;
         }
+    };
+    if backend == Backend::Kprobe {
+        report_hooks(sys, state, &mut r);
     }
 
     // Without BTF the programs need the fields the layout discovery finds on this kernel.
@@ -254,16 +258,24 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         }
     }
 
-    // The verifier is the final word: load (not attach) every program the backend needs.
+    // The verifier is the final word: load (not attach) every program tracing would load
+    // here: each job's hooks of the kind chosen above (a tp_btf program is not for 5.10).
     let nr_cpus = ring::online_cpus(sys)
         .ok()
         .and_then(|c| c.iter().max().map(|m| m + 1))
         .unwrap_or(1);
-    let sections = backend
-        .jobs()
-        .iter()
-        .flat_map(|j| j.sections().map(str::to_string))
-        .collect();
+    let mut sections = Vec::new();
+    for job in backend.jobs() {
+        match backend::hooks_of(job, state) {
+            Ok(hooks) => {
+                sections.extend(hooks.iter().flat_map(|h| h.sections().map(str::to_string)))
+            }
+            Err(e) => {
+                r.fail(e);
+                return r;
+            }
+        }
+    }
     let capacity = Capacity::from_machine(sys, &object.maps);
     let load_opts = LoadOptions {
         nr_cpus,
