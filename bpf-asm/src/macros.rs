@@ -16,6 +16,9 @@ const MAX_DEPTH: usize = 64;
 const MAX_LINES: usize = 200_000;
 /// Bound on expansion steps (lines and repetitions), so nested repetitions of nothing end too.
 const MAX_WORK: usize = 1_000_000;
+/// Bound on one expanded line: a macro passing its argument on twice (`m \a.\a`) doubles
+/// it at every level, 2^64 bytes within MAX_DEPTH.
+const MAX_LINE_BYTES: usize = 64 << 10;
 
 /// Names a macro may not take: they would shadow instructions.
 const RESERVED: &[&str] = &[
@@ -357,6 +360,16 @@ impl Expander<'_> {
             .collect();
         let subs: Vec<(String, String)> = mac.params.iter().cloned().zip(args).collect();
         let lines = substitute_body(&body, &subs, unique, "macro")?;
+        if let Some(long) = lines.iter().find(|l| l.text.len() > MAX_LINE_BYTES) {
+            return Err(Diagnostic::new(
+                long,
+                1,
+                format!(
+                    "macro `{name}` expands to a line of more than {MAX_LINE_BYTES} bytes: do its \
+                     arguments grow at every level?"
+                ),
+            ));
+        }
         self.expand_all(&lines, depth + 1)
     }
 }

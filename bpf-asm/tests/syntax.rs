@@ -100,6 +100,22 @@ fn recursive_macros_are_an_error_not_a_hang() {
     );
 }
 
+/// An argument passed on twice doubles at every level: bounded by the line length (the
+/// fuzzer found the like taking minutes and gigabytes before; fuzz/corpus keeps it).
+#[test]
+fn a_macro_whose_argument_doubles_is_an_error_not_a_hang() {
+    let e = bpf_asm::parse(&[Source {
+        name: "t.s",
+        text: ".macro m a\n m \\a.\\a\n.endm\n.section s\nm 1\n",
+    }])
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("expands to a line of more than 65536 bytes"),
+        "{e}"
+    );
+}
+
 #[test]
 fn constant_cycles_are_an_error() {
     let e = bpf_asm::parse(&[Source {
