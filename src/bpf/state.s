@@ -103,14 +103,19 @@ done\@:
 ; bpf_probe_read_kernel): the verifier allows no arithmetic on a BTF pointer, and a copy
 ; through bpf_probe_read_kernel is a number. The storage steps read the pointer again.
 .macro btf_enter skip
+    btf_socket
+    check_tcp_protocol r7, \skip
+    r1 = *(u64 *)(r6 + RAW_ARG1)
+    r2 = *(u64 *)(r6 + RAW_ARG2)
+.endm
+
+; r6 = ctx, r7 = its socket as a number, also at STACK_KEY.
+.macro btf_socket
     r6 = r1
     r7 = *(u64 *)(r6 + RAW_ARG0)
     *(u64 *)(r10 + STACK_KEY) = r7
     probe_read r10, STACK_KEY, 8, r10, STACK_KEY
     r7 = *(u64 *)(r10 + STACK_KEY)
-    check_tcp_protocol r7, \skip
-    r1 = *(u64 *)(r6 + RAW_ARG1)
-    r2 = *(u64 *)(r6 + RAW_ARG2)
 .endm
 
 ; Runs nested on a CPU. A state change in softirq can interrupt the state program running for
@@ -587,14 +592,6 @@ destroyed:
     *(u64 *)(r10 + STACK_KEY) = r7
 .endm
 
-; The same from a tp_btf context: r7 a plain number, as btf_enter makes it.
-.macro destroy_btf_enter
-    r6 = r1
-    r7 = *(u64 *)(r6 + RAW_ARG0)
-    *(u64 *)(r10 + STACK_KEY) = r7
-    probe_read r10, STACK_KEY, 8, r10, STACK_KEY
-    r7 = *(u64 *)(r10 + STACK_KEY)
-.endm
 
 .section raw_tracepoint/tcp_destroy_sock
     destroy_program destroy_raw_enter, hash_find, hash_forget

@@ -70,9 +70,7 @@ impl Hook {
     /// A tracepoint, classic, raw or BTF-typed: present wherever the kernel has the event,
     /// no kernel function to look up.
     pub fn is_tracepoint(&self) -> bool {
-        [TRACEPOINT, RAW_TRACEPOINT, TP_BTF]
-            .iter()
-            .any(|prefix| self.section.starts_with(prefix))
+        StateHook::of(self).is_some()
     }
 
     /// As the "attached" line and `conntrace check` name it: "kprobe tcp_connect",
@@ -256,7 +254,8 @@ impl StateHook {
         ("tracepoint", StateHook::Classic),
     ];
 
-    /// The kind of a tracepoint hook; None for a kprobe's.
+    /// The kind of a tracepoint hook (of any job: a syscall tracepoint is classic); None for
+    /// a kprobe's.
     pub fn of(hook: &Hook) -> Option<StateHook> {
         let s = hook.section;
         if s.starts_with(TP_BTF) {

@@ -21,5 +21,5 @@
 
 ; Where the state is in socket storage, the socket's end reads it there.
 .section tp_btf/tcp_destroy_sock
-    destroy_program destroy_btf_enter, storage_find, storage_forget
+    destroy_program btf_socket, storage_find, storage_forget
 .endm
