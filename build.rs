@@ -1,14 +1,15 @@
 //! Assembles the BPF programs (src/bpf/*.s, in file-name order, as one unit) with bpf-asm into
-//! two objects the binary embeds: $OUT_DIR/probes.o (layouts from BTF) and
-//! $OUT_DIR/probes-nobtf.o (for kernels without BTF). A generated `arch.s` goes first: it names
-//! the pt_regs offsets of the architecture being compiled *for*, so kprobe programs read their
-//! arguments from the right place when cross-compiling. Then the variant's prelude from
-//! src/bpf/variants/ defines how a TCP socket is told apart (sk_protocol with BTF, the
-//! discovered &tcp_prot without).
+//! the four objects the binary embeds (`OBJECTS`): with BTF (layouts from the kernel's types)
+//! or without (src/bpf/variants/), each sending its records to the BPF ring buffer or to the
+//! per-CPU perf rings (src/bpf/rings/). A generated `arch.s` goes first: it names the pt_regs
+//! offsets of the architecture being compiled *for*, so kprobe programs read their arguments
+//! from the right place when cross-compiling. Then the variant's prelude defines how a TCP
+//! socket is told apart (sk_protocol with BTF, the discovered &tcp_prot without), and the
+//! ring's prelude how a record is sent.
 //!
-//! The binary embeds the two as one packed stream, $OUT_DIR/probes.pack (src/session/pack.rs):
-//! a little-endian u32 length of each object, then probes.o and probes-nobtf.o packed as one
-//! input, so the second object's programs are mostly copies from the first.
+//! The binary embeds them as one packed stream, $OUT_DIR/probes.pack (src/session/pack.rs): a
+//! little-endian u32 length of each object, then the objects packed as one input, so each
+//! object's programs are mostly copies from the first.
 
 use std::path::{Path, PathBuf};
 use std::process::exit;
@@ -33,6 +34,16 @@ fn arch_source(arch: &str) -> Option<String> {
          .equ PT_REGS_RC, {rc}\n"
     ))
 }
+
+/// The objects, in the packed stream's order (src/session/embedded.rs reads them in it): the
+/// variant's prelude, the ring's prelude, the object's name. The most common first, since an
+/// object is unpacked with every one before it.
+const OBJECTS: [(&str, &str, &str); 4] = [
+    ("btf.s", "ringbuf.s", "probes.o"),
+    ("btf.s", "perf.s", "probes-perf.o"),
+    ("nobtf.s", "ringbuf.s", "probes-nobtf.o"),
+    ("nobtf.s", "perf.s", "probes-nobtf-perf.o"),
+];
 
 fn fail(message: &str) -> ! {
     // Cargo shows a failed build script's stderr as it is; cargo:warning= would mangle the
@@ -80,25 +91,31 @@ fn main() {
         }
     }
 
-    let variants = Path::new("src/bpf/variants");
+    println!("cargo:rerun-if-changed=src/bpf/variants");
+    println!("cargo:rerun-if-changed=src/bpf/rings");
     let mut objects = Vec::new();
-    println!("cargo:rerun-if-changed={}", variants.display());
-    for (prelude, object) in [("btf.s", "probes.o"), ("nobtf.s", "probes-nobtf.o")] {
-        let path = variants.join(prelude);
-        println!("cargo:rerun-if-changed={}", path.display());
-        let prelude_text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) => fail(&format!("error: cannot read {}: {e}", path.display())),
+    for (variant, ring, object) in OBJECTS {
+        let prelude = |path: &Path| {
+            println!("cargo:rerun-if-changed={}", path.display());
+            match std::fs::read_to_string(path) {
+                Ok(text) => (path.display().to_string(), text),
+                Err(e) => fail(&format!("error: cannot read {}: {e}", path.display())),
+            }
         };
-        let prelude_name = path.display().to_string();
+        let (variant_name, variant_text) = prelude(&Path::new("src/bpf/variants").join(variant));
+        let (ring_name, ring_text) = prelude(&Path::new("src/bpf/rings").join(ring));
         let mut sources = vec![
             bpf_asm::Source {
                 name: "arch.s",
                 text: &arch_text,
             },
             bpf_asm::Source {
-                name: &prelude_name,
-                text: &prelude_text,
+                name: &variant_name,
+                text: &variant_text,
+            },
+            bpf_asm::Source {
+                name: &ring_name,
+                text: &ring_text,
             },
         ];
         sources.extend(
@@ -109,8 +126,8 @@ fn main() {
         let bytes = match bpf_asm::assemble(&sources) {
             Ok(bytes) => bytes,
             Err(e) => fail(&format!(
-                "{e}\nerror: the BPF programs in src/bpf (with {prelude_name}) do not assemble \
-                 (see above)"
+                "{e}\nerror: the BPF programs in src/bpf (with {variant_name} and {ring_name}) do \
+                 not assemble (see above)"
             )),
         };
         let out = Path::new(&out_dir).join(object);
@@ -129,7 +146,7 @@ fn main() {
         packed.extend_from_slice(&len.to_le_bytes());
     }
     packed.extend_from_slice(&pack::pack(&whole));
-    if pack::unpack(&packed[8..], whole.len()) != whole {
+    if pack::unpack(&packed[4 * objects.len()..], whole.len()) != whole {
         fail("error: the packed probe objects do not unpack to the objects (src/session/pack.rs)");
     }
     let out = Path::new(&out_dir).join("probes.pack");

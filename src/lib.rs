@@ -31,8 +31,8 @@
 //!   prints it; `signals` and the options say when to stop.
 //!
 //! `unsafe` is denied crate-wide and allowed only where the kernel is met: `kernel::sys` (the
-//! system calls, and the test fake's memory) and `kernel::ring::mapped` (the ring the kernel
-//! writes), plus one test-only fake kernel in `kernel::attach`'s tests.
+//! system calls, and the test fake's memory) and `kernel::ring::mapped` and `bpf_mapped` (the
+//! rings the kernel writes), plus one test-only fake kernel in `kernel::attach`'s tests.
 
 #![deny(unsafe_code)]
 

@@ -13,6 +13,7 @@ use bpf_insn::{
 use conntrace::kernel::load::helper_fallback;
 use conntrace::kernel::probe_object::{self, ProbeObject, ProgramKind};
 use conntrace::session::embedded;
+use conntrace::session::rings::RingKind;
 use std::collections::BTreeMap;
 
 /// A kernel release, (major, minor).
@@ -25,10 +26,22 @@ fn show(r: Release) -> String {
 /// An embedded object's unpacking function.
 type Object = fn() -> Vec<u8>;
 
-/// The objects and the oldest kernel each is meant for (the README's Requirements: 4.19).
-const FLOORS: [(&str, Object, Release); 2] = [
-    ("probes.o", embedded::probe_object, (4, 19)),
-    ("probes-nobtf.o", embedded::probe_object_nobtf, (4, 19)),
+/// The objects and the oldest kernel each is meant for (the README's Requirements: 4.19). The
+/// objects that send to the BPF ring buffer are loaded only where it was probed (5.8,
+/// src/session/rings.rs); their perf-ring twins carry the floor.
+const FLOORS: [(&str, Object, Release); 4] = [
+    ("probes.o", embedded::probe_object, (5, 8)),
+    (
+        "probes-perf.o",
+        || embedded::object(true, RingKind::Perf),
+        (4, 19),
+    ),
+    ("probes-nobtf.o", embedded::probe_object_nobtf, (5, 8)),
+    (
+        "probes-nobtf-perf.o",
+        || embedded::object(false, RingKind::Perf),
+        (4, 19),
+    ),
 ];
 
 /// The instruction limit of a program before 5.2 (BPF_MAXINSNS), counted in 8-byte slots as
@@ -106,6 +119,8 @@ const HELPERS: &[(i64, &str, Release)] = &[
     (113, "bpf_probe_read_kernel", (5, 5)),
     (114, "bpf_probe_read_user_str", (5, 5)),
     (115, "bpf_probe_read_kernel_str", (5, 5)),
+    (130, "bpf_ringbuf_output", (5, 8)),
+    (134, "bpf_ringbuf_query", (5, 8)),
     (160, "bpf_ktime_get_coarse_ns", (5, 11)),
 ];
 

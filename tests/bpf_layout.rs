@@ -179,6 +179,26 @@ fn expected() -> Vec<(&'static str, i128, String)> {
             abi::BPF_F_NO_PREALLOC as i128,
             "abi::BPF_F_NO_PREALLOC".into(),
         ),
+        (
+            "BPF_RB_NO_WAKEUP",
+            abi::BPF_RB_NO_WAKEUP as i128,
+            "abi::BPF_RB_NO_WAKEUP".into(),
+        ),
+        (
+            "BPF_RB_FORCE_WAKEUP",
+            abi::BPF_RB_FORCE_WAKEUP as i128,
+            "abi::BPF_RB_FORCE_WAKEUP".into(),
+        ),
+        (
+            "BPF_RB_AVAIL_DATA",
+            abi::BPF_RB_AVAIL_DATA as i128,
+            "abi::BPF_RB_AVAIL_DATA".into(),
+        ),
+        (
+            "BPF_RB_RING_SIZE",
+            abi::BPF_RB_RING_SIZE as i128,
+            "abi::BPF_RB_RING_SIZE".into(),
+        ),
     ]);
     use event::tcp_state::*;
     table.extend([
@@ -318,8 +338,8 @@ fn read_sources() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Constants and maps of the unit build.rs assembles with `prelude`; arch.s as for x86_64
-/// (its values matter to no shared layout).
+/// Constants and maps of the unit build.rs assembles with the variant `prelude` and the ring
+/// prelude `ring`; arch.s as for x86_64 (its values matter to no shared layout).
 struct Unit {
     constants: Vec<(String, i128)>,
     program: bpf_asm::Program,
@@ -327,16 +347,20 @@ struct Unit {
     files: Vec<(String, String)>,
 }
 
-fn unit(prelude: &str) -> Unit {
+fn unit(prelude: &str, ring: &str) -> Unit {
     let arch = ".equ PT_REGS_PARM1, 112\n.equ PT_REGS_PARM2, 104\n\
                 .equ PT_REGS_PARM3, 96\n.equ PT_REGS_RC, 80\n";
-    let path = bpf_dir().join("variants").join(prelude);
+    let read = |dir: &str, file: &str| {
+        let path = bpf_dir().join(dir).join(file);
+        (
+            format!("src/bpf/{dir}/{file}"),
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        )
+    };
     let mut files = vec![
         ("arch.s".to_string(), arch.to_string()),
-        (
-            format!("src/bpf/variants/{prelude}"),
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-        ),
+        read("variants", prelude),
+        read("rings", ring),
     ];
     files.extend(read_sources());
     let sources: Vec<bpf_asm::Source> = files
@@ -367,8 +391,8 @@ fn defined_at(files: &[(String, String)], name: &str) -> String {
     "src/bpf".to_string()
 }
 
-fn check(prelude: &str) {
-    let unit = unit(prelude);
+fn check(prelude: &str, ring: &str) {
+    let unit = unit(prelude, ring);
     let values: HashMap<&str, i128> = unit
         .constants
         .iter()
@@ -423,17 +447,19 @@ fn check(prelude: &str) {
     }
     assert!(
         problems.is_empty(),
-        "src/bpf (with variants/{prelude}) disagrees with the Rust definitions:\n  {}",
+        "src/bpf (with variants/{prelude} and rings/{ring}) disagrees with the Rust definitions:\n  {}",
         problems.join("\n  ")
     );
 }
 
 #[test]
 fn btf_probes_share_the_rust_layouts() {
-    check("btf.s");
+    check("btf.s", "ringbuf.s");
+    check("btf.s", "perf.s");
 }
 
 #[test]
 fn nobtf_probes_share_the_rust_layouts() {
-    check("nobtf.s");
+    check("nobtf.s", "ringbuf.s");
+    check("nobtf.s", "perf.s");
 }

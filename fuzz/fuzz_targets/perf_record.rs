@@ -1,10 +1,13 @@
-//! Arbitrary bytes as the contents of a CPU's perf ring: records are parsed one after another
-//! (as the ring reader does, skipping what it may skip), samples decoded into events, and
-//! events formatted as text and JSON. Nothing on the way may panic.
+//! Arbitrary bytes as the contents of a CPU's perf ring, then as the BPF ring buffer's: records
+//! are parsed one after another (as the ring readers do, skipping what they may skip),
+//! samples decoded into events, and events formatted as text and JSON. Nothing on the way may
+//! panic.
 #![no_main]
 
 use conntrace::app::output::{Clock, Format, Printer};
-use conntrace::kernel::ring::{parse_record, Record};
+use conntrace::kernel::ring::{
+    parse_record, parse_ringbuf_header, Record, RingBufHeader, RINGBUF_HEADER_SIZE,
+};
 use conntrace::session::event::{decode_bytes, Loss, LossReason, SockIds};
 use libfuzzer_sys::fuzz_target;
 
@@ -48,6 +51,25 @@ fuzz_target!(|data: &[u8]| {
             }
         };
         rest = rest.get(size..).unwrap_or_default();
+        out.clear();
+    }
+    // The same bytes as the BPF ring buffer's data, from its start to its producer position.
+    let mut at = 0;
+    while let Some(word) = data.get(at..at + 4) {
+        let word = u32::from_ne_bytes([word[0], word[1], word[2], word[3]]);
+        match parse_ringbuf_header(word, data.len() - at) {
+            Ok(RingBufHeader::Busy) | Err(_) => break,
+            Ok(RingBufHeader::Discarded { total }) => at += total,
+            Ok(RingBufHeader::Sample { len, total }) => {
+                let sample = &data[at + RINGBUF_HEADER_SIZE..at + RINGBUF_HEADER_SIZE + len];
+                if let Ok(event) = decode_bytes(sample, &ids) {
+                    for p in printers.iter_mut() {
+                        p.event(&event, &mut out);
+                    }
+                }
+                at += total;
+            }
+        }
         out.clear();
     }
 });

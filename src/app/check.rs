@@ -17,7 +17,8 @@ use crate::session::capacity::{Capacity, StateMaps};
 use crate::session::embedded;
 use crate::session::features::{self, Feature, Features};
 use crate::session::fields::{self, FieldSource};
-use crate::session::options::{BackendChoice, BtfSource};
+use crate::session::options::{BackendChoice, BtfSource, DEFAULT_PAGES};
+use crate::session::rings::{self, RingKind};
 
 /// Prints the report; returns 0 when tracing will work, 1 when not.
 pub fn run(sys: &dyn Sys, opts: &CheckOptions) -> i32 {
@@ -107,13 +108,23 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         r.line("feature", describe_feature(feature, probed));
     }
 
+    let ring = match rings::ring_kind(features.has(Feature::RingBuf)) {
+        Ok(ring) => ring,
+        Err(e) => {
+            r.fail(e);
+            return r;
+        }
+    };
     match ring::online_cpus(sys) {
         Ok(cpus) => r.line(
-            "perf rings",
-            format!("one per online CPU: {} CPUs", cpus.len()),
+            "rings",
+            match ring {
+                RingKind::Bpf => format!("the BPF ring buffer, shared by {} CPUs", cpus.len()),
+                RingKind::Perf => format!("one perf ring per online CPU: {} CPUs", cpus.len()),
+            },
         ),
         Err(e) => {
-            r.line("perf rings", format!("unknown: {e}"));
+            r.line("rings", format!("unknown: {e}"));
             r.fail(e.to_string());
         }
     }
@@ -175,20 +186,28 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     if !fields.has_btf() {
         r.line("without BTF", format!("off: {}", fields::NO_BTF_LIMITS));
     }
-    let object = match probe_object::parse(&embedded::object_for(&fields)) {
+    let object = match probe_object::parse(&embedded::object(fields.has_btf(), ring)) {
         Ok(o) => o,
         Err(e) => {
             r.fail(format!("embedded probe object: {e}"));
             return r;
         }
     };
+    let programs = if fields.has_btf() {
+        "the programs for kernels with BTF (field offsets from its types)"
+    } else {
+        "the programs for kernels without BTF (built-in sock_common layout)"
+    };
+    let records = match ring {
+        RingKind::Bpf => "records to the BPF ring buffer",
+        RingKind::Perf => "records to per-CPU perf rings",
+    };
     r.line(
         "variant",
-        if fields.has_btf() {
-            "probes.o, the programs for kernels with BTF (field offsets from its types)"
-        } else {
-            "probes-nobtf.o, the programs for kernels without BTF (built-in sock_common layout)"
-        },
+        format!(
+            "{}, {programs}, {records}",
+            embedded::name(fields.has_btf(), ring)
+        ),
     );
     r.line(
         "helpers",
@@ -260,10 +279,8 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
 
     // The verifier is the final word: load (not attach) every program tracing would load
     // here: each job's hooks of the kind chosen above (a tp_btf program is not for 5.10).
-    let nr_cpus = ring::online_cpus(sys)
-        .ok()
-        .and_then(|c| c.iter().max().map(|m| m + 1))
-        .unwrap_or(1);
+    let cpus = ring::online_cpus(sys).unwrap_or_default();
+    let nr_cpus = cpus.iter().max().map_or(1, |m| m + 1);
     let mut sections = Vec::new();
     for job in backend.jobs() {
         match backend::hooks_of(job, state) {
@@ -283,7 +300,11 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
         programs: ProgramFilter::Only(sections),
         helper_rewrites: features.helper_rewrites(),
         permission,
-        map_sizes: capacity.map_sizes(),
+        map_sizes: capacity
+            .map_sizes()
+            .into_iter()
+            .chain(rings::map_size(ring, DEFAULT_PAGES, cpus.len()))
+            .collect(),
     };
     match load::load(sys, &object, &fields, &load_opts) {
         Ok(loaded) => {

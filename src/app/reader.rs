@@ -252,7 +252,12 @@ pub fn read_events(
 
     // The kernel writes a LOST record only once a ring has room again; the in-kernel drop
     // counters are exact, so report what the records did not.
-    let reported: Vec<(u32, u64)> = session.rings.per_cpu().map(|c| (c.cpu, c.lost)).collect();
+    let reported: Vec<(u32, u64)> = session
+        .rings
+        .per_cpu()
+        .iter()
+        .map(|c| (c.cpu, c.lost))
+        .collect();
     for (cpu, reason, dropped) in dropped_per_cpu(sys, &session.loaded)? {
         let seen = match reason {
             LossReason::RingFull => reported

@@ -12,6 +12,7 @@ use crate::app::reader::read_events;
 use crate::app::signals;
 use crate::kernel::sys::{RealSys, Sys};
 use crate::session::fields;
+use crate::session::rings;
 use crate::session::start;
 
 /// The program's entry point; returns the exit status (0 done, 1 tracing failed, 2 bad usage).
@@ -73,11 +74,12 @@ fn run(sys: &dyn Sys, opts: &TraceOptions) -> Result<(), String> {
     }
     fleet.start()?;
     eprintln!(
-        "conntrace: attached {} probes: {} ({}); {}; {}; Ctrl-C to stop",
+        "conntrace: attached {} probes: {} ({}); {}; records through {}; {}; Ctrl-C to stop",
         session.attachments.len(),
         session.why,
         session.describe_hooks(),
         session.variant,
+        rings::describe(&session.rings),
         session.state.short()
     );
     let totals = read_events(sys, session, opts, fleet)?;

@@ -106,6 +106,7 @@
 .equ STACK_SCRATCH, STACK_KEY - 8              ; -176: 8 bytes
 .equ STACK_SCRATCH2, STACK_SCRATCH - 8         ; -184: 8 bytes
 .equ STACK_SOCK, STACK_SCRATCH2 - SOCK_SIZE    ; -248: a `socks` entry being built
+.equ STACK_RING, STACK_SOCK - 8                ; -256: emit's own (src/bpf/rings/ringbuf.s)
 
 .equ AF_INET, 2
 .equ AF_INET6, 10
@@ -129,15 +130,18 @@
 .equ BPF_ANY, 0                ; bpf_map_update_elem: create or replace
 .equ BPF_SK_STORAGE_GET_F_CREATE, 1   ; bpf_sk_storage_get: create the socket's entry
 .equ BPF_F_NO_PREALLOC, 1      ; map flag: entries allocated on demand
+.equ BPF_RB_NO_WAKEUP, 1       ; bpf_ringbuf_output: do not wake the reader
+.equ BPF_RB_FORCE_WAKEUP, 2    ; bpf_ringbuf_output: wake it
+.equ BPF_RB_AVAIL_DATA, 0      ; bpf_ringbuf_query: bytes not yet consumed
+.equ BPF_RB_RING_SIZE, 1       ; bpf_ringbuf_query: the data area's size
 
 ; Keys of the `drops` map: why a record could not be sent (LossReason in src/session/event.rs).
-.equ DROP_RING_FULL, 0         ; perf_event_output failed: the ring was full
+.equ DROP_RING_FULL, 0         ; the ring was full (bpf_perf_event_output or bpf_ringbuf_output failed)
 .equ DROP_RETURN_MISSED, 1     ; a kretprobe missed a call's return
 .equ DROP_STATE_FULL, 2        ; a map that holds state between hooks was full
 .equ DROP_UNANNOUNCED, 3       ; a tracked connection freed without its state change to CLOSE
 .equ DROP_COUNT, 4             ; the number of keys (LossReason::DROPS.len())
 
-.map events, perf_event_array, 4, 4, 0          ; max_entries 0: the loader sets the CPU count
 .map config, array, 4, CFG_SIZE, 1
 .map ports, hash, 4, 4, 64
 .map cgroups, cgroup_array, 4, 4, 1            ; --cgroup: the cgroup v2 directory's fd, at key 0
@@ -374,17 +378,13 @@ done\@:
     *(u64 *)(\ev + EV_SOCK) = r1
 .endm
 
-; Send the EV_SIZE-byte event at `ev` to this CPU's ring. `ctx` must not be r1-r5 other than r1.
+; Send the EV_SIZE-byte event at `ev` to the ring (src/bpf/rings/: the BPF ring buffer or this
+; CPU's perf ring). `ctx` must not be r1-r5 other than r1.
 .macro emit ctx, ev
-    r4 = \ev
-    r1 = \ctx
-    r2 = map events ll
-    r3 = 0xffffffff ll
-    r5 = EV_SIZE
-    call bpf_perf_event_output
+    ring_output \ctx, \ev
     if r0 == 0 goto sent\@
-    ; A full ring (or a CPU without one): count it here, exactly. The ring's own LOST records
-    ; are only written once it has room again.
+    ; A full ring (or a CPU without one): count it here, exactly. A perf ring's own LOST
+    ; records are only written once it has room again; the ring buffer writes none.
     count_drop DROP_RING_FULL
 sent\@:
 .endm

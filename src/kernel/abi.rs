@@ -46,6 +46,20 @@ pub const BPF_FUNC_KTIME_GET_COARSE_NS: u32 = 160;
 /// bpf_sk_storage_get flag: create the socket's entry when it has none.
 pub const BPF_SK_STORAGE_GET_F_CREATE: u64 = 1;
 
+// The BPF ring buffer (BPF_MAP_TYPE_RINGBUF, 5.8).
+/// bpf_ringbuf_output flags: do not wake the reader / wake it whatever the kernel would do.
+pub const BPF_RB_NO_WAKEUP: u64 = 1;
+pub const BPF_RB_FORCE_WAKEUP: u64 = 2;
+/// bpf_ringbuf_query: bytes not yet consumed / the data area's size.
+pub const BPF_RB_AVAIL_DATA: u64 = 0;
+pub const BPF_RB_RING_SIZE: u64 = 1;
+/// Each record's 8-byte header: its length word (these two bits set aside) and a page offset.
+pub const BPF_RINGBUF_HDR_SZ: usize = 8;
+/// Reserved, not yet submitted or discarded: the reader stops there.
+pub const BPF_RINGBUF_BUSY_BIT: u32 = 1 << 31;
+/// Discarded by its program: skipped.
+pub const BPF_RINGBUF_DISCARD_BIT: u32 = 1 << 30;
+
 // BTF (include/uapi/linux/btf.h).
 pub const BTF_MAGIC: u16 = 0xeb9f;
 pub const BTF_KIND_INT: u32 = 1;

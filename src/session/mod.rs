@@ -14,6 +14,7 @@ pub mod filter;
 pub mod nesting;
 pub mod options;
 pub mod pack;
+pub mod rings;
 pub mod selftest;
 
 use std::os::fd::AsFd;
@@ -21,8 +22,8 @@ use std::os::fd::AsFd;
 use crate::kernel::attach::{self, Attachment, KprobeSupport};
 use crate::kernel::load::{self, LoadOptions, Loaded, ProgramFilter};
 use crate::kernel::probe_object::{self, ProgramKind};
-use crate::kernel::ring::{self, PerfRings, Wakeup};
-use crate::kernel::sys::{host, Sys};
+use crate::kernel::ring::{self, Rings};
+use crate::kernel::sys::Sys;
 use crate::session::backend::{Backend, Hook, Role};
 use crate::session::capacity::{Capacity, StateMaps};
 use crate::session::features::{Feature, Features, Memlock};
@@ -33,7 +34,9 @@ use crate::session::options::{BtfSource, FamilyFilter, SessionOptions};
 /// order: probes are detached before the rings and maps go away.
 pub struct Session<'s> {
     pub attachments: Vec<Attachment<'s>>,
-    pub rings: PerfRings<'s>,
+    pub rings: Rings<'s>,
+    /// Which kind `rings` is.
+    pub ring: rings::RingKind,
     pub loaded: Loaded,
     pub backend: Backend,
     /// Why this backend, for the "attached" line.
@@ -131,7 +134,9 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
     // Without BTF: the fields beyond the built-in table, found before the programs load.
     let ipv6 = discover::Ipv6::for_kernel(opts.family == FamilyFilter::Ipv4);
     let discovered = discover::discover(sys, &mut fields, kprobes, ipv6)?;
-    let object = probe_object::parse(&embedded::object_for(&fields))
+    let features = Features::with_state_tracepoint(sys, fields.trace_id(STATE_TRACEPOINT));
+    let ring = rings::ring_kind(features.has(Feature::RingBuf))?;
+    let object = probe_object::parse(&embedded::object(fields.has_btf(), ring))
         .map_err(|e| format!("embedded probe object: {e}"))?;
     // Without BTF every job is done, whatever -e asks: the self-test needs the connect and
     // accept records to verify the layout (unwanted kinds are dropped in user space).
@@ -140,7 +145,6 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
         discovered,
     });
 
-    let features = Features::with_state_tracepoint(sys, fields.trace_id(STATE_TRACEPOINT));
     let state_hook = backend::state_hook(
         features.has(Feature::SkStorage),
         features.has(Feature::RawTracepoint),
@@ -181,7 +185,11 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
                 .flat_map(|(_, hooks)| hooks.iter().flat_map(|h| h.sections().map(String::from)))
                 .collect(),
         ),
-        map_sizes: capacity.map_sizes(),
+        map_sizes: capacity
+            .map_sizes()
+            .into_iter()
+            .chain(rings::map_size(ring, opts.pages, cpus.len()))
+            .collect(),
     };
     let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
     let state = StateMaps::of(loaded.maps.iter().map(|m| &m.def));
@@ -193,12 +201,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
         }
     }
 
-    let events = loaded
-        .map_fd("events")
-        .ok_or("probe object has no events map")?;
-    let wakeup = Wakeup::Watermark(wakeup_watermark(opts.pages));
-    let rings = PerfRings::open(sys, events, &cpus, opts.pages as usize, wakeup)
-        .map_err(|e| e.to_string())?;
+    let rings = rings::open(sys, &loaded, ring, &cpus, opts.pages)?;
 
     let mut attachments = Vec::new();
     let mut hooks_used = Vec::new();
@@ -225,6 +228,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
     Ok(Session {
         attachments,
         rings,
+        ring,
         loaded,
         backend,
         why,
@@ -357,13 +361,4 @@ fn selftest_families(opts: &SessionOptions) -> Vec<selftest::Family> {
         families.push(selftest::Family::Ipv6);
     }
     families
-}
-
-/// Bytes waiting in a ring before the kernel wakes the reader: an eighth of the ring. Waking
-/// on every record cost a wake-up and a context switch per event, which at ~90k events/s on
-/// 2 CPUs starved the reader and lost records (benchmarks: docs/benchmarks.md); an eighth
-/// leaves seven eighths of the ring as headroom while the reader is woken.
-fn wakeup_watermark(pages: u32) -> u32 {
-    let page = host::page_size().max(4096) as u32;
-    (pages.saturating_mul(page) / 8).max(1)
 }

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::kernel::btf;
-use crate::kernel::ring::{PerfRings, Record};
+use crate::kernel::ring::{Record, Rings};
 use crate::kernel::sys::process;
 use crate::kernel::sys::socket::BoundSocket;
 use crate::session::discover::{self, Discovered};
@@ -91,7 +91,7 @@ pub struct Expected {
 
 /// Verifies the layout with, per family in turn, one loopback connection and one refused
 /// connect, or says which fields did not verify and why the layout cannot be trusted.
-pub fn verify(rings: &mut PerfRings<'_>, plan: &Plan) -> Result<(), String> {
+pub fn verify(rings: &mut Rings<'_>, plan: &Plan) -> Result<(), String> {
     let mut problems = Vec::new();
     let netns = plan.discovered.netns;
     for &family in &plan.families {
@@ -230,7 +230,7 @@ fn refused_on_loopback(family: Family, netns: u32) -> std::io::Result<(u32, Vec<
 /// This process's records from the rings, until one of each expected kind arrived or `wait`
 /// passed. Anything else is dropped: tracing proper has not begun.
 fn collect(
-    rings: &mut PerfRings<'_>,
+    rings: &mut Rings<'_>,
     expected: &(u32, Vec<Expected>),
     wait: Duration,
 ) -> Result<Vec<WireEvent>, String> {

@@ -51,6 +51,14 @@ pub const ALL: &[(&str, Test)] = &[
         crate::lifecycle::through_the_raw_tracepoint,
     ),
     (
+        "records_through_the_perf_rings",
+        crate::lifecycle::through_the_perf_rings,
+    ),
+    (
+        "records_through_the_bpf_ring_buffer",
+        crate::lifecycle::through_the_bpf_ring_buffer,
+    ),
+    (
         "close_of_a_connection_older_than_conntrace",
         crate::lifecycle::connection_older_than_conntrace,
     ),

@@ -86,12 +86,33 @@ pub fn through_the_raw_tracepoint() -> Result<(), String> {
     )
 }
 
+/// Records through the per-CPU perf rings, forced as on a kernel before 5.8: the same exact
+/// records as through the BPF ring buffer.
+pub fn through_the_perf_rings() -> Result<(), String> {
+    through_env(
+        &[("CONNTRACE_RING", "perf")],
+        "records through perf rings (",
+        611,
+        1499,
+    )
+}
+
+/// The BPF ring buffer, which this kernel has: the default.
+pub fn through_the_bpf_ring_buffer() -> Result<(), String> {
+    through_env(&[], "records through the BPF ring buffer (", 97, 3001)
+}
+
 fn through_the_state_hook(kind: &str, named: &str, up: u64, down: u64) -> Result<(), String> {
-    let env = [("CONNTRACE_STATE_HOOK", kind)];
-    let (tracer, window, client, server) = talk_env(&env, "6", up, down, "reset", "second")?;
+    let named = format!("state: {named},");
+    through_env(&[("CONNTRACE_STATE_HOOK", kind)], &named, up, down)
+}
+
+/// A connection's whole life traced with `env`, whose "attached" line must say `named`.
+fn through_env(env: &[(&str, &str)], named: &str, up: u64, down: u64) -> Result<(), String> {
+    let (tracer, window, client, server) = talk_env(env, "6", up, down, "reset", "second")?;
     let attached = tracer.attached_line().unwrap_or_default();
-    if !attached.contains(&format!("state: {named},")) {
-        return Err(format!("not the {named}: {attached}"));
+    if !attached.contains(named) {
+        return Err(format!("not {named:?}: {attached}"));
     }
     let expected = [
         client.connect(),

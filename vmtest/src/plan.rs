@@ -165,6 +165,17 @@ impl KernelSeries {
         self != KernelSeries::V5_10NoBtf
     }
 
+    /// Whether it has the BPF ring buffer (5.8+): then conntrace's records go through it.
+    /// Every series here does; one before 5.8 would not.
+    pub fn has_bpf_ring_buffer(self) -> bool {
+        match self {
+            KernelSeries::V6_1
+            | KernelSeries::V6_12
+            | KernelSeries::V5_10
+            | KernelSeries::V5_10NoBtf => true,
+        }
+    }
+
     /// Whether its tp_btf programs may use socket-local storage (5.11+ with BTF): then
     /// conntrace's state program is the tp_btf one.
     pub fn has_tracing_sk_storage(self) -> bool {

@@ -36,6 +36,9 @@ pub struct ScenarioRun {
     /// The state changes through the classic tracepoint, forced (CONNTRACE_STATE_HOOK): the
     /// way of a kernel before 4.17. Otherwise the raw tracepoint every VM kernel has.
     pub classic_state: bool,
+    /// Records through the perf rings, forced (CONNTRACE_RING): the way of a kernel before
+    /// 5.8. Otherwise the BPF ring buffer every VM kernel has.
+    pub perf_rings: bool,
     /// Traced with `--btf none`: the programs for kernels without BTF (no tp_btf).
     pub no_btf: bool,
     /// A fault set up before the run (SETUP) and undone after it (RESTORE).
@@ -124,6 +127,7 @@ pub fn expected(spec: &VmSpec) -> Vec<RunSpec> {
                 ScenarioRun {
                     kprobe_events_during: true,
                     classic_state: true,
+                    perf_rings: true,
                     ..ScenarioRun::default()
                 },
             )),

@@ -286,6 +286,16 @@ fn verify_scenario(
             "conntrace's \"attached\" line does not name the {state} as the state hook: {line}"
         ));
     }
+    let ring = if opts.perf_rings || !spec.kernel.has_bpf_ring_buffer() {
+        "perf rings"
+    } else {
+        "the BPF ring buffer"
+    };
+    if let Some(line) = attached.filter(|l| !l.contains(&format!("; records through {ring} ("))) {
+        failures.push(format!(
+            "conntrace's \"attached\" line does not name {ring} as where records go: {line}"
+        ));
+    }
     if attached.is_none() {
         failures.push(format!(
             "conntrace's stderr has no \"conntrace: attached\" line; it said: {}",

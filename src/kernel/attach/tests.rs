@@ -195,6 +195,14 @@ impl Sys for Kernel {
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>> {
         self.fake.mmap_shared(fd, len)
     }
+    fn mmap_read_only(
+        &self,
+        fd: BorrowedFd<'_>,
+        len: usize,
+        offset: usize,
+    ) -> SysResult<NonNull<u8>> {
+        self.fake.mmap_read_only(fd, len, offset)
+    }
     unsafe fn munmap(&self, ptr: NonNull<u8>, len: usize) {
         // SAFETY: forwarded with the caller's own guarantee.
         unsafe { self.fake.munmap(ptr, len) }

@@ -47,6 +47,17 @@ pub enum RingError {
     Wait {
         err: SysError,
     },
+    /// The BPF ring buffer's data area is not a power-of-two multiple of the page size.
+    BadBpfRingSize {
+        bytes: usize,
+    },
+    BpfRingMmap {
+        bytes: usize,
+        err: SysError,
+    },
+    BpfRingEpollAdd {
+        err: SysError,
+    },
 }
 
 impl RingError {
@@ -59,7 +70,9 @@ impl RingError {
             | RingError::Enable { err, .. }
             | RingError::EpollCreate { err }
             | RingError::EpollAdd { err, .. }
-            | RingError::Wait { err } => Some(err),
+            | RingError::Wait { err }
+            | RingError::BpfRingMmap { err, .. }
+            | RingError::BpfRingEpollAdd { err } => Some(err),
             _ => None,
         }
     }
@@ -114,11 +127,24 @@ impl fmt::Display for RingError {
                  for every possible CPU (max_entries above the highest CPU number)"
             ),
             RingError::Enable { cpu, err } => write!(f, "cannot enable the perf event on CPU {cpu}: {err}"),
-            RingError::EpollCreate { err } => write!(f, "cannot create the epoll set for the perf rings: {err}"),
+            RingError::EpollCreate { err } => write!(f, "cannot create the epoll set for the rings: {err}"),
             RingError::EpollAdd { cpu, err } => {
                 write!(f, "cannot add CPU {cpu}'s perf ring to the epoll set: {err}")
             }
-            RingError::Wait { err } => write!(f, "waiting for perf ring data failed: {err}"),
+            RingError::Wait { err } => write!(f, "waiting for ring data failed: {err}"),
+            RingError::BadBpfRingSize { bytes } => write!(
+                f,
+                "a BPF ring buffer of {bytes} bytes is not possible: it must be a power-of-two \
+                 number of pages"
+            ),
+            RingError::BpfRingMmap { bytes, err } => write!(
+                f,
+                "cannot map {bytes} bytes of the BPF ring buffer: {err}; use a smaller ring \
+                 (--pages) or run as root"
+            ),
+            RingError::BpfRingEpollAdd { err } => {
+                write!(f, "cannot add the BPF ring buffer to the epoll set: {err}")
+            }
         }
     }
 }

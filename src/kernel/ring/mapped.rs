@@ -57,6 +57,10 @@ impl<'s> MappedRing<'s> {
         })
     }
 
+    pub fn data_size(&self) -> usize {
+        self.data_size
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }

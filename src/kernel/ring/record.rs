@@ -1,18 +1,23 @@
-//! Perf ring records as bytes: `struct perf_event_header` then a body. Pure functions that
-//! never panic, so they can be fuzzed: every size field is checked before it is used.
+//! Ring records as bytes: a perf ring's `struct perf_event_header` then a body, and the BPF
+//! ring buffer's length word. Pure functions that never panic, so they can be fuzzed: every
+//! size field is checked before it is used.
 
 use std::fmt;
 
+pub use crate::kernel::abi::BPF_RINGBUF_HDR_SZ as RINGBUF_HEADER_SIZE;
+use crate::kernel::abi::{BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT};
 pub use crate::kernel::abi::{
     PERF_EVENT_HEADER_SIZE as HEADER_SIZE, PERF_RECORD_LOST, PERF_RECORD_SAMPLE,
 };
 
-/// One record from a CPU's ring.
+/// One record from a ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record<'a> {
     /// What a BPF program passed to `bpf_perf_event_output`, plus the kernel's padding (up to
-    /// 7 zero bytes, so the raw part ends 8-aligned): decoders must accept a longer slice.
-    Sample { cpu: u32, data: &'a [u8] },
+    /// 7 zero bytes, so the raw part ends 8-aligned): decoders must accept a longer slice; or
+    /// exactly what it passed to `bpf_ringbuf_output`. `cpu`: the CPU whose perf ring it came
+    /// from; None from the BPF ring buffer, which all CPUs share.
+    Sample { cpu: Option<u32>, data: &'a [u8] },
     /// The kernel dropped `count` records on this CPU because the ring was full.
     Lost { cpu: u32, count: u64 },
 }
@@ -38,6 +43,38 @@ pub enum RecordError {
     ShortLost { size: usize },
     /// A well-formed record of a type we do not read; it is skipped by its size.
     UnknownType { kind: u32, size: usize },
+    /// A BPF ring buffer record longer than what the producer has published.
+    RingBufTooLong { len: usize, available: usize },
+}
+
+/// What the length word of a BPF ring buffer record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingBufHeader {
+    /// Reserved and not yet submitted: nothing after it may be read yet.
+    Busy,
+    /// `len` bytes of sample after the header; `total` is the whole record, padded to 8.
+    Sample { len: usize, total: usize },
+    /// Its program discarded it: skip `total` bytes.
+    Discarded { total: usize },
+}
+
+/// Reads a BPF ring buffer record's length word, where `available` bytes are published from
+/// the record's start on.
+pub fn parse_ringbuf_header(word: u32, available: usize) -> Result<RingBufHeader, RecordError> {
+    if word & BPF_RINGBUF_BUSY_BIT != 0 {
+        return Ok(RingBufHeader::Busy);
+    }
+    let len = (word & !(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) as usize;
+    let total = len
+        .checked_add(RINGBUF_HEADER_SIZE)
+        .map(|n| n.next_multiple_of(8))
+        .filter(|&total| total <= available)
+        .ok_or(RecordError::RingBufTooLong { len, available })?;
+    Ok(if word & BPF_RINGBUF_DISCARD_BIT != 0 {
+        RingBufHeader::Discarded { total }
+    } else {
+        RingBufHeader::Sample { len, total }
+    })
 }
 
 impl RecordError {
@@ -76,6 +113,10 @@ impl fmt::Display for RecordError {
             RecordError::UnknownType { kind, size } => {
                 write!(f, "perf record of unknown type {kind} ({size} bytes)")
             }
+            RecordError::RingBufTooLong { len, available } => write!(
+                f,
+                "BPF ring buffer record of {len} bytes is longer than the {available} published"
+            ),
         }
     }
 }
@@ -111,7 +152,10 @@ pub fn parse_record(cpu: u32, bytes: &[u8]) -> Result<Record<'_>, RecordError> {
                 return Err(RecordError::RawSizeTooBig { raw: 0, room: 0 });
             };
             match usize::try_from(raw).ok().and_then(|n| body.get(..n)) {
-                Some(data) => Ok(Record::Sample { cpu, data }),
+                Some(data) => Ok(Record::Sample {
+                    cpu: Some(cpu),
+                    data,
+                }),
                 None => Err(RecordError::RawSizeTooBig {
                     raw,
                     room: body.len(),
@@ -151,7 +195,7 @@ mod tests {
         assert_eq!(
             parse_record(3, &rec),
             Ok(Record::Sample {
-                cpu: 3,
+                cpu: Some(3),
                 data: b"hello\0\0\0\0\0\0\0"
             })
         );

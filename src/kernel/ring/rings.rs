@@ -165,6 +165,11 @@ impl<'s> PerfRings<'s> {
         records
     }
 
+    /// The size of each ring's data area.
+    pub fn data_size(&self) -> usize {
+        self.rings.first().map_or(0, |r| r.ring.data_size())
+    }
+
     /// The CPUs read, in ring order.
     pub fn cpus(&self) -> impl Iterator<Item = u32> + '_ {
         self.rings.iter().map(|r| r.counters.cpu)

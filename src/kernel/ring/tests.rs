@@ -40,7 +40,9 @@ fn poll(rings: &mut PerfRings<'_>) -> Vec<Got> {
     let mut got = Vec::new();
     let n = rings
         .poll(100, |r| match r {
-            Record::Sample { cpu, data } => got.push(Got::Sample(cpu, data.to_vec())),
+            Record::Sample { cpu, data } => {
+                got.push(Got::Sample(cpu.expect("a perf ring's CPU"), data.to_vec()))
+            }
             Record::Lost { cpu, count } => got.push(Got::Lost(cpu, count)),
         })
         .expect("poll");
@@ -469,7 +471,7 @@ fn an_interrupted_wait_is_not_an_error_but_a_broken_one_is() {
     fake.fail_next("epoll_wait", libc::EBADF);
     let msg = rings.poll(-1, |_| {}).unwrap_err().to_string();
     assert!(
-        msg.contains("waiting for perf ring data failed: epoll_wait failed"),
+        msg.contains("waiting for ring data failed: epoll_wait failed"),
         "{msg}"
     );
 }

@@ -6,7 +6,8 @@
 //! answer is not on `Sys` but safe free functions: `process` (this process's ids,
 //! capabilities and prctl flags), `host` (uname, the page size, the clocks), `signals`.
 //!
-//! With the ring's mapped memory (`ring::mapped`), this is the only code allowed `unsafe`.
+//! With the rings' mapped memory (`ring::mapped`, `ring::bpf_mapped`), this is the only code
+//! allowed `unsafe`.
 
 // Tests only: the crate's unit tests, and the fuzz targets through the `test-util` feature.
 // Kept out of the binary.
@@ -251,8 +252,17 @@ pub trait Sys {
     fn raw_tracepoint_open(&self, name: Option<&str>, prog: BorrowedFd<'_>) -> SysResult<OwnedFd>;
     /// A shared read-write mapping of `len` bytes of `fd` from offset 0.
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>>;
+    /// A shared read-only mapping of `len` bytes of `fd` from `offset` (a page multiple): a
+    /// BPF ring buffer's producer page and data, which the kernel refuses to map writable.
+    fn mmap_read_only(
+        &self,
+        fd: BorrowedFd<'_>,
+        len: usize,
+        offset: usize,
+    ) -> SysResult<NonNull<u8>>;
     /// # Safety
-    /// `ptr`/`len` must come from one `mmap_shared` call and nothing may use the mapping after.
+    /// `ptr`/`len` must come from one `mmap_shared` or `mmap_read_only` call and nothing may
+    /// use the mapping after.
     unsafe fn munmap(&self, ptr: NonNull<u8>, len: usize);
     fn epoll_create(&self) -> SysResult<OwnedFd>;
     fn epoll_add(&self, epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> SysResult<()>;

@@ -353,21 +353,16 @@ impl Sys for RealSys {
     }
 
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>> {
-        // SAFETY: a fresh mapping at an address the kernel picks; it aliases no Rust object.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(SysError::last("mmap"));
-        }
-        NonNull::new(ptr as *mut u8).ok_or(SysError::new("mmap", libc::ENOMEM))
+        map_shared(fd, len, 0, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    fn mmap_read_only(
+        &self,
+        fd: BorrowedFd<'_>,
+        len: usize,
+        offset: usize,
+    ) -> SysResult<NonNull<u8>> {
+        map_shared(fd, len, offset, libc::PROT_READ)
     }
 
     unsafe fn munmap(&self, ptr: NonNull<u8>, len: usize) {
@@ -505,4 +500,29 @@ impl Sys for RealSys {
             None => self.write_file(&file.path, data, true),
         }
     }
+}
+
+/// mmap(MAP_SHARED) of `len` bytes of `fd` at `offset`, with protection `prot`.
+fn map_shared(
+    fd: BorrowedFd<'_>,
+    len: usize,
+    offset: usize,
+    prot: libc::c_int,
+) -> SysResult<NonNull<u8>> {
+    let offset = libc::off_t::try_from(offset).map_err(|_| SysError::new("mmap", libc::EINVAL))?;
+    // SAFETY: a fresh mapping at an address the kernel picks; it aliases no Rust object.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            offset,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(SysError::last("mmap"));
+    }
+    NonNull::new(ptr as *mut u8).ok_or(SysError::new("mmap", libc::ENOMEM))
 }

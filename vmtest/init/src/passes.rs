@@ -14,6 +14,8 @@ use crate::tracer::{self, Finish, Launch, Stdout};
 pub const FORCE_TRACEFS: (&str, &str) = ("CONNTRACE_KPROBE_METHOD", "tracefs");
 /// The state hook knob (src/session/backend.rs): the classic tracepoint, not the raw one.
 pub const FORCE_CLASSIC_STATE: (&str, &str) = ("CONNTRACE_STATE_HOOK", "tracepoint");
+/// The ring knob (src/session/rings.rs): the perf rings, not the BPF ring buffer.
+pub const FORCE_PERF_RINGS: (&str, &str) = ("CONNTRACE_RING", "perf");
 
 /// What every scenario run shares: the machine's facts and the next free port pair.
 pub struct Ctx {
@@ -45,14 +47,14 @@ pub fn backend(ctx: &mut Ctx, backend: &str) {
 }
 
 /// The kprobe backend as a kernel before 4.17 has it: through tracefs kprobe_events, listed
-/// while attached, and the classic state tracepoint.
+/// while attached, the classic state tracepoint and the perf rings.
 pub fn tracefs_method(ctx: &mut Ctx) {
     let run = "kprobe-tracefs";
     scenario_run(
         ctx,
         run,
         &["--backend", "kprobe"],
-        &[FORCE_TRACEFS, FORCE_CLASSIC_STATE],
+        &[FORCE_TRACEFS, FORCE_CLASSIC_STATE, FORCE_PERF_RINGS],
         true,
         &|| {},
     );

@@ -240,7 +240,7 @@ fn good_console() -> String {
     ];
     lines.extend(records().iter().map(Rec::line));
     lines.extend([
-        "CTVM STDERR kprobe conntrace: attached 7 probes (kprobe; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock)".to_string(),
+        "CTVM STDERR kprobe conntrace: attached 7 probes (kprobe; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock); records through the BPF ring buffer (2 MiB)".to_string(),
         "CTVM STDERR kprobe conntrace: 9 events".into(),
         "CTVM EXIT kprobe code=0".into(),
         expect_line(),
@@ -394,7 +394,7 @@ fn exit_status_leftover_kprobes_check_and_attach_are_checked() {
         .replace("CTVM CHECK_EXIT code=0", "CTVM CHECK_EXIT code=1")
         .replace("accept: kprobe security_sock_graft", "accept: kretprobe inet_csk_accept")
         .replace("CTVM ATTACHED kprobe 0.3", "CTVM ATTACH_FAILED kprobe exited code=0 before attaching")
-        .replace("CTVM STDERR kprobe conntrace: attached 7 probes (kprobe; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock)", "CTVM STDERR kprobe oops")
+        .replace("CTVM STDERR kprobe conntrace: attached 7 probes (kprobe; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock); records through the BPF ring buffer (2 MiB)", "CTVM STDERR kprobe oops")
         .replace("CTVM DONE", "");
     let f = failures(&verdict_of(&text, true));
     for needle in [
@@ -549,10 +549,12 @@ fn fault_passes_add_their_checks_to_the_scenario() {
         [
             "conntrace's \"attached\" line does not name the tracepoint \
              sock/inet_sock_set_state, raw tracepoint tcp_destroy_sock as the state hook: \
-             conntrace: attached 7 probes (kprobe; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock)",
+             conntrace: attached 7 probes (kprobe; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock); records through the BPF ring buffer (2 MiB)",
+            "conntrace's \"attached\" line does not name perf rings as where records go: \
+             conntrace: attached 7 probes (kprobe; state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock); records through the BPF ring buffer (2 MiB)",
             "kprobe_events while attached was not reported completely"
         ],
-        "the PMU run has no listing while attached, nor the classic tracepoint"
+        "the PMU run has no listing while attached, nor the classic tracepoint, nor the perf rings"
     );
     let listing: String = [
         "CTVM PID kprobe-tracefs 50",
@@ -565,10 +567,15 @@ fn fault_passes_add_their_checks_to_the_scenario() {
         "CTVM KPROBE_EVENTS_DURING kprobe-tracefs end",
     ]
     .join("\n");
-    let classic = as_run("kprobe-tracefs").replace(
-        "state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock)",
-        "state: tracepoint sock/inet_sock_set_state, raw tracepoint tcp_destroy_sock)",
-    );
+    let classic = as_run("kprobe-tracefs")
+        .replace(
+            "state: BTF tracepoint inet_sock_set_state, BTF tracepoint tcp_destroy_sock)",
+            "state: tracepoint sock/inet_sock_set_state, raw tracepoint tcp_destroy_sock)",
+        )
+        .replace(
+            "records through the BPF ring buffer (2 MiB)",
+            "records through perf rings (2 x 1 MiB)",
+        );
     let text = format!("{classic}\n{listing}");
     let v = verify(&console::parse(&text), &tracefs);
     assert!(v.passed(), "{}", v.render());

@@ -72,6 +72,11 @@ pub enum Call {
         fd: RawFd,
         len: usize,
     },
+    MmapReadOnly {
+        fd: RawFd,
+        len: usize,
+        offset: usize,
+    },
     Munmap {
         fd: RawFd,
         len: usize,

@@ -12,6 +12,7 @@
 //! `syscalls` the fake's answer to each `Sys` call, `ring` the fake perf rings, `records` the
 //! perf records a test writes into them.
 
+mod bpf_ring;
 mod calls;
 mod records;
 mod ring;
@@ -24,6 +25,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::RawFd;
 
+pub use bpf_ring::FakeBpfRing;
 pub use calls::Call;
 pub use records::{perf_lost_record, perf_record_header, perf_sample_record};
 pub use ring::FakeRing;

@@ -2,6 +2,7 @@
 //! fills through [`FakeRing`] and the code under test reads like a real ring.
 
 use super::FakeSys;
+use crate::kernel::sys::{SysError, SysResult};
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,19 +18,64 @@ pub(super) struct Mapping {
     pub(super) ptr: NonNull<u8>,
     pub(super) len: usize,
     pub(super) fd: RawFd,
+    /// The file offset it maps from (a BPF ring buffer's producer part is at one page).
+    pub(super) offset: usize,
     pub(super) unmapped: bool,
 }
 
 impl FakeSys {
-    /// The ring `mmap_shared` gave out for this perf event fd, if any.
-    pub fn ring_by_fd(&self, fd: RawFd) -> Option<FakeRing<'_>> {
+    /// Zeroed, page-aligned memory standing in for `len` bytes of `fd` at `offset`, kept until
+    /// the fake drops.
+    pub(super) fn map_anonymous(
+        &self,
+        fd: RawFd,
+        len: usize,
+        offset: usize,
+    ) -> SysResult<NonNull<u8>> {
+        if len == 0 {
+            return Err(SysError::new("mmap", libc::EINVAL));
+        }
+        // SAFETY: a fresh private anonymous mapping at an address the kernel picks; it aliases
+        // nothing. Anonymous memory is zeroed and page-aligned, like a fresh ring.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(SysError::last("mmap"));
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(SysError::new("mmap", libc::ENOMEM))?;
+        self.state.borrow_mut().mappings.push(Mapping {
+            ptr,
+            len,
+            fd,
+            offset,
+            unmapped: false,
+        });
+        Ok(ptr)
+    }
+
+    /// The live mapping of `fd` at file offset `offset`, if any (the latest).
+    pub(super) fn live_mapping(&self, fd: RawFd, offset: usize) -> Option<(NonNull<u8>, usize)> {
         let state = self.state.borrow();
         let m = state
             .mappings
             .iter()
             .rev()
-            .find(|m| m.fd == fd && !m.unmapped)?;
-        Some(FakeRing::new(m.ptr, m.len))
+            .find(|m| m.fd == fd && m.offset == offset && !m.unmapped)?;
+        Some((m.ptr, m.len))
+    }
+
+    /// The ring `mmap_shared` gave out for this perf event fd, if any.
+    pub fn ring_by_fd(&self, fd: RawFd) -> Option<FakeRing<'_>> {
+        let (ptr, len) = self.live_mapping(fd, 0)?;
+        Some(FakeRing::new(ptr, len))
     }
 
     /// The live ring of the perf event opened for `cpu`, if any.

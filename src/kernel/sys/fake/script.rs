@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 /// The names `fail_next`/`fail_nth`/`fail_always` accept: one per `Sys` method.
-const CALL_NAMES: [&str; 19] = [
+const CALL_NAMES: [&str; 20] = [
     "map_create",
     "obj_info",
     "btf_load",
@@ -20,6 +20,7 @@ const CALL_NAMES: [&str; 19] = [
     "ioctl",
     "raw_tracepoint_open",
     "mmap_shared",
+    "mmap_read_only",
     "munmap",
     "epoll_create",
     "epoll_add",

@@ -1,10 +1,10 @@
 //! The fake's answer to each `Sys` call: record it, consume the script, then behave like the
 //! kernel would on success (real descriptors, zeroed ring memory, epoll readiness from data).
 
-use super::ring::{page_size, FakeRing, Mapping};
+use super::ring::{page_size, FakeRing};
 use super::{Call, FakeSys};
 use crate::kernel::sys::{
-    MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, Rlimit, Sys, SysError, SysResult,
+    MapCreate, PerfEventAttr, PerfEventIoctl, ProgLoad, Rlimit, Sys, SysResult,
 };
 use std::fs::File;
 use std::io;
@@ -179,37 +179,26 @@ impl Sys for FakeSys {
         let fd = fd.as_raw_fd();
         self.record(Call::MmapShared { fd, len });
         self.check("mmap_shared", "mmap")?;
-        if len == 0 {
-            return Err(SysError::new("mmap", libc::EINVAL));
-        }
-        // SAFETY: a fresh private anonymous mapping at an address the kernel picks; it aliases
-        // nothing. Anonymous memory is zeroed and page-aligned, like a fresh perf ring.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(SysError::last("mmap"));
-        }
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(SysError::new("mmap", libc::ENOMEM))?;
+        let ptr = self.map_anonymous(fd, len, 0)?;
         let page = page_size();
         if len > page {
             // Like the kernel (4.1+), say where the data area starts and how big it is.
             FakeRing::new(ptr, len).set_data_area(page as u64, (len - page) as u64);
         }
-        self.state.borrow_mut().mappings.push(Mapping {
-            ptr,
-            len,
-            fd,
-            unmapped: false,
-        });
         Ok(ptr)
+    }
+
+    fn mmap_read_only(
+        &self,
+        fd: BorrowedFd<'_>,
+        len: usize,
+        offset: usize,
+    ) -> SysResult<NonNull<u8>> {
+        let fd = fd.as_raw_fd();
+        self.record(Call::MmapReadOnly { fd, len, offset });
+        self.check("mmap_read_only", "mmap")?;
+        // Writable after all: it is the test, through FakeBpfRing, that plays the kernel.
+        self.map_anonymous(fd, len, offset)
     }
 
     unsafe fn munmap(&self, ptr: NonNull<u8>, len: usize) {
