@@ -60,6 +60,9 @@ pub const BPF_RINGBUF_BUSY_BIT: u32 = 1 << 31;
 /// Discarded by its program: skipped.
 pub const BPF_RINGBUF_DISCARD_BIT: u32 = 1 << 30;
 
+/// membarrier(2) command (include/uapi/linux/membarrier.h): synchronize_rcu() (4.3+).
+pub const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
+
 // BTF (include/uapi/linux/btf.h).
 pub const BTF_MAGIC: u16 = 0xeb9f;
 pub const BTF_KIND_INT: u32 = 1;

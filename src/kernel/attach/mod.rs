@@ -257,7 +257,14 @@ pub struct Detached {
 /// closed from parallel threads, the waits overlap. kprobe_events entries are removed after
 /// every fd is closed (the kernel refuses while one is open), and their miss counts read in
 /// between: final by then, and gone with the entry.
+///
+/// It returns only once no program it detached can still be running: a raw tracepoint or
+/// link is unhooked without a grace period, so a program already under way on another CPU
+/// could send a record after the reader's last drain, neither printed nor counted. A perf
+/// event's close waits for one only when it is the tracepoint's last user, so this does not
+/// rely on it: it waits for a grace period itself (membarrier), beside the parallel closes.
 pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
+    let sys = attachments.first().map(|a| a.sys);
     let mut fds = Vec::with_capacity(attachments.len());
     let mut syscall_fds = Vec::new();
     let mut removals = Vec::new();
@@ -291,6 +298,9 @@ pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
             // slower, never wrong.
             let _ = std::thread::Builder::new().spawn_scoped(scope, move || drop(fd));
         }
+        if let Some(sys) = sys {
+            wait_for_running_programs(sys);
+        }
     });
     let mut detached = Detached::default();
     if let Some((_, _, profile)) = counted.first() {
@@ -321,6 +331,15 @@ pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
             .filter_map(|mut removal| removal.remove_now().err()),
     );
     detached
+}
+
+/// Waits until every program that was running has finished: an RCU grace period, as BPF
+/// programs run with preemption disabled. Without membarrier (CONFIG_MEMBARRIER off, or
+/// nohz_full CPUs) a pause far longer than any program run stands in.
+fn wait_for_running_programs(sys: &dyn Sys) {
+    if sys.membarrier_global().is_err() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 impl Drop for Attachment<'_> {

@@ -32,6 +32,8 @@ struct Kernel {
     /// (raw tracepoint name, read end of the pipe whose write end we handed out).
     open_raw: RefCell<Vec<(String, std::io::PipeReader)>>,
     config1_strings: RefCell<Vec<String>>,
+    /// At each membarrier: how many raw tracepoints were still open.
+    raw_open_at_membarrier: RefCell<Vec<usize>>,
 }
 
 impl Kernel {
@@ -47,6 +49,7 @@ impl Kernel {
             open_events: RefCell::default(),
             open_raw: RefCell::default(),
             config1_strings: RefCell::default(),
+            raw_open_at_membarrier: RefCell::default(),
         };
         k.fake.set_file(
             format!("{TRACING}/events/header_page"),
@@ -207,6 +210,16 @@ impl Sys for Kernel {
         // SAFETY: forwarded with the caller's own guarantee.
         unsafe { self.fake.munmap(ptr, len) }
     }
+    fn membarrier_global(&self) -> SysResult<()> {
+        let open = self
+            .open_raw
+            .borrow()
+            .iter()
+            .filter(|(_, reader)| !hung_up(reader))
+            .count();
+        self.raw_open_at_membarrier.borrow_mut().push(open);
+        self.fake.membarrier_global()
+    }
     fn epoll_create(&self) -> SysResult<OwnedFd> {
         self.fake.epoll_create()
     }
@@ -361,11 +374,19 @@ fn a_raw_tracepoint_needs_neither_tracefs_nor_a_perf_event() {
     assert!(k.perf_opens().is_empty() && k.ioctls().is_empty());
     assert!(k.raw_still_open("inet_sock_set_state"));
 
-    // detach_all closes it with the rest; nothing to disable first.
+    // detach_all closes it with the rest; nothing to disable first. Then it waits out a
+    // grace period, so no run of its program is still under way when it returns.
     let detached = detach_all(vec![a]);
     assert!(detached.errors.is_empty(), "{detached:?}");
     assert!(!k.raw_still_open("inet_sock_set_state"));
     assert!(k.ioctls().is_empty());
+    assert_eq!(*k.raw_open_at_membarrier.borrow(), [0], "after the close");
+    // Without membarrier it still returns (after a pause), with nothing to report.
+    let a = attach(&k, &prog, PMU).unwrap();
+    k.fake.fail_next("membarrier_global", libc::EINVAL);
+    let detached = detach_all(vec![a]);
+    assert!(detached.errors.is_empty(), "{detached:?}");
+    assert_eq!(*k.raw_open_at_membarrier.borrow(), [0, 0]);
 
     let dropped = attach(&k, &prog, PMU).unwrap();
     drop(dropped);

@@ -264,6 +264,9 @@ pub trait Sys {
     /// `ptr`/`len` must come from one `mmap_shared` or `mmap_read_only` call and nothing may
     /// use the mapping after.
     unsafe fn munmap(&self, ptr: NonNull<u8>, len: usize);
+    /// membarrier(MEMBARRIER_CMD_GLOBAL): returns once every CPU has passed an RCU grace
+    /// period, so no BPF program that was running (they run with preemption off) still is.
+    fn membarrier_global(&self) -> SysResult<()>;
     fn epoll_create(&self) -> SysResult<OwnedFd>;
     fn epoll_add(&self, epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> SysResult<()>;
     /// Waits up to `timeout_ms` (-1: forever); fills `tokens` with the ready fds' tokens.

@@ -13,7 +13,7 @@ use std::ptr::NonNull;
 
 use crate::kernel::abi::{
     BPF_BTF_LOAD, BPF_MAP_CREATE, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM,
-    BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN,
+    BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN, MEMBARRIER_CMD_GLOBAL,
 };
 
 #[repr(C)]
@@ -369,6 +369,16 @@ impl Sys for RealSys {
         // SAFETY: the caller promises ptr/len came from mmap_shared and are no longer used.
         unsafe {
             libc::munmap(ptr.as_ptr() as *mut libc::c_void, len);
+        }
+    }
+
+    fn membarrier_global(&self) -> SysResult<()> {
+        // SAFETY: no pointers; MEMBARRIER_CMD_GLOBAL takes no flags and no cpu.
+        let ret = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+        if ret < 0 {
+            Err(SysError::last("membarrier"))
+        } else {
+            Ok(())
         }
     }
 

@@ -81,6 +81,8 @@ pub enum Call {
         fd: RawFd,
         len: usize,
     },
+    /// membarrier(MEMBARRIER_CMD_GLOBAL).
+    Membarrier,
     EpollCreate {
         fd: RawFd,
     },

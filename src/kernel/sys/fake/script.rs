@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 /// The names `fail_next`/`fail_nth`/`fail_always` accept: one per `Sys` method.
-const CALL_NAMES: [&str; 20] = [
+const CALL_NAMES: [&str; 21] = [
     "map_create",
     "obj_info",
     "btf_load",
@@ -22,6 +22,7 @@ const CALL_NAMES: [&str; 20] = [
     "mmap_shared",
     "mmap_read_only",
     "munmap",
+    "membarrier_global",
     "epoll_create",
     "epoll_add",
     "epoll_wait",

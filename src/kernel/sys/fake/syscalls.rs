@@ -222,6 +222,11 @@ impl Sys for FakeSys {
         state.calls.push(Call::Munmap { fd, len });
     }
 
+    fn membarrier_global(&self) -> SysResult<()> {
+        self.record(Call::Membarrier);
+        self.check("membarrier_global", "membarrier")
+    }
+
     fn epoll_create(&self) -> SysResult<OwnedFd> {
         let result = self
             .check("epoll_create", "epoll_create1")
