@@ -2,6 +2,7 @@
 //! they reserve, with no per-record perf header; and waiting on it.
 
 use super::bpf_mapped::MappedBpfRing;
+use super::rings::wait;
 use super::{Record, RingError};
 use crate::kernel::sys::{host, Sys};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -55,14 +56,7 @@ impl<'s> BpfRing<'s> {
         mut on_record: impl FnMut(Record<'_>),
     ) -> Result<usize, RingError> {
         if !self.ring.has_data() {
-            match self
-                .sys
-                .epoll_wait(self.epoll.as_fd(), &mut self.tokens, timeout_ms)
-            {
-                Ok(_) => {}
-                Err(err) if err.errno == libc::EINTR => {}
-                Err(err) => return Err(RingError::Wait { err }),
-            }
+            wait(self.sys, self.epoll.as_fd(), &mut self.tokens, timeout_ms)?;
         }
         Ok(self.drain(&mut on_record))
     }

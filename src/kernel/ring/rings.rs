@@ -139,14 +139,7 @@ impl<'s> PerfRings<'s> {
         mut on_record: impl FnMut(Record<'_>),
     ) -> Result<usize, RingError> {
         if !self.rings.iter().any(|r| r.ring.has_data()) {
-            match self
-                .sys
-                .epoll_wait(self.epoll.as_fd(), &mut self.tokens, timeout_ms)
-            {
-                Ok(_) => {}
-                Err(err) if err.errno == libc::EINTR => {}
-                Err(err) => return Err(RingError::Wait { err }),
-            }
+            wait(self.sys, self.epoll.as_fd(), &mut self.tokens, timeout_ms)?;
         }
         Ok(self.drain(&mut on_record))
     }
@@ -189,6 +182,21 @@ impl<'s> PerfRings<'s> {
 
     pub fn per_cpu(&self) -> impl Iterator<Item = CpuCounters> + '_ {
         self.rings.iter().map(|r| r.counters)
+    }
+}
+
+/// Waits up to `timeout_ms` for one of `epoll`'s fds to be ready. An interrupted wait (EINTR)
+/// is not an error: the caller drains what is there.
+pub(super) fn wait(
+    sys: &dyn Sys,
+    epoll: BorrowedFd<'_>,
+    tokens: &mut [u64],
+    timeout_ms: i32,
+) -> Result<(), RingError> {
+    match sys.epoll_wait(epoll, tokens, timeout_ms) {
+        Ok(_) => Ok(()),
+        Err(err) if err.errno == libc::EINTR => Ok(()),
+        Err(err) => Err(RingError::Wait { err }),
     }
 }
 
