@@ -4,7 +4,8 @@
 //! conntrace keeps running and exits cleanly on SIGINT.
 //!
 //! `cargo test --release --test flood` runs the short CI version (10 s, as root);
-//! `-- --seconds N` runs it for N seconds (scripts/soak.sh does, 60 s by default).
+//! `-- --seconds N` runs it for N seconds (scripts/soak.sh does, 60 s by default), half of
+//! them through each ring.
 //! The load: client threads connect to a loopback listener as fast as they can and close at
 //! once with a reset (SO_LINGER 0, so no TIME_WAIT runs out the ports); a server thread
 //! accepts and closes. Generated events: connect + established per successful connect, one
@@ -24,6 +25,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 const DEFAULT_SECONDS: u64 = 10;
+/// Each ring's share of the seconds is at least this: the warm-up and two RSS samples.
+const MIN_RING_SECONDS: u64 = 4;
 const CLIENTS: usize = 2;
 /// The slow reader takes this much of conntrace's output at a time...
 const READ_CHUNK: usize = 4096;
@@ -48,13 +51,14 @@ fn main() {
     }
     let mut failed = false;
     for (ring, name) in RINGS {
-        match flood(Duration::from_secs(seconds), ring, name) {
+        let share = (seconds / RINGS.len() as u64).max(MIN_RING_SECONDS);
+        match flood(Duration::from_secs(share), ring, name) {
             Ok(verdict) => {
-                println!("flood ({seconds} s, {name}) ... ok\n{verdict}");
+                println!("flood ({share} s, {name}) ... ok\n{verdict}");
             }
             Err(e) => {
                 println!(
-                    "flood ({seconds} s, {name}) ... FAILED\n    {}",
+                    "flood ({share} s, {name}) ... FAILED\n    {}",
                     e.replace('\n', "\n    ")
                 );
                 failed = true;
@@ -95,6 +99,9 @@ struct Output {
     /// Of `lost`: probe runs the kernel skipped (reason "skipped"), each of which may or may
     /// not have been one of the flood's records.
     skipped: u64,
+    /// Printed records by kind, and lost ones by reason: what the verdict shows, so that a
+    /// failure says where the difference lies.
+    kinds: std::collections::BTreeMap<String, u64>,
     /// Lines that are neither connect, established, accept nor lost.
     other: Vec<String>,
 }
@@ -148,9 +155,10 @@ fn flood(duration: Duration, ring: &str, name: &str) -> Result<String, String> {
     let printed = output.events;
     let verdict = format!(
         "generated {generated} events ({connected} connects, {accepted} accepts); \
-         printed {printed}, lost {} (summary: {summary_events} events, {summary_lost} lost); \
-         peak RSS {peak_kb} kB; RSS each second (kB): {:?}",
+         printed {printed}, lost {} (summary: {summary_events} events, {summary_lost} lost; \
+         by kind {:?}); peak RSS {peak_kb} kB; RSS each second (kB): {:?}",
         output.lost,
+        output.kinds,
         rss.iter().map(|(_, kb)| kb).collect::<Vec<_>>()
     );
     let fail = |why: String| Err(format!("{why}\n{verdict}\nconntrace stderr:\n{stderr}"));
@@ -412,18 +420,28 @@ fn count_line(line: &str, output: &mut Output) {
         .split_once("\"event\":\"")
         .and_then(|(_, rest)| rest.split_once('"'))
         .map(|(kind, _)| kind);
+    let mut tally = |key: &str, n: u64| *output.kinds.entry(key.to_string()).or_default() += n;
     match kind {
-        Some("connect" | "established" | "accept") if line.contains("\"error\":null") => {
+        Some(kind @ ("connect" | "established" | "accept")) if line.contains("\"error\":null") => {
+            tally(kind, 1);
             output.events += 1
         }
         // Either end may be the one reset (ECONNRESET) or the one that reset (null).
-        Some("close") => output.events += 1,
+        Some("close") => {
+            tally("close", 1);
+            output.events += 1
+        }
         Some("lost") => {
             let count = line
                 .split_once("\"count\":")
                 .and_then(|(_, rest)| rest.split([',', '}']).next()?.parse::<u64>().ok());
+            let reason = line
+                .split_once("\"reason\":\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map_or("?", |(reason, _)| reason);
             match count {
                 Some(n) => {
+                    tally(&format!("lost {reason}"), n);
                     output.lost += n;
                     if line.contains("\"reason\":\"skipped\"") {
                         output.skipped += n;
