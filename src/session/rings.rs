@@ -47,17 +47,20 @@ pub fn ring_kind(ringbuf: bool) -> Result<RingKind, String> {
     RingKind::choose(ringbuf, forced.as_deref())
 }
 
-/// The BPF ring buffer's size for `pages` data pages per CPU on `cpus` CPUs: what the perf
-/// rings would take together, rounded up to a power of two (the kernel requires one), at
-/// most 1 GiB.
+/// The BPF ring buffer's size for `pages` data pages per CPU on `cpus` CPUs: half of what the
+/// perf rings would take together, rounded up to a power of two (the kernel requires one),
+/// from a page to 1 GiB. Half, because the kernel maps its data twice into the reader and
+/// all at once (RSS counts it twice), where a perf ring's pages count as they are touched:
+/// the reader's RSS stays what it was with the perf rings, and one shared ring still gives a
+/// burst on one CPU at least that CPU's perf ring (2 CPUs: 1 MiB, as before).
 pub fn ringbuf_bytes(pages: u32, cpus: usize) -> u32 {
     let page = host::page_size().max(4096) as u64;
     let cpus = u64::try_from(cpus.max(1)).unwrap_or(u64::MAX);
     let bytes = u64::from(pages.max(1))
         .saturating_mul(page)
         .saturating_mul(cpus)
-        .min(1 << 30);
-    bytes.next_power_of_two() as u32
+        / 2;
+    bytes.clamp(page, 1 << 30).next_power_of_two() as u32
 }
 
 /// What the session loads beside the programs: the ring map's size.
@@ -145,17 +148,18 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_buffer_takes_what_the_perf_rings_would_to_a_power_of_two() {
+    fn the_ring_buffer_takes_half_what_the_perf_rings_would_to_a_power_of_two() {
         let page = host::page_size().max(4096) as u32;
-        assert_eq!(ringbuf_bytes(256, 2), 512 * page);
-        assert_eq!(ringbuf_bytes(256, 3), 1024 * page, "768 pages round up");
-        assert_eq!(ringbuf_bytes(1, 1), page);
-        assert_eq!(ringbuf_bytes(0, 0), page, "never below a page");
+        assert_eq!(ringbuf_bytes(256, 2), 256 * page);
+        assert_eq!(ringbuf_bytes(256, 3), 512 * page, "384 pages round up");
+        assert_eq!(ringbuf_bytes(256, 64), 8192 * page);
+        assert_eq!(ringbuf_bytes(1, 1), page, "never below a page");
+        assert_eq!(ringbuf_bytes(0, 0), page);
         assert_eq!(ringbuf_bytes(u32::MAX, 4096), 1 << 30, "at most 1 GiB");
         assert_eq!(map_size(RingKind::Perf, 256, 2), None);
         assert_eq!(
             map_size(RingKind::Bpf, 256, 2),
-            Some(("ring".to_string(), 512 * page))
+            Some(("ring".to_string(), 256 * page))
         );
     }
 }
