@@ -173,7 +173,7 @@ pub(super) const SPECS: [Spec; 23] = [
         None,
         "pages",
         Some("N"),
-        "ring data pages per CPU, a power of two (default 256)",
+        "pages per CPU for the rings, a power of two (default 256)",
     ),
     spec(
         Opt::MaxTracked,
