@@ -28,6 +28,15 @@ fn fake_ring<'f>(fake: &'f FakeSys, map: &OwnedFd) -> FakeBpfRing<'f> {
     fake.bpf_ring_by_fd(map.as_raw_fd()).expect("both mappings")
 }
 
+/// A one-page ring buffer map on a fresh fake, opened, and the fake kernel's side of it.
+fn with_ring(test: impl FnOnce(&FakeSys, &mut BpfRing<'_>, &FakeBpfRing<'_>)) {
+    let fake = FakeSys::new();
+    let map = ring_map(&fake, page());
+    let mut ring = BpfRing::open(&fake, map.as_fd(), page()).unwrap();
+    let kernel = fake_ring(&fake, &map);
+    test(&fake, &mut ring, &kernel);
+}
+
 fn poll(ring: &mut BpfRing<'_>) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     let n = ring
@@ -42,101 +51,89 @@ fn poll(ring: &mut BpfRing<'_>) -> Vec<Vec<u8>> {
 
 #[test]
 fn records_come_out_whole_in_order_and_their_space_is_released() {
-    let fake = FakeSys::new();
-    let map = ring_map(&fake, page());
-    let mut ring = BpfRing::open(&fake, map.as_fd(), page()).unwrap();
-    let kernel = fake_ring(&fake, &map);
-    kernel.push(b"first");
-    kernel.push(&[7; 144]);
-    kernel.push(b"third, unpadded");
-    assert_eq!(
-        poll(&mut ring),
-        [b"first".to_vec(), vec![7; 144], b"third, unpadded".to_vec()]
-    );
-    assert_eq!(kernel.consumer_pos(), kernel.producer_pos());
-    // (8 + 5 -> 16) + (8 + 144 = 152) + (8 + 15 -> 24)
-    assert_eq!(kernel.consumer_pos(), 16 + 152 + 24);
-    assert!(poll(&mut ring).is_empty(), "nothing twice");
-    assert_eq!(ring.malformed(), 0);
+    with_ring(|_, ring, kernel| {
+        kernel.push(b"first");
+        kernel.push(&[7; 144]);
+        kernel.push(b"third, unpadded");
+        assert_eq!(
+            poll(ring),
+            [b"first".to_vec(), vec![7; 144], b"third, unpadded".to_vec()]
+        );
+        assert_eq!(kernel.consumer_pos(), kernel.producer_pos());
+        // (8 + 5 -> 16) + (8 + 144 = 152) + (8 + 15 -> 24)
+        assert_eq!(kernel.consumer_pos(), 16 + 152 + 24);
+        assert!(poll(ring).is_empty(), "nothing twice");
+        assert_eq!(ring.malformed(), 0);
+    });
 }
 
 #[test]
 fn a_record_across_the_end_of_the_data_area_is_read_whole() {
-    let fake = FakeSys::new();
-    let map = ring_map(&fake, page());
-    let mut ring = BpfRing::open(&fake, map.as_fd(), page()).unwrap();
-    let kernel = fake_ring(&fake, &map);
-    // 16 bytes before the end, then many times round: positions only grow.
-    let start = 5 * page() as u64 - 16;
-    kernel.set_position(start);
-    let sample: Vec<u8> = (0..100u8).collect();
-    kernel.push(&sample);
-    kernel.push(b"next");
-    assert_eq!(poll(&mut ring), [sample, b"next".to_vec()]);
-    assert_eq!(kernel.consumer_pos(), start + 112 + 16);
+    with_ring(|_, ring, kernel| {
+        // 16 bytes before the end, then many times round: positions only grow.
+        let start = 5 * page() as u64 - 16;
+        kernel.set_position(start);
+        let sample: Vec<u8> = (0..100u8).collect();
+        kernel.push(&sample);
+        kernel.push(b"next");
+        assert_eq!(poll(ring), [sample, b"next".to_vec()]);
+        assert_eq!(kernel.consumer_pos(), start + 112 + 16);
+    });
 }
 
 #[test]
 fn a_reserved_record_holds_back_the_ones_after_it_until_submitted() {
-    let fake = FakeSys::new();
-    let map = ring_map(&fake, page());
-    let mut ring = BpfRing::open(&fake, map.as_fd(), page()).unwrap();
-    let kernel = fake_ring(&fake, &map);
-    kernel.push(b"before");
-    let reserved = kernel.reserve(8);
-    kernel.push(b"after");
-    assert_eq!(poll(&mut ring), [b"before".to_vec()]);
-    assert_eq!(
-        kernel.consumer_pos(),
-        reserved,
-        "stopped at the busy record"
-    );
-    kernel.submit_at(reserved);
-    assert_eq!(poll(&mut ring), [vec![0; 8], b"after".to_vec()]);
-    assert_eq!(kernel.consumer_pos(), kernel.producer_pos());
+    with_ring(|_, ring, kernel| {
+        kernel.push(b"before");
+        let reserved = kernel.reserve(8);
+        kernel.push(b"after");
+        assert_eq!(poll(ring), [b"before".to_vec()]);
+        assert_eq!(
+            kernel.consumer_pos(),
+            reserved,
+            "stopped at the busy record"
+        );
+        kernel.submit_at(reserved);
+        assert_eq!(poll(ring), [vec![0; 8], b"after".to_vec()]);
+        assert_eq!(kernel.consumer_pos(), kernel.producer_pos());
+    });
 }
 
 #[test]
 fn discarded_records_are_skipped() {
-    let fake = FakeSys::new();
-    let map = ring_map(&fake, page());
-    let mut ring = BpfRing::open(&fake, map.as_fd(), page()).unwrap();
-    let kernel = fake_ring(&fake, &map);
-    kernel.push_discarded(b"dropped by its program");
-    kernel.push(b"kept");
-    assert_eq!(poll(&mut ring), [b"kept".to_vec()]);
-    assert_eq!(kernel.consumer_pos(), kernel.producer_pos());
-    assert_eq!(ring.malformed(), 0);
+    with_ring(|_, ring, kernel| {
+        kernel.push_discarded(b"dropped by its program");
+        kernel.push(b"kept");
+        assert_eq!(poll(ring), [b"kept".to_vec()]);
+        assert_eq!(kernel.consumer_pos(), kernel.producer_pos());
+        assert_eq!(ring.malformed(), 0);
+    });
 }
 
 #[test]
 fn a_length_past_what_was_published_drops_the_batch_and_is_counted() {
-    let fake = FakeSys::new();
-    let map = ring_map(&fake, page());
-    let mut ring = BpfRing::open(&fake, map.as_fd(), page()).unwrap();
-    let kernel = fake_ring(&fake, &map);
-    kernel.push(b"good");
-    let bad = kernel.push_then_position(b"will be corrupted");
-    kernel.push(b"lost with it");
-    kernel.write_header(bad, 4000);
-    assert_eq!(poll(&mut ring), [b"good".to_vec()]);
-    assert_eq!(ring.malformed(), 1);
-    assert_eq!(kernel.consumer_pos(), kernel.producer_pos(), "all dropped");
-    // The ring goes on.
-    kernel.push(b"later");
-    assert_eq!(poll(&mut ring), [b"later".to_vec()]);
+    with_ring(|_, ring, kernel| {
+        kernel.push(b"good");
+        let bad = kernel.push_then_position(b"will be corrupted");
+        kernel.push(b"lost with it");
+        kernel.write_header(bad, 4000);
+        assert_eq!(poll(ring), [b"good".to_vec()]);
+        assert_eq!(ring.malformed(), 1);
+        assert_eq!(kernel.consumer_pos(), kernel.producer_pos(), "all dropped");
+        // The ring goes on.
+        kernel.push(b"later");
+        assert_eq!(poll(ring), [b"later".to_vec()]);
+    });
 }
 
 #[test]
 fn a_producer_position_beyond_the_ring_is_not_trusted() {
-    let fake = FakeSys::new();
-    let map = ring_map(&fake, page());
-    let mut ring = BpfRing::open(&fake, map.as_fd(), page()).unwrap();
-    let kernel = fake_ring(&fake, &map);
-    kernel.set_producer_pos(page() as u64 + 8);
-    assert!(poll(&mut ring).is_empty());
-    assert_eq!(ring.malformed(), 1);
-    assert_eq!(kernel.consumer_pos(), page() as u64 + 8);
+    with_ring(|_, ring, kernel| {
+        kernel.set_producer_pos(page() as u64 + 8);
+        assert!(poll(ring).is_empty());
+        assert_eq!(ring.malformed(), 1);
+        assert_eq!(kernel.consumer_pos(), page() as u64 + 8);
+    });
 }
 
 #[test]
@@ -212,26 +209,24 @@ fn a_failed_open_leaves_nothing_mapped_and_says_what_failed() {
 
 #[test]
 fn a_poll_waits_only_when_nothing_is_waiting_and_an_interrupted_wait_is_no_error() {
-    let fake = FakeSys::new();
-    let map = ring_map(&fake, page());
-    let mut ring = BpfRing::open(&fake, map.as_fd(), page()).unwrap();
-    let kernel = fake_ring(&fake, &map);
-    let waits = |fake: &FakeSys| {
-        fake.calls()
-            .iter()
-            .filter(|c| matches!(c, Call::EpollWait { .. }))
-            .count()
-    };
-    kernel.push(b"waiting");
-    assert_eq!(poll(&mut ring).len(), 1);
-    assert_eq!(waits(&fake), 0, "data was waiting: no wait");
-    assert!(poll(&mut ring).is_empty());
-    assert_eq!(waits(&fake), 1);
-    fake.fail_next("epoll_wait", libc::EINTR);
-    assert!(poll(&mut ring).is_empty());
-    fake.fail_next("epoll_wait", libc::EBADF);
-    let msg = ring.poll(-1, |_| {}).unwrap_err().to_string();
-    assert!(msg.contains("waiting for ring data failed"), "{msg}");
+    with_ring(|fake, ring, kernel| {
+        let waits = |fake: &FakeSys| {
+            fake.calls()
+                .iter()
+                .filter(|c| matches!(c, Call::EpollWait { .. }))
+                .count()
+        };
+        kernel.push(b"waiting");
+        assert_eq!(poll(ring).len(), 1);
+        assert_eq!(waits(fake), 0, "data was waiting: no wait");
+        assert!(poll(ring).is_empty());
+        assert_eq!(waits(fake), 1);
+        fake.fail_next("epoll_wait", libc::EINTR);
+        assert!(poll(ring).is_empty());
+        fake.fail_next("epoll_wait", libc::EBADF);
+        let msg = ring.poll(-1, |_| {}).unwrap_err().to_string();
+        assert!(msg.contains("waiting for ring data failed"), "{msg}");
+    });
 }
 
 #[test]
