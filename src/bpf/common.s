@@ -138,8 +138,7 @@
 .equ DROP_RING_FULL, 0         ; perf_event_output failed: the ring was full
 .equ DROP_RETURN_MISSED, 1     ; a kretprobe missed a call's return
 .equ DROP_STATE_FULL, 2        ; a map that holds state between hooks was full
-.equ DROP_UNANNOUNCED, 3       ; a tracked connection freed without its state change to CLOSE
-.equ DROP_COUNT, 4             ; the number of keys (LossReason::DROPS.len())
+.equ DROP_COUNT, 3             ; the number of keys (LossReason::DROPS.len())
 
 .map events, perf_event_array, 4, 4, 0          ; max_entries 0: the loader sets the CPU count
 .map config, array, 4, CFG_SIZE, 1

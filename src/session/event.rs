@@ -220,7 +220,7 @@ pub enum Kind {
     Close,
 }
 
-/// Why records were lost. The first four are the keys of the probes' `drops` map
+/// Why records were lost. The first three are the keys of the probes' `drops` map
 /// (DROP_* in src/bpf/common.s, in this order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LossReason {
@@ -230,9 +230,6 @@ pub enum LossReason {
     ReturnMissed,
     /// A map that carries state between hooks was full.
     StateFull,
-    /// The kernel freed an established socket without the state change to CLOSE (seen on
-    /// 6.18 under close storms): its close record could not be made.
-    Unannounced,
     /// The kernel skipped a probe's run (another BPF program was running on that CPU) and
     /// counted it (Linux 6.7+): each skip may have been a record.
     Skipped,
@@ -240,18 +237,16 @@ pub enum LossReason {
 
 impl LossReason {
     /// The `drops` map's slots, by key.
-    pub const DROPS: [LossReason; 4] = [
+    pub const DROPS: [LossReason; 3] = [
         LossReason::RingFull,
         LossReason::ReturnMissed,
         LossReason::StateFull,
-        LossReason::Unannounced,
     ];
     /// Every reason: the `drops` map's and those the kernel counts elsewhere.
-    pub const ALL: [LossReason; 5] = [
+    pub const ALL: [LossReason; 4] = [
         LossReason::RingFull,
         LossReason::ReturnMissed,
         LossReason::StateFull,
-        LossReason::Unannounced,
         LossReason::Skipped,
     ];
 
@@ -261,7 +256,6 @@ impl LossReason {
             LossReason::RingFull => "ring_full",
             LossReason::ReturnMissed => "return_missed",
             LossReason::StateFull => "state_full",
-            LossReason::Unannounced => "unannounced",
             LossReason::Skipped => "skipped",
         }
     }
@@ -272,7 +266,6 @@ impl LossReason {
             LossReason::RingFull => "ring full",
             LossReason::ReturnMissed => "return probe missed the call",
             LossReason::StateFull => "state map full",
-            LossReason::Unannounced => "connection freed by the kernel without its close",
             LossReason::Skipped => {
                 "probe runs the kernel skipped: another BPF program ran on the CPU"
             }

@@ -420,7 +420,7 @@ pub fn held_open_connections_each_close_once() -> Result<(), String> {
         return Err(format!(
             "want one close per socket end ({total} each side), 0 lost but for what the \
              kernel skipped: {summary}; {missing} missing, {uncounted} beyond the {skipped} \
-             the kernel counted as skipped or unannounced; first wrong records: {wrong:#?}; stderr:\n{}",
+             the kernel counted as skipped; first wrong records: {wrong:#?}; stderr:\n{}",
             finished.stderr_text()
         ));
     }
