@@ -161,18 +161,9 @@ fn memory_of(pid: i32) -> Result<(u64, u64), String> {
 /// The kernel's memlock of the process's maps (from /proc/PID/fdinfo): the hash maps
 /// (`conns`, `connecting`, `socks` and the 64-entry `ports`), and all maps.
 fn map_memory(pid: i32) -> Result<(u64, u64), String> {
-    let dir = format!("/proc/{pid}/fdinfo");
-    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
     let (mut hashes, mut all) = (0, 0);
-    for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        let field = |key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
+    for text in fdinfos(pid)? {
+        let field = |key: &str| fdinfo_field(&text, key);
         let (Some(map_type), Some(memlock)) = (field("map_type:"), field("memlock:")) else {
             continue;
         };
@@ -182,6 +173,23 @@ fn map_memory(pid: i32) -> Result<(u64, u64), String> {
         }
     }
     Ok((hashes, all))
+}
+
+/// The /proc/PID/fdinfo text of each of the process's descriptors.
+pub fn fdinfos(pid: i32) -> Result<Vec<String>, String> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .collect())
+}
+
+/// The number after `key` (e.g. "map_type:") in an fdinfo text.
+pub fn fdinfo_field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn mib(bytes: u64) -> f64 {
