@@ -234,7 +234,6 @@ fn expected() -> Vec<(&'static str, i128, String)> {
         drop("DROP_RING_FULL", LossReason::RingFull),
         drop("DROP_RETURN_MISSED", LossReason::ReturnMissed),
         drop("DROP_STATE_FULL", LossReason::StateFull),
-        drop("DROP_UNANNOUNCED", LossReason::Unannounced),
         (
             "DROP_COUNT",
             LossReason::DROPS.len() as i128,

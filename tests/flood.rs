@@ -12,6 +12,8 @@
 //! accept per accept() that returned, and two closes per connection (each end's; the server's
 //! end often closes before its accept, reset by the client, and then has no owner).
 
+#[path = "common/linger.rs"]
+mod linger;
 #[path = "common/root.rs"]
 mod root;
 
@@ -207,7 +209,8 @@ fn connect_until(addr: SocketAddr, deadline: Instant) -> Result<u64, String> {
     let mut ok = 0;
     while Instant::now() < deadline {
         let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-        reset_on_close(&stream);
+        // A reset leaves no TIME_WAIT behind to run out the ports.
+        linger::reset_on_close(&stream)?;
         ok += 1;
     }
     Ok(ok)
@@ -234,24 +237,6 @@ fn serve(listener: TcpListener, stop: &AtomicBool, accepted: &AtomicU64) {
             }
         }
     }
-}
-
-/// SO_LINGER {on, 0}: close sends a reset and leaves no TIME_WAIT behind.
-fn reset_on_close(stream: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads one linger struct from a live local, on a socket we own.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
 }
 
 /// A `/proc/PID/status` memory field in kB.

@@ -12,10 +12,14 @@ mod cases;
 mod containers;
 #[path = "host/count.rs"]
 mod count;
+#[path = "host/freed.rs"]
+mod freed;
 #[path = "host/held.rs"]
 mod held;
 #[path = "host/lifecycle.rs"]
 mod lifecycle;
+#[path = "common/linger.rs"]
+mod linger;
 #[path = "host/metrics.rs"]
 mod metrics;
 #[path = "host/peer.rs"]

@@ -91,7 +91,11 @@
 .equ SOCK_PID, 0               ; u32 pid, tid, uid: as the event's
 .equ SOCK_TID, 4
 .equ SOCK_UID, 8
-.equ SOCK_FLAGS, 12            ; u32: CLOSE_OWNER, CLOSE_DURATION, CLOSE_BASE
+.equ SOCK_FLAGS, 12            ; u8: CLOSE_OWNER, CLOSE_DURATION, CLOSE_BASE
+; u8: the state the connection last reached by a state change (ESTABLISHED on), 0 unknown:
+; the old state of a close the kernel made without telling (state.s, destroy_program). A byte
+; of its own, so the accept's update of the flags cannot undo a state change's store.
+.equ SOCK_STATE, 13
 .equ SOCK_CGROUP, 16
 .equ SOCK_COMM, 24             ; 16 bytes
 .equ SOCK_EST, 40              ; ktime at ESTABLISHED (with CLOSE_DURATION)
@@ -139,8 +143,7 @@
 .equ DROP_RING_FULL, 0         ; the ring was full (bpf_perf_event_output or bpf_ringbuf_output failed)
 .equ DROP_RETURN_MISSED, 1     ; a kretprobe missed a call's return
 .equ DROP_STATE_FULL, 2        ; a map that holds state between hooks was full
-.equ DROP_UNANNOUNCED, 3       ; a tracked connection freed without its state change to CLOSE
-.equ DROP_COUNT, 4             ; the number of keys (LossReason::DROPS.len())
+.equ DROP_COUNT, 3             ; the number of keys (LossReason::DROPS.len())
 
 .map config, array, 4, CFG_SIZE, 1
 .map ports, hash, 4, 4, 64
@@ -650,9 +653,9 @@ done\@:
     if r0 == 0 goto new\@
     r9 = r0
     owner_to_sock r8, r9, 0
-    r1 = *(u32 *)(r9 + SOCK_FLAGS)
+    r1 = *(u8 *)(r9 + SOCK_FLAGS)
     r1 |= CLOSE_OWNER
-    *(u32 *)(r9 + SOCK_FLAGS) = r1
+    *(u8 *)(r9 + SOCK_FLAGS) = r1
     goto done\@
 new\@:
     ; Reset before accept() returned it: closed already, and its close record is out (with
@@ -666,7 +669,7 @@ new\@:
     zero_sock
     owner_to_sock r8, r10, STACK_SOCK
     r1 = CLOSE_OWNER | CLOSE_BASE
-    *(u32 *)(r10 + STACK_SOCK + SOCK_FLAGS) = r1
+    *(u8 *)(r10 + STACK_SOCK + SOCK_FLAGS) = r1
     put_sock full\@
     goto done\@
 full\@:

@@ -136,8 +136,8 @@ const STATE: Job = Job {
     optional: false,
 };
 
-/// The socket's end (src/bpf/state.s says why): outcomes of connects, and the count of
-/// closes, whose state change the kernel made without the state tracepoint; of the kind that
+/// The socket's end (src/bpf/state.s says why): outcomes of connects, and closes of
+/// connections, whose state change the kernel made without the state tracepoint; of the kind that
 /// reads the state program's state (tp_btf with socket storage, else raw). Raw tracepoints
 /// only (4.17+): optional.
 const DESTROY: Job = Job {

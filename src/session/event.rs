@@ -220,7 +220,7 @@ pub enum Kind {
     Close,
 }
 
-/// Why records were lost. The first four are the keys of the probes' `drops` map
+/// Why records were lost. The first three are the keys of the probes' `drops` map
 /// (DROP_* in src/bpf/common.s, in this order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LossReason {
@@ -230,9 +230,6 @@ pub enum LossReason {
     ReturnMissed,
     /// A map that carries state between hooks was full.
     StateFull,
-    /// The kernel freed an established socket without the state change to CLOSE (seen on
-    /// 6.18 under close storms): its close record could not be made.
-    Unannounced,
     /// The kernel skipped a probe's run (another BPF program was running on that CPU) and
     /// counted it (Linux 6.7+): each skip may have been a record.
     Skipped,
@@ -240,18 +237,16 @@ pub enum LossReason {
 
 impl LossReason {
     /// The `drops` map's slots, by key.
-    pub const DROPS: [LossReason; 4] = [
+    pub const DROPS: [LossReason; 3] = [
         LossReason::RingFull,
         LossReason::ReturnMissed,
         LossReason::StateFull,
-        LossReason::Unannounced,
     ];
     /// Every reason: the `drops` map's and those the kernel counts elsewhere.
-    pub const ALL: [LossReason; 5] = [
+    pub const ALL: [LossReason; 4] = [
         LossReason::RingFull,
         LossReason::ReturnMissed,
         LossReason::StateFull,
-        LossReason::Unannounced,
         LossReason::Skipped,
     ];
 
@@ -261,7 +256,6 @@ impl LossReason {
             LossReason::RingFull => "ring_full",
             LossReason::ReturnMissed => "return_missed",
             LossReason::StateFull => "state_full",
-            LossReason::Unannounced => "unannounced",
             LossReason::Skipped => "skipped",
         }
     }
@@ -272,7 +266,6 @@ impl LossReason {
             LossReason::RingFull => "ring full",
             LossReason::ReturnMissed => "return probe missed the call",
             LossReason::StateFull => "state map full",
-            LossReason::Unannounced => "connection freed by the kernel without its close",
             LossReason::Skipped => {
                 "probe runs the kernel skipped: another BPF program ran on the CPU"
             }
@@ -505,6 +498,13 @@ pub fn decode(wire: &WireEvent, ids: &SockIds) -> Result<Event, DecodeError> {
 ///   the socket left FIN_WAIT2, or CLOSING/LAST_ACK without an error; the probes took the SYN
 ///   out already (CLOSE_BASE), or could not.
 /// - `bytes_received`: `bytes_received` counts the peer's FIN (CLOSE_PEER_FIN).
+///
+/// A close the probes made when the socket was freed (the kernel showed no change to CLOSE,
+/// src/bpf/state.s) has the same form, its old state the last one a change showed, and the
+/// same rules hold for it: the first FIN was sent in the state that state names or after, and
+/// the counters and flags are read at the free, the close's own values. Only a step the
+/// kernel did not show either between that state and CLOSE makes it an earlier state (the
+/// FIN acknowledged in an unseen FIN_WAIT2 then counts in `bytes_sent`).
 pub fn decode_close(wire: &WireEvent, error: Option<i32>) -> Result<Close, DecodeError> {
     use tcp_state::*;
     let reset = error == Some(libc::ECONNRESET);
@@ -809,6 +809,62 @@ pub(crate) mod tests {
             close(&close_wire(FIN_WAIT2, all | CLOSE_PEER_FIN, 0, 0, 0)).bytes_sent,
             Some(0)
         );
+    }
+
+    #[test]
+    fn a_close_made_at_the_sockets_free_decodes_from_the_last_state_shown() {
+        use tcp_state::*;
+        let ids = SockIds::new();
+        let all = CLOSE_OWNER | CLOSE_DURATION | CLOSE_BASE;
+        let fin = CLOSE_PEER_FIN;
+        // (last state shown, flags, error, bytes_acked less the SYN, bytes_received, as read
+        // at the free) -> (bytes_sent, bytes_received, closed_by): one row per way out.
+        let cases = [
+            // An orphaned client end whose FIN_WAIT2 -> CLOSE was not shown (held-open's
+            // kind): its FIN acknowledged, the peer's in (TIME_WAIT).
+            ((FIN_WAIT2, all | fin, 0, 1, 1), (0, 0, ClosedBy::Local)),
+            // ... or freed by the FIN_WAIT2 timer, the peer's FIN never in.
+            ((FIN_WAIT2, all, 0, 101, 50), (100, 50, ClosedBy::Local)),
+            // FIN_WAIT1 given up on (orphan retries): its FIN never acknowledged.
+            (
+                (FIN_WAIT1, all, libc::ETIMEDOUT, 300, 0),
+                (300, 0, ClosedBy::Local),
+            ),
+            // Simultaneous close, both FINs acknowledged.
+            ((CLOSING, all | fin, 0, 11, 11), (10, 10, ClosedBy::Local)),
+            // The server's end after the client's FIN: LAST_ACK acknowledged ...
+            (
+                (LAST_ACK, all | fin, 0, 501, 1001),
+                (500, 1000, ClosedBy::Remote),
+            ),
+            // ... or reset there: its FIN not acknowledged.
+            (
+                (LAST_ACK, all | fin, libc::ECONNRESET, 500, 1001),
+                (500, 1000, ClosedBy::Remote),
+            ),
+            // CLOSE_WAIT ended by this host's reset (unread data at close): no FIN of its own.
+            (
+                (CLOSE_WAIT, all | fin, 0, 200, 11),
+                (200, 10, ClosedBy::Remote),
+            ),
+            // Straight from ESTABLISHED: the peer's reset, or this host's abort.
+            (
+                (ESTABLISHED, all, libc::ECONNRESET, 5, 7),
+                (5, 7, ClosedBy::Remote),
+            ),
+            ((ESTABLISHED, all, 0, 5, 7), (5, 7, ClosedBy::Local)),
+        ];
+        for ((state, flags, error, acked, received), (sent, got, by)) in cases {
+            let event = decode(&close_wire(state, flags, error, acked, received), &ids).unwrap();
+            let c = event.close.unwrap();
+            assert_eq!(
+                (c.bytes_sent, c.bytes_received, c.closed_by),
+                (Some(sent), got, by),
+                "from state {state}, error {error}"
+            );
+            assert_eq!(c.duration_ns, Some(2_000_000));
+            assert_eq!(event.error, (error != 0).then_some(error));
+        }
     }
 
     #[test]

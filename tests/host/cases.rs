@@ -67,6 +67,18 @@ pub const ALL: &[(&str, Test)] = &[
         crate::lifecycle::connection_accepted_after_start,
     ),
     (
+        "close_of_a_connection_freed_without_its_change_to_close",
+        crate::freed::freed_without_its_change_to_close,
+    ),
+    (
+        "close_of_a_connection_freed_without_its_change_to_close_raw",
+        crate::freed::freed_without_its_change_to_close_raw,
+    ),
+    (
+        "close_of_a_connection_freed_without_its_change_to_close_classic",
+        crate::freed::freed_without_its_change_to_close_classic,
+    ),
+    (
         "ipv4_connect_established_accept",
         ipv4_connect_established_accept,
     ),

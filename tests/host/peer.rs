@@ -215,22 +215,7 @@ fn talk(
             let mut rest = [0u8; 1];
             let _ = stream.read(&mut rest);
         }
-        Ending::Reset => {
-            let linger = libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            // SAFETY: SO_LINGER reads a live `linger` of the size passed.
-            unsafe {
-                libc::setsockopt(
-                    stream.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    &linger as *const _ as *const libc::c_void,
-                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                )
-            };
-        }
+        Ending::Reset => crate::linger::reset_on_close(&stream)?,
     }
     drop(stream);
     say("done");

@@ -735,12 +735,6 @@ impl Line {
 /// state change, ours or another's, so it only bounds how many records it cost.
 pub const SKIPPED: &str = "skipped";
 
-/// Connections the kernel freed without their state change to CLOSE (6.18 under storms):
-/// conntrace counts each, exactly, as it could make no close record for it.
-pub const UNANNOUNCED: &str = "unannounced";
-
-/// The lost counts: those the kernel caused ([`SKIPPED`] runs, [`UNANNOUNCED`] closes), and
-/// all others.
 /// The TCP sockets of process `pid`'s network namespace (its /proc/PID/net/tcp) with an end
 /// on one of `ports`, by kernel state (2 SYN_SENT, 6 TIME_WAIT, ...): what the kernel still
 /// holds when records are missing says whether they were late or lost.
@@ -771,9 +765,10 @@ pub fn tcp_states(
     Ok(states)
 }
 
+/// The lost counts: those of reason [`SKIPPED`], which the kernel caused, and all others.
 pub fn skipped_and_other(lost: &[(String, u64)]) -> (u64, u64) {
     lost.iter().fold((0, 0), |(skipped, other), (reason, n)| {
-        if reason == SKIPPED || reason == UNANNOUNCED {
+        if reason == SKIPPED {
             (skipped + n, other)
         } else {
             (skipped, other + n)
