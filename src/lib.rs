@@ -15,8 +15,9 @@
 //!   perf mmap page's offsets, record types), and nothing else writes them. `btf` resolves
 //!   struct fields from the kernel's BTF; `probe_object` reads a probe object; `load` creates
 //!   its maps, patches field offsets and map fds, and loads the programs; `attach` hooks them
-//!   to tracepoints or kprobes; `ring` reads the per-CPU perf rings. `errno` names errors: it sits here, at the bottom, because
-//!   `sys` names the errors of its calls, and the output layer names the kernel's errnos.
+//!   to tracepoints or kprobes; `ring` reads the BPF ring buffer or the per-CPU perf rings.
+//!   `errno` names errors: it sits here, at the bottom, because `sys` names the errors of its
+//!   calls, and the output layer names the kernel's errnos.
 //! - `session` sets up a traced session on top of that: `options` is what it is asked to do
 //!   (the command line builds it); `fields` gives struct-field offsets (from `btf`, or the
 //!   built-in table, proved by `selftest`); `embedded` holds the probe objects and says which

@@ -3,7 +3,7 @@
 //! into root.
 //!
 //! What the run still does after [`drop_privileges`], and why none of it needs a privilege:
-//! - reads the mmap'd perf rings and epoll_waits on them: the fds and mappings are ours;
+//! - reads the mmap'd rings and epoll_waits on them: the fds and mappings are ours;
 //! - writes stdout/stderr: already-open fds;
 //! - detaches: PERF_EVENT_IOC_DISABLE and close() on our own perf fds;
 //! - removes its tracefs `kprobe_events` entries (the fallback for kernels without the kprobe

@@ -1,5 +1,5 @@
 //! The session layer: setting up a traced session (field offsets, the probe object, maps
-//! and filters, perf rings, the programs attached where the backend says) on top of `kernel`,
+//! and filters, the rings, the programs attached where the backend says) on top of `kernel`,
 //! and verifying the built-in layout without BTF. Nothing here knows about the command line:
 //! `options` is what it is asked to do.
 

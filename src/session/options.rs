@@ -53,7 +53,7 @@ pub struct SessionOptions {
     /// comes from the connect or the accept.
     pub connects: bool,
     pub accepts: bool,
-    /// Data pages per CPU for each perf ring (a power of two).
+    /// Pages per CPU for the rings (a power of two): each perf ring, or half of the BPF ring buffer.
     pub pages: u32,
     /// Connects in flight the probes can track (`--max-tracked`); None: chosen for the
     /// machine (`capacity::Capacity::from_machine`).

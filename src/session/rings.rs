@@ -100,7 +100,7 @@ fn map_name(kind: RingKind) -> &'static str {
     }
 }
 
-/// "the BPF ring buffer (2 MiB)", "perf rings (2 x 1 MiB)": for the "attached" line.
+/// "the BPF ring buffer (1 MiB)", "perf rings (2 x 1 MiB)": for the "attached" line.
 pub fn describe(rings: &Rings<'_>) -> String {
     match rings {
         Rings::Bpf(ring) => format!("the BPF ring buffer ({})", mib(ring.data_size())),

@@ -70,7 +70,7 @@ pub struct TraceOptions {
     pub max_events: Option<u64>,
     pub backend: BackendChoice,
     pub btf: BtfSource,
-    /// Data pages per CPU for each perf ring (a power of two).
+    /// Pages per CPU for the rings (a power of two): each perf ring, or half of the BPF ring buffer.
     pub pages: u32,
     /// `--cgroup PATH`: only tasks under this cgroup v2 directory (in the kernel); a path on
     /// the cgroup2 mount, or one below it (`/system.slice/...`).
