@@ -39,6 +39,9 @@ const MAX_PEAK_KB: u64 = 16 * 1024;
 /// How much RSS may grow from the sample after warm-up to the last one.
 const RSS_MARGIN_KB: u64 = 512;
 const WARM_UP: Duration = Duration::from_secs(2);
+/// Of this many events one may be missing without a count: the kernel's, not the rings' (see
+/// `flood`).
+const UNDELIVERED_PER: u64 = 100_000;
 
 fn main() {
     let seconds = match parse_seconds(std::env::args().skip(1)) {
@@ -175,10 +178,18 @@ fn flood(duration: Duration, ring: &str, name: &str) -> Result<String, String> {
     }
     // Exact, but for the kernel's skipped runs: a skip of a state change the flood did not
     // make (another socket's) is counted too, so lost may exceed what the flood lost by them.
+    // Short, but for state changes the kernel ran no program for: Linux 6.18 was seen to
+    // deliver a few in a million of the flood's to no BPF program at all (bpftrace's neither;
+    // the held-open test measures the same gap with bpftrace as its witness, at up to 5 in
+    // 10,000 closes). The allowance could hide a ring that loses one record in 100,000
+    // uncounted; the readers' unit tests, the exact lower-rate host tests and detach_all's
+    // test (nothing sent after the last drain) hold that. Too many is always a failure.
     let exact = output.lost - output.skipped;
-    if printed + exact > generated || printed + output.lost < generated {
+    let undelivered = generated.div_ceil(UNDELIVERED_PER);
+    if printed + exact > generated || printed + output.lost + undelivered < generated {
         return fail(format!(
-            "printed + lost = {} ({} of them skipped runs) but {generated} events happened",
+            "printed + lost = {} ({} of them skipped runs) but {generated} events happened \
+             (at most {undelivered} may be missing, undelivered by the kernel)",
             printed + output.lost,
             output.skipped
         ));
