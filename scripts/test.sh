@@ -123,4 +123,4 @@ step "distro kernels in VMs: both backends, fallbacks, cleanup, faults, no BTF"
 cargo run -q -p vmtest --release -- "$vm_matrix"
 
 step "fuzzing (bounded)"
-fuzz/run-all.sh "${CONNTRACE_FUZZ_SECONDS:-45}"
+fuzz/run-all.sh "${CONNTRACE_FUZZ_SECONDS:-25}"
