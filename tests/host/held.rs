@@ -372,9 +372,12 @@ pub fn held_open_connections_each_close_once() -> Result<(), String> {
     let through_ring_buffer = finished
         .stderr_text()
         .contains("records through the BPF ring buffer");
-    // The ring buffer: half the perf rings' memory to a power of two, its data mapped twice.
+    // The ring buffer at the size conntrace gives it, its data mapped twice.
     let mapped = if through_ring_buffer {
-        2 * (rings / 2).next_power_of_two()
+        2 * u64::from(conntrace::session::rings::ringbuf_bytes(
+            PAGES as u32,
+            online_cpus() as usize,
+        ))
     } else {
         rings
     };

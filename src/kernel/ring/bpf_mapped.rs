@@ -78,6 +78,10 @@ impl<'s> MappedBpfRing<'s> {
         self.page + (pos as usize & (self.data_size - 1))
     }
 
+    pub fn data_size(&self) -> usize {
+        self.data_size
+    }
+
     /// Whether the kernel has published records we have not consumed.
     pub fn has_data(&self) -> bool {
         self.producer_pos().load(Ordering::Acquire) != self.consumer_pos().load(Ordering::Relaxed)

@@ -14,7 +14,6 @@ pub struct BpfRing<'s> {
     ring: MappedBpfRing<'s>,
     epoll: OwnedFd,
     tokens: [u64; 1],
-    data_size: usize,
     malformed: u64,
 }
 
@@ -42,7 +41,6 @@ impl<'s> BpfRing<'s> {
             ring,
             epoll,
             tokens: [0],
-            data_size,
             malformed: 0,
         })
     }
@@ -77,6 +75,6 @@ impl<'s> BpfRing<'s> {
 
     /// The size of its data area.
     pub fn data_size(&self) -> usize {
-        self.data_size
+        self.ring.data_size()
     }
 }
