@@ -70,11 +70,11 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
     // Opened first: the socket-storage probe attaches by the kernel's BTF id of the state
     // tracepoint. Its errors are reported where the field offsets are.
     let fields = FieldSource::open(sys, &opts.btf);
-    let state_tracepoint = fields
+    let facts = fields
         .as_ref()
-        .ok()
-        .and_then(|f| f.trace_id(crate::session::STATE_TRACEPOINT));
-    let features = Features::with_state_tracepoint(sys, state_tracepoint);
+        .map(FieldSource::kernel_facts)
+        .unwrap_or_default();
+    let features = Features::with_btf(sys, facts);
     let privileged = features::bpf_privileged();
     // Before the first map, as tracing does: kernels before 5.11 charge maps to the limit.
     let memlock = features.prepare_memlock();
@@ -305,6 +305,7 @@ fn check(sys: &dyn Sys, opts: &CheckOptions) -> Report {
             .into_iter()
             .chain(rings::map_size(ring, DEFAULT_PAGES, cpus.len()))
             .collect(),
+        allocated_as_used: Capacity::allocated_as_used(features.has(Feature::HashAllocAsUsed)),
     };
     match load::load(sys, &object, &fields, &load_opts) {
         Ok(loaded) => {

@@ -22,11 +22,16 @@
 //! holds everything, and a full one is counted.
 //!
 //! The memory is an estimate: a preallocated hash takes max_entries × (key + value + about
-//! [`ENTRY_OVERHEAD`] bytes of the kernel's element header and bucket) up front. A full map
-//! is never silent: each connect or connection that finds no room is counted (`state_full`).
+//! [`ENTRY_OVERHEAD`] bytes of the kernel's element header and bucket) up front. Where the
+//! kernel allocates hash entries safely from any program (bpf_mem_alloc, 6.1+) the state
+//! hashes are not preallocated: that is what they take at most, and creating them costs
+//! nothing (preallocating 262,144 entries took ~20 ms of the start). A full map is never
+//! silent: each connect or connection that finds no room is counted (`state_full`), as is an
+//! entry the kernel could not allocate.
 
 use std::path::Path;
 
+use crate::kernel::abi::BPF_F_NO_PREALLOC;
 use crate::kernel::probe_object::MapDef;
 use crate::kernel::sys::Sys;
 
@@ -146,6 +151,16 @@ impl Capacity {
         }
     }
 
+    /// For `LoadOptions::allocated_as_used`: the state hashes, where the kernel can allocate
+    /// their entries as they are used (`features::Feature::HashAllocAsUsed`), else none.
+    pub fn allocated_as_used(kernel_can: bool) -> Vec<String> {
+        if kernel_can {
+            [CONNS, CONNECTING, SOCKS].map(String::from).to_vec()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// For `LoadOptions::map_sizes`.
     pub fn map_sizes(&self) -> Vec<(String, u32)> {
         vec![
@@ -179,6 +194,9 @@ pub struct StateMaps {
     pub maps: Vec<(String, u32, u64)>,
     /// Whether `sockstore` was created: connections' state in their sockets.
     pub storage: bool,
+    /// Whether the hashes allocate their entries as they are used (BPF_F_NO_PREALLOC):
+    /// then [`StateMaps::bytes`] is what they take at most, not what they take at once.
+    pub allocated_as_used: bool,
 }
 
 impl StateMaps {
@@ -190,7 +208,14 @@ impl StateMaps {
             .map(|d| (d.name.clone(), d.max_entries, entry_bytes(d)))
             .collect();
         let storage = defs.iter().any(|d| d.name == SOCKSTORE);
-        StateMaps { maps, storage }
+        let allocated_as_used = defs
+            .iter()
+            .any(|d| d.name == CONNS && d.flags & BPF_F_NO_PREALLOC != 0);
+        StateMaps {
+            maps,
+            storage,
+            allocated_as_used,
+        }
     }
 
     /// Connects in flight the probes can track: `conns` max_entries.
@@ -216,11 +241,16 @@ impl StateMaps {
     }
 
     /// For the "attached" line: "tracking up to 65536 connects in flight and 262144
-    /// connections (~50.4 MiB)".
+    /// connections (~50.4 MiB)", or "(~50.4 MiB at most, allocated as used)".
     pub fn short(&self) -> String {
         let (which, rest) = self.storage_words();
+        let when = if self.allocated_as_used {
+            " at most, allocated as used"
+        } else {
+            ""
+        };
         format!(
-            "tracking up to {} connects in flight and {} {which}connections (~{}){rest}",
+            "tracking up to {} connects in flight and {} {which}connections (~{}{when}){rest}",
             self.tracked(),
             self.connections(),
             mib(self.bytes())
@@ -251,8 +281,13 @@ impl StateMaps {
             .map(|(name, n, each)| format!("{name} {n} x {each} B"))
             .collect();
         let (which, rest) = self.storage_words();
+        let when = if self.allocated_as_used {
+            "at most, allocated as used"
+        } else {
+            "preallocated"
+        };
         format!(
-            "{} = ~{} of kernel memory (estimate): up to {} connects in flight and {} \
+            "{} = ~{} of kernel memory ({when}, estimate): up to {} connects in flight and {} \
              {which}connections{rest}",
             parts.join(" + "),
             mib(self.bytes()),
@@ -412,7 +447,8 @@ mod tests {
         assert_eq!(
             state.describe(),
             "conns 65536 x 232 B + connecting 16384 x 120 B + socks 262144 x 136 B = ~50.4 MiB \
-             of kernel memory (estimate): up to 65536 connects in flight and 262144 connections"
+             of kernel memory (preallocated, estimate): up to 65536 connects in flight and \
+             262144 connections"
         );
         // With the storage map: the hash's count is of accepted connections only.
         let mut store = defs[3].clone();
@@ -424,5 +460,36 @@ mod tests {
             "tracking up to 65536 connects in flight and 262144 accepted connections (~50.4 MiB), \
              every other connection in its socket (socket-local storage, ~350 B each)"
         );
+    }
+
+    #[test]
+    fn hashes_allocated_as_used_state_their_memory_as_a_bound() {
+        assert!(Capacity::allocated_as_used(false).is_empty());
+        let names = Capacity::allocated_as_used(true);
+        assert_eq!(names, [CONNS, CONNECTING, SOCKS]);
+        let defs: Vec<MapDef> = maps()
+            .into_iter()
+            .map(|mut d| {
+                if names.contains(&d.name) {
+                    d.flags = BPF_F_NO_PREALLOC;
+                }
+                d
+            })
+            .collect();
+        let state = StateMaps::of(&defs);
+        assert!(state.allocated_as_used);
+        assert_eq!(
+            state.short(),
+            "tracking up to 16384 connects in flight and 65536 connections (~13.3 MiB at most, \
+             allocated as used)"
+        );
+        assert!(
+            state.describe().contains(
+                "= ~13.3 MiB of kernel memory (at most, allocated as used, estimate): up to 16384"
+            ),
+            "{}",
+            state.describe()
+        );
+        assert!(!StateMaps::of(&maps()).allocated_as_used);
     }
 }

@@ -605,6 +605,7 @@ fn run(
         permission: memlock.permission_context(features::bpf_privileged()),
         programs: ProgramFilter::All,
         map_sizes: Vec::new(),
+        allocated_as_used: Vec::new(),
     };
     let loaded = load::load(sys, &object, fields, &opts).map_err(|e| e.to_string())?;
     let netns =

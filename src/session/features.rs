@@ -35,13 +35,18 @@ pub enum Feature {
     SkStorage,
     KprobePmu,
     VmlinuxBtf,
+    /// Hash maps that allocate their entries as they are used, safely from any program
+    /// (`bpf_mem_alloc`, 6.1): read from the kernel's BTF, its hash table having a
+    /// `bpf_mem_alloc` (`bpf_htab.ma`). Before it, a hash map a kprobe or tracepoint program
+    /// fills must be preallocated, all its memory taken (and cleared) at creation.
+    HashAllocAsUsed,
     /// Maps and programs charged to memory cgroups, not RLIMIT_MEMLOCK (5.11); probed, as
     /// libbpf does, through bpf_ktime_get_coarse_ns, a helper of the same release.
     MemcgAccounting,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 10] = [
+    pub const ALL: [Feature; 11] = [
         Feature::ProbeReadKernel,
         Feature::ProbeReadUser,
         Feature::Jmp32,
@@ -51,6 +56,7 @@ impl Feature {
         Feature::SkStorage,
         Feature::KprobePmu,
         Feature::VmlinuxBtf,
+        Feature::HashAllocAsUsed,
         Feature::MemcgAccounting,
     ];
 
@@ -70,6 +76,7 @@ impl Feature {
             Feature::SkStorage => "socket-local storage (tp_btf)",
             Feature::KprobePmu => "kprobe PMU",
             Feature::VmlinuxBtf => "kernel BTF",
+            Feature::HashAllocAsUsed => "hash maps allocated as used (bpf_mem_alloc)",
             Feature::MemcgAccounting => "memcg accounting",
         }
     }
@@ -85,6 +92,7 @@ impl Feature {
             Feature::SkStorage => "5.11",
             Feature::KprobePmu => "4.17",
             Feature::VmlinuxBtf => "5.4",
+            Feature::HashAllocAsUsed => "6.1",
             Feature::MemcgAccounting => "5.11",
         }
     }
@@ -101,39 +109,48 @@ impl Feature {
             Feature::SkStorage => "not used: per-socket state in hash maps sized from the machine",
             Feature::KprobePmu => "tracefs kprobe_events, else the tracepoint backend",
             Feature::VmlinuxBtf => "built-in layout, verified on loopback",
+            Feature::HashAllocAsUsed => "the state hash maps are preallocated at start",
             Feature::MemcgAccounting => "RLIMIT_MEMLOCK is raised to unlimited",
         }
     }
 }
 
+/// What the running kernel's own BTF tells the probes (all None without it:
+/// `session::fields::FieldSource::kernel_facts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BtfFacts {
+    /// The BTF id of `btf_trace_inet_sock_set_state`, which the socket-storage probe
+    /// attaches its `tp_btf` program by.
+    pub state_tracepoint: Option<u32>,
+    /// Whether the kernel's hash table has a `bpf_mem_alloc` (`bpf_htab.ma`).
+    pub hash_mem_alloc: Option<bool>,
+}
+
 /// The features of the running kernel, each probed when first asked for, then cached.
 pub struct Features<'s> {
     sys: &'s dyn Sys,
-    /// The BTF id of `btf_trace_inet_sock_set_state` in the running kernel's BTF, which the
-    /// socket-storage probe attaches its `tp_btf` program by; None without that BTF.
-    state_tracepoint: Option<u32>,
+    btf: BtfFacts,
     answers: [OnceCell<Probed>; Feature::ALL.len()],
 }
 
 impl<'s> Features<'s> {
-    /// Features of a kernel whose BTF is not at hand: socket-local storage is "unknown".
+    /// Features of a kernel whose BTF is not at hand: what only BTF tells is "unknown".
     pub fn new(sys: &'s dyn Sys) -> Self {
-        Features::with_state_tracepoint(sys, None)
+        Features::with_btf(sys, BtfFacts::default())
     }
 
-    /// `state_tracepoint`: the id of `btf_trace_inet_sock_set_state` in the running kernel's BTF, or None.
-    pub fn with_state_tracepoint(sys: &'s dyn Sys, state_tracepoint: Option<u32>) -> Self {
+    /// With what the running kernel's BTF tells.
+    pub fn with_btf(sys: &'s dyn Sys, btf: BtfFacts) -> Self {
         Features {
             sys,
-            state_tracepoint,
+            btf,
             answers: Default::default(),
         }
     }
 
     /// The answer for `feature`, probing it the first time.
     pub fn probe(&self, feature: Feature) -> &Probed {
-        self.answers[feature.index()]
-            .get_or_init(|| run_probe(self.sys, feature, self.state_tracepoint))
+        self.answers[feature.index()].get_or_init(|| run_probe(self.sys, feature, self.btf))
     }
 
     pub fn has(&self, feature: Feature) -> bool {
@@ -249,7 +266,7 @@ impl<'s> Features<'s> {
     }
 }
 
-fn run_probe(sys: &dyn Sys, feature: Feature, state_tracepoint: Option<u32>) -> Probed {
+fn run_probe(sys: &dyn Sys, feature: Feature, btf: BtfFacts) -> Probed {
     let tp = BPF_PROG_TYPE_TRACEPOINT;
     match feature {
         Feature::ProbeReadKernel => probe::helper(sys, tp, BPF_FUNC_PROBE_READ_KERNEL),
@@ -258,7 +275,7 @@ fn run_probe(sys: &dyn Sys, feature: Feature, state_tracepoint: Option<u32>) -> 
         Feature::AtomicFetch => probe::atomic_fetch(sys),
         Feature::RingBuf => probe::ringbuf(sys),
         Feature::RawTracepoint => probe::raw_tracepoint(sys),
-        Feature::SkStorage => match state_tracepoint {
+        Feature::SkStorage => match btf.state_tracepoint {
             Some(id) => probe::tp_btf_sk_storage(sys, id),
             None => Probed::Unknown(
                 "the kernel's BTF (btf_trace_inet_sock_set_state) is needed to try it".into(),
@@ -275,6 +292,16 @@ fn run_probe(sys: &dyn Sys, feature: Feature, state_tracepoint: Option<u32>) -> 
             ),
         },
         Feature::VmlinuxBtf => probe::vmlinux_btf(sys, std::path::Path::new(VMLINUX_BTF)),
+        // No program load can tell: before 6.1 a tracepoint program with a non-preallocated
+        // hash loads (with a kernel warning) and allocates with kmalloc in the probe, unsafe
+        // there (the probe may be inside the allocator).
+        Feature::HashAllocAsUsed => match btf.hash_mem_alloc {
+            Some(true) => Probed::Present,
+            Some(false) => Probed::Missing(
+                "the kernel's hash table has no bpf_mem_alloc (no bpf_htab.ma in its BTF)".into(),
+            ),
+            None => Probed::Unknown("the kernel's BTF is needed to tell".into()),
+        },
         // libbpf's probe for FEAT_MEMCG_ACCOUNT: the helper came in the same release.
         Feature::MemcgAccounting => probe::helper(
             sys,

@@ -10,6 +10,7 @@ use crate::kernel::btf::{self, Btf};
 use crate::kernel::load::{FieldOffset, FieldResolver};
 use crate::kernel::sys::Sys;
 use crate::kernel::tracepoint_format::{self, FormatField};
+use crate::session::features::BtfFacts;
 use crate::session::options::BtfSource;
 
 /// The tracepoint records the probes read, by their BTF struct name, and where tracefs
@@ -142,6 +143,20 @@ impl FieldSource {
 
     pub fn has_btf(&self) -> bool {
         matches!(self, FieldSource::Btf { .. })
+    }
+
+    /// What the running kernel's own BTF tells the feature probes (nothing without it).
+    pub fn kernel_facts(&self) -> BtfFacts {
+        let FieldSource::Btf {
+            btf, kernel: true, ..
+        } = self
+        else {
+            return BtfFacts::default();
+        };
+        BtfFacts {
+            state_tracepoint: self.trace_id(crate::session::STATE_TRACEPOINT),
+            hash_mem_alloc: Some(btf.field("bpf_htab.ma").is_ok()),
+        }
     }
 
     /// The running kernel's BTF id of `btf_trace_NAME`, looked up once; None without the

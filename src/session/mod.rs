@@ -134,7 +134,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
     // Without BTF: the fields beyond the built-in table, found before the programs load.
     let ipv6 = discover::Ipv6::for_kernel(opts.family == FamilyFilter::Ipv4);
     let discovered = discover::discover(sys, &mut fields, kprobes, ipv6)?;
-    let features = Features::with_state_tracepoint(sys, fields.trace_id(STATE_TRACEPOINT));
+    let features = Features::with_btf(sys, fields.kernel_facts());
     let ring = rings::ring_kind(features.has(Feature::RingBuf))?;
     let object = probe_object::parse(&embedded::object(fields.has_btf(), ring))
         .map_err(|e| format!("embedded probe object: {e}"))?;
@@ -190,6 +190,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
             .into_iter()
             .chain(rings::map_size(ring, opts.pages, cpus.len()))
             .collect(),
+        allocated_as_used: Capacity::allocated_as_used(features.has(Feature::HashAllocAsUsed)),
     };
     let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
     let state = StateMaps::of(loaded.maps.iter().map(|m| &m.def));

@@ -905,6 +905,7 @@ fn real_kernel_loads_and_attaches_a_tracepoint_program() {
         helper_rewrites: Vec::new(),
         permission: PermissionContext::Unprivileged,
         map_sizes: Vec::new(),
+        allocated_as_used: Vec::new(),
     };
     let loaded = load(&sys, &obj, &NoFields, &opts);
     if !is_root() {

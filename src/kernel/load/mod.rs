@@ -16,7 +16,7 @@ pub use verifier::tail as log_tail;
 use crate::kernel::abi::{
     BPF_ANY, BPF_FUNC_PROBE_READ, BPF_FUNC_PROBE_READ_KERNEL, BPF_FUNC_PROBE_READ_KERNEL_STR,
     BPF_FUNC_PROBE_READ_STR, BPF_FUNC_PROBE_READ_USER, BPF_FUNC_PROBE_READ_USER_STR,
-    BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_SK_STORAGE,
+    BPF_F_NO_PREALLOC, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_SK_STORAGE,
 };
 use crate::kernel::btf::storage_map_btf;
 use crate::kernel::probe_object::{MapDef, ProbeObject, Program, ProgramKind};
@@ -89,6 +89,11 @@ pub struct LoadOptions {
     /// chosen at run time (the state maps, `session::capacity`). Each name must be a map of
     /// the object.
     pub map_sizes: Vec<(String, u32)>,
+    /// Hash maps to create with BPF_F_NO_PREALLOC, their entries allocated as they are used
+    /// rather than all at creation (tens of milliseconds for the state maps, and their whole
+    /// memory): only where the kernel allocates safely from any program (bpf_mem_alloc).
+    /// Each name must be a map of the object.
+    pub allocated_as_used: Vec<String>,
 }
 
 /// The older helper that does the job of a newer one on kernels without it: the
@@ -288,10 +293,12 @@ pub fn load(
             });
         }
     }
-    if let Some((missing, _)) = opts
+    if let Some(missing) = opts
         .map_sizes
         .iter()
-        .find(|(name, _)| !obj.maps.iter().any(|m| &m.name == name))
+        .map(|(name, _)| name)
+        .chain(&opts.allocated_as_used)
+        .find(|name| !obj.maps.iter().any(|m| &m.name == *name))
     {
         return Err(LoadError::NoSuchMap {
             name: missing.clone(),
@@ -356,13 +363,18 @@ fn create_map(sys: &dyn Sys, def: &MapDef, opts: &LoadOptions) -> Result<LoadedM
     } else {
         None
     };
+    let flags = if opts.allocated_as_used.contains(&def.name) {
+        def.flags | BPF_F_NO_PREALLOC
+    } else {
+        def.flags
+    };
     let req = MapCreate {
         name: &def.name,
         map_type: def.map_type,
         key_size: def.key_size,
         value_size: def.value_size,
         max_entries,
-        flags: def.flags,
+        flags,
         btf: btf.as_ref().map(|(fd, types)| MapBtf {
             fd: fd.as_raw_fd(),
             key_type_id: types.key,
@@ -387,6 +399,7 @@ fn create_map(sys: &dyn Sys, def: &MapDef, opts: &LoadOptions) -> Result<LoadedM
     Ok(LoadedMap {
         def: MapDef {
             max_entries,
+            flags,
             ..def.clone()
         },
         fd,

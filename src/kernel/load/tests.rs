@@ -49,6 +49,7 @@ fn opts() -> LoadOptions {
         helper_rewrites: Vec::new(),
         permission: PermissionContext::Unprivileged,
         map_sizes: Vec::new(),
+        allocated_as_used: Vec::new(),
     }
 }
 
@@ -512,6 +513,7 @@ fn load_rejected_by_the_verifier(test: &str, insns: Vec<u64>) -> Option<LoadErro
         helper_rewrites: Vec::new(),
         permission: PermissionContext::Unprivileged,
         map_sizes: Vec::new(),
+        allocated_as_used: Vec::new(),
     };
     let resolver = Fields(HashMap::new());
     let e = match load(&crate::kernel::sys::RealSys, &obj, &resolver, &opts) {
@@ -822,6 +824,54 @@ fn map_sizes_replace_the_objects_max_entries() {
         "the override wins, the others keep theirs"
     );
     assert_eq!(loaded.map("filter").unwrap().def.max_entries, 16);
+}
+
+#[test]
+fn maps_allocated_as_used_are_created_without_preallocation() {
+    let sys = FakeSys::new();
+    let opts = LoadOptions {
+        allocated_as_used: vec!["filter".into()],
+        ..opts()
+    };
+    let loaded = load(&sys, &object(), &fields(), &opts).unwrap();
+    let flags: Vec<(String, u32)> = sys
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::MapCreate { name, flags, .. } => Some((name.clone(), *flags)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        flags,
+        vec![
+            ("events".to_string(), 0),
+            ("filter".to_string(), BPF_F_NO_PREALLOC)
+        ],
+        "only the named map"
+    );
+    assert_eq!(
+        loaded.map("filter").unwrap().def.flags,
+        BPF_F_NO_PREALLOC,
+        "the map as created says so, for the memory it states"
+    );
+}
+
+#[test]
+fn allocation_as_used_for_a_map_the_object_lacks_is_an_error() {
+    let sys = FakeSys::new();
+    let opts = LoadOptions {
+        allocated_as_used: vec!["socks".into()],
+        ..opts()
+    };
+    let e = load(&sys, &object(), &fields(), &opts).unwrap_err();
+    assert_eq!(
+        e,
+        LoadError::NoSuchMap {
+            name: "socks".into()
+        }
+    );
+    assert!(sys.calls().is_empty(), "checked before any map exists");
 }
 
 #[test]

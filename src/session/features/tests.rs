@@ -48,6 +48,31 @@ fn each_probe_runs_once_per_session() {
 }
 
 #[test]
+fn hashes_allocate_as_used_only_where_the_kernels_btf_shows_bpf_mem_alloc() {
+    let sys = FakeSys::new();
+    let told = |hash_mem_alloc| {
+        Features::with_btf(
+            &sys,
+            BtfFacts {
+                hash_mem_alloc,
+                ..BtfFacts::default()
+            },
+        )
+        .probe(Feature::HashAllocAsUsed)
+        .clone()
+    };
+    assert_eq!(told(Some(true)), Probed::Present);
+    assert!(told(Some(false)).is_missing());
+    // Without the kernel's BTF nothing says it is safe: preallocate, as before 6.1.
+    let unknown = told(None);
+    assert!(
+        !unknown.is_present() && !unknown.is_missing(),
+        "{unknown:?}"
+    );
+    assert!(sys.calls().is_empty(), "read from BTF, no syscall");
+}
+
+#[test]
 fn every_feature_says_when_it_came_and_what_replaces_it() {
     for f in Feature::ALL {
         assert!(!f.name().is_empty() && !f.without().is_empty(), "{f:?}");
@@ -203,6 +228,7 @@ fn load_with(sys: &FakeSys, permission: PermissionContext) -> String {
         helper_rewrites: Vec::new(),
         permission,
         map_sizes: Vec::new(),
+        allocated_as_used: Vec::new(),
     };
     load::load(sys, &one_map(), &NoFields, &opts)
         .unwrap_err()
@@ -262,7 +288,14 @@ fn the_real_kernel_has_the_new_helpers_and_memcg_accounting() {
     let btf = crate::kernel::btf::load_vmlinux().unwrap();
     let id = btf.typedef_id("btf_trace_inet_sock_set_state");
     assert!(id.is_some(), "the kernel's BTF names the state tracepoint");
-    let features = Features::with_state_tracepoint(&RealSys, id);
+    let facts = crate::session::fields::FieldSource::open(
+        &RealSys,
+        &crate::session::options::BtfSource::Kernel,
+    )
+    .unwrap()
+    .kernel_facts();
+    assert_eq!(facts.state_tracepoint, id);
+    let features = Features::with_btf(&RealSys, facts);
     for f in [
         Feature::ProbeReadKernel,
         Feature::ProbeReadUser,
@@ -271,6 +304,7 @@ fn the_real_kernel_has_the_new_helpers_and_memcg_accounting() {
         Feature::RingBuf,
         Feature::RawTracepoint,
         Feature::SkStorage,
+        Feature::HashAllocAsUsed,
         Feature::MemcgAccounting,
     ] {
         assert_eq!(features.probe(f), &Probed::Present, "{f:?}");
@@ -280,7 +314,13 @@ fn the_real_kernel_has_the_new_helpers_and_memcg_accounting() {
     // Attached by the id of something that is no tracepoint, the program is refused: the
     // probe's Present above is the kernel's answer for that tracepoint, not a default.
     let int = btf.typedef_id("u32");
-    let wrong = Features::with_state_tracepoint(&RealSys, int);
+    let wrong = Features::with_btf(
+        &RealSys,
+        BtfFacts {
+            state_tracepoint: int,
+            ..facts
+        },
+    );
     assert!(
         !wrong.has(Feature::SkStorage),
         "{:?}",
