@@ -287,13 +287,15 @@ pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
             removals.push(removal);
         }
     }
-    // The syscall tracepoints go first, one by one, while this is the only thread: on 5.10
-    // their last close (clearing every task's syscall-tracepoint flag) raced with new threads'
-    // first syscalls and left CPUs spinning in syscall_trace_enter (a soft lockup, seen in the
-    // VM suite). The others close in parallel.
-    drop(syscall_fds);
+    // Each perf close waits for a grace period (tracepoint_synchronize_unregister, 70-95 ms
+    // here), so all close in parallel, sharing them, but for one syscall tracepoint: closed
+    // last, once every thread started here has ended. That close may clear every task's
+    // syscall-tracepoint flag, and on 5.10 doing so while threads were being spawned left CPUs
+    // spinning in syscall_trace_enter (a soft lockup, seen in the VM suite); until it, the
+    // flag stays set whatever the others do.
+    let last_syscall = syscall_fds.pop();
     std::thread::scope(|scope| {
-        for fd in fds {
+        for fd in fds.into_iter().chain(syscall_fds) {
             // If no thread can be had, spawn_scoped drops the closure, closing fd right here:
             // slower, never wrong.
             let _ = std::thread::Builder::new().spawn_scoped(scope, move || drop(fd));
@@ -302,6 +304,7 @@ pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
             wait_for_running_programs(sys);
         }
     });
+    drop(last_syscall);
     let mut detached = Detached::default();
     if let Some((_, _, profile)) = counted.first() {
         let names: Vec<&str> = counted.iter().map(|(_, name, _)| name.as_str()).collect();

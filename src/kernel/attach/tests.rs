@@ -34,6 +34,8 @@ struct Kernel {
     config1_strings: RefCell<Vec<String>>,
     /// At each membarrier: how many raw tracepoints were still open.
     raw_open_at_membarrier: RefCell<Vec<usize>>,
+    /// At each membarrier: the perf events (by config) still open.
+    perf_open_at_membarrier: RefCell<Vec<Vec<u64>>>,
 }
 
 impl Kernel {
@@ -50,6 +52,7 @@ impl Kernel {
             open_raw: RefCell::default(),
             config1_strings: RefCell::default(),
             raw_open_at_membarrier: RefCell::default(),
+            perf_open_at_membarrier: RefCell::default(),
         };
         k.fake.set_file(
             format!("{TRACING}/events/header_page"),
@@ -218,6 +221,14 @@ impl Sys for Kernel {
             .filter(|(_, reader)| !hung_up(reader))
             .count();
         self.raw_open_at_membarrier.borrow_mut().push(open);
+        let perf = self
+            .open_events
+            .borrow()
+            .iter()
+            .filter(|(_, reader)| !hung_up(reader))
+            .map(|(config, _)| *config)
+            .collect();
+        self.perf_open_at_membarrier.borrow_mut().push(perf);
         self.fake.membarrier_global()
     }
     fn epoll_create(&self) -> SysResult<OwnedFd> {
@@ -391,6 +402,51 @@ fn a_raw_tracepoint_needs_neither_tracefs_nor_a_perf_event() {
     let dropped = attach(&k, &prog, PMU).unwrap();
     drop(dropped);
     assert!(!k.raw_still_open("inet_sock_set_state"), "closed on drop");
+}
+
+/// Perf closes wait for grace periods, so they run in parallel, but one syscall tracepoint
+/// closes last, alone, after every thread detach_all started has ended (the 5.10 lockup):
+/// still open at the membarrier, which runs inside the parallel part.
+#[test]
+fn one_syscall_tracepoint_closes_after_the_parallel_closes() {
+    let k = Kernel::new();
+    let mut attachments = Vec::new();
+    for (id, name) in [
+        (731, "sys_enter_connect"),
+        (732, "sys_exit_connect"),
+        (733, "sys_exit_accept4"),
+    ] {
+        k.fake.set_file(
+            format!("{TRACING}/events/syscalls/{name}/id"),
+            format!("{id}\n"),
+        );
+        let prog = program(ProgramKind::Tracepoint {
+            category: "syscalls".into(),
+            name: name.into(),
+        });
+        attachments.push(attach(&k, &prog, PMU).unwrap());
+    }
+    k.fake.set_file(
+        format!("{TRACING}/events/sock/inet_sock_set_state/id"),
+        "12\n",
+    );
+    let state = program(ProgramKind::Tracepoint {
+        category: "sock".into(),
+        name: "inet_sock_set_state".into(),
+    });
+    attachments.push(attach(&k, &state, PMU).unwrap());
+
+    let detached = detach_all(attachments);
+    assert!(detached.errors.is_empty(), "{detached:?}");
+    let at_membarrier = k.perf_open_at_membarrier.borrow().clone();
+    assert_eq!(at_membarrier.len(), 1, "one wait for running programs");
+    assert!(
+        at_membarrier[0].contains(&733),
+        "the last syscall tracepoint is still open while the others close: {at_membarrier:?}"
+    );
+    for id in [731, 732, 733, 12] {
+        assert!(!k.still_open(id), "{id} closed by the end");
+    }
 }
 
 #[test]
