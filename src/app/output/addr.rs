@@ -3,29 +3,30 @@
 //! IPv4-mapped addresses as `::ffff:a.b.c.d`.
 
 use super::digits::{push_hex_short, push_u64};
+use super::sink::Sink;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+pub fn push_ip(out: &mut impl Sink, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => push_ipv4(out, v4),
         IpAddr::V6(v6) => push_ipv6(out, v6),
     }
 }
 
-pub fn push_ipv4(out: &mut Vec<u8>, ip: Ipv4Addr) {
+pub fn push_ipv4(out: &mut impl Sink, ip: Ipv4Addr) {
     let [a, b, c, d] = ip.octets();
     push_u64(out, a.into());
-    out.push(b'.');
+    out.put_byte(b'.');
     push_u64(out, b.into());
-    out.push(b'.');
+    out.put_byte(b'.');
     push_u64(out, c.into());
-    out.push(b'.');
+    out.put_byte(b'.');
     push_u64(out, d.into());
 }
 
-pub fn push_ipv6(out: &mut Vec<u8>, ip: Ipv6Addr) {
+pub fn push_ipv6(out: &mut impl Sink, ip: Ipv6Addr) {
     if let Some(v4) = ip.to_ipv4_mapped() {
-        out.extend_from_slice(b"::ffff:");
+        out.put(b"::ffff:");
         push_ipv4(out, v4);
         return;
     }
@@ -34,13 +35,13 @@ pub fn push_ipv6(out: &mut Vec<u8>, ip: Ipv6Addr) {
     let mut i = 0;
     while i < groups.len() {
         if run_len >= 2 && i == run_start {
-            out.extend_from_slice(b"::");
+            out.put(b"::");
             i += run_len;
             continue;
         }
         // A separator goes between groups, except right after the `::` that already ends in one.
         if i > 0 && !(run_len >= 2 && i == run_start + run_len) {
-            out.push(b':');
+            out.put_byte(b':');
         }
         push_hex_short(out, groups[i]);
         i += 1;

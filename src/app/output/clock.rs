@@ -4,6 +4,7 @@
 //! order and spacing even if the wall clock is stepped while tracing.
 
 use super::digits::{push_i64, push_u64_zero_padded};
+use super::sink::Sink;
 use std::io;
 
 #[cfg(test)]
@@ -90,7 +91,7 @@ pub fn date_from_days(days: i64) -> Date {
 
 /// Appends `unix_ns` as RFC 3339 UTC with microseconds: `2026-11-28T02:30:00.123456Z`.
 /// Sub-microsecond digits are truncated (floor), so ordering is preserved.
-pub fn push_rfc3339_micros(out: &mut Vec<u8>, unix_ns: i64) {
+pub fn push_rfc3339_micros(out: &mut impl Sink, unix_ns: i64) {
     let (secs, micros) = split_micros(unix_ns);
     push_date_time(out, secs);
     push_fraction(out, micros);
@@ -115,14 +116,14 @@ impl Default for TimestampFormatter {
 }
 
 impl TimestampFormatter {
-    pub fn push(&mut self, out: &mut Vec<u8>, unix_ns: i64) {
+    pub fn push(&mut self, out: &mut impl Sink, unix_ns: i64) {
         let (secs, micros) = split_micros(unix_ns);
         if self.second != Some(secs) {
             self.date_time.clear();
             push_date_time(&mut self.date_time, secs);
             self.second = Some(secs);
         }
-        out.extend_from_slice(&self.date_time);
+        out.put(&self.date_time);
         push_fraction(out, micros);
     }
 }
@@ -138,7 +139,7 @@ fn split_micros(unix_ns: i64) -> (i64, u64) {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch.
-fn push_date_time(out: &mut Vec<u8>, secs: i64) {
+fn push_date_time(out: &mut impl Sink, secs: i64) {
     let days = secs.div_euclid(SECS_PER_DAY);
     let sec_of_day = secs.rem_euclid(SECS_PER_DAY) as u64;
     let date = date_from_days(days);
@@ -147,23 +148,23 @@ fn push_date_time(out: &mut Vec<u8>, secs: i64) {
     } else {
         push_i64(out, date.year); // outside RFC 3339's range; still readable
     }
-    out.push(b'-');
+    out.put_byte(b'-');
     push_u64_zero_padded(out, date.month.into(), 2);
-    out.push(b'-');
+    out.put_byte(b'-');
     push_u64_zero_padded(out, date.day.into(), 2);
-    out.push(b'T');
+    out.put_byte(b'T');
     push_u64_zero_padded(out, sec_of_day / 3600, 2);
-    out.push(b':');
+    out.put_byte(b':');
     push_u64_zero_padded(out, sec_of_day / 60 % 60, 2);
-    out.push(b':');
+    out.put_byte(b':');
     push_u64_zero_padded(out, sec_of_day % 60, 2);
 }
 
 /// `.uuuuuuZ`
-fn push_fraction(out: &mut Vec<u8>, micros: u64) {
-    out.push(b'.');
+fn push_fraction(out: &mut impl Sink, micros: u64) {
+    out.put_byte(b'.');
     push_u64_zero_padded(out, micros, 6);
-    out.push(b'Z');
+    out.put_byte(b'Z');
 }
 
 #[cfg(test)]

@@ -1,46 +1,50 @@
 //! Integers into a byte buffer without `format!`: the per-event path must not allocate or go
 //! through `core::fmt`.
 
+use super::sink::Sink;
+
 /// Appends `n` in decimal.
-pub fn push_u64(out: &mut Vec<u8>, n: u64) {
+pub fn push_u64(out: &mut impl Sink, n: u64) {
     let mut buf = [0u8; 20]; // u64::MAX has 20 digits
     let start = write_backwards(&mut buf, n);
-    out.extend_from_slice(buf.get(start..).unwrap_or_default());
+    out.put(buf.get(start..).unwrap_or_default());
 }
 
 /// Appends `n` in decimal, zero-padded on the left to at least `width` digits.
-pub fn push_u64_zero_padded(out: &mut Vec<u8>, n: u64, width: usize) {
+pub fn push_u64_zero_padded(out: &mut impl Sink, n: u64, width: usize) {
     let mut buf = [0u8; 20];
     let start = write_backwards(&mut buf, n);
     let digits = buf.len() - start;
-    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(digits)));
-    out.extend_from_slice(buf.get(start..).unwrap_or_default());
+    for _ in digits..width {
+        out.put_byte(b'0');
+    }
+    out.put(buf.get(start..).unwrap_or_default());
 }
 
 /// Appends `n` in decimal with a leading `-` when negative.
-pub fn push_i64(out: &mut Vec<u8>, n: i64) {
+pub fn push_i64(out: &mut impl Sink, n: i64) {
     if n < 0 {
-        out.push(b'-');
+        out.put_byte(b'-');
     }
     push_u64(out, n.unsigned_abs());
 }
 
 /// Appends `n` as exactly 16 lowercase hex digits.
-pub fn push_hex16(out: &mut Vec<u8>, n: u64) {
+pub fn push_hex16(out: &mut impl Sink, n: u64) {
     let mut digits = [0u8; 16];
     for (i, d) in digits.iter_mut().enumerate() {
         *d = HEX[((n >> ((15 - i) * 4)) & 0xf) as usize];
     }
-    out.extend_from_slice(&digits);
+    out.put(&digits);
 }
 
 /// Appends `n` in lowercase hex without leading zeros ("0" for zero).
-pub fn push_hex_short(out: &mut Vec<u8>, n: u16) {
+pub fn push_hex_short(out: &mut impl Sink, n: u16) {
     let mut started = false;
     for shift in (0..4).rev() {
         let nibble = (n >> (shift * 4)) & 0xf;
         if nibble != 0 || started || shift == 0 {
-            out.push(HEX[usize::from(nibble)]);
+            out.put_byte(HEX[usize::from(nibble)]);
             started = true;
         }
     }
@@ -48,18 +52,38 @@ pub fn push_hex_short(out: &mut Vec<u8>, n: u16) {
 
 pub const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// "00" to "99", two digits at a time: half the divisions of one digit at a time.
+const PAIRS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[2 * i] = b'0' + (i / 10) as u8;
+        table[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
+
 /// Writes the digits of `n` at the end of `buf`; returns where they start.
 fn write_backwards(buf: &mut [u8; 20], mut n: u64) -> usize {
     let mut i = buf.len();
-    // At most 20 iterations for a u64, so `i` never underflows.
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return i;
-        }
+    // A u64 has at most 20 digits: at most 9 pairs here and 2 digits below, so `i` never
+    // underflows.
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
     }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    i
 }
 
 #[cfg(test)]
@@ -90,6 +114,20 @@ mod tests {
         }
         for n in [0, -1, 42, i64::MIN, i64::MAX] {
             assert_eq!(text(|o| push_i64(o, n)), n.to_string());
+        }
+    }
+
+    #[test]
+    fn every_length_of_number_two_digits_at_a_time() {
+        // Each count of digits, odd and even, at its edges: 0-1000 whole, then 10^k - 1,
+        // 10^k and 10^k + 1 up to u64's 20 digits.
+        let mut numbers: Vec<u64> = (0..=1000).collect();
+        for k in 3..=19 {
+            let p = 10u64.pow(k);
+            numbers.extend([p - 1, p, p + 1, p / 3 * 2]);
+        }
+        for n in numbers {
+            assert_eq!(text(|o| push_u64(o, n)), n.to_string());
         }
     }
 

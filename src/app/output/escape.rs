@@ -3,16 +3,17 @@
 //! break JSON, or bytes that are not UTF-8.
 
 use super::digits::HEX;
+use super::sink::Sink;
 
 /// Text mode: control characters (C0, DEL, C1) and bytes that are not UTF-8 become `\xNN`, a
 /// backslash becomes `\\`; everything else is copied.
-pub fn push_text_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+pub fn push_text_escaped(out: &mut impl Sink, bytes: &[u8]) {
     if is_plain(bytes) {
-        out.extend_from_slice(bytes);
+        out.put(bytes);
         return;
     }
     for_each_piece(bytes, |piece| match piece {
-        Piece::Char('\\') => out.extend_from_slice(b"\\\\"),
+        Piece::Char('\\') => out.put(b"\\\\"),
         Piece::Char(c) if c.is_control() => {
             let mut utf8 = [0u8; 4];
             for &b in c.encode_utf8(&mut utf8).as_bytes() {
@@ -27,39 +28,39 @@ pub fn push_text_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 /// JSON mode: appends a complete JSON string literal, quotes included. `"` and `\` are escaped,
 /// control characters (C0, DEL, C1) become `\u00XX`, bytes that are not UTF-8 become the text
 /// `\xNN` (written `\\xNN` inside the literal). The output is always valid JSON.
-pub fn push_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.push(b'"');
+pub fn push_json_string(out: &mut impl Sink, bytes: &[u8]) {
+    out.put_byte(b'"');
     if is_plain(bytes) {
         // The common case, a comm like "curl": nothing to escape.
-        out.extend_from_slice(bytes);
-        out.push(b'"');
+        out.put(bytes);
+        out.put_byte(b'"');
         return;
     }
     for_each_piece(bytes, |piece| match piece {
-        Piece::Char('"') => out.extend_from_slice(b"\\\""),
-        Piece::Char('\\') => out.extend_from_slice(b"\\\\"),
+        Piece::Char('"') => out.put(b"\\\""),
+        Piece::Char('\\') => out.put(b"\\\\"),
         Piece::Char(c) if c.is_control() => {
             // Control characters are all below U+00A0: two hex digits suffice.
             let code = c as u32;
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(code >> 4 & 0xf) as usize]);
-            out.push(HEX[(code & 0xf) as usize]);
+            out.put(b"\\u00");
+            out.put_byte(HEX[(code >> 4 & 0xf) as usize]);
+            out.put_byte(HEX[(code & 0xf) as usize]);
         }
         Piece::Char(c) => push_char(out, c),
         Piece::Invalid(b) => {
-            out.extend_from_slice(b"\\\\x");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
+            out.put(b"\\\\x");
+            out.put_byte(HEX[usize::from(b >> 4)]);
+            out.put_byte(HEX[usize::from(b & 0xf)]);
         }
     });
-    out.push(b'"');
+    out.put_byte(b'"');
 }
 
 /// Appends a string known to need no escaping in JSON (our own names and numbers).
-pub fn push_json_plain(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
-    out.push(b'"');
+pub fn push_json_plain(out: &mut impl Sink, s: &str) {
+    out.put_byte(b'"');
+    out.put(s.as_bytes());
+    out.put_byte(b'"');
 }
 
 /// Printable ASCII other than `"` and `\`: safe as-is in both formats.
@@ -97,15 +98,15 @@ fn for_each_piece(mut bytes: &[u8], mut f: impl FnMut(Piece)) {
     }
 }
 
-fn push_char(out: &mut Vec<u8>, c: char) {
+fn push_char(out: &mut impl Sink, c: char) {
     let mut utf8 = [0u8; 4];
-    out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+    out.put(c.encode_utf8(&mut utf8).as_bytes());
 }
 
-fn push_backslash_x(out: &mut Vec<u8>, b: u8) {
-    out.extend_from_slice(b"\\x");
-    out.push(HEX[usize::from(b >> 4)]);
-    out.push(HEX[usize::from(b & 0xf)]);
+fn push_backslash_x(out: &mut impl Sink, b: u8) {
+    out.put(b"\\x");
+    out.put_byte(HEX[usize::from(b >> 4)]);
+    out.put_byte(HEX[usize::from(b & 0xf)]);
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use super::clock::TimestampFormatter;
 use super::digits::{push_hex16, push_u64};
 use super::error_name;
 use super::escape::{push_json_plain, push_json_string};
+use super::sink::{Line, Sink};
 use crate::app::identity::Identity;
 use crate::session::event::{Event, Loss};
 
@@ -18,9 +19,10 @@ pub fn push_event(
     ts: &mut TimestampFormatter,
     unix_ns: i64,
 ) {
-    out.extend_from_slice(b"{\"ts\":\"");
+    let out = &mut Line::new(out);
+    out.put(b"{\"ts\":\"");
     ts.push(out, unix_ns);
-    out.extend_from_slice(b"\",\"event\":");
+    out.put(b"\",\"event\":");
     push_json_plain(out, ev.kind.name());
     let owner = ev.owner.as_ref();
     for (key, value) in [
@@ -28,43 +30,43 @@ pub fn push_event(
         (b",\"tid\":", owner.map(|o| o.tid)),
         (b",\"uid\":", owner.map(|o| o.uid)),
     ] {
-        out.extend_from_slice(key);
+        out.put(key);
         push_number_or_null(out, value.map(u64::from));
     }
-    out.extend_from_slice(b",\"comm\":");
+    out.put(b",\"comm\":");
     match owner {
         Some(o) => push_json_string(out, o.comm.as_bytes()),
-        None => out.extend_from_slice(b"null"),
+        None => out.put(b"null"),
     }
-    out.extend_from_slice(b",\"family\":");
+    out.put(b",\"family\":");
     push_json_plain(out, ev.family.name());
-    out.extend_from_slice(b",\"laddr\":\"");
+    out.put(b",\"laddr\":\"");
     push_ip(out, ev.local.ip());
-    out.extend_from_slice(b"\",\"lport\":");
+    out.put(b"\",\"lport\":");
     push_u64(out, ev.local.port().into());
-    out.extend_from_slice(b",\"raddr\":\"");
+    out.put(b",\"raddr\":\"");
     push_ip(out, ev.remote.ip());
-    out.extend_from_slice(b"\",\"rport\":");
+    out.put(b"\",\"rport\":");
     push_u64(out, ev.remote.port().into());
-    out.extend_from_slice(b",\"netns\":");
+    out.put(b",\"netns\":");
     match ev.netns {
         Some(inum) => push_u64(out, inum.into()),
-        None => out.extend_from_slice(b"null"),
+        None => out.put(b"null"),
     }
-    out.extend_from_slice(b",\"cgroup\":");
+    out.put(b",\"cgroup\":");
     push_number_or_null(out, owner.map(|o| o.cgroup));
-    out.extend_from_slice(b",\"sock\":\"");
+    out.put(b",\"sock\":\"");
     push_hex16(out, ev.sock_id);
-    out.extend_from_slice(b"\",\"error\":");
+    out.put(b"\",\"error\":");
     match ev.error {
         Some(errno) => {
-            out.push(b'"');
+            out.put_byte(b'"');
             error_name(out, errno);
-            out.push(b'"');
+            out.put_byte(b'"');
         }
-        None => out.extend_from_slice(b"null"),
+        None => out.put(b"null"),
     }
-    out.extend_from_slice(b",\"latency_us\":");
+    out.put(b",\"latency_us\":");
     push_number_or_null(out, ev.latency_ns.map(|ns| ns / 1000));
     let close = ev.close.as_ref();
     for (key, value) in [
@@ -75,18 +77,18 @@ pub fn push_event(
         (b",\"bytes_sent\":", close.and_then(|c| c.bytes_sent)),
         (b",\"bytes_received\":", close.map(|c| c.bytes_received)),
     ] {
-        out.extend_from_slice(key);
+        out.put(key);
         push_number_or_null(out, value);
     }
-    out.extend_from_slice(b",\"closed_by\":");
+    out.put(b",\"closed_by\":");
     match close {
         Some(c) => push_json_plain(out, c.closed_by.name()),
-        None => out.extend_from_slice(b"null"),
+        None => out.put(b"null"),
     }
-    out.extend_from_slice(b",\"cgroup_path\":");
+    out.put(b",\"cgroup_path\":");
     match who {
         Some(w) => push_json_string(out, &w.cgroup_path),
-        None => out.extend_from_slice(b"null"),
+        None => out.put(b"null"),
     }
     for (key, value) in [
         (
@@ -95,19 +97,19 @@ pub fn push_event(
         ),
         (b",\"pod_uid\":", who.and_then(|w| w.pod_uid.as_deref())),
     ] {
-        out.extend_from_slice(key);
+        out.put(key);
         match value {
             Some(v) => push_json_string(out, v.as_bytes()),
-            None => out.extend_from_slice(b"null"),
+            None => out.put(b"null"),
         }
     }
-    out.extend_from_slice(b"}\n");
+    out.put(b"}\n");
 }
 
-fn push_number_or_null(out: &mut Vec<u8>, value: Option<u64>) {
+fn push_number_or_null(out: &mut impl Sink, value: Option<u64>) {
     match value {
         Some(n) => push_u64(out, n),
-        None => out.extend_from_slice(b"null"),
+        None => out.put(b"null"),
     }
 }
 

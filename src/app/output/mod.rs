@@ -10,6 +10,7 @@ pub mod count;
 mod digits;
 mod escape;
 pub mod json;
+mod sink;
 mod text;
 
 pub use clock::Clock;
@@ -17,6 +18,7 @@ pub use clock::Clock;
 use crate::app::count::Table;
 use crate::app::identity::Identity;
 use crate::session::event::{Event, Loss};
+use sink::Sink;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -129,11 +131,11 @@ impl Printer {
 
 /// The errno's name, or `E<number>` for a number without one (kernel-internal values such as
 /// 512, ERESTARTSYS, should never reach user space, but a probe could still see one).
-fn error_name(out: &mut Vec<u8>, errno: i32) {
+fn error_name(out: &mut impl Sink, errno: i32) {
     match crate::kernel::errno::name(errno) {
-        Some(name) => out.extend_from_slice(name.as_bytes()),
+        Some(name) => out.put(name.as_bytes()),
         None => {
-            out.push(b'E');
+            out.put_byte(b'E');
             digits::push_i64(out, errno.into());
         }
     }
