@@ -193,6 +193,10 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
         allocated_as_used: Capacity::allocated_as_used(features.has(Feature::HashAllocAsUsed)),
     };
     let loaded = load::load(sys, &object, &fields, &load_opts).map_err(|e| e.to_string())?;
+    // The kernel's BTF (5.5 MB here) is done with once the programs are loaded. Freed before
+    // the rings are mapped (the kernel maps a ring buffer's pages at once), the peak RSS is
+    // the larger of the two, not their sum: 9.1 -> ~7 MB here.
+    drop(fields);
     let state = StateMaps::of(loaded.maps.iter().map(|m| &m.def));
     match &verify {
         None => filter::configure(sys, &loaded, opts)?,
