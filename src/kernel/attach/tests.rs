@@ -404,6 +404,18 @@ fn a_raw_tracepoint_needs_neither_tracefs_nor_a_perf_event() {
     assert!(!k.raw_still_open("inet_sock_set_state"), "closed on drop");
 }
 
+/// The classic state tracepoint, its tracefs id 12 in `k`.
+fn state_tracepoint(k: &Kernel) -> LoadedProgram {
+    k.fake.set_file(
+        format!("{TRACING}/events/sock/inet_sock_set_state/id"),
+        "12\n",
+    );
+    program(ProgramKind::Tracepoint {
+        category: "sock".into(),
+        name: "inet_sock_set_state".into(),
+    })
+}
+
 /// Perf closes wait for grace periods, so they run in parallel, but one syscall tracepoint
 /// closes last, alone, after every thread detach_all started has ended (the 5.10 lockup):
 /// still open at the membarrier, which runs inside the parallel part.
@@ -426,14 +438,7 @@ fn one_syscall_tracepoint_closes_after_the_parallel_closes() {
         });
         attachments.push(attach(&k, &prog, PMU).unwrap());
     }
-    k.fake.set_file(
-        format!("{TRACING}/events/sock/inet_sock_set_state/id"),
-        "12\n",
-    );
-    let state = program(ProgramKind::Tracepoint {
-        category: "sock".into(),
-        name: "inet_sock_set_state".into(),
-    });
+    let state = state_tracepoint(&k);
     attachments.push(attach(&k, &state, PMU).unwrap());
 
     let detached = detach_all(attachments);
@@ -661,14 +666,7 @@ fn kprobe_events_fallback_writes_and_removes_its_entry() {
 #[test]
 fn detach_all_closes_every_event_then_removes_the_entries() {
     let k = Kernel::new();
-    k.fake.set_file(
-        format!("{TRACING}/events/sock/inet_sock_set_state/id"),
-        "12\n",
-    );
-    let state = program(ProgramKind::Tracepoint {
-        category: "sock".into(),
-        name: "inet_sock_set_state".into(),
-    });
+    let state = state_tracepoint(&k);
     let attachments = vec![
         attach(&k, &kprobe("tcp_v4_connect"), KprobeMethod::TracefsEvents).unwrap(),
         attach(&k, &state, PMU).unwrap(),
