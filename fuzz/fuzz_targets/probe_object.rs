@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         helper_rewrites: vec![(113, 4)],
         permission: PermissionContext::Unprivileged,
         map_sizes: Vec::new(),
+        allocated_as_used: Vec::new(),
     };
     let sys = FakeSys::new();
     // No BTF: the built-in layout (the fake has no tracefs formats: those fields fail cleanly).
