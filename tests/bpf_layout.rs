@@ -254,6 +254,16 @@ fn expected() -> Vec<(&'static str, i128, String)> {
         nest("NEST_SOCK2", offset_of!(NestSlot, sock2), "sock2"),
         nest("NEST_STATES2", offset_of!(NestSlot, states2), "states2"),
         nest("NEST_RESCUED", offset_of!(NestSlot, rescued), "rescued"),
+        nest(
+            "NEST_OWNER_SOCK",
+            offset_of!(NestSlot, owner_sock),
+            "owner_sock",
+        ),
+        nest(
+            "NEST_OWNER_STATES",
+            offset_of!(NestSlot, owner_states),
+            "owner_states",
+        ),
         (
             "NEST_SIZE",
             size_of::<NestSlot>() as i128,

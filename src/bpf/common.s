@@ -171,7 +171,9 @@
 .equ NEST_SOCK2, 16            ; u64: the one before
 .equ NEST_STATES2, 24
 .equ NEST_RESCUED, 32          ; u64: changes whose run the kernel skipped, made by the rescue
-.equ NEST_SIZE, 40
+.equ NEST_OWNER_SOCK, 40       ; u64: the socket of the change whose run holds the mark (0: none)
+.equ NEST_OWNER_STATES, 48     ; u64: its states
+.equ NEST_SIZE, 56
 .map nest, percpu_array, 4, NEST_SIZE, 1
 
 ; `size` bytes of kernel memory at `src` + `src_off` to `dst` + `dst_off` (the stack or a

@@ -131,7 +131,17 @@ done\@:
 ; records instead and counts that (user space reports the skips it did not make up,
 ; src/session/nesting.rs). Two notes are kept: a change nested in the state program's run
 ; (not skipped before 6.2) or in the rescue program's leaves one of its own before the outer
-; one is taken off. A change is only ever missed for a note of itself, which it cannot have.
+; one is taken off.
+; Two notes are not always enough: a softirq can make two or more changes while the rescue
+; program runs (its own runs for them skipped, so their notes stay), pushing the note of the
+; change it is about out of both slots. Made again, that change's records came twice (a
+; second outcome, and its connect record lost with the conns entry), about once in 300,000
+; connections at full loopback rate. So the state program also claims the CPU's mark when no
+; run holds it (its first act; nothing nests in a state program's run unskipped from 6.2, and
+; before 6.2 nothing is skipped), and a change whose run holds the mark is known to have run
+; whatever became of its note: its rescue clears the mark as its last act. A change is made
+; again only if its note is gone and its run did not hold the mark (another run's mark left
+; by a rescue the kernel skipped in the few instructions after it was cleared).
 
 ; r2 = the change's socket, r3 = its states (old * 16 + new), from the context in r6.
 .macro raw_change
@@ -140,6 +150,20 @@ done\@:
     r3 <<= 4
     r1 = *(u64 *)(r6 + RAW_ARG2)
     r3 += r1
+.endm
+
+; The state program's first act: the CPU's mark for this change, if no run holds it.
+.macro nest_begin
+    r6 = r1
+    map_lookup nest, u32, STACK_SCRATCH, 0
+    if r0 == 0 goto begun\@
+    r4 = *(u64 *)(r0 + NEST_OWNER_SOCK)
+    if r4 != 0 goto begun\@
+    raw_change
+    *(u64 *)(r0 + NEST_OWNER_SOCK) = r2
+    *(u64 *)(r0 + NEST_OWNER_STATES) = r3
+begun\@:
+    r1 = r6
 .endm
 
 .macro nest_done
@@ -155,12 +179,20 @@ done\@:
 noted\@:
 .endm
 
-; The rescue program's start: on to the state program's body only for a skipped run.
+; The rescue program's start: on to the state program's body only for a skipped run. r5 is
+; 1 when this change's run holds the mark, which is then cleared on the way out.
 .macro nest_rescue
     r6 = r1
     map_lookup nest, u32, STACK_SCRATCH, 0
     if r0 == 0 goto out
     raw_change
+    r5 = 0
+    r4 = *(u64 *)(r0 + NEST_OWNER_SOCK)
+    if r4 != r2 goto first\@
+    r4 = *(u64 *)(r0 + NEST_OWNER_STATES)
+    if r4 != r3 goto first\@
+    r5 = 1
+first\@:
     r4 = *(u64 *)(r0 + NEST_SOCK)
     if r4 != r2 goto second\@
     r4 = *(u64 *)(r0 + NEST_STATES)
@@ -170,13 +202,19 @@ noted\@:
     r4 = *(u64 *)(r0 + NEST_STATES2)
     *(u64 *)(r0 + NEST_STATES) = r4
     *(u64 *)(r0 + NEST_SOCK2) = 0
-    goto out
+    goto ran\@
 second\@:
     r4 = *(u64 *)(r0 + NEST_SOCK2)
-    if r4 != r2 goto rescue\@
+    if r4 != r2 goto unnoted\@
     r4 = *(u64 *)(r0 + NEST_STATES2)
-    if r4 != r3 goto rescue\@
+    if r4 != r3 goto unnoted\@
     *(u64 *)(r0 + NEST_SOCK2) = 0
+    goto ran\@
+unnoted\@:
+    if r5 == 0 goto rescue\@
+ran\@:
+    if r5 == 0 goto out
+    *(u64 *)(r0 + NEST_OWNER_SOCK) = 0
     goto out
 rescue\@:
     r1 = 1
@@ -557,7 +595,7 @@ send\@:
 ; The raw tracepoint where the kernel has one (every kernel conntrace supports), the classic
 ; tracepoint where it does not: src/session/backend.rs picks by probing.
 .section raw_tracepoint/inet_sock_set_state
-    state_program no_nesting, nest_done, raw_enter, raw_new_state, raw_local_port, raw_fill, hash_forget_new, hash_put, hash_passive, hash_find, hash_forget, hash_find
+    state_program nest_begin, nest_done, raw_enter, raw_new_state, raw_local_port, raw_fill, hash_forget_new, hash_put, hash_passive, hash_find, hash_forget, hash_find
 
 ; Attached right after the one above, on the same raw tracepoint (src/session/backend.rs).
 .section raw_tracepoint.rescue/inet_sock_set_state

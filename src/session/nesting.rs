@@ -9,7 +9,7 @@ use crate::kernel::sys::Sys;
 use bytemuck::{Pod, Zeroable};
 
 /// The `nest` map's one value, per CPU (NEST_* in src/bpf/common.s): the last two state
-/// changes the state program made the records of, and the rescued runs.
+/// changes the state program made the records of, the rescued runs, and the mark.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct NestSlot {
@@ -20,6 +20,10 @@ pub struct NestSlot {
     pub states2: u64,
     /// Skipped runs whose records the rescue program made.
     pub rescued: u64,
+    /// The change whose state program run holds the CPU's mark (socket 0: none): known to
+    /// have run even when its note was pushed out.
+    pub owner_sock: u64,
+    pub owner_states: u64,
 }
 
 pub const NEST_MAP: &str = "nest";

@@ -13,7 +13,7 @@
 ; of state.s, which defines what it uses. nobtf.s has none: tp_btf needs the kernel's BTF.
 .macro btf_only_programs
 .section tp_btf/inet_sock_set_state
-    state_program no_nesting, nest_done, btf_enter, raw_new_state, raw_local_port, raw_fill, storage_forget_new, storage_put, storage_passive, storage_find, storage_forget, storage_track
+    state_program nest_begin, nest_done, btf_enter, raw_new_state, raw_local_port, raw_fill, storage_forget_new, storage_put, storage_passive, storage_find, storage_forget, storage_track
 
 ; Attached right after the one above (src/session/backend.rs).
 .section tp_btf.rescue/inet_sock_set_state
