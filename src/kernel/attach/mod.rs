@@ -287,9 +287,10 @@ pub fn detach_all(attachments: Vec<Attachment<'_>>) -> Detached {
             removals.push(removal);
         }
     }
-    // Each perf close waits for a grace period (tracepoint_synchronize_unregister, 70-95 ms
-    // here), so all close in parallel, sharing them, but for one syscall tracepoint: closed
-    // last, once every thread started here has ended. That close may clear every task's
+    // Each perf close waits for grace periods (tracepoint_synchronize_unregister, 50-95 ms
+    // here; event_mutex is held across it, so those waits still queue, but the rest of each
+    // close overlaps), so all close in parallel but for one syscall tracepoint: closed last,
+    // once every thread started here has ended. That close may clear every task's
     // syscall-tracepoint flag, and on 5.10 doing so while threads were being spawned left CPUs
     // spinning in syscall_trace_enter (a soft lockup, seen in the VM suite); until it, the
     // flag stays set whatever the others do.
