@@ -40,6 +40,8 @@ pub const CONNS: &str = "conns";
 pub const CONNECTING: &str = "connecting";
 /// The map of established connections, for their close records.
 pub const SOCKS: &str = "socks";
+/// The state hashes, sized here and stated by [`StateMaps`].
+pub const STATE_HASHES: [&str; 3] = [CONNS, CONNECTING, SOCKS];
 /// The same state in socket-local storage, where the tp_btf state program runs: then `socks`
 /// holds only the owners accept hooks write (kprobe and tracepoint programs cannot reach
 /// storage), and every other connection's state lives in its socket.
@@ -155,7 +157,7 @@ impl Capacity {
     /// their entries as they are used (`features::Feature::HashAllocAsUsed`), else none.
     pub fn allocated_as_used(kernel_can: bool) -> Vec<String> {
         if kernel_can {
-            [CONNS, CONNECTING, SOCKS].map(String::from).to_vec()
+            STATE_HASHES.map(String::from).to_vec()
         } else {
             Vec::new()
         }
@@ -202,7 +204,7 @@ pub struct StateMaps {
 impl StateMaps {
     pub fn of<'a>(defs: impl IntoIterator<Item = &'a MapDef>) -> StateMaps {
         let defs: Vec<&MapDef> = defs.into_iter().collect();
-        let maps = [CONNS, CONNECTING, SOCKS]
+        let maps = STATE_HASHES
             .iter()
             .filter_map(|name| defs.iter().find(|d| d.name == *name))
             .map(|d| (d.name.clone(), d.max_entries, entry_bytes(d)))
