@@ -620,8 +620,9 @@ btf_only_programs
 ; the last one a state change showed (SOCK_STATE; a later step the kernel did not show is not
 ; known), its time and duration those of the free, at the latest. Either way the entry goes:
 ; a second free finds nothing, so no connection has two closes, and nothing is left behind.
-; (The ~0.1% of 100,000 closes from FIN_WAIT2 that 6.18 does not show under the held-open
-; storm, tests/host/held.rs, reach no tcp_destroy_sock program either: bpftrace sees neither.)
+; (Under the held-open storm, tests/host/held.rs, 6.18 runs no BPF program at all for the
+; last changes and the free of a few sockets in 10,000, though perf counts them:
+; docs/kernel-features.md.)
 .macro destroy_program enter, find, forget
     \enter
     map_lookup conns, u64, STACK_KEY, r7

@@ -384,8 +384,9 @@ pub fn held_open_connections_each_close_once() -> Result<(), String> {
     let peak_bound = mapped + PEAK_ABOVE_RINGS;
     let stated_bytes = stated.2 * (1u64 << 20) as f64;
     let missing = (2 * total - client_ends.min(total) - server_ends.min(total)) as u64;
-    // Closes the kernel never delivered to any BPF program (bpftrace missed them too, and
-    // tcp_destroy_sock with them) cannot be reported; every other missing one must be counted
+    // Closes the kernel ran no BPF program for cannot be reported (perf counts them, but every
+    // program on the state and destroy tracepoints misses the same ones, bpftrace's too, with
+    // no miss counted: docs/kernel-features.md); every other missing one must be counted
     // (skipped). A close whose state change alone the kernel kept back is reported at the
     // socket's free: it is no missing one.
     let undelivered = delivered.as_ref().map_or(0, |counts| {
