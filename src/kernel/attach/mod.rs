@@ -2,6 +2,7 @@
 //! [`Attachment`] that undoes itself on drop, so every exit path (errors and signals that
 //! unwind to main included) leaves no kprobe_events entries behind.
 
+mod counter;
 mod kprobe_events;
 mod kprobe_pmu;
 mod perf;
@@ -19,6 +20,7 @@ use crate::kernel::abi::PERF_TYPE_TRACEPOINT;
 use crate::kernel::load::LoadedProgram;
 use crate::kernel::probe_object::ProgramKind;
 use crate::kernel::sys::{HeldFile, PerfEventIoctl, Sys, SysError};
+pub use counter::{count_tracepoint, TracepointCounter};
 use kprobe_events::{KprobeEvent, Removal};
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -191,6 +191,9 @@ impl Sys for Kernel {
     fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32> {
         self.fake.ioctl(fd, request)
     }
+    fn read_count(&self, fd: BorrowedFd<'_>) -> SysResult<u64> {
+        self.fake.read_count(fd)
+    }
     fn raw_tracepoint_open(&self, name: Option<&str>, prog: BorrowedFd<'_>) -> SysResult<OwnedFd> {
         drop(self.fake.raw_tracepoint_open(name, prog)?);
         let (reader, writer) = std::io::pipe().unwrap();

@@ -246,6 +246,8 @@ pub trait Sys {
         flags: u64,
     ) -> SysResult<OwnedFd>;
     fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32>;
+    /// read(2) of a counting perf event (no read_format): how often it happened so far.
+    fn read_count(&self, fd: BorrowedFd<'_>) -> SysResult<u64>;
     /// BPF_RAW_TRACEPOINT_OPEN: runs `prog` at the tracepoint `name` ("inet_sock_set_state")
     /// until the returned fd closes. A `tp_btf` program is opened with no name: it was loaded
     /// for its tracepoint.

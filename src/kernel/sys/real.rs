@@ -352,6 +352,17 @@ impl Sys for RealSys {
         }
     }
 
+    fn read_count(&self, fd: BorrowedFd<'_>) -> SysResult<u64> {
+        let mut count = [0u8; 8];
+        // SAFETY: `count` is 8 writable bytes, and read(2) writes at most the length given.
+        let n = unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+        match n {
+            8 => Ok(u64::from_ne_bytes(count)),
+            n if n < 0 => Err(SysError::last("read of a perf counter")),
+            _ => Err(SysError::new("read of a perf counter", libc::EIO)),
+        }
+    }
+
     fn mmap_shared(&self, fd: BorrowedFd<'_>, len: usize) -> SysResult<NonNull<u8>> {
         map_shared(fd, len, 0, libc::PROT_READ | libc::PROT_WRITE)
     }

@@ -62,6 +62,9 @@ pub enum Call {
         fd: RawFd,
         request: PerfEventIoctl,
     },
+    ReadCount {
+        fd: RawFd,
+    },
     RawTracepointOpen {
         /// None for a `tp_btf` program, which is opened without a name.
         name: Option<String>,

@@ -41,6 +41,8 @@ struct State {
     perf_cpu: HashMap<RawFd, i32>,
     /// epoll fd -> (fd, token) registrations, in order.
     epoll: BTreeMap<RawFd, Vec<(RawFd, u64)>>,
+    /// cpu -> what a counting perf event opened for it reads (0 where not set).
+    perf_counts: HashMap<i32, u64>,
 }
 
 /// The scripted fake. Single-threaded (`RefCell` inside), like the tests that use it.
@@ -57,6 +59,11 @@ impl FakeSys {
     /// Every call so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.state.borrow().calls.clone()
+    }
+
+    /// What `read_count` of a perf event opened for `cpu` returns from now on.
+    pub fn set_perf_count(&self, cpu: i32, count: u64) {
+        self.state.borrow_mut().perf_counts.insert(cpu, count);
     }
 
     /// Forgets the recorded calls (the script stays).

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 /// The names `fail_next`/`fail_nth`/`fail_always` accept: one per `Sys` method.
-const CALL_NAMES: [&str; 21] = [
+const CALL_NAMES: [&str; 22] = [
     "map_create",
     "obj_info",
     "btf_load",
@@ -18,6 +18,7 @@ const CALL_NAMES: [&str; 21] = [
     "prog_load",
     "perf_event_open",
     "ioctl",
+    "read_count",
     "raw_tracepoint_open",
     "mmap_shared",
     "mmap_read_only",

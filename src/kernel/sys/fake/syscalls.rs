@@ -155,6 +155,15 @@ impl Sys for FakeSys {
         result
     }
 
+    fn read_count(&self, fd: BorrowedFd<'_>) -> SysResult<u64> {
+        let fd = fd.as_raw_fd();
+        self.record(Call::ReadCount { fd });
+        self.check("read_count", "read")?;
+        let state = self.state.borrow();
+        let cpu = state.perf_cpu.get(&fd).copied().unwrap_or(-1);
+        Ok(state.perf_counts.get(&cpu).copied().unwrap_or(0))
+    }
+
     fn ioctl(&self, fd: BorrowedFd<'_>, request: PerfEventIoctl) -> SysResult<i32> {
         self.record(Call::Ioctl {
             fd: fd.as_raw_fd(),
