@@ -238,8 +238,15 @@ pub fn read_events(
 
     // Detach, so nothing new arrives, then take what the rings still hold: on a signal or at
     // the end of -d, every event that happened before is printed or counted as lost.
+    // Ended while the probes still run (session::frees).
+    let frees = session.frees.take();
+    let undelivered = frees
+        .as_ref()
+        .map(|check| check.finish(sys, &session.loaded));
     let detached_at = Clock::monotonic_now_ns().unwrap_or(u64::MAX);
-    let detached = attach::detach_all(std::mem::take(&mut session.attachments));
+    let mut attachments = std::mem::take(&mut session.attachments);
+    attachments.extend(frees.into_iter().flat_map(|check| check.into_attachments()));
+    let detached = attach::detach_all(attachments);
     for error in &detached.errors {
         eprintln!("conntrace: warning: {error}");
     }
@@ -289,6 +296,16 @@ pub fn read_events(
         }),
         Ok(None) => {}
         Err(e) => eprintln!("conntrace: warning: {e}"),
+    }
+    // Socket frees the kernel ran no program for (session::frees).
+    match undelivered {
+        Some(Ok(count)) => reader.lost(Loss {
+            cpu: None,
+            count,
+            reason: LossReason::Undelivered,
+        }),
+        Some(Err(e)) => eprintln!("conntrace: warning: {e}"),
+        None => {}
     }
     // A kretprobe's missed return leaves its thread's `connecting` entry behind; the next call
     // of that thread counts it, and what is left at exit is counted here, unless it began so

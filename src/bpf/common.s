@@ -176,6 +176,10 @@
 .equ NEST_SIZE, 56
 .map nest, percpu_array, 4, NEST_SIZE, 1
 
+; The destroy program's runs, per CPU (one u64 at key 0): beside perf's own count of the
+; tracepoint's calls, the calls the kernel ran no program for (src/session/frees.rs).
+.map frees, percpu_array, 4, 8, 1
+
 ; `size` bytes of kernel memory at `src` + `src_off` to `dst` + `dst_off` (the stack or a
 ; map value), with bpf_probe_read_kernel: a fault leaves zeros. Clobbers r0-r5.
 ; `src_off` is usually offsetof(STRUCT, FIELD); `src` must not be r1 or r2.

@@ -233,6 +233,9 @@ pub enum LossReason {
     /// The kernel skipped a probe's run (another BPF program was running on that CPU) and
     /// counted it (Linux 6.7+): each skip may have been a record.
     Skipped,
+    /// The kernel freed sockets without running the destroy program, counting no skip
+    /// (perf counted the calls, session::frees): each may have been a close or an outcome.
+    Undelivered,
 }
 
 impl LossReason {
@@ -243,11 +246,12 @@ impl LossReason {
         LossReason::StateFull,
     ];
     /// Every reason: the `drops` map's and those the kernel counts elsewhere.
-    pub const ALL: [LossReason; 4] = [
+    pub const ALL: [LossReason; 5] = [
         LossReason::RingFull,
         LossReason::ReturnMissed,
         LossReason::StateFull,
         LossReason::Skipped,
+        LossReason::Undelivered,
     ];
 
     /// The name in JSON's `reason`.
@@ -257,6 +261,7 @@ impl LossReason {
             LossReason::ReturnMissed => "return_missed",
             LossReason::StateFull => "state_full",
             LossReason::Skipped => "skipped",
+            LossReason::Undelivered => "undelivered",
         }
     }
 
@@ -268,6 +273,9 @@ impl LossReason {
             LossReason::StateFull => "state map full",
             LossReason::Skipped => {
                 "probe runs the kernel skipped: another BPF program ran on the CPU"
+            }
+            LossReason::Undelivered => {
+                "sockets the kernel freed without running any BPF program (counted by perf)"
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod event;
 pub mod features;
 pub mod fields;
 pub mod filter;
+pub mod frees;
 pub mod nesting;
 pub mod options;
 pub mod pack;
@@ -34,6 +35,8 @@ use crate::session::options::{BtfSource, FamilyFilter, SessionOptions};
 /// order: probes are detached before the rings and maps go away.
 pub struct Session<'s> {
     pub attachments: Vec<Attachment<'s>>,
+    /// Perf's count of the socket frees, beside the destroy program's (None without one).
+    pub frees: Option<frees::FreeCheck<'s>>,
     pub rings: Rings<'s>,
     /// Which kind `rings` is.
     pub ring: rings::RingKind,
@@ -230,8 +233,25 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
             Err(e) => return Err(e),
         }
     }
+    // After the destroy program is attached: perf's count must not begin before it.
+    let frees = hooks_used
+        .iter()
+        .find(|(_, hook)| hook.section.ends_with(frees::DESTROY.1))
+        .and_then(
+            |(_, hook)| match frees::FreeCheck::start(sys, &loaded, hook.section, &cpus) {
+                Ok(check) => Some(check),
+                Err(e) => {
+                    eprintln!(
+                        "conntrace: warning: {e}; socket frees the kernel runs no program for \
+                         will not be counted"
+                    );
+                    None
+                }
+            },
+        );
     Ok(Session {
         attachments,
+        frees,
         rings,
         ring,
         loaded,

@@ -734,6 +734,10 @@ impl Line {
 /// CPU): conntrace reports it as lost with reason `skipped` at exit. A skip may have been any
 /// state change, ours or another's, so it only bounds how many records it cost.
 pub const SKIPPED: &str = "skipped";
+/// The sockets the kernel freed without running any BPF program, which perf counted:
+/// conntrace reports them as lost with reason `undelivered`. Any socket's free counts, so it
+/// too only bounds how many records it cost.
+pub const UNDELIVERED: &str = "undelivered";
 
 /// The TCP sockets of process `pid`'s network namespace (its /proc/PID/net/tcp) with an end
 /// on one of `ports`, by kernel state (2 SYN_SENT, 6 TIME_WAIT, ...): what the kernel still
@@ -765,10 +769,11 @@ pub fn tcp_states(
     Ok(states)
 }
 
-/// The lost counts: those of reason [`SKIPPED`], which the kernel caused, and all others.
+/// The lost counts: those of reasons [`SKIPPED`] and [`UNDELIVERED`], which the kernel
+/// caused, and all others.
 pub fn skipped_and_other(lost: &[(String, u64)]) -> (u64, u64) {
     lost.iter().fold((0, 0), |(skipped, other), (reason, n)| {
-        if reason == SKIPPED {
+        if reason == SKIPPED || reason == UNDELIVERED {
             (skipped + n, other)
         } else {
             (skipped, other + n)
