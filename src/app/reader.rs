@@ -236,17 +236,16 @@ pub fn read_events(
             .or_else(|| reader.reached_limit().then_some(Stop::MaxEvents));
     }
 
-    // Perf's count of the socket frees ends while the probes still run (session::frees).
-    let frees = session.frees.take();
-    let undelivered = frees
-        .as_ref()
+    // Perf's count of the socket frees (asked for: session::frees) ends while the probes
+    // still run, and its events close here, before the probes' parallel closes.
+    let undelivered = session
+        .frees
+        .take()
         .map(|check| check.finish(sys, &session.loaded));
     // Detach, so nothing new arrives, then take what the rings still hold: on a signal or at
     // the end of -d, every event that happened before is printed or counted as lost.
     let detached_at = Clock::monotonic_now_ns().unwrap_or(u64::MAX);
-    let mut attachments = std::mem::take(&mut session.attachments);
-    attachments.extend(frees.into_iter().flat_map(|check| check.into_attachments()));
-    let detached = attach::detach_all(attachments);
+    let detached = attach::detach_all(std::mem::take(&mut session.attachments));
     for error in &detached.errors {
         eprintln!("conntrace: warning: {error}");
     }

@@ -234,7 +234,8 @@ pub enum LossReason {
     /// counted it (Linux 6.7+): each skip may have been a record.
     Skipped,
     /// The kernel freed sockets without running the destroy program, counting no skip
-    /// (perf counted the calls, session::frees): each may have been a close or an outcome.
+    /// (perf counted the calls, session::frees, when asked): each may have been a close or an
+    /// outcome.
     Undelivered,
 }
 

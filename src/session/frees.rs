@@ -5,15 +5,25 @@
 //! the tracepoint's calls; a call that is neither a run nor a counted skip is a free no
 //! program saw, reported as lost (`undelivered`). An upper bound, like `skipped`: the frees
 //! of sockets conntrace does not track count too. Perf counts only between the two readings
-//! of the program's runs (enabled after the first, disabled before the last), so the other
-//! frees of the machine in those microseconds are never counted as unseen; an unseen free
-//! in them is then offset by them, the one way this count can fall short.
+//! of the program's runs (opened after the first, read before the last), so the other frees
+//! of the machine in those microseconds are never counted as unseen; an unseen free in them
+//! is then offset by them, the one way this count can fall short.
 
-use crate::kernel::attach::{self, Attachment, TracepointCounter};
+use crate::kernel::attach::{self, TracepointCounter};
 use crate::kernel::load::Loaded;
 use crate::kernel::sys::Sys;
 
 pub const FREES_MAP: &str = "frees";
+/// `CONNTRACE_COUNT_FREES=1` turns the count on. Off by default: with it, the VM suite's
+/// x86_64 6.1 kernel (under TCG) locked up a CPU at conntrace's exit in about one boot in
+/// eight (a soft lockup in the init's syscalls while the tracepoint backend detached; never
+/// seen without it, cause not found). Read here and nowhere else.
+pub const COUNT_FREES_ENV: &str = "CONNTRACE_COUNT_FREES";
+
+/// Whether the user asked for the count.
+pub fn asked() -> bool {
+    std::env::var(COUNT_FREES_ENV).is_ok_and(|v| v == "1")
+}
 /// The tracepoint the destroy program runs on, as tracefs names it.
 pub const DESTROY: (&str, &str) = ("tcp", "tcp_destroy_sock");
 
@@ -28,18 +38,17 @@ pub struct FreeCheck<'s> {
 
 impl<'s> FreeCheck<'s> {
     /// Starts the count for the attached destroy program in `section`: its runs read, then
-    /// perf's count enabled.
+    /// perf's count opened.
     pub fn start(
         sys: &'s dyn Sys,
         loaded: &Loaded,
         section: &str,
         cpus: &[u32],
     ) -> Result<FreeCheck<'s>, String> {
+        let before = seen(sys, loaded, section)?;
         let (category, name) = DESTROY;
         let counter =
             attach::count_tracepoint(sys, category, name, cpus).map_err(|e| e.to_string())?;
-        let before = seen(sys, loaded, section)?;
-        counter.enable()?;
         Ok(FreeCheck {
             counter,
             section: section.to_string(),
@@ -47,17 +56,13 @@ impl<'s> FreeCheck<'s> {
         })
     }
 
-    /// Ends the count: perf's disabled, then the program's runs read. The frees no program
-    /// ran for in between.
+    /// Ends the count: perf's read, then the program's runs. The frees no program ran for
+    /// in between. Dropped, it closes perf's events (the last close waits out the
+    /// tracepoint's grace periods).
     pub fn finish(&self, sys: &dyn Sys, loaded: &Loaded) -> Result<u64, String> {
-        self.counter.disable()?;
+        let calls = self.counter.total()?;
         let seen = seen(sys, loaded, &self.section)?.saturating_sub(self.before);
-        Ok(self.counter.total()?.saturating_sub(seen))
-    }
-
-    /// Perf's events, for `detach_all` to close with the probes.
-    pub fn into_attachments(self) -> Vec<Attachment<'s>> {
-        self.counter.into_attachments()
+        Ok(calls.saturating_sub(seen))
     }
 }
 
@@ -148,7 +153,6 @@ mod tests {
         fake.set_perf_count(0, 600);
         fake.set_perf_count(1, 400);
         assert_eq!(check.finish(&fake, &l), Ok(7));
-        assert_eq!(check.into_attachments().len(), 2);
     }
 
     #[test]

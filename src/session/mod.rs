@@ -236,6 +236,7 @@ pub fn start<'s>(sys: &'s dyn Sys, opts: &SessionOptions) -> Result<Session<'s>,
     // After the destroy program is attached: perf's count must not begin before it.
     let frees = hooks_used
         .iter()
+        .filter(|_| frees::asked())
         .find(|(_, hook)| hook.section.ends_with(frees::DESTROY.1))
         .and_then(
             |(_, hook)| match frees::FreeCheck::start(sys, &loaded, hook.section, &cpus) {

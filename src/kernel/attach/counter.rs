@@ -3,12 +3,12 @@
 //! event is not a BPF program, and the kernel has been seen to run none of those for calls it
 //! still counts: docs/kernel-features.md).
 
-use super::{is_identifier, read_id, tracefs, AttachError, Attachment};
+use super::{is_identifier, read_id, tracefs, AttachError};
 use crate::kernel::abi::{PERF_FLAG_FD_CLOEXEC, PERF_TYPE_TRACEPOINT};
-use crate::kernel::sys::{PerfEventAttr, PerfEventIoctl, Sys, PERF_ATTR_SIZE};
+use crate::kernel::sys::{PerfEventAttr, Sys, PERF_ATTR_SIZE};
 use std::os::fd::{AsFd, OwnedFd};
 
-/// One counting perf event per CPU on one tracepoint, opened disabled.
+/// One counting perf event per CPU on one tracepoint, counting from its opening.
 pub struct TracepointCounter<'s> {
     sys: &'s dyn Sys,
     what: String,
@@ -37,12 +37,12 @@ pub fn count_tracepoint<'s>(
         category: category.to_string(),
         name: name.to_string(),
     })?;
-    // Counting only: no sample period, so no ring and no wakeups; disabled until `enable`.
+    // Counting only: no sample period, so no ring and no wakeups; enabled as opened (no
+    // enable or disable ioctl, each a call on every event's CPU).
     let attr = PerfEventAttr {
         type_: PERF_TYPE_TRACEPOINT,
         size: PERF_ATTR_SIZE,
         config: id,
-        flags: PERF_ATTR_DISABLED,
         ..Default::default()
     };
     let what = format!("the count of tracepoint {category}/{name}");
@@ -56,29 +56,7 @@ pub fn count_tracepoint<'s>(
     Ok(TracepointCounter { sys, what, events })
 }
 
-/// perf_event_attr's first flag bit: the event starts disabled.
-const PERF_ATTR_DISABLED: u64 = 1;
-
 impl<'s> TracepointCounter<'s> {
-    /// Starts counting on every CPU.
-    pub fn enable(&self) -> Result<(), String> {
-        self.each(PerfEventIoctl::Enable, "enabling")
-    }
-
-    /// Stops counting on every CPU; `total` then stays as it is.
-    pub fn disable(&self) -> Result<(), String> {
-        self.each(PerfEventIoctl::Disable, "disabling")
-    }
-
-    fn each(&self, request: PerfEventIoctl, doing: &str) -> Result<(), String> {
-        for (cpu, fd) in &self.events {
-            self.sys
-                .ioctl(fd.as_fd(), request)
-                .map_err(|e| format!("{doing} {} on CPU {cpu}: {e}", self.what))?;
-        }
-        Ok(())
-    }
-
     /// The calls so far, summed over the CPUs.
     pub fn total(&self) -> Result<u64, String> {
         self.events.iter().try_fold(0u64, |sum, (cpu, fd)| {
@@ -87,16 +65,6 @@ impl<'s> TracepointCounter<'s> {
                 .map(|n| sum.saturating_add(n))
                 .map_err(|e| format!("cannot read {} on CPU {cpu}: {e}", self.what))
         })
-    }
-
-    /// Its events as attachments, for `detach_all` to close with the rest (each close may wait
-    /// for a grace period, as every perf tracepoint event's does).
-    pub fn into_attachments(self) -> Vec<Attachment<'s>> {
-        let (sys, what) = (self.sys, self.what);
-        self.events
-            .into_iter()
-            .map(|(cpu, fd)| Attachment::new(sys, format!("{what} on CPU {cpu}"), fd, None))
-            .collect()
     }
 }
 
@@ -132,27 +100,13 @@ mod tests {
                 (attr.type_, attr.config, *pid, *cpu),
                 (PERF_TYPE_TRACEPOINT, 1234, -1, want)
             );
-            // Counting, from `enable` on: no sampling, disabled as opened.
-            assert_eq!((attr.sample_period_or_freq, attr.flags), (0, 1));
+            // Counting as opened: no sampling, not disabled.
+            assert_eq!((attr.sample_period_or_freq, attr.flags), (0, 0));
         }
-        counter.enable().unwrap();
-        counter.disable().unwrap();
-        let ioctls: Vec<_> = fake
-            .calls()
-            .into_iter()
-            .filter_map(|c| match c {
-                Call::Ioctl { request, .. } => Some(request),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            ioctls,
-            [[PerfEventIoctl::Enable; 3], [PerfEventIoctl::Disable; 3]].concat()
-        );
+        assert!(!fake.calls().iter().any(|c| matches!(c, Call::Ioctl { .. })));
         fake.set_perf_count(0, 10);
         fake.set_perf_count(3, 5);
         assert_eq!(counter.total(), Ok(15));
-        assert_eq!(counter.into_attachments().len(), 3);
     }
 
     #[test]
